@@ -1,0 +1,1 @@
+"""nightshift: the nightly life of a tabular ML model."""

@@ -1,0 +1,238 @@
+"""The dataset spec: one YAML file describes a tabular binary-classification dataset.
+
+Everything downstream (casting, validation suites, storage layout, later training and
+monitoring) reads the spec instead of assuming column names, so onboarding a dataset means
+writing ``datasets/<name>.yaml`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+NumericType = Literal["int64", "float64"]
+IdType = Literal["string", "int64"]
+
+
+class SpecError(ValueError):
+    """A dataset spec that cannot be used; the message names the file and the fields."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericFeature(_Model):
+    """A numeric feature with an optional allowed range and null budget."""
+
+    name: str
+    dtype: NumericType = "float64"
+    min: float | None = None
+    max: float | None = None
+    max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    @model_validator(mode="after")
+    def _range(self) -> NumericFeature:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"feature {self.name!r}: min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class CategoricalFeature(_Model):
+    """A categorical feature; ``values`` is the allowed set (``None``: any string)."""
+
+    name: str
+    values: list[str] | None = None
+    max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    @field_validator("values")
+    @classmethod
+    def _non_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError("values must be a non-empty list without duplicates")
+        return v
+
+
+class Features(_Model):
+    numeric: list[NumericFeature] = Field(default_factory=list)
+    categorical: list[CategoricalFeature] = Field(default_factory=list)
+
+
+class Label(_Model):
+    """The binary label and how many days after the event it lands."""
+
+    column: str
+    delay_days: Annotated[int, Field(ge=0, le=365)]
+    positive: int = 1
+    negative: int = 0
+
+
+class Landing(_Model):
+    """How upstream delivers files: format, CSV details, the encoding we accept."""
+
+    format: Literal["csv", "parquet"] = "csv"
+    delimiter: str = ","
+    encoding: Literal["utf-8"] = "utf-8"
+    # glob of file names inside a dt=YYYY-MM-DD folder
+    pattern: str = "*"
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, v: str) -> str:
+        if len(v) != 1:
+            raise ValueError("delimiter must be a single character")
+        return v
+
+
+class Partitioning(_Model):
+    """Partition by calendar day of the event-time column (UTC)."""
+
+    by: Literal["day"] = "day"
+    timezone: Literal["UTC"] = "UTC"
+
+
+class ValidationThresholds(_Model):
+    """Dataset-level validation thresholds (per-column ones live on the columns)."""
+
+    min_rows: Annotated[int, Field(ge=0)] = 1
+    max_rows: int | None = None
+    # share of rows that must fall inside numeric ranges / categorical sets
+    range_mostly: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
+class DatasetSpec(_Model):
+    """A tabular binary-classification dataset, as upstream delivers it."""
+
+    name: str
+    description: str = ""
+    id_column: str
+    id_dtype: IdType = "string"
+    event_time_column: str
+    label: Label
+    features: Features
+    slices: list[str] = Field(default_factory=list)
+    partitioning: Partitioning = Field(default_factory=Partitioning)
+    landing: Landing = Field(default_factory=Landing)
+    validation: ValidationThresholds = Field(default_factory=ValidationThresholds)
+    seed: int = 42
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("name must be lower-case letters, digits and '_', starting with a letter")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        names = [self.id_column, self.event_time_column, self.label.column, *self.feature_names]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"column names used twice: {', '.join(dupes)}")
+        if not self.feature_names:
+            raise ValueError("at least one numeric or categorical feature is required")
+        cats = {c.name for c in self.features.categorical}
+        bad = [s for s in self.slices if s not in cats]
+        if bad:
+            raise ValueError(f"slices must be categorical features; not: {', '.join(bad)}")
+        if self.label.positive == self.label.negative:
+            raise ValueError("label.positive and label.negative must differ")
+        return self
+
+    # ---- derived views -------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features.numeric] + [f.name for f in self.features.categorical]
+
+    @property
+    def event_columns(self) -> list[str]:
+        """Columns of an event (feature) batch, in canonical order."""
+        return [self.id_column, self.event_time_column, *self.feature_names]
+
+    @property
+    def label_columns(self) -> list[str]:
+        """Columns of a labels batch, in canonical order."""
+        return [self.id_column, self.event_time_column, self.label.column]
+
+    def columns_for(self, kind: BatchKind) -> list[str]:
+        return self.event_columns if kind == "events" else self.label_columns
+
+
+BatchKind = Literal["events", "labels"]
+BATCH_KINDS: tuple[BatchKind, ...] = ("events", "labels")
+
+
+def partition_bounds(dt: date) -> tuple[datetime, datetime]:
+    """The half-open UTC interval [start, end) covered by the day partition ``dt``."""
+    start = datetime.combine(dt, time(0), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def parse_dt(value: str | date) -> date:
+    """Parse a ``YYYY-MM-DD`` partition date, with an error that names the value."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"partition date must be YYYY-MM-DD, got {value!r}") from exc
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  - {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: object, source: str = "<spec>") -> DatasetSpec:
+    """Validate a parsed YAML/dict into a :class:`DatasetSpec`."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a dataset spec must be a mapping, got {type(data).__name__}")
+    try:
+        return DatasetSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: invalid dataset spec:\n{_format_errors(exc)}") from None
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    """Load and validate ``datasets/<name>.yaml``; errors name the file and the field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{p}: dataset spec not found") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{p}: not valid YAML: {exc}") from None
+    return parse_spec(data, str(p))
+
+
+def find_spec(name_or_path: str, datasets_dir: str | Path | None = None) -> DatasetSpec:
+    """Resolve a dataset name (``datasets/<name>.yaml``) or a path to its spec."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return load_spec(p)
+    base = Path(datasets_dir) if datasets_dir else default_datasets_dir()
+    return load_spec(base / f"{name_or_path}.yaml")
+
+
+def default_datasets_dir() -> Path:
+    """``$NIGHTSHIFT_DATASETS`` or the repository's ``datasets/`` folder."""
+    import os
+
+    env = os.environ.get("NIGHTSHIFT_DATASETS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "datasets"

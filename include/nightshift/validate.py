@@ -1,0 +1,332 @@
+"""Great Expectations validation of a batch, driven by the dataset spec.
+
+Suites are generated from the spec and kept as editable JSON files in
+``great_expectations/expectations/<dataset>.<kind>.json``; when a dataset has no suite file
+yet, the suite is generated in memory, so a new spec works without any file but its YAML.
+Partition bounds are expectation parameters (``$PARAMETER``), filled in per run.
+
+``great_expectations`` is imported inside functions: it costs seconds to import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from nightshift.spec import BatchKind, DatasetSpec, partition_bounds
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Source = Literal["read", "gx"]
+
+
+@dataclass
+class CheckResult:
+    """One check on a batch: a GX expectation or a file-level read/cast check."""
+
+    name: str
+    success: bool
+    column: str | None = None
+    details: str = ""
+    source: Source = "gx"
+    severity: str = "critical"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}({self.column})" if self.column else self.name
+
+
+@dataclass
+class ValidationOutcome:
+    """The verdict on one batch (``dataset``/``kind``/``dt``) and its evidence."""
+
+    dataset: str
+    kind: BatchKind
+    dt: str
+    rows: int
+    checks: list[CheckResult] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    report_uri: str | None = None
+    data_docs_uri: str | None = None
+    published_uri: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return not self.failed
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success and c.severity == "critical"]
+
+    def reason(self, limit: int = 4) -> str:
+        """A short human reason: the failed checks with their details."""
+        failed = self.failed
+        if not failed:
+            return "valid"
+        parts = [f"{c.label}: {c.details}" if c.details else c.label for c in failed[:limit]]
+        if len(failed) > limit:
+            parts.append(f"... and {len(failed) - limit} more")
+        return "; ".join(parts)
+
+    def message(self) -> str:
+        """The error an operator reads when the batch is rejected."""
+        where = self.report_uri or "(no report written)"
+        docs = f"; Data Docs: {self.data_docs_uri}" if self.data_docs_uri else ""
+        return (
+            f"{self.dataset} {self.kind} dt={self.dt} quarantined: {len(self.failed)} check(s) failed: "
+            f"{self.reason(limit=8)}. Report: {where}{docs}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["success"] = self.success
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ValidationOutcome:
+        d = {k: v for k, v in d.items() if k != "success"}
+        d["checks"] = [CheckResult(**c) for c in d.get("checks", [])]
+        return cls(**d)
+
+
+class BatchRejected(RuntimeError):
+    """A batch failed validation and was quarantined."""
+
+    def __init__(self, outcome: ValidationOutcome) -> None:
+        super().__init__(outcome.message())
+        self.outcome = outcome
+
+
+# ---- suites -------------------------------------------------------------------------------
+def default_gx_dir() -> Path:
+    """``$NIGHTSHIFT_GX_DIR`` or the repository's ``great_expectations/`` folder."""
+    env = os.environ.get("NIGHTSHIFT_GX_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "great_expectations"
+
+
+def suite_name(spec: DatasetSpec, kind: BatchKind) -> str:
+    return f"{spec.name}.{kind}"
+
+
+def suite_path(spec: DatasetSpec, kind: BatchKind, gx_dir: Path | None = None) -> Path:
+    return (gx_dir or default_gx_dir()) / "expectations" / f"{suite_name(spec, kind)}.json"
+
+
+def _exp(type_: str, notes: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type_, "kwargs": kwargs}
+    if notes:
+        out["meta"] = {"notes": notes}
+    return out
+
+
+def build_suite(spec: DatasetSpec, kind: BatchKind) -> dict[str, Any]:
+    """The GX suite (as a JSON dict) the spec implies for one batch kind.
+
+    Expectations are on values, not dtype names: the reader already casts to the spec's
+    schema, and reports any value it could not cast.
+    """
+    v = spec.validation
+    cols = spec.columns_for(kind)
+    exps: list[dict[str, Any]] = [
+        _exp(
+            "expect_table_columns_to_match_set",
+            "exactly the spec's columns",
+            column_set=cols,
+            exact_match=True,
+        ),
+        _exp(
+            "expect_table_row_count_to_be_between",
+            "validation.min_rows / max_rows",
+            min_value=v.min_rows,
+            max_value=v.max_rows,
+        ),
+        _exp("expect_column_values_to_not_be_null", column=spec.id_column),
+        _exp("expect_column_values_to_be_unique", "one row per id", column=spec.id_column),
+        _exp("expect_column_values_to_not_be_null", column=spec.event_time_column),
+    ]
+    if kind == "events":
+        exps.append(
+            _exp(
+                "expect_column_values_to_be_between",
+                "events belong to the partition's day",
+                column=spec.event_time_column,
+                min_value={"$PARAMETER": "partition_start"},
+                max_value={"$PARAMETER": "partition_end"},
+                strict_max=True,
+            )
+        )
+        for f in spec.features.numeric:
+            exps.append(_not_null(f.name, f.max_null_fraction))
+            if f.min is not None or f.max is not None:
+                exps.append(
+                    _exp(
+                        "expect_column_values_to_be_between",
+                        column=f.name,
+                        min_value=f.min,
+                        max_value=f.max,
+                        mostly=v.range_mostly,
+                    )
+                )
+        for c in spec.features.categorical:
+            exps.append(_not_null(c.name, c.max_null_fraction))
+            if c.values is not None:
+                exps.append(
+                    _exp(
+                        "expect_column_values_to_be_in_set",
+                        column=c.name,
+                        value_set=c.values,
+                        mostly=v.range_mostly,
+                    )
+                )
+    else:
+        exps.append(
+            _exp(
+                "expect_column_values_to_be_between",
+                "labels cannot be for events after the day they land",
+                column=spec.event_time_column,
+                max_value={"$PARAMETER": "partition_end"},
+                strict_max=True,
+            )
+        )
+        exps.append(_exp("expect_column_values_to_not_be_null", column=spec.label.column))
+        exps.append(
+            _exp(
+                "expect_column_values_to_be_in_set",
+                column=spec.label.column,
+                value_set=[spec.label.negative, spec.label.positive],
+            )
+        )
+    return {
+        "name": suite_name(spec, kind),
+        "expectations": exps,
+        "meta": {
+            "generated_from": f"datasets/{spec.name}.yaml",
+            "notes": "generated by `nightshift suite`; edit freely",
+        },
+    }
+
+
+def _not_null(column: str, max_null_fraction: float) -> dict[str, Any]:
+    if max_null_fraction <= 0:
+        return _exp("expect_column_values_to_not_be_null", column=column)
+    return _exp(
+        "expect_column_values_to_not_be_null",
+        f"at most {max_null_fraction:.0%} nulls",
+        column=column,
+        mostly=round(1 - max_null_fraction, 6),
+    )
+
+
+def load_suite(spec: DatasetSpec, kind: BatchKind, gx_dir: Path | None = None) -> dict[str, Any]:
+    """The suite file for this dataset and kind, or the generated suite when there is none."""
+    path = suite_path(spec, kind, gx_dir)
+    if path.exists():
+        try:
+            suite: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: suite is not valid JSON: {exc}") from None
+        return suite
+    return build_suite(spec, kind)
+
+
+def write_suite(
+    spec: DatasetSpec, kind: BatchKind, gx_dir: Path | None = None, overwrite: bool = False
+) -> Path:
+    """Write the generated suite file (kept if it exists, unless ``overwrite``)."""
+    path = suite_path(spec, kind, gx_dir)
+    if path.exists() and not overwrite:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(build_suite(spec, kind), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def suite_parameters(spec: DatasetSpec, dt: date) -> dict[str, Any]:
+    """Values for the suite's ``$PARAMETER`` placeholders for partition ``dt``."""
+    import pandas as pd
+
+    start, end = partition_bounds(dt)
+    return {"partition_start": pd.Timestamp(start), "partition_end": pd.Timestamp(end)}
+
+
+# ---- running ------------------------------------------------------------------------------
+def _details(result: Any) -> str:
+    r = result.result or {}
+    exc = result.exception_info or {}
+    if isinstance(exc, dict) and exc.get("raised_exception"):
+        msg = str(exc.get("exception_message") or "").splitlines()
+        return f"could not run: {msg[0] if msg else 'error'}"
+    if "observed_value" in r and r.get("unexpected_count") is None:
+        return f"observed {r['observed_value']!r}"
+    if r.get("unexpected_count") is not None:
+        examples = [v for v in (r.get("partial_unexpected_list") or [])[:3]]
+        ex = f", e.g. {', '.join(repr(e) for e in examples)}" if examples else ""
+        return f"{r['unexpected_count']} unexpected ({r.get('unexpected_percent') or 0:.2f}%){ex}"
+    return ""
+
+
+def run_suite(
+    df: pd.DataFrame,
+    suite: dict[str, Any],
+    parameters: dict[str, Any],
+    docs_dir: Path | None = None,
+) -> tuple[list[CheckResult], dict[str, Any]]:
+    """Validate ``df`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
+
+    Returns the checks and GX's own JSON validation result.
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    gx_suite = ctx.suites.add(gx.ExpectationSuite(**{k: v for k, v in suite.items() if k != "id"}))
+    batch_def = (
+        ctx.data_sources.add_pandas("nightshift")
+        .add_dataframe_asset("batch")
+        .add_batch_definition_whole_dataframe("all")
+    )
+    vdef = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=suite["name"], data=batch_def, suite=gx_suite)
+    )
+    actions = []
+    if docs_dir is not None:
+        site = {
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        }
+        ctx.add_data_docs_site(site_name="nightshift", site_config=site)
+        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["nightshift"]))
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(
+            name=suite["name"],
+            validation_definitions=[vdef],
+            actions=actions,
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": df}, expectation_parameters=parameters)
+    result = next(iter(run.run_results.values()))
+    checks = []
+    for r in result.results:
+        cfg = r.expectation_config
+        checks.append(
+            CheckResult(
+                name=cfg.type,
+                column=cfg.kwargs.get("column"),
+                success=bool(r.success),
+                details="" if r.success else _details(r),
+                severity=str(getattr(cfg.severity, "value", cfg.severity) or "critical"),
+            )
+        )
+    return checks, result.to_json_dict()
