@@ -1,0 +1,19 @@
+"""Airflow Assets published by nightshift, one set per dataset."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+
+def curated_asset(dataset: str) -> Asset:
+    """Validated events of ``dataset`` (one event per published day partition)."""
+    return Asset(
+        name=f"nightshift.{dataset}.curated", uri=f"nightshift://{dataset}/curated", group="nightshift"
+    )
+
+
+def labels_asset(dataset: str) -> Asset:
+    """Validated labels of ``dataset`` (one event per published arrival day)."""
+    return Asset(
+        name=f"nightshift.{dataset}.labels", uri=f"nightshift://{dataset}/labels", group="nightshift"
+    )
