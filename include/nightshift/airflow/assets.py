@@ -1,4 +1,8 @@
-"""Airflow Assets published by nightshift, one set per dataset."""
+"""Airflow Assets published by nightshift, one set per dataset.
+
+Assets are identified by name only: a URI with a scheme makes Airflow load every provider's
+URI normalizers (boto3 among them) at parse time.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,9 @@ from airflow.sdk import Asset
 
 def curated_asset(dataset: str) -> Asset:
     """Validated events of ``dataset`` (one event per published day partition)."""
-    return Asset(
-        name=f"nightshift.{dataset}.curated", uri=f"nightshift://{dataset}/curated", group="nightshift"
-    )
+    return Asset(name=f"nightshift.{dataset}.curated", group="nightshift")
 
 
 def labels_asset(dataset: str) -> Asset:
     """Validated labels of ``dataset`` (one event per published arrival day)."""
-    return Asset(
-        name=f"nightshift.{dataset}.labels", uri=f"nightshift://{dataset}/labels", group="nightshift"
-    )
+    return Asset(name=f"nightshift.{dataset}.labels", group="nightshift")

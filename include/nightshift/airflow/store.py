@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from nightshift.storage import StorageOptions, Store, default_store_url
+if TYPE_CHECKING:  # pyarrow is heavy: imported when a task needs a store, not at parse time
+    from nightshift.storage import StorageOptions, Store
 
 DEFAULT_AWS_CONN_ID = "aws_default"
 
@@ -17,19 +19,23 @@ def storage_options(conn_id: str) -> StorageOptions:
     """Credentials, region and endpoint from an Amazon provider connection."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+    from nightshift.storage import StorageOptions
+
     hook = AwsBaseHook(aws_conn_id=conn_id, client_type="s3")
     creds = hook.get_credentials()
     return StorageOptions(
         access_key=creds.access_key,
         secret_key=creds.secret_key,
         session_token=creds.token,
-        region=hook.conn_region_name,
+        region=hook.region_name,
         endpoint_url=hook.conn_config.endpoint_url,
     )
 
 
 def get_store(url: str | None = None, conn_id: str | None = None) -> Store:
     """The store at ``url`` (default ``$NIGHTSHIFT_STORE_URL``); S3 goes through the connection."""
+    from nightshift.storage import Store, default_store_url
+
     url = url or default_store_url()
     if url.startswith("s3://"):
         return Store(url, storage_options(conn_id or aws_conn_id()))

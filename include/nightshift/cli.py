@@ -1,0 +1,163 @@
+"""``nightshift`` command line: generate demo data, write suites, ingest a day, summarise."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from nightshift.spec import BATCH_KINDS, SpecError, find_spec, parse_dt
+from nightshift.storage import Store, StorageError
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(args.store) if args.store else Store()
+
+
+def _bad(values: Sequence[str]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for v in values:
+        day, _, kind = v.partition(":")
+        if not day.isdigit() or not kind:
+            raise SystemExit(f"--bad expects DAY_INDEX:KIND (e.g. 5:null_spike), got {v!r}")
+        out[int(day)] = kind
+    return out
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from nightshift.datagen import Scenario, generate
+
+    spec = find_spec(args.dataset)
+    scenario = Scenario(
+        covariate_drift_from=args.covariate_drift_from,
+        concept_drift_from=args.concept_drift_from,
+        bad_batches=_bad(args.bad),
+    )
+    store = _store(args)
+    start = parse_dt(args.start)
+    generate(store, spec, start, args.days, args.rows, args.seed, scenario)
+    end = start + timedelta(days=args.days - 1)
+    bad = ", ".join(f"{start + timedelta(days=i)}={k}" for i, k in sorted(scenario.bad_batches.items()))
+    print(f"generated {args.days} day(s) {start}..{end} x {args.rows} rows of {spec.name} into {store.url}")
+    if bad:
+        print(f"bad batches: {bad}")
+    return 0
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from nightshift.validate import write_suite
+
+    spec = find_spec(args.dataset)
+    for kind in BATCH_KINDS:
+        print(write_suite(spec, kind, overwrite=args.overwrite))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from nightshift.ingest import ingest_partition
+    from nightshift.validate import BatchRejected
+
+    spec = find_spec(args.dataset)
+    try:
+        outcome = ingest_partition(_store(args), spec, args.kind, parse_dt(args.dt))
+    except BatchRejected as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{spec.name} {args.kind} dt={outcome.dt}: {outcome.rows} rows valid -> {outcome.published_uri}")
+    return 0
+
+
+def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[str, Any]]:
+    """One row per day: events/labels status, rows and the reason for a quarantine."""
+    rows = []
+    for i in range(days):
+        dt = start + timedelta(days=i)
+        row: dict[str, Any] = {"dt": dt.isoformat()}
+        for kind in BATCH_KINDS:
+            path = store.reports_dir(dataset, "validation", dt) + f"/{kind}.json"
+            if not store.exists(path):
+                row[kind] = None
+                continue
+            outcome = store.read_json(path)["outcome"]
+            from nightshift.validate import ValidationOutcome
+
+            o = ValidationOutcome.from_dict(outcome)
+            row[kind] = {"rows": o.rows, "valid": o.success, "reason": o.reason(limit=2), "report": o.report_uri}
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text per-day table for terminals."""
+    lines = [f"{'day':<12}{'events':>9}  {'status':<12}{'labels':>8}  {'status':<12}reason"]
+    for r in rows:
+        cells = [f"{r['dt']:<12}"]
+        reasons = []
+        for kind, width in (("events", 9), ("labels", 8)):
+            o = r[kind]
+            if o is None:
+                cells.append(f"{'-':>{width}}  {'-':<12}")
+                continue
+            status = "valid" if o["valid"] else "QUARANTINED"
+            cells.append(f"{o['rows']:>{width},}  {status:<12}")
+            if not o["valid"]:
+                reasons.append(f"{kind}: {o['reason']}")
+        lines.append("".join(cells) + "; ".join(reasons))
+    return "\n".join(lines)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    spec = find_spec(args.dataset)
+    rows = day_rows(_store(args), spec.name, parse_dt(args.start), args.days)
+    print(format_table(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nightshift", description=__doc__)
+    p.add_argument("--store", help="store URL (default $NIGHTSHIFT_STORE_URL or file://.nightshift/store)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write synthetic landing files for the demo dataset")
+    g.add_argument("--dataset", default="payments")
+    g.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    g.add_argument("--days", type=int, default=14)
+    g.add_argument("--rows", type=int, default=1000, help="rows per day (1k to 10M)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--covariate-drift-from", type=int, default=None, metavar="DAY_INDEX")
+    g.add_argument("--concept-drift-from", type=int, default=None, metavar="DAY_INDEX")
+    g.add_argument("--bad", action="append", default=[], metavar="DAY_INDEX:KIND", help="a bad batch")
+    g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("suite", help="write the GX suites generated from a spec into great_expectations/")
+    s.add_argument("--dataset", default="payments")
+    s.add_argument("--overwrite", action="store_true", help="replace edited suite files")
+    s.set_defaults(func=cmd_suite)
+
+    i = sub.add_parser("ingest", help="ingest one day without Airflow (same core as the DAG)")
+    i.add_argument("--dataset", default="payments")
+    i.add_argument("--kind", choices=BATCH_KINDS, default="events")
+    i.add_argument("--dt", required=True)
+    i.set_defaults(func=cmd_ingest)
+
+    m = sub.add_parser("summary", help="per-day table of what was ingested or quarantined")
+    m.add_argument("--dataset", default="payments")
+    m.add_argument("--start", required=True)
+    m.add_argument("--days", type=int, default=14)
+    m.set_defaults(func=cmd_summary)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (SpecError, StorageError, ValueError) as exc:
+        print(f"nightshift: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

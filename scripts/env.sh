@@ -1,0 +1,26 @@
+# Settings shared by `make demo`, `make down` and the tests: everything lives under .nightshift/.
+# Source it from the repository root.
+ROOT="$(pwd)"
+export NIGHTSHIFT_HOME="${NIGHTSHIFT_HOME:-$ROOT/.nightshift}"
+export NIGHTSHIFT_STORE_URL="${NIGHTSHIFT_STORE_URL:-file://$NIGHTSHIFT_HOME/store}"
+export PATH="$NIGHTSHIFT_HOME/venv/bin:$PATH"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$NIGHTSHIFT_HOME/airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-3}"
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
+export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
+export AIRFLOW__API__HOST=127.0.0.1
+export AIRFLOW__API__PORT="${NIGHTSHIFT_API_PORT:-8080}"
+export AIRFLOW__API__BASE_URL="http://127.0.0.1:$AIRFLOW__API__PORT"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW__API__PORT/execution/"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
+export GX_ANALYTICS_ENABLED=False
+export MLFLOW_DISABLE_TELEMETRY=true
+export PYTHONWARNINGS=ignore
+# Byte-code caching halves interpreter start-up for every task process.
+unset PYTHONDONTWRITEBYTECODE

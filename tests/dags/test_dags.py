@@ -1,0 +1,135 @@
+"""Every DAG file imports cleanly, touches nothing outside at parse time, and obeys policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
+HEAVY = ("pandas", "numpy", "pyarrow", "great_expectations", "xgboost", "mlflow", "evidently", "sklearn", "boto3")
+
+
+def _dagbag(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Parse the dags folder with network, connections and variables forbidden."""
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"parse-time access to the outside: {args!r:.200}")
+
+    monkeypatch.setattr(socket.socket, "connect", forbidden)
+    monkeypatch.setattr(socket, "create_connection", forbidden)
+    from airflow.sdk import BaseHook, Connection, Variable
+
+    monkeypatch.setattr(Variable, "get", forbidden)
+    monkeypatch.setattr(Connection, "get", forbidden)
+    monkeypatch.setattr(BaseHook, "get_connection", forbidden)
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(ROOT / "dags"))
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    mp = pytest.MonkeyPatch()
+    try:
+        yield _dagbag(mp)
+    finally:
+        mp.undo()
+
+
+def test_dag_files_exist() -> None:
+    assert DAG_FILES, "no DAG files in dags/"
+
+
+def test_no_import_errors(dagbag: Any) -> None:
+    assert not dagbag.import_errors, dagbag.import_errors
+
+
+def test_every_dataset_has_an_ingest_dag(dagbag: Any) -> None:
+    from nightshift.airflow.dagconfig import dataset_names
+
+    names = dataset_names()
+    assert "payments" in names
+    for name in names:
+        assert f"nightshift_ingest.{name}" in dagbag.dags
+
+
+def test_policy(dagbag: Any) -> None:
+    problems = []
+    for dag_id, dag in dagbag.dags.items():
+        if not dag_id.startswith("nightshift_"):
+            problems.append(f"{dag_id}: id must start with nightshift_")
+        if not dag.doc_md or len(dag.doc_md.strip()) < 40:
+            problems.append(f"{dag_id}: doc_md missing")
+        if "nightshift" not in dag.tags or not any(t.startswith("dataset:") for t in dag.tags):
+            problems.append(f"{dag_id}: tags must include 'nightshift' and 'dataset:<name>'")
+        if dag.max_active_runs is None or dag.max_active_runs > 8:
+            problems.append(f"{dag_id}: max_active_runs must be set (<= 8)")
+        for t in dag.tasks:
+            if t.owner in (None, "", "airflow"):
+                problems.append(f"{dag_id}.{t.task_id}: owner not set")
+            if (t.retries or 0) < 2:
+                problems.append(f"{dag_id}.{t.task_id}: retries {t.retries} < 2")
+    assert not problems, "\n".join(problems)
+
+
+def test_landing_waits_are_deferrable(dagbag: Any) -> None:
+    dag = dagbag.dags["nightshift_ingest.payments"]
+    for kind in ("events", "labels"):
+        sensor = dag.get_task(f"wait_{kind}")
+        assert sensor.deferrable, f"wait_{kind} would hold a worker slot"
+    assert [o.name for o in dag.get_task("ingest_events").outlets] == ["nightshift.payments.curated"]
+
+
+_PROBE = r"""
+import importlib.util, json, sys, time
+t0 = time.perf_counter()
+import airflow.sdk
+t1 = time.perf_counter()
+path = sys.argv[1]
+if path != "-":
+    spec = importlib.util.spec_from_file_location("dagfile", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+t2 = time.perf_counter()
+heavy = [m for m in sys.argv[2].split(",") if m in sys.modules]
+print(json.dumps({"sdk": t1 - t0, "file": t2 - t1, "total": t2 - t0, "heavy": heavy}))
+"""
+
+
+def _probe(path: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, path, ",".join(HEAVY)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_parse_time(path: Path, record_property: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Parse time is measured against a bare ``import airflow.sdk`` and reported; no heavy
+    library may be imported while parsing."""
+    bare = min((_probe("-") for _ in range(2)), key=lambda r: r["total"])
+    best = min((_probe(str(path)) for _ in range(2)), key=lambda r: r["total"])
+    ratio = best["total"] / bare["total"]
+    line = (
+        f"{path.name}: import airflow.sdk {bare['total']:.2f}s; with the DAG file {best['total']:.2f}s "
+        f"(+{best['file']:.2f}s, x{ratio:.2f})"
+    )
+    record_property("parse_time", line)
+    with capsys.disabled():
+        print(f"\n[parse time] {line}")
+    report = ROOT / ".nightshift" / "test" / "parse_times.txt"
+    with report.open("a") as f:
+        f.write(line + "\n")
+    assert not best["heavy"], f"{path.name} imports heavy libraries at parse time: {best['heavy']}"

@@ -1,0 +1,313 @@
+"""The dataset spec: loading the demo spec, derived views, and errors that name file and field."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nightshift.spec import (
+    BATCH_KINDS,
+    DatasetSpec,
+    SpecError,
+    find_spec,
+    load_spec,
+    parse_dt,
+    parse_spec,
+    partition_bounds,
+)
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / "datasets" / "payments.yaml"
+
+
+@pytest.fixture(scope="module")
+def spec() -> DatasetSpec:
+    return load_spec(SPEC_PATH)
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    data = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _minimal() -> dict[str, Any]:
+    """A small dataset that shares nothing with the payments demo."""
+    return {
+        "name": "sensor_faults",
+        "id_column": "reading_id",
+        "id_dtype": "int64",
+        "event_time_column": "measured_at",
+        "label": {"column": "faulty", "delay_days": 0},
+        "features": {
+            "numeric": [{"name": "temperature", "min": -40, "max": 125}],
+            "categorical": [{"name": "site", "values": ["north", "south"]}],
+        },
+        "slices": ["site"],
+        "landing": {"format": "parquet"},
+    }
+
+
+def _write(tmp_path: Path, data: Any, name: str = "broken.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def _load_error(tmp_path: Path, data: Any) -> str:
+    path = _write(tmp_path, data)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    msg = str(info.value)
+    assert str(path) in msg, msg
+    return msg
+
+
+# ---- the demo spec -------------------------------------------------------------------------------
+
+
+def test_demo_spec_loads(spec: DatasetSpec) -> None:
+    assert spec.name == "payments"
+    assert spec.id_column == "payment_id"
+    assert spec.id_dtype == "string"
+    assert spec.event_time_column == "event_time"
+    assert spec.label.column == "is_fraud"
+    assert spec.label.delay_days == 3
+    assert (spec.label.positive, spec.label.negative) == (1, 0)
+    assert spec.landing.format == "csv"
+    assert spec.landing.delimiter == ","
+    assert spec.validation.min_rows == 100
+    assert spec.slices == ["channel", "card_type"]
+    assert len(spec.features.numeric) == 17
+    assert len(spec.features.categorical) == 6
+    age = next(f for f in spec.features.numeric if f.name == "customer_age")
+    assert (age.dtype, age.min, age.max, age.max_null_fraction) == ("int64", 18, 100, 0.05)
+    address = next(c for c in spec.features.categorical if c.name == "address_match")
+    assert address.values == ["yes", "no", "unknown"]  # quoted in YAML: not booleans
+
+
+def test_demo_derived_views(spec: DatasetSpec, raw: dict[str, Any]) -> None:
+    numeric = [f["name"] for f in raw["features"]["numeric"]]
+    categorical = [f["name"] for f in raw["features"]["categorical"]]
+    assert spec.feature_names == numeric + categorical
+    assert spec.event_columns == ["payment_id", "event_time", *numeric, *categorical]
+    assert spec.label_columns == ["payment_id", "event_time", "is_fraud"]
+    assert spec.columns_for("events") == spec.event_columns
+    assert spec.columns_for("labels") == spec.label_columns
+    assert BATCH_KINDS == ("events", "labels")
+    assert len(set(spec.event_columns)) == len(spec.event_columns)
+
+
+def test_find_spec_by_name_and_path(spec: DatasetSpec) -> None:
+    assert find_spec("payments", SPEC_PATH.parent) == spec
+    assert find_spec(str(SPEC_PATH)) == spec
+
+
+def test_find_spec_unknown_name(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"nope\.yaml: dataset spec not found"):
+        find_spec("nope", tmp_path)
+
+
+def test_spec_is_frozen(spec: DatasetSpec) -> None:
+    with pytest.raises(ValueError):
+        spec.name = "other"  # type: ignore[misc]
+
+
+# ---- a different dataset -------------------------------------------------------------------------
+
+
+def test_minimal_other_dataset_loads(tmp_path: Path) -> None:
+    other = load_spec(_write(tmp_path, _minimal(), "sensor_faults.yaml"))
+    assert other.name == "sensor_faults"
+    assert other.id_dtype == "int64"
+    assert other.landing.format == "parquet"
+    assert other.event_columns == ["reading_id", "measured_at", "temperature", "site"]
+    assert other.label_columns == ["reading_id", "measured_at", "faulty"]
+    assert other.feature_names == ["temperature", "site"]
+    # defaults
+    assert other.features.numeric[0].dtype == "float64"
+    assert other.features.numeric[0].max_null_fraction == 0.0
+    assert other.validation.min_rows == 1
+    assert other.validation.max_rows is None
+    assert other.validation.range_mostly == 1.0
+    assert other.partitioning.by == "day"
+    assert other.description == ""
+
+
+def test_only_numeric_or_only_categorical_is_enough() -> None:
+    data = _minimal()
+    data["features"] = {"numeric": [{"name": "x"}]}
+    data["slices"] = []
+    assert parse_spec(data).feature_names == ["x"]
+    data["features"] = {"categorical": [{"name": "c"}]}
+    assert parse_spec(data).feature_names == ["c"]
+
+
+def test_categorical_without_values_allows_any() -> None:
+    data = _minimal()
+    data["features"]["categorical"] = [{"name": "site"}]
+    assert parse_spec(data).features.categorical[0].values is None
+
+
+# ---- broken specs: the message names the file and the field ----------------------------------------
+
+
+def test_missing_id_column(tmp_path: Path, raw: dict[str, Any]) -> None:
+    data = {k: v for k, v in raw.items() if k != "id_column"}
+    msg = _load_error(tmp_path, data)
+    assert "id_column" in msg
+    assert "Field required" in msg
+
+
+def test_unknown_key_is_rejected(tmp_path: Path, raw: dict[str, Any]) -> None:
+    msg = _load_error(tmp_path, {**raw, "colour": "blue"})
+    assert "colour" in msg
+    assert "Extra inputs are not permitted" in msg
+
+
+def test_unknown_nested_key_is_rejected(tmp_path: Path, raw: dict[str, Any]) -> None:
+    data = {**raw, "label": {**raw["label"], "delay": 3}}
+    msg = _load_error(tmp_path, data)
+    assert "label.delay" in msg
+
+
+def test_min_greater_than_max(tmp_path: Path, raw: dict[str, Any]) -> None:
+    numeric = [dict(f) for f in raw["features"]["numeric"]]
+    numeric[1] = {**numeric[1], "min": 200, "max": 100}
+    msg = _load_error(tmp_path, {**raw, "features": {**raw["features"], "numeric": numeric}})
+    assert "features.numeric.1" in msg
+    assert "customer_age" in msg
+    assert "greater than max" in msg
+
+
+def test_duplicate_column_names(tmp_path: Path, raw: dict[str, Any]) -> None:
+    numeric = [*raw["features"]["numeric"], {"name": "payment_id"}]
+    msg = _load_error(tmp_path, {**raw, "features": {**raw["features"], "numeric": numeric}})
+    assert "column names used twice: payment_id" in msg
+
+
+def test_duplicate_feature_and_label(tmp_path: Path) -> None:
+    data = _minimal()
+    data["label"]["column"] = "temperature"
+    msg = _load_error(tmp_path, data)
+    assert "used twice: temperature" in msg
+
+
+def test_slice_must_be_categorical(tmp_path: Path, raw: dict[str, Any]) -> None:
+    msg = _load_error(tmp_path, {**raw, "slices": ["channel", "amount", "nope"]})
+    assert "slices must be categorical" in msg
+    assert "amount, nope" in msg
+
+
+@pytest.mark.parametrize("name", ["Payments", "1payments", "pay-ments", "", "a" * 64])
+def test_bad_name(tmp_path: Path, raw: dict[str, Any], name: str) -> None:
+    msg = _load_error(tmp_path, {**raw, "name": name})
+    assert "name:" in msg
+    assert "lower-case" in msg
+
+
+def test_good_names() -> None:
+    for name in ("a", "payments_v2", "a" * 63):
+        assert parse_spec({**_minimal(), "name": name}).name == name
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    msg = _load_error(tmp_path, "name: payments\nfeatures: [unclosed\n")
+    assert "not valid YAML" in msg
+
+
+def test_file_not_found(tmp_path: Path) -> None:
+    path = tmp_path / "missing.yaml"
+    with pytest.raises(SpecError, match="dataset spec not found") as info:
+        load_spec(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", ""])
+def test_not_a_mapping(tmp_path: Path, text: str) -> None:
+    msg = _load_error(tmp_path, text)
+    assert "must be a mapping" in msg
+
+
+def test_parse_spec_names_source() -> None:
+    with pytest.raises(SpecError, match=r"^inline: a dataset spec must be a mapping, got list"):
+        parse_spec([1, 2], source="inline")
+    with pytest.raises(SpecError, match=r"^<spec>: invalid dataset spec"):
+        parse_spec({"name": "x"})
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"id_dtype": "uuid"}, "id_dtype"),
+        ({"label": {"column": "faulty", "delay_days": -1}}, "label.delay_days"),
+        ({"label": {"column": "faulty", "delay_days": 1, "positive": 1, "negative": 1}}, "must differ"),
+        ({"landing": {"format": "json"}}, "landing.format"),
+        ({"landing": {"delimiter": ";;"}}, "landing.delimiter"),
+        ({"landing": {"encoding": "latin-1"}}, "landing.encoding"),
+        ({"validation": {"range_mostly": 0}}, "validation.range_mostly"),
+        ({"validation": {"min_rows": -1}}, "validation.min_rows"),
+        ({"features": {}}, "at least one numeric or categorical feature"),
+        ({"features": {"numeric": [{"name": "t", "dtype": "int32"}]}}, "features.numeric.0.dtype"),
+        ({"features": {"numeric": [{"name": "t", "max_null_fraction": 1.5}]}}, "max_null_fraction"),
+        ({"features": {"categorical": [{"name": "c", "values": []}]}}, "features.categorical.0.values"),
+        ({"features": {"categorical": [{"name": "c", "values": ["a", "a"]}]}}, "without duplicates"),
+        ({"features": {"categorical": [{"name": "c", "values": [True, False]}]}}, "values"),
+    ],
+)
+def test_invalid_fields(change: dict[str, Any], field: str) -> None:
+    data = {**_minimal(), "slices": [], **change}
+    with pytest.raises(SpecError, match="invalid dataset spec") as info:
+        parse_spec(data, source="sensor_faults.yaml")
+    assert field in str(info.value)
+    assert str(info.value).startswith("sensor_faults.yaml:")
+
+
+def test_all_errors_are_listed(raw: dict[str, Any]) -> None:
+    data = {**raw, "colour": "blue", "seed": "not-a-number"}
+    data.pop("event_time_column")
+    msg = str(pytest.raises(SpecError, parse_spec, data).value)
+    for field in ("colour", "seed", "event_time_column"):
+        assert f"  - {field}:" in msg
+
+
+# ---- dates ---------------------------------------------------------------------------------------
+
+
+def test_parse_dt() -> None:
+    assert parse_dt("2026-01-31") == date(2026, 1, 31)
+    assert parse_dt(date(2026, 2, 1)) == date(2026, 2, 1)
+    assert parse_dt(datetime(2026, 2, 1, 23, 59, tzinfo=UTC)) == date(2026, 2, 1)
+
+
+@pytest.mark.parametrize("value", ["2026-13-01", "2026-02-30", "yesterday", "", "01/02/2026"])
+def test_parse_dt_error_names_value(value: str) -> None:
+    with pytest.raises(ValueError, match="YYYY-MM-DD") as info:
+        parse_dt(value)
+    assert repr(value) in str(info.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="spec.parse_dt uses date.fromisoformat, which on Python 3.11+ also accepts the basic "
+    "'20260101' and ISO week '2026-W01-1' forms, although the contract is YYYY-MM-DD",
+)
+@pytest.mark.parametrize("value", ["20260101", "2026-W01-1"])
+def test_parse_dt_rejects_other_iso_forms(value: str) -> None:
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parse_dt(value)
+
+
+def test_partition_bounds() -> None:
+    start, end = partition_bounds(date(2026, 3, 1))
+    assert start == datetime(2026, 3, 1, tzinfo=UTC)
+    assert end == datetime(2026, 3, 2, tzinfo=UTC)
+    assert start.utcoffset() == timedelta(0)
+    assert end - start == timedelta(days=1)
+    # year end and leap day
+    assert partition_bounds(date(2025, 12, 31))[1] == datetime(2026, 1, 1, tzinfo=UTC)
+    assert partition_bounds(date(2028, 2, 29))[1] == datetime(2028, 3, 1, tzinfo=UTC)
