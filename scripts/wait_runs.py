@@ -32,7 +32,9 @@ def _request(method: str, path: str, token: str | None = None, body: dict[str, A
 
 
 def token() -> str:
-    return str(_request("POST", "/auth/token", body={"username": "admin", "password": "admin"})["access_token"])
+    return str(
+        _request("POST", "/auth/token", body={"username": "admin", "password": "admin"})["access_token"]
+    )
 
 
 def runs(tok: str, dag_id: str) -> list[dict[str, Any]]:

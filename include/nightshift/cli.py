@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from nightshift.spec import BATCH_KINDS, SpecError, find_spec, parse_dt
-from nightshift.storage import Store, StorageError
+from nightshift.storage import StorageError, Store
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -84,7 +84,12 @@ def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[st
             from nightshift.validate import ValidationOutcome
 
             o = ValidationOutcome.from_dict(outcome)
-            row[kind] = {"rows": o.rows, "valid": o.success, "reason": o.reason(limit=2), "report": o.report_uri}
+            row[kind] = {
+                "rows": o.rows,
+                "valid": o.success,
+                "reason": o.reason(limit=2),
+                "report": o.report_uri,
+            }
         rows.append(row)
     return rows
 

@@ -105,6 +105,13 @@ def _coerce(arr: pa.Array, target: pa.DataType, column: str, issues: _CastIssues
         return pc.cast(arr, target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
+    if pa.types.is_integer(target) and pa.types.is_string(arr.type):
+        # integers are matched as text so large ids keep every digit (no float round-trip)
+        text = pc.utf8_trim_whitespace(arr)
+        ok = pc.match_substring_regex(text, r"^[+-]?[0-9]+$")
+        bad = pc.and_(pc.is_valid(arr), pc.invert(pc.fill_null(ok, False)))
+        issues.add(column, pc.filter(arr, bad))
+        return pc.cast(pc.if_else(pc.fill_null(ok, False), text, pa.scalar(None, pa.string())), target)
     import pandas as pd
 
     s = pd.Series(arr.to_pandas(), dtype="object")
@@ -113,8 +120,7 @@ def _coerce(arr: pa.Array, target: pa.DataType, column: str, issues: _CastIssues
     elif pa.types.is_integer(target) or pa.types.is_floating(target):
         conv = pd.to_numeric(s, errors="coerce")
         if pa.types.is_integer(target):
-            frac = conv.notna() & (conv % 1 != 0)
-            conv = conv.where(~frac)
+            conv = conv.where(conv.isna() | (conv % 1 == 0))
     else:
         conv = s.astype("string")
     bad_mask = s.notna() & conv.isna()
@@ -273,7 +279,7 @@ def _stage(
                 batch = _cast_batch(raw, spec, kind, issues)
                 if writer is None:
                     writer = pq.ParquetWriter(staging, batch.schema, compression="snappy")
-                elif not batch.schema.equals(writer.schema_arrow, check_metadata=False):
+                elif not batch.schema.equals(writer.schema, check_metadata=False):
                     raise _FatalRead(
                         CheckResult(
                             "files_share_schema",
@@ -291,7 +297,10 @@ def _stage(
         return StagedBatch(staging, rows, bytes_in, checks, fatal=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         msg = str(exc)
-        if not lenient and ("conversion error" in msg or "Unsupported cast" in msg) and "UTF8" not in msg:
+        cast_failure = any(
+            k in msg for k in ("conversion error", "Unsupported cast", "Failed to parse string")
+        )
+        if not lenient and cast_failure and "UTF8" not in msg:
             raise _NeedsLenient from exc
         checks.append(_read_errors(exc, name))
         return StagedBatch(staging, rows, bytes_in, checks, fatal=True)
@@ -322,7 +331,11 @@ def to_validation_frame(table: pa.Table, spec: DatasetSpec) -> Any:
     table = pa.table(cols, names=table.column_names)
 
     def mapper(t: pa.DataType) -> Any:
-        return pd.StringDtype("pyarrow") if pa.types.is_string(t) or pa.types.is_large_string(t) else None
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return pd.StringDtype("pyarrow")
+        if pa.types.is_int64(t):
+            return pd.Int64Dtype()  # nullable: large ids must not round-trip through float64
+        return None
 
     return table.to_pandas(types_mapper=mapper, split_blocks=True, self_destruct=True)
 

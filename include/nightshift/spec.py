@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 NumericType = Literal["int64", "float64"]
 IdType = Literal["string", "int64"]
@@ -182,9 +183,11 @@ def parse_dt(value: str | date) -> date:
     if isinstance(value, date):
         return value
     try:
+        if not DT_RE.match(value):
+            raise ValueError(value)
         return date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"partition date must be YYYY-MM-DD, got {value!r}") from exc
+    except ValueError:
+        raise ValueError(f"partition date must be YYYY-MM-DD, got {value!r}") from None
 
 
 def _format_errors(exc: ValidationError) -> str:

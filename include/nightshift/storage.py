@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from nightshift.spec import BatchKind
+from nightshift.spec import BatchKind, parse_dt
 
 DEFAULT_STATE_DIR = ".nightshift"
 
@@ -87,7 +87,7 @@ class Store:
         parsed = urlparse(self.url)
         self.scheme = parsed.scheme or "file"
         if self.scheme == "file":
-            root = Path(parsed.path if parsed.scheme else self.url).resolve()
+            root = Path(unquote(parsed.path) if parsed.scheme else self.url).resolve()
             root.mkdir(parents=True, exist_ok=True)
             self.fs: pafs.FileSystem = pafs.LocalFileSystem()
             self.root = str(root)
@@ -174,7 +174,7 @@ class Store:
         for info in infos:
             if info.type == pafs.FileType.Directory and info.base_name.startswith("dt="):
                 with contextlib.suppress(ValueError):
-                    out.append(date.fromisoformat(info.base_name[3:]))
+                    out.append(parse_dt(info.base_name[3:]))
         return sorted(out)
 
     def open_input(self, path: str) -> pa.NativeFile:

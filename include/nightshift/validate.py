@@ -259,10 +259,22 @@ def suite_parameters(spec: DatasetSpec, dt: date) -> dict[str, Any]:
 # ---- running ------------------------------------------------------------------------------
 def _details(result: Any) -> str:
     r = result.result or {}
+    cfg = result.expectation_config
+    if cfg.type == "expect_table_columns_to_match_set" and isinstance(r.get("observed_value"), list):
+        want, seen = set(cfg.kwargs.get("column_set") or []), set(r["observed_value"])
+        parts = []
+        if want - seen:
+            parts.append(f"missing column(s): {', '.join(sorted(want - seen))}")
+        if seen - want:
+            parts.append(f"unexpected column(s): {', '.join(sorted(seen - want))}")
+        return "; ".join(parts)
     exc = result.exception_info or {}
-    if isinstance(exc, dict) and exc.get("raised_exception"):
-        msg = str(exc.get("exception_message") or "").splitlines()
-        return f"could not run: {msg[0] if msg else 'error'}"
+    # GX 1.x nests exception info per metric: {metric_id: {"raised_exception": ..., ...}}
+    infos = [exc] if "raised_exception" in exc else [v for v in exc.values() if isinstance(v, dict)]
+    for info in infos:
+        if info.get("raised_exception"):
+            msg = str(info.get("exception_message") or "").splitlines()
+            return f"could not run: {msg[0] if msg else 'error'}"
     if "observed_value" in r and r.get("unexpected_count") is None:
         return f"observed {r['observed_value']!r}"
     if r.get("unexpected_count") is not None:
@@ -329,4 +341,5 @@ def run_suite(
                 severity=str(getattr(cfg.severity, "value", cfg.severity) or "critical"),
             )
         )
+    checks.sort(key=lambda c: c.column is not None)  # table-level findings first
     return checks, result.to_json_dict()

@@ -14,7 +14,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-HEAVY = ("pandas", "numpy", "pyarrow", "great_expectations", "xgboost", "mlflow", "evidently", "sklearn", "boto3")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "great_expectations",
+    "xgboost",
+    "mlflow",
+    "evidently",
+    "sklearn",
+    "boto3",
+)
 
 
 def _dagbag(monkeypatch: pytest.MonkeyPatch) -> Any:

@@ -58,12 +58,6 @@ def test_layout(store: Store) -> None:
     assert store.uri(store.path("x")) == f"file://{r}/x"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage.Store.__init__ (line 90) uses urlparse(url).path without unquoting, so "
-    "Path('/tmp/my store').as_uri() == 'file:///tmp/my%20store' roots the store at a folder "
-    "literally named 'my%20store'",
-)
 def test_file_url_is_unquoted(tmp_path: Path) -> None:
     root = tmp_path / "my store"
     store = Store(root.as_uri())

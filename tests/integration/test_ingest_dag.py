@@ -1,0 +1,192 @@
+"""The ingest DAG end to end with dag.test(): clean days, labels, every bad-batch class."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightshift.datagen import BAD_BATCH_KINDS, Scenario, bad_batch_column, write_day
+from nightshift.storage import Store
+
+DAY = date(2026, 3, 2)
+SEED = 7
+ROWS = 600
+
+
+def _fresh_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    url = (tmp_path / "store").as_uri()
+    monkeypatch.setenv("NIGHTSHIFT_STORE_URL", url)
+    return Store(url)
+
+
+@pytest.fixture(scope="module")
+def clean_store(tmp_path_factory: pytest.TempPathFactory, spec: Any, ingest_dag: Any) -> Path:
+    """A store where DAY was delivered clean and ingested by the DAG (built once)."""
+    root = tmp_path_factory.mktemp("clean") / "store"
+    store = Store(root.as_uri())
+    write_day(store, spec, DAY, 0, ROWS, SEED, Scenario())
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NIGHTSHIFT_STORE_URL", store.url)
+    try:
+        dr = ingest_dag.test(logical_date=None, run_conf={"dt": DAY.isoformat()})
+        states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    finally:
+        mp.undo()
+    assert states["ingest_events"] == "success", states
+    return root
+
+
+def test_clean_day_publishes_and_rerun_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Any, run_day: Any
+) -> None:
+    import pyarrow.parquet as pq
+
+    from nightshift.ingest import arrow_schema
+
+    store = _fresh_store(tmp_path, monkeypatch)
+    write_day(store, spec, DAY, 0, ROWS, SEED, Scenario())
+    states = run_day(DAY)
+    assert states == {
+        "wait_events": "success",
+        "ingest_events": "success",
+        "wait_labels": "skipped",
+        "ingest_labels": "skipped",
+    }
+    curated = store.published_file("payments", "events", DAY)
+    table = pq.read_table(curated)
+    assert table.num_rows == ROWS
+    assert table.schema.equals(arrow_schema(spec, "events"), check_metadata=False)
+    report = store.read_json(store.reports_dir("payments", "validation", DAY) + "/events.json")
+    assert report["outcome"]["success"] is True
+
+    # a re-run replaces the partition: still one file, same rows, no duplicates
+    assert run_day(DAY)["ingest_events"] == "success"
+    files = store.list_files(curated.rpartition("/")[0], "*")
+    assert [f.rpartition("/")[2] for f in files] == ["part-0.parquet"]
+    again = pq.read_table(curated)
+    assert again.num_rows == ROWS
+    assert again.column("payment_id").to_pylist() == table.column("payment_id").to_pylist()
+
+
+def test_labels_land_later_and_are_ingested(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Any, run_day: Any
+) -> None:
+    import pyarrow.parquet as pq
+
+    store = _fresh_store(tmp_path, monkeypatch)
+    delay = spec.label.delay_days
+    write_day(store, spec, DAY, 0, ROWS, SEED, Scenario())
+    arrival = DAY + timedelta(days=delay)
+    write_day(store, spec, arrival, delay, ROWS, SEED, Scenario())
+    states = run_day(arrival)
+    assert states["ingest_labels"] == "success", states
+    labels = pq.read_table(store.published_file("payments", "labels", arrival))
+    events = pq.read_table(store.published_file("payments", "events", arrival))
+    assert labels.num_rows == ROWS
+    assert set(labels.column_names) == {"payment_id", "event_time", "is_fraud"}
+    assert set(labels.column("is_fraud").to_pylist()) <= {0, 1}
+    # the labels that arrive on `arrival` are for the events of DAY, not of `arrival`
+    assert not set(labels.column("payment_id").to_pylist()) & set(events.column("payment_id").to_pylist())
+
+
+def _expected_names(kind: str, column: str | None) -> list[str]:
+    """What the rejection must name for each bad-batch class."""
+    return {
+        "missing_column": ["expect_table_columns_to_match_set", str(column)],
+        "extra_column": ["expect_table_columns_to_match_set", str(column)],
+        "type_change": [f"values_castable({column})", "n/a"],
+        "null_spike": [f"expect_column_values_to_not_be_null({column})"],
+        "out_of_range": [f"expect_column_values_to_be_between({column})"],
+        "duplicate_ids": ["expect_column_values_to_be_unique(payment_id)"],
+        "empty_file": ["file_not_empty", "0 bytes"],
+        "truncated_file": ["file_readable", "corrupt or truncated"],
+        "wrong_encoding": ["file_encoding", "UTF-8"],
+        "wrong_partition": ["expect_column_values_to_be_between(event_time)"],
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", BAD_BATCH_KINDS)
+def test_bad_batch_is_quarantined(
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: Any,
+    clean_store: Path,
+    run_day: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A bad re-delivery of an ingested day: quarantined with evidence, the task fails
+    naming the problem, no retries, curated data byte-identical, no asset event."""
+    root = tmp_path / "store"
+    shutil.copytree(clean_store, root)
+    monkeypatch.setenv("NIGHTSHIFT_STORE_URL", root.as_uri())
+    store = Store(root.as_uri())
+    curated = store.published_file("payments", "events", DAY)
+    before = Path(curated).read_bytes()
+    write_day(store, spec, DAY, 0, ROWS, SEED, Scenario(), bad=kind)
+    capfd.readouterr()
+
+    states = run_day(DAY)
+
+    assert states["ingest_events"] == "failed", states
+    out = capfd.readouterr()
+    log = out.out + out.err
+    column = bad_batch_column(spec, kind, SEED, 0)
+    names = _expected_names(kind, column)
+    for name in names:
+        assert name in log, f"task log does not name {name!r}"
+    assert "quarantined" in log and "validation.json" in log
+
+    assert Path(curated).read_bytes() == before, "curated partition changed"
+    qdir = store.quarantine_dir("payments", "events", DAY)
+    result = store.read_json(qdir + "/validation.json")
+    outcome = result["outcome"]
+    assert outcome["success"] is False
+    failed = " ".join(
+        f"{c['name']}({c['column']}) {c['details']}" if c["column"] else f"{c['name']} {c['details']}"
+        for c in outcome["checks"]
+        if not c["success"]
+    )
+    for name in names:
+        assert name in failed
+    assert store.list_files(qdir + "/files"), "the rejected files were not kept"
+    if outcome["data_docs_uri"]:
+        assert store.exists(qdir + "/data_docs/index.html")
+    # the validation report of the day now says quarantined, and points at the evidence
+    report = store.read_json(store.reports_dir("payments", "validation", DAY) + "/events.json")
+    assert report["outcome"]["success"] is False
+
+
+def test_rejected_batch_fails_without_retry_and_emits_no_asset_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Any, run_day: Any
+) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    def events() -> int:
+        with create_session() as s:
+            q = (
+                select(func.count())
+                .select_from(AssetEvent)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetModel.name == "nightshift.payments.curated")
+            )
+            return int(s.scalar(q) or 0)
+
+    store = _fresh_store(tmp_path, monkeypatch)
+    write_day(store, spec, DAY, 0, ROWS, SEED, Scenario(), bad="null_spike")
+    n0 = events()
+    states = run_day(DAY)
+    assert states["ingest_events"] == "failed"
+    assert events() == n0
+    assert not store.exists(store.published_file("payments", "events", DAY))
+
+    write_day(store, spec, DAY, 0, ROWS, SEED, Scenario())  # upstream re-delivers a good file
+    assert run_day(DAY)["ingest_events"] == "success"
+    assert events() == n0 + 1
+    assert not store.exists(store.quarantine_dir("payments", "events", DAY))
