@@ -30,23 +30,28 @@ start() {  # name, command...: own process group, pid file, log file
   setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
   echo $! >"$RUN/$name.pid"
 }
-echo "== starting api-server, scheduler, dag-processor, triggerer (127.0.0.1 only)"
-start api-server airflow api-server --host 127.0.0.1 --port "$AIRFLOW__API__PORT"
-start scheduler airflow scheduler --skip-serve-logs
+echo "== parsing DAGs (dag-processor)"
 start dag-processor airflow dag-processor
-start triggerer airflow triggerer --skip-serve-logs
-
-echo "== waiting for the DAG to be parsed"
 for _ in $(seq 1 90); do
   airflow dags list -o plain 2>/dev/null | grep -q "^$DAG " && break
   sleep 2
 done
 airflow dags list -o plain 2>/dev/null | grep -q "^$DAG " || { echo "DAG $DAG never appeared; see $LOGS/dag-processor.log" >&2; exit 1; }
 
-echo "== backfilling $DAG over $START..$END"
+# The backfill is written before the scheduler starts: SQLite takes one writer at a time.
+echo "== creating the backfill of $DAG over $START..$END"
 airflow dags unpause "$DAG" >/dev/null
-airflow backfill create --dag-id "$DAG" --from-date "$START" --to-date "$END" \
-  --max-active-runs 3 --reprocess-behavior failed >"$LOGS/backfill.log" 2>&1
+for attempt in 1 2 3 4 5; do
+  airflow backfill create --dag-id "$DAG" --from-date "$START" --to-date "$END" \
+    --max-active-runs 3 --reprocess-behavior failed >"$LOGS/backfill.log" 2>&1 && break
+  [ "$attempt" = 5 ] && { echo "backfill failed; see $LOGS/backfill.log" >&2; exit 1; }
+  sleep 3
+done
+
+echo "== starting scheduler, triggerer, api-server (127.0.0.1 only)"
+start scheduler airflow scheduler --skip-serve-logs
+start triggerer airflow triggerer --skip-serve-logs
+start api-server airflow api-server --host 127.0.0.1 --port "$AIRFLOW__API__PORT"
 
 python scripts/wait_runs.py "$DAG" "$START" "$END" --timeout "${TIMEOUT:-1200}"
 

@@ -96,7 +96,7 @@ def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[st
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text per-day table for terminals."""
-    lines = [f"{'day':<12}{'events':>9}  {'status':<12}{'labels':>8}  {'status':<12}reason"]
+    lines = [f"{'day':<12}{'events':>9}  {'status':<12}{'labels':>8}  {'status':<12}{'reason'}"]
     for r in rows:
         cells = [f"{r['dt']:<12}"]
         reasons = []
@@ -109,7 +109,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             cells.append(f"{o['rows']:>{width},}  {status:<12}")
             if not o["valid"]:
                 reasons.append(f"{kind}: {o['reason']}")
-        lines.append("".join(cells) + "; ".join(reasons))
+        lines.append(("".join(cells) + "; ".join(reasons)).rstrip())
+    counts = {"valid": 0, "quarantined": 0, "missing": 0}
+    for r in rows:
+        o = r["events"]
+        counts["missing" if o is None else "valid" if o["valid"] else "quarantined"] += 1
+    lines.append(
+        f"{len(rows)} day(s): {counts['valid']} valid, {counts['quarantined']} quarantined, "
+        f"{counts['missing']} not ingested"
+    )
     return "\n".join(lines)
 
 

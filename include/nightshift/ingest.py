@@ -115,6 +115,7 @@ def _coerce(arr: pa.Array, target: pa.DataType, column: str, issues: _CastIssues
     import pandas as pd
 
     s = pd.Series(arr.to_pandas(), dtype="object")
+    conv: pd.Series[Any]
     if pa.types.is_timestamp(target):
         conv = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
     elif pa.types.is_integer(target) or pa.types.is_floating(target):

@@ -278,7 +278,8 @@ def _details(result: Any) -> str:
     if "observed_value" in r and r.get("unexpected_count") is None:
         return f"observed {r['observed_value']!r}"
     if r.get("unexpected_count") is not None:
-        examples = [v for v in (r.get("partial_unexpected_list") or [])[:3]]
+        nulls = cfg.type == "expect_column_values_to_not_be_null"
+        examples = [] if nulls else list((r.get("partial_unexpected_list") or [])[:3])
         ex = f", e.g. {', '.join(repr(e) for e in examples)}" if examples else ""
         return f"{r['unexpected_count']} unexpected ({r.get('unexpected_percent') or 0:.2f}%){ex}"
     return ""
@@ -310,9 +311,9 @@ def run_suite(
     vdef = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=suite["name"], data=batch_def, suite=gx_suite)
     )
-    actions = []
+    actions: list[Any] = []
     if docs_dir is not None:
-        site = {
+        site: Any = {
             "class_name": "SiteBuilder",
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
@@ -332,6 +333,7 @@ def run_suite(
     checks = []
     for r in result.results:
         cfg = r.expectation_config
+        assert cfg is not None  # GX always attaches the configuration to a run result
         checks.append(
             CheckResult(
                 name=cfg.type,

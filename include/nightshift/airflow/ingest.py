@@ -39,7 +39,7 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
         outcome = ingest_partition(get_store(), spec, kind, day)
     except BatchRejected as exc:
         raise AirflowFailException(str(exc)) from None
-    summary = {
+    summary: dict[str, Any] = {
         "dt": outcome.dt,
         "rows": outcome.rows,
         "uri": outcome.published_uri,

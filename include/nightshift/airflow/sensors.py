@@ -116,7 +116,7 @@ class LandingSensor(BaseSensorOperator):
         if files:
             return files
         if not self.deferrable:
-            return super().execute(context)  # type: ignore[no-any-return]
+            return super().execute(context)
         self.defer(
             trigger=LandingTrigger(
                 self.dataset, self.kind, self.dt, self.store_url, self.conn_id, self.poke_interval
