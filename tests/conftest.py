@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,14 @@ os.environ.update(
 )
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 TEST_HOME.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def spec() -> Any:
+    """The demo dataset's spec (``datasets/payments.yaml``)."""
+    from nightshift.spec import load_spec
+
+    return load_spec(ROOT / "datasets" / "payments.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -20,13 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def spec() -> Any:
-    from nightshift.spec import load_spec
-
-    return load_spec(ROOT / "datasets" / "payments.yaml")
-
-
-@pytest.fixture(scope="session")
 def ingest_dag(airflow_db: Path) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 

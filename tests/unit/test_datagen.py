@@ -24,18 +24,12 @@ from nightshift.datagen import (
     generate_day,
     write_day,
 )
-from nightshift.spec import DatasetSpec, load_spec, parse_spec
+from nightshift.spec import DatasetSpec, parse_spec
 from nightshift.storage import Store
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "datasets" / "payments.yaml"
 DAY = date(2026, 1, 1)
 ROWS = 2000
 SEED = 11
-
-
-@pytest.fixture(scope="module")
-def spec() -> DatasetSpec:
-    return load_spec(SPEC_PATH)
 
 
 @pytest.fixture

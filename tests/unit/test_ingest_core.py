@@ -16,19 +16,13 @@ import pytest
 from nightshift import ingest
 from nightshift.datagen import Scenario, write_day
 from nightshift.ingest import NoLandingData, arrow_schema, arrow_type, ingest_partition
-from nightshift.spec import DatasetSpec, load_spec, parse_spec
+from nightshift.spec import DatasetSpec, parse_spec
 from nightshift.storage import Store
 from nightshift.validate import BatchRejected, ValidationOutcome
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "datasets" / "payments.yaml"
 DAY = date(2026, 1, 1)
 ROWS = 300
 SEED = 5
-
-
-@pytest.fixture(scope="module")
-def spec() -> DatasetSpec:
-    return load_spec(SPEC_PATH)
 
 
 @pytest.fixture(scope="module")

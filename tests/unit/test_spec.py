@@ -24,11 +24,6 @@ SPEC_PATH = Path(__file__).resolve().parents[2] / "datasets" / "payments.yaml"
 
 
 @pytest.fixture(scope="module")
-def spec() -> DatasetSpec:
-    return load_spec(SPEC_PATH)
-
-
-@pytest.fixture(scope="module")
 def raw() -> dict[str, Any]:
     data = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
     assert isinstance(data, dict)

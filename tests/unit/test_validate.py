@@ -13,7 +13,7 @@ import pytest
 
 from nightshift.datagen import Scenario, generate_day
 from nightshift.ingest import arrow_schema, to_validation_frame
-from nightshift.spec import DatasetSpec, load_spec, parse_spec
+from nightshift.spec import DatasetSpec, parse_spec
 from nightshift.validate import (
     BatchRejected,
     CheckResult,
@@ -27,17 +27,11 @@ from nightshift.validate import (
     write_suite,
 )
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "datasets" / "payments.yaml"
 DAY = date(2026, 1, 1)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 N = 40
 
 Checks = list[CheckResult]
-
-
-@pytest.fixture(scope="module")
-def spec() -> DatasetSpec:
-    return load_spec(SPEC_PATH)
 
 
 @pytest.fixture(scope="module")
