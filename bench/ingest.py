@@ -20,6 +20,7 @@ script prints ratios, goals and PASS/MISS; it never fails on a number (benchmark
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -416,6 +417,17 @@ WORKERS: dict[str, Callable[[Result], Result]] = {
 
 
 # ---- the driver (stays small: it imports neither pyarrow nor pandas) -------------------------
+MEASURED = ("ingest.py", "validate.py", "storage.py", "spec.py", "datagen.py")
+
+
+def code_fingerprint() -> str:
+    """A short hash of the measured modules, to tell runs of different code apart."""
+    h = hashlib.sha256()
+    for name in MEASURED:
+        h.update((INCLUDE / "nightshift" / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
 @dataclass
 class Run:
     """One worker run seen from outside: its result, wall time and the load of others."""
@@ -513,6 +525,7 @@ def bench_size(rows: int, repeat: int, root: Path, keep: bool, profile: bool) ->
 
     result = {
         "rows": rows,
+        "code": code_fingerprint(),
         "repeat": repeat,
         "csv_bytes": csv_bytes,
         "generate_s": gen["seconds"],
@@ -676,8 +689,9 @@ def main(argv: list[str] | None = None) -> int:
 
     root: Path = ns.root.resolve()
     root.mkdir(parents=True, exist_ok=True)
+    code = code_fingerprint()
     print(
-        f"ingest benchmark: {os.cpu_count()} cores, "
+        f"ingest benchmark: nightshift code {code}, {os.cpu_count()} cores, "
         f"{_gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} RAM, "
         f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}, scratch {root}",
         flush=True,
@@ -688,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
         r = bench_size(rows, repeat, root, ns.keep, ns.profile)
         results.append(r)
         print_report(r)
+        if r["code"] != code:
+            print(f"WARNING: include/nightshift changed during the run ({code} -> {r['code']}); re-run")
     out = ns.json or root / "results.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nraw results: {out}")

@@ -319,29 +319,11 @@ def _stage(
 
 
 def to_validation_frame(table: pa.Table, spec: DatasetSpec) -> Any:
-    """A pandas frame for GX that stays close to Arrow's memory: categoricals as
-    ``category``, other strings as Arrow-backed strings."""
-    import pandas as pd
+    """The whole batch as one pandas frame, as GX would see it (for tools and tests; the
+    ingest itself hands GX one column at a time, see :func:`nightshift.validate.run_suite`)."""
+    from nightshift.validate import arrow_to_frame
 
-    cats = {c.name for c in spec.features.categorical}
-    cols = []
-    for name, col in zip(table.column_names, table.columns, strict=True):
-        if name in cats and pa.types.is_string(col.type):
-            col = pc.dictionary_encode(col)
-        cols.append(col)
-    table = pa.table(cols, names=table.column_names)
-
-    def mapper(t: pa.DataType) -> Any:
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            return pd.StringDtype("pyarrow")
-        return None
-
-    df = table.to_pandas(types_mapper=mapper)
-    if spec.id_dtype == "int64" and spec.id_column in table.column_names:
-        # nullable ints only for the id: large ids must not round-trip through float64 (other
-        # integer columns with nulls become float64, which GX checks several times faster)
-        df[spec.id_column] = table.column(spec.id_column).to_pandas(types_mapper=lambda t: pd.Int64Dtype())
-    return df
+    return arrow_to_frame(table)
 
 
 # ---- the whole step ------------------------------------------------------------------------
@@ -376,14 +358,14 @@ def ingest_partition(
         gx_json: dict[str, Any] = {}
         docs_dir = tmp / "data_docs"
         if not staged.fatal:
-            df = to_validation_frame(pq.read_table(staged.path), spec)
+            table = pq.read_table(staged.path)
             suite = load_suite(spec, kind, gx_dir)
             # Data Docs are built only for rejected batches; a second pass keeps the happy path lean.
-            gx_checks, gx_json = run_suite(df, suite, suite_parameters(spec, dt))
+            gx_checks, gx_json = run_suite(table, suite, suite_parameters(spec, dt))
             checks.extend(gx_checks)
             if not all(c.success for c in checks if c.severity == "critical"):
-                _, gx_json = run_suite(df, suite, suite_parameters(spec, dt), docs_dir=docs_dir)
-            del df
+                _, gx_json = run_suite(table, suite, suite_parameters(spec, dt), docs_dir=docs_dir)
+            del table
         t_val = time.perf_counter()
         outcome = ValidationOutcome(
             dataset=spec.name,
