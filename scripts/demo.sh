@@ -17,6 +17,10 @@ LOGS="$NIGHTSHIFT_HOME/logs"
 mkdir -p "$RUN" "$LOGS" "$AIRFLOW_HOME"
 
 scripts/down.sh >/dev/null 2>&1 || true
+if (exec 3<>"/dev/tcp/127.0.0.1/$AIRFLOW__API__PORT") 2>/dev/null; then
+  echo "port $AIRFLOW__API__PORT on 127.0.0.1 is taken by another program; free it or set NIGHTSHIFT_API_PORT" >&2
+  exit 1
+fi
 
 echo "== generating $DAYS days ($START..$END) x $ROWS rows of $DATASET, bad batch $BAD"
 nightshift generate --dataset "$DATASET" --start "$START" --days "$DAYS" --rows "$ROWS" --bad "$BAD"
