@@ -375,44 +375,57 @@ def ingest_partition(
             checks=checks,
             files=[store.uri(f) for f in files],
         )
-        report = {
-            "outcome": None,
-            "stats": {
-                "bytes_in": staged.bytes_in,
-                "read_cast_s": round(t_read - t0, 3),
-                "validate_s": round(t_val - t_read, 3),
-            },
-            "gx_result": gx_json,
+        stats = {
+            "bytes_in": staged.bytes_in,
+            "read_cast_s": round(t_read - t0, 3),
+            "validate_s": round(t_val - t_read, 3),
         }
         if outcome.success:
-            target = store.published_file(spec.name, kind, dt)
-            store.put_file(staged.path, target)
-            outcome.published_uri = store.uri(target)
-            # a day re-delivered and now valid is no longer quarantined
-            store.delete_dir(store.quarantine_dir(spec.name, kind, dt))
-            report_path = store.reports_dir(spec.name, "validation", dt) + f"/{kind}.json"
+            _publish(store, spec, kind, dt, staged.path, outcome)
         else:
-            qdir = store.quarantine_dir(spec.name, kind, dt)
-            outcome.report_uri = store.uri(qdir + "/validation.json")
-            if docs_dir.exists():
-                outcome.data_docs_uri = store.uri(qdir + "/data_docs/index.html")
-            report["outcome"] = outcome.to_dict()
-            (tmp / "q").mkdir()
-            (tmp / "q" / "validation.json").write_text(_dumps(report))
-            if docs_dir.exists():
-                shutil.move(str(docs_dir), tmp / "q" / "data_docs")
-            store.publish_dir(qdir, tmp / "q", copies={f: "files/" + f.rpartition("/")[2] for f in files})
-            report_path = store.reports_dir(spec.name, "validation", dt) + f"/{kind}.json"
+            _quarantine(store, spec, kind, dt, files, outcome, {"stats": stats, "gx_result": gx_json}, tmp)
+        stats["total_s"] = round(time.perf_counter() - t0, 3)
+        report_path = store.reports_dir(spec.name, "validation", dt) + f"/{kind}.json"
         outcome.report_uri = outcome.report_uri or store.uri(report_path)
-        report["outcome"] = outcome.to_dict()
-        report["stats"]["total_s"] = round(time.perf_counter() - t0, 3)  # type: ignore[index]
-        report.pop("gx_result") if outcome.success else None
-        store.write_bytes_atomic(report_path, _dumps(report).encode())
+        store.write_bytes_atomic(report_path, _dumps({"outcome": outcome.to_dict(), "stats": stats}).encode())
         if not outcome.success:
             raise BatchRejected(outcome)
         return outcome
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(
+    store: Store, spec: DatasetSpec, kind: BatchKind, dt: date, staged: Path, outcome: ValidationOutcome
+) -> None:
+    """Move the staged file into place; a day re-delivered and now valid leaves quarantine."""
+    target = store.published_file(spec.name, kind, dt)
+    store.put_file(staged, target)
+    outcome.published_uri = store.uri(target)
+    store.delete_dir(store.quarantine_dir(spec.name, kind, dt))
+
+
+def _quarantine(
+    store: Store,
+    spec: DatasetSpec,
+    kind: BatchKind,
+    dt: date,
+    files: list[str],
+    outcome: ValidationOutcome,
+    evidence: dict[str, Any],
+    tmp: Path,
+) -> None:
+    """Replace ``quarantine/…/dt=`` with the rejected files, the full result and Data Docs."""
+    qdir = store.quarantine_dir(spec.name, kind, dt)
+    staged = tmp / "quarantine"
+    staged.mkdir()
+    docs = tmp / "data_docs"
+    outcome.report_uri = store.uri(qdir + "/validation.json")
+    if docs.exists():
+        outcome.data_docs_uri = store.uri(qdir + "/data_docs/index.html")
+        shutil.move(str(docs), staged / "data_docs")
+    (staged / "validation.json").write_text(_dumps({"outcome": outcome.to_dict(), **evidence}))
+    store.publish_dir(qdir, staged, copies={f: "files/" + f.rpartition("/")[2] for f in files})
 
 
 def _dumps(obj: Any) -> str:
