@@ -359,12 +359,13 @@ def ingest_partition(
         docs_dir = tmp / "data_docs"
         if not staged.fatal:
             suite = load_suite(spec, kind, gx_dir)
-            # GX reads the staged file column by column; Data Docs are built only for rejected
-            # batches (a second pass keeps the happy path lean).
-            gx_checks, gx_json = run_suite(staged.path, suite, suite_parameters(spec, dt))
+            params = suite_parameters(spec, dt)
+            # The happy path asks GX for verdicts only; a rejected batch is validated again for
+            # the evidence: counts, examples and Data Docs.
+            gx_checks, gx_json = run_suite(staged.path, suite, params, result_format="BOOLEAN_ONLY")
+            if not all(c.success for c in [*checks, *gx_checks] if c.severity == "critical"):
+                gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
             checks.extend(gx_checks)
-            if not all(c.success for c in checks if c.severity == "critical"):
-                _, gx_json = run_suite(staged.path, suite, suite_parameters(spec, dt), docs_dir=docs_dir)
         t_val = time.perf_counter()
         outcome = ValidationOutcome(
             dataset=spec.name,

@@ -358,6 +358,7 @@ def run_suite(
     suite: dict[str, Any],
     parameters: dict[str, Any],
     docs_dir: Path | None = None,
+    result_format: str = "SUMMARY",
 ) -> tuple[list[CheckResult], dict[str, Any]]:
     """Validate ``df`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
 
@@ -366,8 +367,8 @@ def run_suite(
     a one-byte-per-cell frame of the same shape, other table-level ones on the whole batch).
     The verdicts are the same; the cost grows with rows x columns instead of rows x columns
     squared, and an Arrow or Parquet ``batch`` is converted to pandas one column at a time,
-    so memory follows the largest column, not the batch. Returns the checks and GX's JSON
-    results, one per part.
+    so memory follows the largest column, not the batch. ``result_format`` is GX's
+    (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -404,7 +405,7 @@ def run_suite(
                 name=f"part-{i}",
                 validation_definitions=[vdef],
                 actions=actions,
-                result_format={"result_format": "SUMMARY"},
+                result_format={"result_format": result_format},
             )
         )
         frame = _part_frame(batch, column, expectations)
