@@ -353,23 +353,8 @@ def _part_frame(batch: Any, column: str | None, expectations: list[dict[str, Any
     return batch[cols]
 
 
-def run_suite(
-    batch: pa.Table | pd.DataFrame | Path,
-    suite: dict[str, Any],
-    parameters: dict[str, Any],
-    docs_dir: Path | None = None,
-    result_format: str = "SUMMARY",
-) -> tuple[list[CheckResult], dict[str, Any]]:
-    """Validate ``df`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
-
-    GX's pandas engine copies the whole batch for each metric it computes, so the suite is
-    run column by column, each part on a one-column frame (shape-only table expectations on
-    a one-byte-per-cell frame of the same shape, other table-level ones on the whole batch).
-    The verdicts are the same; the cost grows with rows x columns instead of rows x columns
-    squared, and an Arrow or Parquet ``batch`` is converted to pandas one column at a time,
-    so memory follows the largest column, not the batch. ``result_format`` is GX's
-    (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part.
-    """
+def _gx_context(docs_dir: Path | None) -> tuple[Any, Any, list[Any]]:
+    """An ephemeral GX context with a pandas batch definition (and a Data Docs site)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -391,10 +376,37 @@ def run_suite(
         }
         ctx.add_data_docs_site(site_name="nightshift", site_config=site)
         actions.append(UpdateDataDocsAction(name="data_docs", site_names=["nightshift"]))
+    return ctx, batch_def, actions
+
+
+def run_suite(
+    batch: pa.Table | pd.DataFrame | Path,
+    suite: dict[str, Any],
+    parameters: dict[str, Any],
+    docs_dir: Path | None = None,
+    result_format: str = "SUMMARY",
+) -> tuple[list[CheckResult], dict[str, Any]]:
+    """Validate ``df`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
+
+    GX's pandas engine copies the whole batch for each metric it computes, so the suite is
+    run column by column, each part on a one-column frame (shape-only table expectations on
+    a one-byte-per-cell frame of the same shape, other table-level ones on the whole batch).
+    The verdicts are the same; the cost grows with rows x columns instead of rows x columns
+    squared, and an Arrow or Parquet ``batch`` is converted to pandas one column at a time,
+    so memory follows the largest column, not the batch. ``result_format`` is GX's
+    (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part.
+    """
+    import great_expectations as gx
+
+    # GX's execution engine caches every metric it computed, frames included, for the life of
+    # its context: without Data Docs each part gets a fresh (cheap) context, so memory is
+    # released part by part; Data Docs need one context that has seen every part.
+    shared = _gx_context(docs_dir) if docs_dir is not None else None
     meta = suite.get("meta") or {}
     checks: list[CheckResult] = []
     results: list[dict[str, Any]] = []
     for i, (column, expectations) in enumerate(_column_groups(list(suite.get("expectations") or [])).items()):
+        ctx, batch_def, actions = shared or _gx_context(None)
         name = f"{suite['name']}:{column or 'table'}"
         gx_suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=meta))
         vdef = ctx.validation_definitions.add(
