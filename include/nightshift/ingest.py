@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -262,6 +263,10 @@ def _stage(
     checks: list[CheckResult] = []
     writer: pq.ParquetWriter | None = None
     name = ""
+    # Parquet encoding runs on a second thread while the next block is parsed; one write in
+    # flight at a time keeps memory at two blocks.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-writer")
+    pending: Future[None] | None = None
     try:
         for path in files:
             name = path.rpartition("/")[2]
@@ -289,8 +294,12 @@ def _stage(
                             details=f"{name}: columns or types differ from the partition's first file",
                         )
                     )
-                writer.write_batch(batch)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_batch, batch)
                 rows += batch.num_rows
+        if pending is not None:
+            pending.result()
         if writer is None:
             raise _FatalRead(CheckResult("file_has_rows", False, source="read", details=f"{name}: no data"))
     except _FatalRead as exc:
@@ -311,6 +320,9 @@ def _stage(
         checks.append(_read_errors(exc, name))
         return StagedBatch(staging, rows, bytes_in, checks, fatal=True)
     finally:
+        if pending is not None:
+            wait([pending])
+        pool.shutdown()
         if writer is not None:
             writer.close()
     if issues is not None:
