@@ -218,14 +218,15 @@ def _import_stack(gx: bool) -> dict[str, float]:
     return times
 
 
-def _run_suite_takes_arrow() -> bool:
-    """Whether ``run_suite`` validates an Arrow table itself (as ``ingest_partition`` then calls it)."""
+def _ingest_input() -> str:
+    """What ``ingest_partition`` hands ``run_suite`` in this version of the code: the staged
+    Parquet ``path``, the Arrow ``table`` or a pandas ``frame`` (read from the annotation)."""
     import inspect
 
     from nightshift.validate import run_suite
 
-    first = next(iter(inspect.signature(run_suite).parameters.values()))
-    return "Table" in str(first.annotation)
+    first = str(next(iter(inspect.signature(run_suite).parameters.values())).annotation)
+    return "path" if "Path" in first else "table" if "Table" in first else "frame"
 
 
 def _peaks() -> Result:
@@ -292,10 +293,27 @@ def w_stage(a: Result) -> Result:
 
 def w_ingest(a: Result) -> Result:
     _import_stack(gx=True)  # GX's import is measured apart (w_imports), not in the throughput
+    import nightshift.validate as nv
     from nightshift.ingest import ingest_partition
     from nightshift.storage import Store
     from nightshift.validate import BatchRejected
 
+    gx_calls: list[Result] = []
+    real_run_suite = nv.run_suite
+
+    def timed_run_suite(*args: Any, **kwargs: Any) -> Any:  # what GX costs inside the ingest
+        t0 = time.perf_counter()
+        out = real_run_suite(*args, **kwargs)
+        gx_calls.append(
+            {
+                "seconds": time.perf_counter() - t0,
+                "input": type(args[0]).__name__,
+                "result_format": kwargs.get("result_format", "default"),
+            }
+        )
+        return out
+
+    nv.run_suite = timed_run_suite
     spec, store = _spec(), Store(a["store"])
     rss0 = rss_now()
     t0 = time.perf_counter()
@@ -313,12 +331,12 @@ def w_ingest(a: Result) -> Result:
         "success": outcome.success,
         "reason": outcome.reason(),
         "stats": report.get("stats", {}),
+        "gx_calls": gx_calls,
     }
 
 
 def w_validate(a: Result) -> Result:
-    """GX ``run_suite`` against :func:`pandas_checks` on the same frame (``to_validation_frame``);
-    also GX as ``ingest_partition`` calls it (on the Arrow table) where ``run_suite`` takes one."""
+    """GX ``run_suite`` against :func:`pandas_checks` on the same frame (``to_validation_frame``)."""
     _import_stack(gx=True)
     import pyarrow.parquet as pq
 
@@ -326,22 +344,22 @@ def w_validate(a: Result) -> Result:
     from nightshift.validate import load_suite, run_suite, suite_parameters
 
     spec = _spec()
-    arrow_in = _run_suite_takes_arrow()
+    staging = Path(a["staging"])
     t0 = time.perf_counter()
-    table = pq.read_table(a["staging"])
+    table = pq.read_table(staging)
     read_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     df = to_validation_frame(table, spec)
     frame_s = time.perf_counter() - t0
     suite, params = load_suite(spec, "events"), suite_parameters(spec, DAY)
-    small: Any = table.slice(0, SMALL_ROWS) if arrow_in else df.head(SMALL_ROWS).copy()
+    del table
+    small = df.head(SMALL_ROWS).copy()
 
     t0 = time.perf_counter()
     run_suite(small, suite, params)  # the first call in a process pays GX's lazy set-up
     first_small_s = time.perf_counter() - t0
 
     gx_s: list[float] = []
-    gx_arrow_s: list[float] = []
     pd_s: list[float] = []
     small_s: list[float] = []
     gx_json: dict[str, Any] = {}
@@ -350,10 +368,6 @@ def w_validate(a: Result) -> Result:
         t0 = time.perf_counter()
         _, gx_json = run_suite(df, suite, params)
         gx_s.append(time.perf_counter() - t0)
-        if arrow_in:
-            t0 = time.perf_counter()
-            run_suite(table, suite, params)
-            gx_arrow_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         mine = pandas_checks(df, suite, params)
         pd_s.append(time.perf_counter() - t0)
@@ -365,7 +379,7 @@ def w_validate(a: Result) -> Result:
         import pstats
 
         prof = cProfile.Profile()
-        prof.runcall(run_suite, table if arrow_in else df, suite, params)
+        prof.runcall(run_suite, df, suite, params)
         prof.dump_stats(a["profile"])
         pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
     return {
@@ -374,9 +388,7 @@ def w_validate(a: Result) -> Result:
         "frame_bytes": int(df.memory_usage(deep=True).sum()),
         "rows": len(df),
         "expectations": len(suite["expectations"]),
-        "arrow_in": arrow_in,
         "gx_s": gx_s,
-        "gx_arrow_s": gx_arrow_s,
         "pandas_s": pd_s,
         "gx_small_s": small_s,
         "gx_first_small_s": first_small_s,
@@ -386,52 +398,49 @@ def w_validate(a: Result) -> Result:
 
 
 def w_phases(a: Result) -> Result:
-    """The steps of ``ingest_partition`` one by one, with the time and own peak RSS of each."""
+    """The real ``ingest_partition``, its steps timed from outside: ``stage_files``,
+    ``to_validation_frame``, ``run_suite`` and ``Store.put_file`` are wrapped, the time
+    between them (e.g. ``pq.read_table``) is reported as a step of its own; each step's
+    peak RSS is its own (VmHWM reset at each boundary)."""
     _import_stack(gx=True)
-    import pyarrow.parquet as pq
-
-    from nightshift.ingest import stage_files, to_validation_frame
+    import nightshift.ingest as ni
+    import nightshift.validate as nv
     from nightshift.storage import Store
-    from nightshift.validate import load_suite, run_suite, suite_parameters
 
     spec, store = _spec(), Store(a["store"])
-    work = Path(tempfile.mkdtemp(prefix="phases-", dir=a["work"]))
-    staging = work / "staged.parquet"
-    files = store.list_files(store.landing_dir(spec.name, "events", DAY), spec.landing.pattern)
     phases: list[Result] = []
-    held: dict[str, Any] = {}
+    can_reset = reset_peak()
+    mark = {"t": time.perf_counter(), "rss": rss_now()}
 
-    def phase(name: str, fn: Callable[[], Any]) -> Any:
-        can_reset = reset_peak()
-        before = rss_now()
-        t0 = time.perf_counter()
-        out = fn()
-        seconds = time.perf_counter() - t0
+    def record(name: str, seconds: float, before: int) -> None:
+        peak = rss_peak() if can_reset else None
         phases.append(
-            {
-                "phase": name,
-                "seconds": seconds,
-                "rss_before": before,
-                "rss_after": rss_now(),
-                "peak": rss_peak() if can_reset else None,
-            }
+            {"phase": name, "seconds": seconds, "rss_before": before, "rss_after": rss_now(), "peak": peak}
         )
-        return out
+        reset_peak()
+        mark.update(t=time.perf_counter(), rss=rss_now())
 
-    phase("stage_files", lambda: stage_files(store, files, spec, "events", staging))
-    held["table"] = phase("pq.read_table(staged)", lambda: pq.read_table(staging))
-    nbytes = held["table"].nbytes
-    suite, params = load_suite(spec, "events"), suite_parameters(spec, DAY)
-    if _run_suite_takes_arrow():  # as ingest_partition does now
-        phase("run_suite(table) (GX)", lambda: run_suite(held["table"], suite, params))
-    else:
-        held["table"] = phase("to_validation_frame", lambda: to_validation_frame(held.pop("table"), spec))
-        phase("run_suite(frame) (GX)", lambda: run_suite(held["table"], suite, params))
-    del held["table"]
-    target = store.path("bench-publish", "part-0.parquet")
-    phase("publish (Store.put_file)", lambda: store.put_file(staging, target))
-    shutil.rmtree(work, ignore_errors=True)
-    return {"phases": phases, "nbytes": nbytes, **_peaks()}
+    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            gap = time.perf_counter() - mark["t"]
+            if gap > 0.01:
+                record("(between the steps)", gap, int(mark["rss"]))
+            before, t0 = rss_now(), time.perf_counter()
+            out = fn(*args, **kwargs)
+            record(name, time.perf_counter() - t0, before)
+            return out
+
+        return timed
+
+    ni.stage_files = wrap("stage_files", ni.stage_files)
+    ni.to_validation_frame = wrap("to_validation_frame", ni.to_validation_frame)
+    nv.run_suite = wrap(f"run_suite({_ingest_input()}) (GX)", nv.run_suite)
+    Store.put_file = wrap("publish (Store.put_file)", Store.put_file)  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    ni.ingest_partition(store, spec, "events", DAY, work_dir=Path(a["work"]))
+    total = time.perf_counter() - t0
+    record("(after the steps)", time.perf_counter() - mark["t"], int(mark["rss"]))
+    return {"phases": phases, "total_s": total, **_peaks()}
 
 
 WORKERS: dict[str, Callable[[Result], Result]] = {
@@ -492,10 +501,6 @@ def run_worker(name: str, args: Result, root: Path) -> Run:
 def worker_main(name: str, args_json: str, out: str) -> None:
     result = WORKERS[name](json.loads(args_json))
     Path(out).write_text(json.dumps(result, default=str))
-
-
-def _best(runs: list[Run], key: str = "seconds") -> Run:
-    return min(runs, key=lambda r: float(r.result[key]))
 
 
 def _gib(n: float) -> str:
@@ -582,6 +587,8 @@ def table_rows(r: Result) -> list[Row]:
     v = r["validate"]
     gx_s, pd_s = min(v["gx_s"]), min(v["pandas_s"])
     gx_small = min(v["gx_small_s"])
+    gx_in_s = min(sum(c["seconds"] for c in x["gx_calls"]) for x in r["ingest"])
+    gx_in: Result = next((c for x in r["ingest"] for c in x["gx_calls"]), {})
     gx_import = min(i["import_gx_s"] for i in r["imports"])
     base_rss = max(i["peak_rss"] for i in r["imports"])
     base_rss_nogx = r["imports_nogx"]["peak_rss"]
@@ -615,19 +622,13 @@ def table_rows(r: Result) -> list[Row]:
             f"<= {GOAL_GX_VS_PANDAS}",
             _verdict(gx_s / pd_s <= GOAL_GX_VS_PANDAS),
         ),
-        *(
-            [
-                Row(
-                    "  GX as ingest calls it (Arrow in)",
-                    f"{min(v['gx_arrow_s']):.2f} s",
-                    f"frame+pandas {v['frame_s'] + pd_s:.2f} s",
-                    min(v["gx_arrow_s"]) / (v["frame_s"] + pd_s),
-                    "(info)",
-                    "",
-                )
-            ]
-            if v.get("gx_arrow_s")
-            else []
+        Row(
+            f"  GX inside ingest ({gx_in.get('result_format', '?')})",
+            f"{gx_in_s:.2f} s",
+            f"read+frame+pd {v['read_s'] + v['frame_s'] + pd_s:.2f} s",
+            gx_in_s / (v["read_s"] + v["frame_s"] + pd_s),
+            "(info)",
+            "",
         ),
         Row(
             f"GX fixed cost ({SMALL_ROWS} rows)",
@@ -691,7 +692,7 @@ def print_report(r: Result) -> None:
     )
     rows = table_rows(r)
     head = ("metric", "nightshift", "baseline", "ratio", "goal", "")
-    widths = [38, 22, 22, 7, 9, 4]
+    widths = [36, 22, 22, 6, 8, 4]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     for row in rows:
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else ""
@@ -699,11 +700,12 @@ def print_report(r: Result) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
     ingest = min(r["ingest"], key=lambda x: x["seconds"])
     print(f"ingest report stats (best run): {ingest['stats']}; verdict: {ingest['reason']}")
+    print(f"GX calls inside the best ingest: {ingest['gx_calls']}")
     print(
         f"GX vs pandas verdicts: {'agree' if not v['diffs'] else '; '.join(v['diffs'])}; "
         f"pq.read_table {v['read_s']:.2f} s, to_validation_frame {v['frame_s']:.2f} s"
     )
-    print("ingest phases (one run; peak = the phase's own VmHWM after a reset):")
+    print(f"ingest_partition step by step (one run, {ph['total_s']:.2f} s; peak = the step's own VmHWM):")
     for p in ph["phases"]:
         peak = _gib(p["peak"]) if p["peak"] is not None else "n/a"
         print(
