@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import shutil
 import tempfile
 import time
@@ -399,7 +400,7 @@ def ingest_partition(
         stats["total_s"] = round(time.perf_counter() - t0, 3)
         report_path = store.reports_dir(spec.name, "validation", dt) + f"/{kind}.json"
         outcome.report_uri = outcome.report_uri or store.uri(report_path)
-        store.write_bytes_atomic(report_path, _dumps({"outcome": outcome.to_dict(), "stats": stats}).encode())
+        store.write_json_atomic(report_path, {"outcome": outcome.to_dict(), "stats": stats})
         if not outcome.success:
             raise BatchRejected(outcome)
         return outcome
@@ -436,11 +437,6 @@ def _quarantine(
     if docs.exists():
         outcome.data_docs_uri = store.uri(qdir + "/data_docs/index.html")
         shutil.move(str(docs), staged / "data_docs")
-    (staged / "validation.json").write_text(_dumps({"outcome": outcome.to_dict(), **evidence}))
+    report = {"outcome": outcome.to_dict(), **evidence}
+    (staged / "validation.json").write_text(json.dumps(report, indent=2, default=str))
     store.publish_dir(qdir, staged, copies={f: "files/" + f.rpartition("/")[2] for f in files})
-
-
-def _dumps(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=2, default=str)

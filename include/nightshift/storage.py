@@ -228,12 +228,6 @@ class Store:
             while block := src.read(chunk):
                 out.write(block)
 
-    def copy_file(self, src: str, dst: str) -> None:
-        """Copy one store file to another store path (atomic at the destination)."""
-        with self.open_input(src) as f, self.open_output_atomic(dst) as out:
-            while block := f.read(8 << 20):
-                out.write(block)
-
     def makedirs(self, directory: str) -> None:
         if self.scheme == "file":
             self.fs.create_dir(directory, recursive=True)
