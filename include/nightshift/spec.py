@@ -108,6 +108,85 @@ class ValidationThresholds(_Model):
     range_mostly: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
+DEFAULT_XGB_PARAMS: dict[str, float | int | str] = {
+    "max_depth": 4,
+    "eta": 0.05,
+    "min_child_weight": 10.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.7,
+    "max_bin": 256,
+}
+
+
+class Tuning(_Model):
+    """Optional bounded hyper-parameter search: ``trials`` (0 = off) within ``timeout_s``."""
+
+    trials: Annotated[int, Field(ge=0, le=200)] = 0
+    timeout_s: Annotated[float, Field(gt=0)] = 300.0
+
+
+class Training(_Model):
+    """The training window, its time-ordered split, and XGBoost's settings."""
+
+    # the last N labelled event days; the most recent ones are the holdout, the ones before
+    # them the validation (early stopping) days, the rest the training days
+    window_days: Annotated[int, Field(ge=3, le=366)] = 14
+    validation_days: Annotated[int, Field(ge=1)] = 2
+    holdout_days: Annotated[int, Field(ge=1)] = 2
+    min_rows: Annotated[int, Field(ge=1)] = 1000
+    # each split needs at least this many rows of each class
+    min_class_rows: Annotated[int, Field(ge=1)] = 10
+    num_boost_round: Annotated[int, Field(ge=1, le=100_000)] = 500
+    early_stopping_rounds: Annotated[int, Field(ge=1)] = 25
+    params: dict[str, float | int | str] = Field(default_factory=lambda: dict(DEFAULT_XGB_PARAMS))
+    tuning: Tuning = Field(default_factory=Tuning)
+
+    @model_validator(mode="after")
+    def _split(self) -> Training:
+        if self.validation_days + self.holdout_days >= self.window_days:
+            raise ValueError(
+                f"validation_days ({self.validation_days}) + holdout_days ({self.holdout_days}) "
+                f"leave no training days in a window of {self.window_days}"
+            )
+        reserved = {"objective", "seed", "device", "tree_method", "eval_metric", "nthread"}
+        bad = sorted(reserved & set(self.params))
+        if bad:
+            raise ValueError(f"params may not set {', '.join(bad)} (nightshift sets them)")
+        return self
+
+
+MetricName = Literal["roc_auc", "average_precision", "log_loss", "brier"]
+
+
+DEFAULT_FLOORS: dict[MetricName, float] = {"roc_auc": 0.75, "average_precision": 0.05}
+
+
+class Gate(_Model):
+    """When a challenger may replace the champion (all checks on the same holdout)."""
+
+    metric: Literal["roc_auc", "average_precision"] = "roc_auc"
+    # absolute floors, checked on every run (the only checks on the first run)
+    min_metrics: dict[MetricName, float] = Field(default_factory=lambda: dict(DEFAULT_FLOORS))
+    # how much worse than the champion the challenger may be on ``metric`` (a tie passes:
+    # the newer model has seen newer data)
+    max_regression: Annotated[float, Field(ge=0)] = 0.005
+    # per-slice: the challenger's ``metric`` in each slice value with enough rows must not fall
+    # more than this below the champion's, nor below ``slice_min_metric``
+    slice_min_rows: Annotated[int, Field(ge=1)] = 200
+    slice_min_positives: Annotated[int, Field(ge=1)] = 5
+    max_slice_regression: Annotated[float, Field(ge=0)] = 0.03
+    slice_min_metric: float | None = 0.6
+    # the challenger must beat a logistic regression on the same features by this margin
+    baseline_margin: float = 0.0
+
+
+class Scoring(_Model):
+    """Batch scoring: how far back a new champion scores partitions that have no predictions."""
+
+    catchup_days: Annotated[int, Field(ge=0, le=366)] = 7
+    batch_rows: Annotated[int, Field(ge=1000)] = 500_000
+
+
 class DatasetSpec(_Model):
     """A tabular binary-classification dataset, as upstream delivers it."""
 
@@ -122,6 +201,9 @@ class DatasetSpec(_Model):
     partitioning: Partitioning = Field(default_factory=Partitioning)
     landing: Landing = Field(default_factory=Landing)
     validation: ValidationThresholds = Field(default_factory=ValidationThresholds)
+    training: Training = Field(default_factory=Training)
+    gate: Gate = Field(default_factory=Gate)
+    scoring: Scoring = Field(default_factory=Scoring)
     seed: int = 42
 
     @field_validator("name")

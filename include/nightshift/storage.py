@@ -7,6 +7,8 @@ Layout (every area partitioned by day)::
     labels/<dataset>/dt=YYYY-MM-DD/part-0.parquet      validated labels (dt = arrival day)
     quarantine/<dataset>/<kind>/dt=YYYY-MM-DD/          rejected files + validation result + Data Docs
     reports/<dataset>/<topic>/dt=YYYY-MM-DD/            reports (validation summaries, later drift)
+    predictions/<dataset>/dt=YYYY-MM-DD/part-0.parquet  scores of the champion, version in every row
+    audit/<dataset>/<action>-v<version>-<key>.json      registry decisions (one immutable object each)
 
 Writes go to a temporary name and are then moved into place, so a reader sees the old file
 or the new one, never half of one; a re-run replaces, never duplicates.
@@ -124,6 +126,10 @@ class Store:
         """Where a validated batch is published: curated/ for events, labels/ for labels."""
         area = "curated" if kind == "events" else "labels"
         return self.path(area, dataset, self.dt_part(dt), "part-0.parquet")
+
+    def predictions_file(self, dataset: str, dt: date) -> str:
+        """Scores of the curated partition ``dt`` (one file per day, replaced on re-score)."""
+        return self.path("predictions", dataset, self.dt_part(dt), "part-0.parquet")
 
     def quarantine_dir(self, dataset: str, kind: BatchKind, dt: date) -> str:
         return self.path("quarantine", dataset, kind, self.dt_part(dt))

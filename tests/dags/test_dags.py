@@ -143,3 +143,38 @@ def test_parse_time(path: Path, record_property: Any, capsys: pytest.CaptureFixt
     with report.open("a") as f:
         f.write(line + "\n")
     assert not best["heavy"], f"{path.name} imports heavy libraries at parse time: {best['heavy']}"
+
+
+def test_every_dataset_has_model_dags(dagbag: Any) -> None:
+    from nightshift.airflow.dagconfig import dataset_names
+
+    for name in dataset_names():
+        for kind in ("train", "score", "rollback"):
+            assert f"nightshift_{kind}.{name}" in dagbag.dags, f"nightshift_{kind}.{name}"
+
+
+def test_training_runs_on_the_gpu_queue_and_promotion_in_the_registry_pool(dagbag: Any) -> None:
+    from nightshift.airflow.dagconfig import REGISTRY_POOL
+
+    dag = dagbag.dags["nightshift_train.payments"]
+    assert dag.get_task("train").queue == "gpu"
+    assert dag.get_task("gate").queue != "gpu"
+    assert dag.get_task("promote").pool == REGISTRY_POOL
+    assert [o.name for o in dag.get_task("promote").outlets] == ["nightshift.payments.champion"]
+    assert dagbag.dags["nightshift_rollback.payments"].get_task("rollback").pool == REGISTRY_POOL
+    assert dag.max_active_runs == 1
+    assert {"as_of", "window_days", "xgb_params", "num_boost_round", "tuning_trials", "tuning_timeout_s"} <= set(
+        dag.params.keys()
+    )
+
+
+def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
+    train = dagbag.dags["nightshift_train.payments"]
+    score = dagbag.dags["nightshift_score.payments"]
+
+    def names(cond: Any) -> set[str]:
+        return set().union(*(names(o) for o in cond.objects)) if hasattr(cond, "objects") else {cond.name}
+
+    assert names(train.timetable.asset_condition) == {"nightshift.payments.curated"}
+    assert names(score.timetable.asset_condition) == {"nightshift.payments.curated", "nightshift.payments.champion"}
+    assert [o.name for o in score.get_task("score").outlets] == ["nightshift.payments.predictions"]

@@ -17,3 +17,13 @@ def curated_asset(dataset: str) -> Asset:
 def labels_asset(dataset: str) -> Asset:
     """Validated labels of ``dataset`` (one event per published arrival day)."""
     return Asset(name=f"nightshift.{dataset}.labels", group="nightshift")
+
+
+def champion_asset(dataset: str) -> Asset:
+    """The ``champion`` alias of ``dataset``'s model moved (promotion or rollback)."""
+    return Asset(name=f"nightshift.{dataset}.champion", group="nightshift")
+
+
+def predictions_asset(dataset: str) -> Asset:
+    """Predictions of ``dataset`` (one event per scoring run, the days in its extra)."""
+    return Asset(name=f"nightshift.{dataset}.predictions", group="nightshift")

@@ -14,6 +14,8 @@ from typing import Any
 from nightshift.spec import default_datasets_dir
 
 OWNER = "nightshift"
+# registry writes (alias moves) are serialised through this pool of one slot
+REGISTRY_POOL = "nightshift_registry"
 
 
 def dataset_names() -> list[str]:

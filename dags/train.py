@@ -1,0 +1,86 @@
+"""
+### nightshift_train.&lt;dataset&gt;
+
+Train, gate and (maybe) promote a model of one dataset. Runs when new curated data lands
+(the *curated* Asset) and by hand with Params (as-of day, window, XGBoost parameters, a
+tuning budget).
+
+1. **train** (queue `gpu`): the last N labelled days (labels joined by id), split by time into
+   train / validation / holdout; XGBoost with early stopping, on CUDA when the worker sees a
+   GPU (else CPU, with a warning; a worker with `NIGHTSHIFT_REQUIRE_GPU=1` fails instead). One
+   MLflow run: params, metrics, lineage (partitions + hashes, validation, code version, device),
+   feature contributions, the model packaged with its feature transform. Too little labelled
+   data yet skips an automatic run and fails a manual one.
+2. **gate**: challenger vs the current champion and a logistic baseline on the same holdout,
+   with the spec's thresholds and slice checks; the verdict and its evidence go to the run;
+   the challenger is registered (a retry finds its version).
+3. **promote** (pool `nightshift_registry`, one slot): move the `champion` alias (former one →
+   `previous`), verify, audit, emit the *champion* Asset event; a rejected challenger is
+   recorded in the audit trail and the task is skipped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from nightshift.airflow.assets import champion_asset, curated_asset
+from nightshift.airflow.dagconfig import REGISTRY_POOL, dataset_names, default_args
+
+NULL_INT = ["null", "integer"]
+
+
+def build(name: str) -> DAG:
+    champion = champion_asset(name)
+    with DAG(
+        dag_id=f"nightshift_train.{name}",
+        description=f"Train, gate and promote the {name} model",
+        doc_md=__doc__,
+        schedule=curated_asset(name),
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(),
+        params={
+            "as_of": Param(
+                None, type=["null", "string"], description="Use labels landed up to this day (YYYY-MM-DD)"
+            ),
+            "window_days": Param(None, type=NULL_INT, minimum=3, description="Labelled days in the window"),
+            "xgb_params": Param({}, type="object", description="XGBoost parameter overrides"),
+            "num_boost_round": Param(None, type=NULL_INT, minimum=1, description="Maximum boosting rounds"),
+            "tuning_trials": Param(
+                None, type=NULL_INT, minimum=0, maximum=200, description="Random-search trials"
+            ),
+            "tuning_timeout_s": Param(
+                None, type=["null", "number"], minimum=1, description="Tuning time budget"
+            ),
+        },
+        tags=["nightshift", "train", f"dataset:{name}"],
+    ) as dag:
+
+        @task(queue="gpu")
+        def train(**context: Any) -> dict[str, Any]:
+            from nightshift.airflow.model import run_train
+
+            return run_train(name, context)  # type: ignore[arg-type]
+
+        @task
+        def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from nightshift.airflow.model import run_gate
+
+            return run_gate(name, trained, context)  # type: ignore[arg-type]
+
+        @task(pool=REGISTRY_POOL, outlets=[champion])
+        def promote(verdict: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from nightshift.airflow.model import run_promote
+
+            return run_promote(name, verdict, context, champion)  # type: ignore[arg-type]
+
+        promote(gate(train()))
+    return dag
+
+
+for _name in dataset_names():
+    globals()[f"nightshift_train_{_name}"] = build(_name)

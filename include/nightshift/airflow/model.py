@@ -1,0 +1,167 @@
+"""Task bodies of the model-plane DAGs: read the run's context, call the core, map errors.
+
+Data problems (too few labels, a bad window, a missing GPU on a GPU-only worker, a champion
+that cannot be loaded) fail without retries; an unreachable MLflow server is retried by
+Airflow. Every registry write is keyed on the DAG run, so a retried task finds its work.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from airflow.sdk import Asset, Context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from nightshift.airflow.store import get_store
+from nightshift.spec import find_spec, parse_dt
+
+# runs the scheduler starts on its own: too little data yet is a skip, not an incident
+AUTOMATIC_RUN_TYPES = {"scheduled", "asset_triggered", "backfill"}
+
+
+def _run(context: Context) -> Any:
+    return context["dag_run"]
+
+
+def run_key(context: Context) -> str:
+    """The orchestrator's identity of this run: what makes a retry find its own work."""
+    dr = _run(context)
+    return f"{dr.dag_id}/{dr.run_id}"
+
+
+def run_type(context: Context) -> str:
+    return str(getattr(_run(context).run_type, "value", _run(context).run_type))
+
+
+def trigger(context: Context) -> str:
+    """Who/what started this run, for the audit trail."""
+    dr = _run(context)
+    who = getattr(dr, "triggering_user_name", None)
+    return f"dag {dr.dag_id} run {dr.run_id} ({run_type(context)}{', by ' + who if who else ''})"
+
+
+def _fail(exc: Exception) -> AirflowFailException:
+    return AirflowFailException(f"{type(exc).__name__}: {exc}")
+
+
+def run_train(dataset: str, context: Context) -> dict[str, Any]:
+    from nightshift.features import FeatureError
+    from nightshift.pipeline import TrainRequest, train_step
+    from nightshift.train import DeviceError, InsufficientData
+
+    p = context.get("params") or {}
+    request = TrainRequest(
+        as_of=parse_dt(p["as_of"]) if p.get("as_of") else None,
+        window_days=p.get("window_days") or None,
+        params=dict(p.get("xgb_params") or {}),
+        num_boost_round=p.get("num_boost_round") or None,
+        trials=p.get("tuning_trials"),
+        timeout_s=p.get("tuning_timeout_s") or None,
+    )
+    dr = _run(context)
+    tags = {"dag_id": dr.dag_id, "run_id": dr.run_id, "run_type": run_type(context)}
+    try:
+        return train_step(get_store(), find_spec(dataset), run_key(context), request, tags)
+    except InsufficientData as exc:
+        if run_type(context) in AUTOMATIC_RUN_TYPES:
+            raise AirflowSkipException(f"not training yet: {exc}") from None
+        raise _fail(exc) from None
+    except (DeviceError, FeatureError, ValueError) as exc:
+        raise _fail(exc) from None
+
+
+def run_gate(dataset: str, trained: dict[str, Any], context: Context) -> dict[str, Any]:
+    from nightshift.features import FeatureError
+    from nightshift.pipeline import gate_step
+    from nightshift.registry import RegistryError, RegistryUnavailable
+    from nightshift.train import InsufficientData
+
+    try:
+        return gate_step(get_store(), find_spec(dataset), trained["run_id"], run_key(context))
+    except RegistryUnavailable:
+        raise
+    except (RegistryError, InsufficientData, FeatureError) as exc:
+        raise _fail(exc) from None
+
+
+def run_promote(dataset: str, verdict: dict[str, Any], context: Context, asset: Asset) -> dict[str, Any]:
+    """Promote (emitting the champion Asset event), or record the rejection and skip."""
+    from nightshift.pipeline import decide_step
+
+    event = decide_step(
+        get_store(), find_spec(dataset), verdict, actor="nightshift-gate", trigger=trigger(context)
+    )
+    if event["action"] != "promote":
+        raise AirflowSkipException(f"v{event['version']} not promoted: {event['reason']}")
+    context["outlet_events"][asset].extra = {
+        "version": event["version"],
+        "previous": event["previous_version"],
+    }
+    return event
+
+
+def _days_to_score(dataset: str, context: Context) -> list[date] | None:
+    p = context.get("params") or {}
+    if p.get("dt"):
+        return [parse_dt(str(p["dt"]))]
+    days: list[date] = []
+    events = context.get("triggering_asset_events") or {}
+    for asset_events in events.values():
+        for ev in asset_events:
+            dt = (getattr(ev, "extra", None) or {}).get("dt")
+            if dt:
+                days.append(parse_dt(str(dt)))
+    return days or None
+
+
+def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
+    """Score the days named by the triggering curated events (or ``params.dt``); on a new
+    champion or a bare trigger, the recent curated days that have no predictions yet."""
+    from nightshift.pipeline import score_step
+    from nightshift.registry import RegistryError, RegistryUnavailable
+    from nightshift.score import unscored_days
+
+    spec, store = find_spec(dataset), get_store()
+    days = _days_to_score(dataset, context)
+    if days is None:
+        days = unscored_days(store, spec)
+    if not days:
+        raise AirflowSkipException(f"{dataset}: every recent curated day already has predictions")
+    try:
+        result = score_step(store, spec, days)
+    except RegistryUnavailable:
+        raise
+    except (RegistryError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    if result["champion"] is None:
+        raise AirflowSkipException(
+            f"{dataset}: no champion model yet, nothing scored ({', '.join(d.isoformat() for d in days)}); "
+            f"train and promote one (nightshift_train.{dataset})"
+        )
+    context["outlet_events"][asset].extra = {
+        "version": result["champion"],
+        "days": [s["dt"] for s in result["scored"]],
+    }
+    return result
+
+
+def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
+    from nightshift import registry
+
+    p = context.get("params") or {}
+    reason = str(p.get("reason") or "").strip()
+    if not reason:
+        raise AirflowFailException("a rollback needs a reason (the 'reason' param)")
+    actor = str(p.get("actor") or getattr(_run(context), "triggering_user_name", None) or "unknown")
+    client = registry.configure()
+    try:
+        event = registry.rollback(
+            client, get_store(), dataset, actor=actor, trigger=trigger(context), reason=reason
+        )
+    except registry.RegistryUnavailable:
+        raise
+    except registry.RegistryError as exc:
+        raise _fail(exc) from None
+    context["outlet_events"][asset].extra = {"version": event.version, "rolled_back": event.previous_version}
+    return event.to_dict()

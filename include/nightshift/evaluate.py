@@ -1,0 +1,352 @@
+"""Evaluation and the gate: metrics, slices, calibration, a simple baseline, and the verdict.
+
+Every candidate (challenger, current champion, logistic-regression baseline) is scored on
+the *same* holdout rows; :func:`gate` turns the three evaluations and the spec's thresholds
+into a :class:`Verdict` whose checks are the evidence logged with the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from nightshift.features import FeatureTransform
+from nightshift.spec import DatasetSpec, Gate
+
+HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False, "brier": False}
+
+
+def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """AUC, average precision, log loss and Brier score (NaN when a class is missing)."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    y = np.asarray(y, dtype=np.float64)
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    out = {"rows": float(len(y)), "positives": float(y.sum())}
+    if len(y) == 0 or y.min() == y.max():
+        return {**out, "roc_auc": float("nan"), "average_precision": float("nan"), "log_loss": float("nan"),
+                "brier": float("nan")}  # fmt: skip
+    out.update(
+        roc_auc=float(roc_auc_score(y, p)),
+        average_precision=float(average_precision_score(y, p)),
+        log_loss=float(log_loss(y, p, labels=[0, 1])),
+        brier=float(brier_score_loss(y, p)),
+    )
+    return out
+
+
+def slice_metrics(
+    table: pa.Table, y: np.ndarray, p: np.ndarray, slices: list[str]
+) -> dict[str, dict[str, Any]]:
+    """``{slice column: {value: metrics}}`` for each slice column of the spec."""
+    out: dict[str, dict[str, Any]] = {}
+    for col in slices:
+        values = np.asarray(
+            table.column(col).cast(pa.string()).fill_null("<missing>").to_numpy(zero_copy_only=False)
+        )
+        out[col] = {str(v): metrics(y[values == v], p[values == v]) for v in sorted(set(values.tolist()))}
+    return out
+
+
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Mean prediction vs observed rate in quantile bins of the prediction."""
+    order = np.argsort(p, kind="stable")
+    out = []
+    for chunk in np.array_split(order, min(bins, max(len(p), 1))):
+        if len(chunk):
+            out.append(
+                {
+                    "rows": float(len(chunk)),
+                    "predicted": float(p[chunk].mean()),
+                    "observed": float(y[chunk].mean()),
+                }
+            )
+    return out
+
+
+@dataclass
+class Evaluation:
+    """One model's results on the holdout."""
+
+    name: str
+    metrics: dict[str, float]
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration: list[dict[str, float]] = field(default_factory=list)
+    version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Evaluation:
+        return cls(**d)
+
+
+def evaluate(name: str, table: pa.Table, y: np.ndarray, p: np.ndarray, spec: DatasetSpec,
+             version: str | None = None) -> Evaluation:  # fmt: skip
+    return Evaluation(
+        name, metrics(y, p), slice_metrics(table, y, p, spec.slices), calibration(y, p), version
+    )
+
+
+# ---- the baseline ------------------------------------------------------------------------
+
+
+def baseline_predict(
+    transform: FeatureTransform,
+    train: pa.Table,
+    y_train: np.ndarray,
+    holdout: pa.Table,
+    seed: int,
+    max_rows: int = 200_000,
+) -> np.ndarray:
+    """A logistic regression on the same features (imputed, scaled, one-hot categories):
+    what "a simpler model" would score on the holdout."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    x_train, x_hold = transform.matrix(train), transform.matrix(holdout)
+    if len(x_train) > max_rows:  # a bounded cost: the baseline is evidence, not a product
+        idx = np.random.default_rng(seed).choice(len(x_train), max_rows, replace=False)
+        x_train, y_train = x_train[idx], y_train[idx]
+    n_num = len(transform.numeric)
+    num = list(range(n_num))
+    cat = list(range(n_num, n_num + len(transform.categorical)))
+    cats = [np.arange(-1, len(v), dtype=np.float32) for v in transform.categorical.values()]
+    pre = ColumnTransformer(
+        [
+            (
+                "num",
+                make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+                num,
+            ),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=-1),
+                    OneHotEncoder(categories=cats, handle_unknown="ignore"),
+                ),
+                cat,
+            ),
+        ]
+    )
+    model = make_pipeline(pre, LogisticRegression(max_iter=500, random_state=seed))
+    model.fit(x_train, y_train)
+    return np.asarray(model.predict_proba(x_hold)[:, 1], dtype=np.float64)
+
+
+# ---- the gate ----------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Verdict:
+    """The gate's decision and the checks behind it."""
+
+    promote: bool
+    reason: str
+    checks: list[Check]
+    deltas: dict[str, float]
+    first_model: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+
+def _fmt(v: float) -> str:
+    return "nan" if np.isnan(v) else f"{v:.4f}"
+
+
+def gate(
+    rules: Gate,
+    challenger: Evaluation,
+    champion: Evaluation | None,
+    baseline: Evaluation | None,
+) -> Verdict:
+    """Decide whether ``challenger`` replaces ``champion``.
+
+    Always: absolute floors (``min_metrics``) and per-slice floors, and the challenger must
+    beat the logistic baseline by ``baseline_margin``. With a champion: the main metric may
+    fall at most ``max_regression`` (a tie passes) and no slice more than
+    ``max_slice_regression``. Slices with too few rows or positives are reported, not judged.
+    """
+    m = rules.metric
+    checks: list[Check] = []
+    for floor_name, floor in rules.min_metrics.items():
+        v = challenger.metrics.get(floor_name, float("nan"))
+        higher = HIGHER_IS_BETTER[floor_name]
+        ok = not np.isnan(v) and (v >= floor if higher else v <= floor)
+        checks.append(
+            Check(f"min:{floor_name}", ok, f"{floor_name} {_fmt(v)} {'>=' if higher else '<='} {floor}")
+        )
+    if baseline is not None:
+        v, b = challenger.metrics[m], baseline.metrics[m]
+        # strictly better: when the simple model is as good, the simple model should win
+        ok = not np.isnan(v) and (np.isnan(b) or v > b + rules.baseline_margin)
+        checks.append(
+            Check(
+                "baseline",
+                ok,
+                f"{m} {_fmt(v)} vs logistic baseline {_fmt(b)} (margin {rules.baseline_margin})",
+            )
+        )
+    deltas: dict[str, float] = {}
+    if champion is not None:
+        for name in HIGHER_IS_BETTER:
+            deltas[name] = challenger.metrics.get(name, float("nan")) - champion.metrics.get(
+                name, float("nan")
+            )
+        d = deltas[m]
+        ok = not np.isnan(d) and d >= -rules.max_regression - 1e-12
+        checks.append(
+            Check(
+                "champion",
+                ok,
+                f"{m} {_fmt(challenger.metrics[m])} vs champion v{champion.version} "
+                f"{_fmt(champion.metrics[m])} (delta {d:+.4f}, allowed -{rules.max_regression})",
+            )
+        )
+    for col, values in challenger.slices.items():
+        for value, sm in values.items():
+            label = f"{col}={value}"
+            if sm["rows"] < rules.slice_min_rows or sm["positives"] < rules.slice_min_positives:
+                continue
+            v = sm.get(m, float("nan"))
+            if rules.slice_min_metric is not None:
+                ok = not np.isnan(v) and v >= rules.slice_min_metric
+                checks.append(Check(f"slice_min:{label}", ok, f"{m} {_fmt(v)} >= {rules.slice_min_metric}"))
+            if champion is not None:
+                c = champion.slices.get(col, {}).get(value, {}).get(m, float("nan"))
+                if not np.isnan(c):
+                    ok = not np.isnan(v) and v >= c - rules.max_slice_regression - 1e-12
+                    checks.append(
+                        Check(
+                            f"slice:{label}",
+                            ok,
+                            f"{m} {_fmt(v)} vs champion {_fmt(c)} (delta {v - c:+.4f}, "
+                            f"allowed -{rules.max_slice_regression})",
+                        )
+                    )
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        reason = "rejected: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+    elif champion is None:
+        reason = f"first model: passes the absolute thresholds ({m} {_fmt(challenger.metrics[m])})"
+    else:
+        reason = (
+            f"promoted: {m} {_fmt(challenger.metrics[m])} vs champion v{champion.version} "
+            f"{_fmt(champion.metrics[m])} ({deltas[m]:+.4f})"
+        )
+    return Verdict(not failed, reason, checks, deltas, champion is None)
+
+
+# ---- artifacts ---------------------------------------------------------------------------
+
+
+def importance(booster: Any, transform: FeatureTransform, sample: pa.Table) -> list[dict[str, Any]]:
+    """Per feature: gain importance, and mean |SHAP contribution| from ``pred_contribs``."""
+    import xgboost as xgb
+
+    gain = booster.get_score(importance_type="gain")
+    dm = xgb.DMatrix(
+        transform.matrix(sample),
+        feature_names=transform.feature_names,
+        feature_types=transform.feature_types,
+        enable_categorical=True,
+    )
+    best = booster.attributes().get("best_iteration")
+    rng = (0, int(best) + 1) if best is not None else (0, 0)
+    contribs = booster.predict(dm, pred_contribs=True, iteration_range=rng)
+    mean_abs = np.abs(contribs[:, :-1]).mean(axis=0)
+    mean = contribs[:, :-1].mean(axis=0)
+    rows = [
+        {
+            "feature": f,
+            "gain": float(gain.get(f, 0.0)),
+            "mean_abs_contribution": float(mean_abs[i]),
+            "mean_contribution": float(mean[i]),
+        }
+        for i, f in enumerate(transform.feature_names)
+    ]
+    return sorted(rows, key=lambda r: -r["mean_abs_contribution"])
+
+
+def calibration_plot(evals: list[Evaluation], path: Path) -> Path:
+    """Reliability diagram of each evaluation (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    top = 0.0
+    for ev in evals:
+        xs = [b["predicted"] for b in ev.calibration]
+        ys = [b["observed"] for b in ev.calibration]
+        top = max(top, *xs, *ys) if xs else top
+        ax.plot(xs, ys, marker="o", label=f"{ev.name} (AUC {_fmt(ev.metrics['roc_auc'])})")
+    top = top or 1.0
+    ax.plot([0, top], [0, top], "--", color="grey", label="perfect")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed positive rate")
+    ax.set_title("Calibration on the holdout")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def report_html(spec: DatasetSpec, evals: list[Evaluation], verdict: Verdict | None) -> str:
+    """A small self-contained HTML report: metrics, slices, verdict checks."""
+    import html
+
+    def table(rows: list[list[str]], head: list[str]) -> str:
+        h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+        b = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><tr>{h}</tr>{b}</table>"
+
+    keys = ["roc_auc", "average_precision", "log_loss", "brier", "rows", "positives"]
+    parts = [f"<h1>{html.escape(spec.name)}: holdout evaluation</h1>"]
+    parts.append(
+        table(
+            [[e.name, *(_fmt(e.metrics.get(k, float("nan"))) for k in keys)] for e in evals], ["model", *keys]
+        )
+    )
+    for col in spec.slices:
+        rows = []
+        for e in evals:
+            for value, sm in e.slices.get(col, {}).items():
+                ap, n, pos = _fmt(sm["average_precision"]), f"{sm['rows']:.0f}", f"{sm['positives']:.0f}"
+                rows.append([e.name, value, _fmt(sm["roc_auc"]), ap, n, pos])
+        parts.append(
+            f"<h2>by {html.escape(col)}</h2>" + table(rows, ["model", col, "roc_auc", "ap", "rows", "pos"])
+        )
+    if verdict is not None:
+        parts.append(
+            f"<h2>verdict: {'PROMOTE' if verdict.promote else 'REJECT'}</h2>"
+            f"<p>{html.escape(verdict.reason)}</p>"
+        )
+        parts.append(table([[c.name, "pass" if c.passed else "FAIL", c.detail] for c in verdict.checks],
+                           ["check", "result", "detail"]))  # fmt: skip
+    parts.append('<h2>calibration</h2><img src="calibration.png" alt="calibration plot">')
+    style = "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font:12px sans-serif}"
+    head = f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head>"
+    return f"{head}<body>{''.join(parts)}</body></html>"

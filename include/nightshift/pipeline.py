@@ -1,0 +1,368 @@
+"""The model plane's steps as plain functions: train → gate → decide, and score.
+
+DAG tasks, the CLI and the benchmarks call these; each step is idempotent for a given
+``run_key`` (the orchestrator's run), so an at-least-once retry finds what the first attempt
+finished instead of doing it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nightshift.spec import DatasetSpec, parse_dt
+from nightshift.storage import Store
+
+log = logging.getLogger(__name__)
+
+LINEAGE = "lineage.json"
+IMPORTANCE_SAMPLE = 20_000
+
+
+@dataclass
+class TrainRequest:
+    """What a training run may override (from Params or the CLI); ``None`` = the spec's."""
+
+    as_of: date | None = None
+    window_days: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    num_boost_round: int | None = None
+    trials: int | None = None
+    timeout_s: float | None = None
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [
+        f"{p}=={version(p)}"
+        for p in ("mlflow", "xgboost", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
+    ]
+
+
+def _code_dir(tmp: Path) -> Path:
+    """The core modules the packaged model imports, copied (no caches, no airflow helpers)."""
+    import shutil
+
+    import nightshift
+
+    src = Path(nightshift.__file__).parent
+    dst = tmp / "code" / "nightshift"
+    dst.mkdir(parents=True)
+    for f in src.glob("*.py"):
+        shutil.copy2(f, dst / f.name)
+    return dst
+
+
+def _flat(prefix: str, d: dict[str, Any]) -> dict[str, str]:
+    return {f"{prefix}{k}": json.dumps(v) if isinstance(v, (list, dict)) else str(v) for k, v in d.items()}
+
+
+def train_step(
+    store: Store,
+    spec: DatasetSpec,
+    run_key: str,
+    request: TrainRequest | None = None,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Train on the window and log one MLflow run (params, metrics, lineage, model).
+
+    A finished run already logged for ``run_key`` is returned as is (``reused: True``).
+    """
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from nightshift import evaluate as ev
+    from nightshift import registry
+    from nightshift.features import labels
+    from nightshift.model import BOOSTER, TRANSFORM, NightshiftModel
+    from nightshift.model import predict as booster_predict
+    from nightshift.train import choose_device, load_window, train
+
+    req = request or TrainRequest()
+    client = registry.configure()
+    with registry.speaking_errors("starting the training run"):
+        exp_id = registry.ensure_experiment(client, spec.name)
+        found = registry.find_run(client, exp_id, run_key)
+    if found is not None:
+        log.info("run %s already trained by MLflow run %s; reusing it", run_key, found.info.run_id)
+        return _train_summary(found, reused=True)
+
+    window = load_window(store, spec, req.as_of, req.window_days)
+    device = choose_device()
+    result = train(spec, window, device, req.params, req.num_boost_round, req.trials, req.timeout_s)
+    holdout = window.split("holdout")
+    y_hold = labels(holdout, spec)
+    p_hold = booster_predict(result.booster, result.transform, holdout)
+    challenger = ev.evaluate("challenger", holdout, y_hold, p_hold, spec)
+    sample = holdout.slice(0, IMPORTANCE_SAMPLE)
+    importance = ev.importance(result.booster, result.transform, sample)
+
+    lineage: dict[str, Any] = {
+        "dataset": spec.name,
+        "as_of": req.as_of.isoformat() if req.as_of else None,
+        "window_days": req.window_days or spec.training.window_days,
+        "fingerprint": window.fingerprint,
+        "split": window.describe(),
+        "partitions": [p.to_dict() for p in window.partitions],
+        "code_version": registry.code_version(),
+        "device": {"name": device.name, "reason": device.reason, "gpus": device.gpus, "host": device.host},
+        "run_key": run_key,
+        **(tags or {}),
+    }
+    days = [p.dt for p in window.partitions]
+    run_tags = {
+        registry.RUN_KEY: run_key,
+        "nightshift.dataset": spec.name,
+        "nightshift.window": f"{days[0]}..{days[-1]} ({len(days)} days)",
+        "nightshift.window_fingerprint": window.fingerprint,
+        "nightshift.code_version": lineage["code_version"],
+        "nightshift.device": device.name,
+        "nightshift.device_reason": device.reason,
+        "nightshift.host": device.host,
+        "nightshift.validation": "all passed"
+        if all(p.validation.get("success") for p in window.partitions)
+        else "see lineage.json",
+        **{f"nightshift.{k}": str(v) for k, v in (tags or {}).items()},
+    }
+    params = {
+        **_flat("xgb.", {k: v for k, v in result.params.items() if k not in ("eval_metric", "nthread")}),
+        "num_boost_round": str(result.num_boost_round),
+        "early_stopping_rounds": str(spec.training.early_stopping_rounds),
+        "window_days": str(lineage["window_days"]),
+        "train_days": str(len(window.days["train"])),
+        "validation_days": str(len(window.days["validation"])),
+        "holdout_days": str(len(window.days["holdout"])),
+        "tuning_trials": str(len(result.trials)),
+        "seed": str(spec.seed),
+    }
+    split_rows = {k: v["rows"] for k, v in lineage["split"].items()}
+    metrics = {
+        **{f"holdout_{k}": v for k, v in challenger.metrics.items() if not np.isnan(v)},
+        "best_iteration": float(result.best_iteration),
+        "validation_auc": result.best_score,
+        "train_seconds": result.seconds,
+        **{f"{k}_rows": float(v) for k, v in split_rows.items()},
+    }
+    with registry.speaking_errors("logging the training run"), tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        run_name = f"train {days[-1]} {run_key.rsplit('/', 1)[-1]}"[:200]
+        with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=run_tags) as run:
+            mlflow.log_params(params)
+            history = [
+                Metric(f"round_validation_{name}", v, 0, step)
+                for name, values in result.history.items()
+                for step, v in enumerate(values)
+            ]
+            now = int(mlflow.utils.time.get_current_time_millis())
+            all_metrics = [Metric(k, float(v), now, 0) for k, v in metrics.items()] + [
+                Metric(m.key, m.value, now, m.step) for m in history
+            ]
+            for i in range(0, len(all_metrics), 1000):
+                client.log_batch(run.info.run_id, metrics=all_metrics[i : i + 1000])
+            _log_inputs(store, spec, window, lineage)
+            (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str))
+            (tmp / "importance.json").write_text(json.dumps(importance, indent=2))
+            (tmp / "evaluation_challenger.json").write_text(json.dumps(challenger.to_dict(), indent=2))
+            if result.trials:
+                (tmp / "tuning.json").write_text(json.dumps(result.trials, indent=2))
+            _importance_plot(importance, tmp / "importance.png")
+            for f in sorted(tmp.iterdir()):
+                mlflow.log_artifact(str(f))
+            booster_path, transform_path = tmp / "booster.ubj", tmp / "transform.json"
+            result.booster.save_model(str(booster_path))
+            transform_path.write_text(result.transform.to_json())
+            example = result.transform.frame(holdout.slice(0, 5))
+            signature = ModelSignature(
+                inputs=Schema([ColSpec(t, n) for n, t in result.transform.signature_schema()]),
+                outputs=Schema([ColSpec("double", "score")]),
+            )
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=NightshiftModel(),
+                artifacts={BOOSTER: str(booster_path), TRANSFORM: str(transform_path)},
+                code_paths=[str(_code_dir(tmp))],
+                signature=signature,
+                input_example=example,
+                pip_requirements=_pip_requirements(),
+            )
+            mlflow.set_tag("nightshift.model_id", info.model_id)
+    return _train_summary(client.get_run(run.info.run_id), reused=False)
+
+
+def _log_inputs(store: Store, spec: DatasetSpec, window: Any, lineage: dict[str, Any]) -> None:
+    """Register each split as a run input: its source, the content fingerprint of its days."""
+    import hashlib
+
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    by_day = {p["dt"]: p for p in lineage["partitions"]}
+    source = resolve_dataset_source(store.uri(store.path("curated", spec.name)))
+    for name, days in window.days.items():
+        h = hashlib.sha256("".join(by_day[d.isoformat()]["sha256"] for d in days).encode()).hexdigest()
+        ds = MetaDataset(source, name=f"{spec.name}-{name}-{days[0]}..{days[-1]}", digest=h[:16])  # type: ignore[abstract]
+        mlflow.log_input(ds, context=name)
+
+
+def _importance_plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = rows[:20][::-1]
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    ax.barh([r["feature"] for r in top], [r["mean_abs_contribution"] for r in top])
+    ax.set_xlabel("mean |contribution| (log-odds, pred_contribs)")
+    ax.set_title("Feature contributions on the holdout")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _train_summary(run: Any, reused: bool) -> dict[str, Any]:
+    m, t = run.data.metrics, run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "reused": reused,
+        "device": t.get("nightshift.device"),
+        "window": t.get("nightshift.window"),
+        "holdout_roc_auc": m.get("holdout_roc_auc"),
+        "holdout_average_precision": m.get("holdout_average_precision"),
+        "best_iteration": m.get("best_iteration"),
+    }
+
+
+def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dict[str, Any]:
+    """Evaluate challenger, champion and baseline on the run's holdout; log the verdict;
+    register the challenger (found again on a retry). Returns the verdict summary."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    from nightshift import evaluate as ev
+    from nightshift import registry
+    from nightshift.features import FeatureTransform, labels
+    from nightshift.train import load_window
+
+    client = registry.configure()
+    with registry.speaking_errors(f"reading run {run_id}"):
+        lineage = mlflow.artifacts.load_dict(f"runs:/{run_id}/{LINEAGE}")
+    as_of = parse_dt(lineage["as_of"]) if lineage.get("as_of") else None
+    window = load_window(store, spec, as_of, lineage["window_days"])
+    if window.fingerprint != lineage["fingerprint"]:
+        raise registry.RegistryError(
+            f"the training window of run {run_id} changed since it was trained (a partition was "
+            f"re-ingested or labels landed): fingerprint {window.fingerprint[:12]} != "
+            f"{lineage['fingerprint'][:12]}; re-run training"
+        )
+    holdout, train_t = window.split("holdout"), window.split("train")
+    y = labels(holdout, spec)
+
+    import mlflow.pyfunc
+
+    with registry.speaking_errors(f"loading the challenger of run {run_id}"):
+        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    transform = FeatureTransform.from_spec(spec, train_t)
+    frame = transform.frame(holdout)
+    challenger = ev.evaluate("challenger", holdout, y, np.asarray(model.predict(frame)), spec)
+
+    champ_version = registry.alias_version(client, spec.name, registry.CHAMPION)
+    champion = None
+    if champ_version is not None:
+        champ_model = registry.load_model(spec.name, champ_version)
+        champion = ev.evaluate(
+            "champion", holdout, y, np.asarray(champ_model.predict(frame)), spec, version=champ_version
+        )
+    p_base = ev.baseline_predict(transform, train_t, labels(train_t, spec), holdout, spec.seed)
+    baseline = ev.evaluate("baseline", holdout, y, p_base, spec)
+    verdict = ev.gate(spec.gate, challenger, champion, baseline)
+
+    evals = [e for e in (challenger, champion, baseline) if e is not None]
+    with (
+        registry.speaking_errors(f"logging the verdict of run {run_id}"),
+        tempfile.TemporaryDirectory() as tmp_s,
+    ):
+        tmp = Path(tmp_s)
+        ev.calibration_plot(evals, tmp / "calibration.png")
+        (tmp / "evaluation.json").write_text(json.dumps([e.to_dict() for e in evals], indent=2))
+        (tmp / "evaluation.html").write_text(ev.report_html(spec, evals, verdict))
+        (tmp / "verdict.json").write_text(json.dumps(verdict.to_dict(), indent=2))
+        client.log_artifacts(run_id, str(tmp), artifact_path="gate")
+        now = int(mlflow.utils.time.get_current_time_millis())
+        gate_metrics = [
+            Metric(f"{e.name}_{k}", v, now, 0)
+            for e in evals
+            if e.name != "challenger"
+            for k, v in e.metrics.items()
+            if k in ev.HIGHER_IS_BETTER and not np.isnan(v)
+        ] + [Metric(f"delta_{k}", v, now, 0) for k, v in verdict.deltas.items() if not np.isnan(v)]
+        if gate_metrics:
+            client.log_batch(run_id, metrics=gate_metrics)
+        client.set_tag(run_id, "nightshift.verdict", "promote" if verdict.promote else "reject")
+        client.set_tag(run_id, "nightshift.verdict_reason", verdict.reason[:4900])
+    version = registry.register(client, spec.name, run_id, run_key)
+    with registry.speaking_errors(f"tagging v{version}"):
+        client.set_model_version_tag(
+            registry.model_name(spec.name),
+            version,
+            "nightshift.verdict",
+            "promote" if verdict.promote else "reject",
+        )
+    return {
+        "run_id": run_id,
+        "version": version,
+        "promote": verdict.promote,
+        "reason": verdict.reason,
+        "deltas": {k: v for k, v in verdict.deltas.items() if not np.isnan(v)},
+        "champion": champ_version,
+        "metrics": {k: v for k, v in challenger.metrics.items() if not np.isnan(v)},
+        "failed_checks": [c.name for c in verdict.failed],
+    }
+
+
+def decide_step(
+    store: Store, spec: DatasetSpec, gate_result: dict[str, Any], actor: str, trigger: str
+) -> dict[str, Any]:
+    """Promote the challenger if the gate said so, else record the rejection."""
+    from nightshift import registry
+
+    client = registry.configure()
+    action = registry.promote if gate_result["promote"] else registry.reject
+    event = action(
+        client,
+        store,
+        spec.name,
+        gate_result["version"],
+        actor=actor,
+        trigger=trigger,
+        reason=gate_result["reason"],
+        deltas=gate_result.get("deltas") or {},
+        run_id=gate_result.get("run_id"),
+    )
+    return event.to_dict()
+
+
+def score_step(store: Store, spec: DatasetSpec, days: list[date]) -> dict[str, Any]:
+    """Resolve the champion once, pin it, score each day. ``{"champion": None}`` when there is
+    no champion yet (nothing is written)."""
+    from nightshift import registry
+    from nightshift.score import score_partition
+
+    client = registry.configure()
+    version = registry.alias_version(client, spec.name, registry.CHAMPION)
+    if version is None:
+        return {"champion": None, "scored": []}
+    model = registry.load_model(spec.name, version)
+    scored = [score_partition(store, spec, d, model, version).__dict__ for d in sorted(set(days))]
+    return {"champion": version, "scored": scored}

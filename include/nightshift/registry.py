@@ -1,0 +1,381 @@
+"""MLflow: tracking, the model registry, the champion alias, and the audit trail.
+
+* One experiment per dataset (``nightshift-<dataset>``), one registered model
+  (``nightshift-<dataset>``). Tracking/registry URI from ``MLFLOW_TRACKING_URI``; the embedded
+  default is SQLite under ``.nightshift/mlflow/`` with artifacts next to it.
+* Training runs and versions are keyed on the orchestrator's run (``nightshift.run_key``
+  tag): a retried task finds its finished run and its version instead of making new ones.
+* Aliases are last-writer-wins, so promotion is serialised by the caller (an Airflow pool of
+  one) and verified after writing: ``champion`` moves, the former champion becomes
+  ``previous``. Every promotion, rejection and rollback is written twice: as tags on the
+  model version and as an immutable JSON object under ``audit/<dataset>/`` in the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from nightshift.storage import Store, default_state_dir
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+RUN_KEY = "nightshift.run_key"
+TAG = "nightshift."
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot do what was asked; the message says what and where."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The MLflow server cannot be reached (worth retrying)."""
+
+
+def experiment_name(dataset: str) -> str:
+    return f"nightshift-{dataset}"
+
+
+def model_name(dataset: str) -> str:
+    return f"nightshift-{dataset}"
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` or SQLite under the state directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    base = default_state_dir() / "mlflow"
+    base.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{base / 'mlflow.db'}"
+
+
+def artifact_root() -> str | None:
+    """Where new experiments keep artifacts for database-backed stores (``None``: the
+    server decides, e.g. its proxied ``mlflow-artifacts:`` root)."""
+    env = os.environ.get("NIGHTSHIFT_MLFLOW_ARTIFACTS")
+    if env:
+        return env
+    if tracking_uri().startswith(("http://", "https://")):
+        return None
+    return (default_state_dir() / "mlflow" / "artifacts").as_uri()
+
+
+def configure() -> Any:
+    """Point mlflow at the tracking/registry URI with bounded client retries; the client."""
+    # MLflow's default retry schedule waits minutes on a dead server; Airflow retries the task
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri, uri)
+
+
+@contextlib.contextmanager
+def speaking_errors(what: str) -> Iterator[None]:
+    """Turn a connection failure into :class:`RegistryUnavailable` naming the URL."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except RegistryError:
+        raise
+    except (MlflowException, OSError) as exc:
+        text = str(exc)
+        if isinstance(exc, OSError) or any(
+            s in text for s in ("Max retries exceeded", "Connection refused", "ConnectionError", "timed out")
+        ):
+            raise RegistryUnavailable(
+                f"{what}: the MLflow server at {tracking_uri()} is unreachable ({text.splitlines()[0][:300]})"
+            ) from exc
+        raise
+
+
+def ensure_experiment(client: Any, dataset: str) -> str:
+    name = experiment_name(dataset)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    root = artifact_root()
+    location = f"{root.rstrip('/')}/{name}" if root else None
+    try:
+        return str(
+            client.create_experiment(name, artifact_location=location, tags={"nightshift.dataset": dataset})
+        )
+    except Exception:  # created concurrently by another task
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
+def find_run(client: Any, experiment_id: str, run_key: str) -> Any | None:
+    """The finished run logged for ``run_key`` (a retried task reuses it), if any."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_KEY}` = '{run_key}' and attributes.status = 'FINISHED'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0] if runs else None
+
+
+# ---- registration ------------------------------------------------------------------------
+
+
+def register(client: Any, dataset: str, run_id: str, run_key: str) -> str:
+    """The model version of ``run_id``: found if a retried task already registered it,
+    created otherwise. Returns the version number."""
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(dataset)
+    with speaking_errors(f"registering the model of run {run_id}"):
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            with contextlib.suppress(MlflowException):  # created concurrently
+                client.create_registered_model(name, tags={"nightshift.dataset": dataset})
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        if found:
+            return str(sorted(found, key=lambda v: int(v.version))[0].version)
+        run = client.get_run(run_id)
+        model_id = run.data.tags.get("nightshift.model_id")
+        if not model_id:
+            raise RegistryError(f"run {run_id} logged no model (no nightshift.model_id tag); train again")
+        source = client.get_logged_model(model_id).artifact_location
+        mv = client.create_model_version(
+            name, source, run_id=run_id, tags={RUN_KEY: run_key}, model_id=model_id
+        )
+        return str(mv.version)
+
+
+def alias_version(client: Any, dataset: str, alias: str) -> str | None:
+    """The version an alias points at, or ``None``."""
+    from mlflow.exceptions import MlflowException
+
+    with speaking_errors(f"reading the {alias!r} alias"):
+        try:
+            return str(client.get_model_version_by_alias(model_name(dataset), alias).version)
+        except MlflowException as exc:
+            if (
+                "RESOURCE_DOES_NOT_EXIST" in str(exc)
+                or "not found" in str(exc).lower()
+                or getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+            ):
+                return None
+            raise
+
+
+def model_uri(dataset: str, version: str) -> str:
+    return f"models:/{model_name(dataset)}/{version}"
+
+
+def load_model(dataset: str, version: str) -> Any:
+    """The pyfunc of a registered version, or an error naming the version and its source."""
+    import mlflow.pyfunc
+
+    uri = model_uri(dataset, version)
+    with speaking_errors(f"loading {uri}"):
+        try:
+            return mlflow.pyfunc.load_model(uri)
+        except RegistryError:
+            raise
+        except Exception as exc:
+            raise RegistryError(
+                f"{model_name(dataset)} v{version}: its model artifact cannot be loaded from {uri} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})"
+            ) from exc
+
+
+# ---- the audit trail ---------------------------------------------------------------------
+
+
+@dataclass
+class AuditEvent:
+    """One registry decision: who/what, which versions, why, with which numbers."""
+
+    action: str  # promote | reject | rollback
+    dataset: str
+    version: str
+    previous_version: str | None
+    actor: str
+    trigger: str
+    reason: str
+    deltas: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def key(self) -> str:
+        """Same action, version and trigger → same record (a retry rewrites, never adds)."""
+        digest = hashlib.sha1(f"{self.action}|{self.version}|{self.trigger}".encode()).hexdigest()[:10]
+        return f"{self.action}-v{self.version}-{digest}"
+
+
+def audit_dir(store: Store, dataset: str) -> str:
+    return store.path("audit", dataset)
+
+
+def write_audit(store: Store, event: AuditEvent) -> str:
+    path = f"{audit_dir(store, event.dataset)}/{event.key}.json"
+    store.write_json_atomic(path, event.to_dict())
+    return store.uri(path)
+
+
+def read_audit(store: Store, dataset: str) -> list[AuditEvent]:
+    """Every recorded decision for ``dataset``, oldest first."""
+    events = [AuditEvent(**store.read_json(p)) for p in store.list_files(audit_dir(store, dataset), "*.json")]
+    return sorted(events, key=lambda e: e.time)
+
+
+def _tag_decision(client: Any, event: AuditEvent) -> None:
+    name = model_name(event.dataset)
+    tags = {
+        "nightshift.decision": event.action,
+        f"nightshift.{event.action}.time": event.time,
+        f"nightshift.{event.action}.actor": event.actor,
+        f"nightshift.{event.action}.trigger": event.trigger,
+        f"nightshift.{event.action}.reason": event.reason[:4900],
+        f"nightshift.{event.action}.previous_version": event.previous_version or "",
+        f"nightshift.{event.action}.deltas": json.dumps(event.deltas, sort_keys=True),
+    }
+    for k, v in tags.items():
+        client.set_model_version_tag(name, event.version, k, v)
+
+
+def _verify(client: Any, dataset: str, alias: str, version: str) -> None:
+    now = alias_version(client, dataset, alias)
+    if now != version:
+        raise RegistryError(
+            f"{model_name(dataset)}: alias {alias!r} points at v{now} right after it was set to v{version} "
+            "(a concurrent promotion outside the registry pool?)"
+        )
+
+
+def promote(
+    client: Any,
+    store: Store,
+    dataset: str,
+    version: str,
+    *,
+    actor: str,
+    trigger: str,
+    reason: str,
+    deltas: dict[str, float] | None = None,
+    run_id: str | None = None,
+) -> AuditEvent:
+    """Move ``champion`` to ``version`` (the former champion becomes ``previous``), verify,
+    record. Promoting the current champion again (a retry) only re-records."""
+    name = model_name(dataset)
+    with speaking_errors(f"promoting {name} v{version}"):
+        client.get_model_version(name, version)  # exists, or a clear MLflow error
+        current = alias_version(client, dataset, CHAMPION)
+        if current == version:
+            previous = alias_version(client, dataset, PREVIOUS)
+        else:
+            previous = current
+            if current is not None:
+                client.set_registered_model_alias(name, PREVIOUS, current)
+                client.set_model_version_tag(name, current, "nightshift.status", PREVIOUS)
+            client.set_registered_model_alias(name, CHAMPION, version)
+        _verify(client, dataset, CHAMPION, version)
+        if previous is not None:
+            _verify(client, dataset, PREVIOUS, previous)
+        event = AuditEvent(
+            "promote", dataset, version, previous, actor, trigger, reason, deltas or {}, run_id
+        )
+        client.set_model_version_tag(name, version, "nightshift.status", CHAMPION)
+        _tag_decision(client, event)
+    write_audit(store, event)
+    return event
+
+
+def reject(
+    client: Any,
+    store: Store,
+    dataset: str,
+    version: str,
+    *,
+    actor: str,
+    trigger: str,
+    reason: str,
+    deltas: dict[str, float] | None = None,
+    run_id: str | None = None,
+) -> AuditEvent:
+    """Record that ``version`` was not promoted, and why; the aliases are untouched."""
+    with speaking_errors(f"recording the rejection of {model_name(dataset)} v{version}"):
+        champion = alias_version(client, dataset, CHAMPION)
+        event = AuditEvent("reject", dataset, version, champion, actor, trigger, reason, deltas or {}, run_id)
+        client.set_model_version_tag(model_name(dataset), version, "nightshift.status", "rejected")
+        _tag_decision(client, event)
+    write_audit(store, event)
+    return event
+
+
+def rollback(client: Any, store: Store, dataset: str, *, actor: str, trigger: str, reason: str) -> AuditEvent:
+    """Put ``champion`` back on the ``previous`` version; the rolled-back one is tagged, and
+    ``previous`` is cleared (a second rollback needs an explicit promotion)."""
+    name = model_name(dataset)
+    with speaking_errors(f"rolling back {name}"):
+        champion = alias_version(client, dataset, CHAMPION)
+        previous = alias_version(client, dataset, PREVIOUS)
+        if previous is None:
+            raise RegistryError(
+                f"{name}: nothing to roll back to (no {PREVIOUS!r} alias; champion is "
+                f"{'v' + champion if champion else 'unset'})"
+            )
+        client.set_registered_model_alias(name, CHAMPION, previous)
+        _verify(client, dataset, CHAMPION, previous)
+        client.delete_registered_model_alias(name, PREVIOUS)
+        event = AuditEvent("rollback", dataset, previous, champion, actor, trigger, reason)
+        client.set_model_version_tag(name, previous, "nightshift.status", CHAMPION)
+        if champion is not None:
+            client.set_model_version_tag(name, champion, "nightshift.status", "rolled_back")
+        _tag_decision(client, event)
+    write_audit(store, event)
+    return event
+
+
+def code_version() -> str:
+    """``$NIGHTSHIFT_CODE_VERSION``, else the git commit of the checkout, else ``unknown``."""
+    env = os.environ.get("NIGHTSHIFT_CODE_VERSION")
+    if env:
+        return env
+    import subprocess
+    from pathlib import Path
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,431 @@
+"""Training: the labelled window, its time-ordered split, the device, and XGBoost.
+
+The window is the last ``training.window_days`` *labelled* event days: curated partitions
+whose labels are due (event day + ``label.delay_days`` ≤ the as-of day) and have landed,
+joined by id. Days whose latest validation rejected the batch are never used, even if an
+older curated partition is still on disk. The split is by day, never shuffled across time:
+training days, then validation days (early stopping), then the most recent holdout days.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from nightshift.features import FeatureTransform, labels
+from nightshift.spec import DatasetSpec
+from nightshift.storage import Store
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "holdout")
+
+
+class InsufficientData(ValueError):
+    """The window cannot train a model: too few days, rows, or only one class."""
+
+
+class DeviceError(RuntimeError):
+    """A worker that must train on a GPU cannot see one."""
+
+
+# ---- the window --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One event day of the window and where its rows came from (lineage)."""
+
+    dt: date
+    uri: str
+    sha256: str
+    rows: int
+    labelled_rows: int
+    positives: int
+    labels: list[str]
+    validation: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dt": self.dt.isoformat(),
+            "uri": self.uri,
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "labelled_rows": self.labelled_rows,
+            "positives": self.positives,
+            "labels": self.labels,
+            "validation": self.validation,
+        }
+
+
+@dataclass
+class Window:
+    """Labelled rows of the window, with the split assignment of every day."""
+
+    table: pa.Table  # events + label column, sorted by day
+    partitions: list[Partition]
+    days: dict[str, list[date]]  # split name -> days
+
+    def split(self, name: str) -> pa.Table:
+        days = self.days[name]
+        mask = pc.is_in(self.table.column("__dt"), value_set=pa.array(days, pa.date32()))
+        return self.table.filter(mask).drop_columns(["__dt"])
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the partitions' contents: same fingerprint, same training data."""
+        h = hashlib.sha256()
+        for p in self.partitions:
+            h.update(f"{p.dt}:{p.sha256}:{p.labelled_rows};".encode())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            name: {"days": [d.isoformat() for d in days], "rows": self.split(name).num_rows}
+            for name, days in self.days.items()
+        }
+
+
+def split_days(days: list[date], validation_days: int, holdout_days: int) -> dict[str, list[date]]:
+    """Time-ordered split: oldest days train, then validation, the most recent holdout."""
+    ordered = sorted(set(days))
+    if len(ordered) < validation_days + holdout_days + 1:
+        raise InsufficientData(
+            f"{len(ordered)} labelled day(s) cannot make a split of at least 1 training, "
+            f"{validation_days} validation and {holdout_days} holdout day(s)"
+        )
+    n_hold, n_val = holdout_days, validation_days
+    return {
+        "train": ordered[: -(n_val + n_hold)],
+        "validation": ordered[-(n_val + n_hold) : -n_hold],
+        "holdout": ordered[-n_hold:],
+    }
+
+
+def _sha256(store: Store, path: str) -> str:
+    h = hashlib.sha256()
+    with store.open_input(path) as f:
+        while block := f.read(8 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _validation(store: Store, dataset: str, kind: str, dt: date) -> dict[str, Any]:
+    path = store.reports_dir(dataset, "validation", dt) + f"/{kind}.json"
+    if not store.exists(path):
+        return {"success": None, "report": None}
+    outcome = store.read_json(path).get("outcome", {})
+    return {"success": bool(outcome.get("success")), "report": store.uri(path)}
+
+
+def labelled_days(store: Store, spec: DatasetSpec, as_of: date | None = None) -> list[date]:
+    """Event days that are curated, not quarantined, and whose labels are due by ``as_of``
+    (default: the latest labels partition)."""
+    arrivals = store.list_partitions(store.path("labels", spec.name))
+    if not arrivals:
+        return []
+    as_of = as_of or arrivals[-1]
+    delay = timedelta(days=spec.label.delay_days)
+    days = []
+    for dt in store.list_partitions(store.path("curated", spec.name)):
+        if dt + delay > as_of or not store.exists(store.published_file(spec.name, "events", dt)):
+            continue
+        if _validation(store, spec.name, "events", dt)["success"] is False:
+            log.warning("skipping %s dt=%s: its latest events batch was quarantined", spec.name, dt)
+            continue
+        days.append(dt)
+    return days
+
+
+def load_window(
+    store: Store,
+    spec: DatasetSpec,
+    as_of: date | None = None,
+    window_days: int | None = None,
+) -> Window:
+    """Read the last ``window_days`` labelled days, join their labels by id, split by day."""
+    t = spec.training
+    n = window_days or t.window_days
+    candidates = labelled_days(store, spec, as_of)
+    if not candidates:
+        raise InsufficientData(
+            f"{spec.name}: no labelled days in {store.uri(store.path('curated', spec.name))} "
+            f"(labels arrive {spec.label.delay_days} day(s) after the events)"
+        )
+    days = candidates[-n:]
+    arrivals = [
+        d
+        for d in store.list_partitions(store.path("labels", spec.name))
+        if days[0] <= d <= (as_of or date.max)
+    ]
+    label_files = {d: store.published_file(spec.name, "labels", d) for d in arrivals}
+    label_tables = [
+        pq.read_table(store.open_input(p), columns=[spec.id_column, spec.label.column])
+        for p in label_files.values()
+        if store.exists(p)
+    ]
+    if not label_tables:
+        raise InsufficientData(f"{spec.name}: no labels partitions between {days[0]} and {as_of or 'now'}")
+    all_labels = pa.concat_tables(label_tables).combine_chunks()
+    # a label delivered twice (a re-sent chargeback) must not duplicate the event
+    agg = all_labels.group_by(spec.id_column).aggregate([(spec.label.column, "max")])
+    all_labels = pa.table(
+        [agg.column(spec.id_column), agg.column(f"{spec.label.column}_max")],
+        names=[spec.id_column, spec.label.column],
+    )
+
+    parts: list[pa.Table] = []
+    lineage: list[Partition] = []
+    for dt in days:
+        path = store.published_file(spec.name, "events", dt)
+        events = pq.read_table(store.open_input(path))
+        joined = events.join(all_labels, keys=spec.id_column, join_type="inner")
+        if joined.num_rows == 0:
+            log.warning("%s dt=%s: no labels joined yet; day left out", spec.name, dt)
+            continue
+        y = labels(joined, spec)
+        lineage.append(
+            Partition(
+                dt=dt,
+                uri=store.uri(path),
+                sha256=_sha256(store, path),
+                rows=events.num_rows,
+                labelled_rows=joined.num_rows,
+                positives=int(y.sum()),
+                labels=[store.uri(label_files[a]) for a in arrivals if a >= dt],
+                validation=_validation(store, spec.name, "events", dt),
+            )
+        )
+        day = np.full(joined.num_rows, np.datetime64(dt.isoformat(), "D"))
+        joined = joined.append_column("__dt", pa.array(day, pa.date32()))
+        parts.append(joined)
+    if not parts:
+        raise InsufficientData(f"{spec.name}: none of {len(days)} labelled day(s) has labels joined by id")
+    table = pa.concat_tables(parts, promote_options="permissive")
+    window = Window(
+        table=table,
+        partitions=lineage,
+        days=split_days([p.dt for p in lineage], t.validation_days, t.holdout_days),
+    )
+    check_window(window, spec)
+    return window
+
+
+def check_window(window: Window, spec: DatasetSpec) -> None:
+    """Enough rows overall, and both classes in every split, or a clear error."""
+    t = spec.training
+    total = window.table.num_rows
+    if total < t.min_rows:
+        raise InsufficientData(
+            f"{spec.name}: {total} labelled row(s) in {len(window.partitions)} day(s) "
+            f"({window.partitions[0].dt}..{window.partitions[-1].dt}); training needs at least "
+            f"{t.min_rows} (training.min_rows)"
+        )
+    for name in SPLITS:
+        y = labels(window.split(name), spec)
+        pos, neg = int(y.sum()), int(len(y) - y.sum())
+        if min(pos, neg) < t.min_class_rows:
+            days = ", ".join(d.isoformat() for d in window.days[name])
+            raise InsufficientData(
+                f"{spec.name}: the {name} split ({days}) has {pos} positive and {neg} negative "
+                f"row(s); each class needs at least {t.min_class_rows} (training.min_class_rows)"
+                + (" - a single-class window cannot train a classifier" if min(pos, neg) == 0 else "")
+            )
+
+
+# ---- the device --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where XGBoost trains, and why."""
+
+    name: str  # "cuda" or "cpu"
+    reason: str
+    gpus: int
+    host: str
+
+
+def visible_gpus() -> tuple[int, str]:
+    """Count CUDA devices through the driver (honours CUDA_VISIBLE_DEVICES); ``(0, why)``
+    when there are none."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0, "no CUDA driver (libcuda.so.1 not found)"
+    if cuda.cuInit(0) != 0:
+        return 0, "the CUDA driver found no usable device (cuInit failed)"
+    count = ctypes.c_int(0)
+    if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value == 0:
+        return 0, "the CUDA driver reports 0 devices"
+    return count.value, f"{count.value} CUDA device(s) visible"
+
+
+def choose_device(request: str | None = None, require_gpu: bool | None = None) -> Device:
+    """``auto`` (default): CUDA when a GPU is visible, else CPU with a warning. A worker with
+    ``NIGHTSHIFT_REQUIRE_GPU=1`` (or ``request='cuda'``) fails fast instead of falling back."""
+    import xgboost as xgb
+
+    request = (request or os.environ.get("NIGHTSHIFT_DEVICE", "auto")).lower()
+    if require_gpu is None:
+        require_gpu = os.environ.get("NIGHTSHIFT_REQUIRE_GPU", "").lower() in ("1", "true", "yes")
+    if request not in ("auto", "cpu", "cuda"):
+        raise DeviceError(f"NIGHTSHIFT_DEVICE must be auto, cpu or cuda, not {request!r}")
+    host = socket.gethostname()
+    if request == "cpu" and not require_gpu:
+        return Device("cpu", "CPU requested (NIGHTSHIFT_DEVICE=cpu)", 0, host)
+    gpus, why = visible_gpus()
+    if gpus and not xgb.build_info().get("USE_CUDA"):
+        gpus, why = 0, "this xgboost build has no CUDA support"
+    if gpus:
+        return Device("cuda", why, gpus, host)
+    if require_gpu or request == "cuda":
+        setting = "NIGHTSHIFT_REQUIRE_GPU=1" if require_gpu else "NIGHTSHIFT_DEVICE=cuda"
+        raise DeviceError(f"worker {host} requires a GPU ({setting}) but {why}; refusing to train on CPU")
+    log.warning("no GPU on worker %s (%s): training on CPU", host, why)
+    return Device("cpu", f"fallback: {why}", 0, host)
+
+
+# ---- training ----------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """A trained booster and everything needed to log and reproduce it."""
+
+    booster: Any
+    transform: FeatureTransform
+    params: dict[str, Any]
+    num_boost_round: int
+    best_iteration: int
+    best_score: float
+    device: Device
+    seconds: float
+    history: dict[str, list[float]]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+def xgb_params(spec: DatasetSpec, device: Device, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The spec's hyper-parameters, run-time overrides, and the fixed ones nightshift owns."""
+    params: dict[str, Any] = {**spec.training.params, **(overrides or {})}
+    params.update(
+        objective="binary:logistic",
+        eval_metric=["logloss", "auc"],  # the last one drives early stopping
+        tree_method="hist",
+        device=device.name,
+        seed=spec.seed,
+        nthread=0,
+    )
+    return params
+
+
+def dmatrices(
+    transform: FeatureTransform, train: pa.Table, validation: pa.Table, spec: DatasetSpec
+) -> tuple[Any, Any]:
+    """QuantileDMatrix for training, and one for validation sharing its bins."""
+    import xgboost as xgb
+
+    kw: dict[str, Any] = dict(
+        feature_names=transform.feature_names, feature_types=transform.feature_types, enable_categorical=True
+    )
+    dtrain = xgb.QuantileDMatrix(
+        transform.matrix(train),
+        labels(train, spec),
+        max_bin=int(spec.training.params.get("max_bin", 256)),
+        **kw,
+    )
+    dval = xgb.QuantileDMatrix(transform.matrix(validation), labels(validation, spec), ref=dtrain, **kw)
+    return dtrain, dval
+
+
+def _fit(
+    params: dict[str, Any], dtrain: Any, dval: Any, rounds: int, early: int
+) -> tuple[Any, dict[str, Any]]:
+    import xgboost as xgb
+
+    history: dict[str, Any] = {}
+    booster = xgb.train(
+        {k: v for k, v in params.items() if k != "max_bin"},
+        dtrain,
+        num_boost_round=rounds,
+        evals=[(dval, "validation")],
+        early_stopping_rounds=early,
+        evals_result=history,
+        verbose_eval=False,
+    )
+    return booster, history.get("validation", {})
+
+
+def _trial_params(rng: np.random.Generator) -> dict[str, Any]:
+    return {
+        "max_depth": int(rng.integers(3, 11)),
+        "eta": float(np.exp(rng.uniform(np.log(0.02), np.log(0.3)))),
+        "min_child_weight": float(np.exp(rng.uniform(np.log(0.5), np.log(20.0)))),
+        "subsample": float(rng.uniform(0.6, 1.0)),
+        "colsample_bytree": float(rng.uniform(0.5, 1.0)),
+        "lambda": float(np.exp(rng.uniform(np.log(0.1), np.log(10.0)))),
+    }
+
+
+def train(
+    spec: DatasetSpec,
+    window: Window,
+    device: Device,
+    overrides: dict[str, Any] | None = None,
+    num_boost_round: int | None = None,
+    trials: int | None = None,
+    timeout_s: float | None = None,
+) -> TrainResult:
+    """Fit the transform on the training days, train with early stopping on the validation
+    days; with ``trials`` > 0 a seeded random search within ``timeout_s`` picks the params
+    with the best validation score (the spec's params are always trial 0)."""
+    t = spec.training
+    rounds = num_boost_round or t.num_boost_round
+    n_trials = t.tuning.trials if trials is None else trials
+    budget = t.tuning.timeout_s if timeout_s is None else timeout_s
+    train_t, val_t = window.split("train"), window.split("validation")
+    transform = FeatureTransform.from_spec(spec, train_t)
+    start = time.perf_counter()
+    dtrain, dval = dmatrices(transform, train_t, val_t, spec)
+    base = xgb_params(spec, device, overrides)
+    booster, history = _fit(base, dtrain, dval, rounds, t.early_stopping_rounds)
+    best, best_params, best_hist = booster, base, history
+    done: list[dict[str, Any]] = [{"trial": 0, "params": _public(base), "score": float(booster.best_score)}]
+    rng = np.random.default_rng(spec.seed)
+    for i in range(1, n_trials + 1):
+        if time.perf_counter() - start > budget:
+            log.info("tuning stopped after %d trial(s): %.0f s budget spent", i - 1, budget)
+            break
+        params = {**base, **_trial_params(rng)}
+        cand, hist = _fit(params, dtrain, dval, rounds, t.early_stopping_rounds)
+        done.append({"trial": i, "params": _public(params), "score": float(cand.best_score)})
+        if cand.best_score > best.best_score:
+            best, best_params, best_hist = cand, params, hist
+    return TrainResult(
+        booster=best,
+        transform=transform,
+        params=best_params,
+        num_boost_round=rounds,
+        best_iteration=int(best.best_iteration),
+        best_score=float(best.best_score),
+        device=device,
+        seconds=time.perf_counter() - start,
+        history={k: [float(x) for x in v] for k, v in best_hist.items()},
+        trials=done if n_trials else [],
+    )
+
+
+def _public(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in ("nthread",)}
