@@ -90,13 +90,26 @@ def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[st
                 "reason": o.reason(limit=2),
                 "report": o.report_uri,
             }
+        row["scored_by"] = _scored_by(store, dataset, dt)
         rows.append(row)
     return rows
 
 
+def _scored_by(store: Store, dataset: str, dt: date) -> str | None:
+    """The model version in a day's predictions, if it was scored."""
+    path = store.predictions_file(dataset, dt)
+    if not store.exists(path):
+        return None
+    import pyarrow.parquet as pq
+
+    col = pq.read_table(store.open_input(path), columns=["model_version"]).column(0)
+    versions = sorted({str(v) for v in col.unique().to_pylist()})
+    return ",".join(f"v{v}" for v in versions) or "-"
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text per-day table for terminals."""
-    lines = [f"{'day':<12}{'events':>9}  {'status':<12}{'labels':>8}  {'status':<12}{'reason'}"]
+    lines = [f"{'day':<12}{'events':>9}  {'status':<12}{'labels':>8}  {'status':<12}{'scored':<8}{'reason'}"]
     for r in rows:
         cells = [f"{r['dt']:<12}"]
         reasons = []
@@ -109,6 +122,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             cells.append(f"{o['rows']:>{width},}  {status:<12}")
             if not o["valid"]:
                 reasons.append(f"{kind}: {o['reason']}")
+        cells.append(f"{r.get('scored_by') or '-':<8}")
         lines.append(("".join(cells) + "; ".join(reasons)).rstrip())
     counts = {"valid": 0, "quarantined": 0, "missing": 0}
     for r in rows:
@@ -125,6 +139,97 @@ def cmd_summary(args: argparse.Namespace) -> int:
     spec = find_spec(args.dataset)
     rows = day_rows(_store(args), spec.name, parse_dt(args.start), args.days)
     print(format_table(rows))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+
+    from nightshift.registry import read_audit
+
+    events = read_audit(_store(args), find_spec(args.dataset).name)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in events], indent=2))
+        return 0
+    if not events:
+        print(f"no registry decisions recorded for {args.dataset} yet")
+        return 0
+    print(f"{'time (UTC)':<25}{'action':<10}{'version':<9}{'before':<8}{'actor':<16}reason / trigger")
+    for e in events:
+        before = f"v{e.previous_version}" if e.previous_version else "-"
+        print(f"{e.time[:23]:<25}{e.action:<10}{'v' + e.version:<9}{before:<8}{e.actor[:15]:<16}{e.reason}")
+        deltas = ", ".join(f"{k} {v:+.4f}" for k, v in sorted(e.deltas.items()))
+        print(f"{'':<68}{e.trigger}{'; ' + deltas if deltas else ''}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    import getpass
+
+    from nightshift import registry
+
+    spec = find_spec(args.dataset)
+    client = registry.configure()
+    try:
+        event = registry.rollback(
+            client,
+            _store(args),
+            spec.name,
+            actor=args.actor or getpass.getuser(),
+            trigger="cli: nightshift rollback",
+            reason=args.reason,
+        )
+    except registry.RegistryError as exc:
+        print(f"nightshift: {exc}", file=sys.stderr)
+        return 1
+    name = registry.model_name(spec.name)
+    print(f"{name}: champion is v{event.version} again (v{event.previous_version} rolled back)")
+    return 0
+
+
+def champion_summary(dataset: str) -> dict[str, Any] | None:
+    """The champion's version, holdout metrics, device and window, from the registry."""
+    from nightshift import registry
+
+    client = registry.configure()
+    version = registry.alias_version(client, dataset, registry.CHAMPION)
+    if version is None:
+        return None
+    mv = client.get_model_version(registry.model_name(dataset), version)
+    run = client.get_run(mv.run_id)
+    m, t = run.data.metrics, run.data.tags
+    return {
+        "model": registry.model_name(dataset),
+        "version": version,
+        "previous": registry.alias_version(client, dataset, registry.PREVIOUS),
+        "run_id": mv.run_id,
+        "experiment_id": run.info.experiment_id,
+        "holdout": {k: m.get(f"holdout_{k}") for k in ("roc_auc", "average_precision", "log_loss", "rows")},
+        "device": t.get("nightshift.device"),
+        "device_reason": t.get("nightshift.device_reason"),
+        "window": t.get("nightshift.window"),
+        "verdict": t.get("nightshift.verdict_reason"),
+        "tracking_uri": registry.tracking_uri(),
+    }
+
+
+def cmd_champion(args: argparse.Namespace) -> int:
+    import json
+
+    info = champion_summary(find_spec(args.dataset).name)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if info is None:
+        print(f"{args.dataset}: no champion yet")
+        return 0
+    h = info["holdout"]
+    print(f"champion:     {info['model']} v{info['version']} (previous: v{info['previous'] or '-'})")
+    print(f"holdout:      AUC {h['roc_auc']:.4f}, average precision {h['average_precision']:.4f}, "
+          f"log loss {h['log_loss']:.4f} on {h['rows']:.0f} rows")  # fmt: skip
+    print(f"trained on:   {info['window']}, device {info['device']} ({info['device_reason']})")
+    print(f"gate:         {info['verdict']}")
+    print(f"MLflow run:   {info['run_id']} (experiment {info['experiment_id']})")
     return 0
 
 
@@ -160,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--start", required=True)
     m.add_argument("--days", type=int, default=14)
     m.set_defaults(func=cmd_summary)
+
+    a = sub.add_parser("audit", help="the registry's decisions: promotions, rejections, rollbacks")
+    a.add_argument("--dataset", default="payments")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_audit)
+
+    r = sub.add_parser("rollback", help="put the champion alias back on the previous version (audited)")
+    r.add_argument("--dataset", default="payments")
+    r.add_argument("--reason", required=True)
+    r.add_argument("--actor", default=None, help="who (default: the current user)")
+    r.set_defaults(func=cmd_rollback)
+
+    c = sub.add_parser("champion", help="the champion model: version, holdout metrics, device")
+    c.add_argument("--dataset", default="payments")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_champion)
     return p
 
 
