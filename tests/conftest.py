@@ -54,4 +54,24 @@ def airflow_db() -> Path:
             env=os.environ,
         )
         stamp.touch()
+    pool_stamp = AIRFLOW_HOME / ".pools"
+    if not pool_stamp.exists():
+        from nightshift.airflow.dagconfig import REGISTRY_POOL
+
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "pools",
+                "set",
+                REGISTRY_POOL,
+                "1",
+                "nightshift registry writes",
+            ],
+            check=True,
+            capture_output=True,
+            env=os.environ,
+        )
+        pool_stamp.touch()
     return AIRFLOW_HOME

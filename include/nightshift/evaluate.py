@@ -194,7 +194,11 @@ def gate(
         higher = HIGHER_IS_BETTER[floor_name]
         ok = not np.isnan(v) and (v >= floor if higher else v <= floor)
         checks.append(
-            Check(f"min:{floor_name}", ok, f"{floor_name} {_fmt(v)} {'>=' if higher else '<='} {floor}")
+            Check(
+                f"min:{floor_name}",
+                ok,
+                f"{floor_name} {_fmt(v)} ({'minimum' if higher else 'maximum'} {floor})",
+            )
         )
     if baseline is not None:
         v, b = challenger.metrics[m], baseline.metrics[m]
@@ -231,7 +235,9 @@ def gate(
             v = sm.get(m, float("nan"))
             if rules.slice_min_metric is not None:
                 ok = not np.isnan(v) and v >= rules.slice_min_metric
-                checks.append(Check(f"slice_min:{label}", ok, f"{m} {_fmt(v)} >= {rules.slice_min_metric}"))
+                checks.append(
+                    Check(f"slice_min:{label}", ok, f"{m} {_fmt(v)} (minimum {rules.slice_min_metric})")
+                )
             if champion is not None:
                 c = champion.slices.get(col, {}).get(value, {}).get(m, float("nan"))
                 if not np.isnan(c):

@@ -163,9 +163,14 @@ def test_training_runs_on_the_gpu_queue_and_promotion_in_the_registry_pool(dagba
     assert [o.name for o in dag.get_task("promote").outlets] == ["nightshift.payments.champion"]
     assert dagbag.dags["nightshift_rollback.payments"].get_task("rollback").pool == REGISTRY_POOL
     assert dag.max_active_runs == 1
-    assert {"as_of", "window_days", "xgb_params", "num_boost_round", "tuning_trials", "tuning_timeout_s"} <= set(
-        dag.params.keys()
-    )
+    assert {
+        "as_of",
+        "window_days",
+        "xgb_params",
+        "num_boost_round",
+        "tuning_trials",
+        "tuning_timeout_s",
+    } <= set(dag.params.keys())
 
 
 def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
@@ -176,5 +181,8 @@ def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
         return set().union(*(names(o) for o in cond.objects)) if hasattr(cond, "objects") else {cond.name}
 
     assert names(train.timetable.asset_condition) == {"nightshift.payments.curated"}
-    assert names(score.timetable.asset_condition) == {"nightshift.payments.curated", "nightshift.payments.champion"}
+    assert names(score.timetable.asset_condition) == {
+        "nightshift.payments.curated",
+        "nightshift.payments.champion",
+    }
     assert [o.name for o in score.get_task("score").outlets] == ["nightshift.payments.predictions"]

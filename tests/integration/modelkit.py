@@ -1,0 +1,111 @@
+"""Helpers shared by the model-plane integration tests (data, MLflow server, dag.test)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+MODEL_DAYS, MODEL_ROWS = 14, 4000
+MODEL_START = date(2026, 3, 1)
+
+
+@contextlib.contextmanager
+def model_env(
+    store_url: str, tracking_uri: str, artifacts: Path | None = None
+) -> Iterator[pytest.MonkeyPatch]:
+    """Point the store and MLflow at the given places for the duration (module-scoped use)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NIGHTSHIFT_STORE_URL", store_url)
+    mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    if artifacts is not None:
+        mp.setenv("NIGHTSHIFT_MLFLOW_ARTIFACTS", artifacts.as_uri())
+    else:
+        mp.delenv("NIGHTSHIFT_MLFLOW_ARTIFACTS", raising=False)
+    mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    mp.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    mp.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    try:
+        yield mp
+    finally:
+        mp.undo()
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 (SQLite backend, proxied artifacts), in its own process
+    group; ``stop()``/``start()`` keep the same port and backend (for outage tests)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+        env.pop("MLFLOW_TRACKING_URI", None)
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}", "--workers", "1"]
+        cmd += ["--artifacts-destination", str(self.root / "artifacts")]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=open(self.root / "server.log", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+        import urllib.request
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited; see {self.root / 'server.log'}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not answer on {self.url}; see {self.root / 'server.log'}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def task_states(dr: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+
+def run_dag(dag: Any, conf: dict[str, Any] | None = None) -> Any:
+    """One dag.test() run (a manual run) with ``conf`` as its params."""
+    return dag.test(run_conf=conf or {})

@@ -1,0 +1,206 @@
+"""Train → gate → promote → score through dag.test(), with the embedded SQLite MLflow store.
+
+One registry for the module, so the tests run in order: first champion, idempotent retry,
+a worse challenger, a second promotion, rollback, and the faults.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from modelkit import MODEL_DAYS, MODEL_START, model_env, run_dag, task_states
+
+LAST_DAY = MODEL_START + timedelta(days=MODEL_DAYS - 1)
+
+
+@pytest.fixture(scope="module")
+def registry_env(model_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("mlflow-sqlite")
+    with model_env(model_store, f"sqlite:///{root / 'mlflow.db'}", root / "artifacts"):
+        from nightshift import registry
+        from nightshift.storage import Store
+
+        yield {"client": registry.configure(), "store": Store(model_store), "root": root}
+
+
+def _versions(client: Any) -> list[Any]:
+    return client.search_model_versions("name = 'nightshift-payments'")
+
+
+def test_first_run_trains_on_the_window_and_promotes_a_champion(
+    model_dags: dict[str, Any], registry_env: dict[str, Any]
+) -> None:
+    from nightshift import registry
+
+    client, store = registry_env["client"], registry_env["store"]
+    dr = run_dag(model_dags["train"])
+    assert task_states(dr) == {"train": "success", "gate": "success", "promote": "success"}
+    assert registry.alias_version(client, "payments", "champion") == "1"
+
+    mv = client.get_model_version("nightshift-payments", "1")
+    run = client.get_run(mv.run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    # the window: the last 10 labelled days (labels land 3 days late), split by time
+    assert tags["nightshift.window"] == "2026-03-05..2026-03-14 (10 days)"
+    assert tags["nightshift.device"] == "cpu" and "fallback" in tags["nightshift.device_reason"]
+    assert tags[registry.RUN_KEY] == f"nightshift_train.payments/{dr.run_id}"
+    assert tags["nightshift.dag_id"] == "nightshift_train.payments"
+    assert tags["nightshift.code_version"] != "unknown"
+    assert tags["nightshift.verdict"] == "promote"
+    assert metrics["holdout_roc_auc"] > 0.8 and metrics["train_rows"] == 6 * 4000
+    assert run.data.params["xgb.seed"] == "42" and run.data.params["train_days"] == "6"
+    assert {i.dataset.name.split("-")[1] for i in run.inputs.dataset_inputs} == {
+        "train",
+        "validation",
+        "holdout",
+    }
+
+    artifacts = {a.path for a in client.list_artifacts(mv.run_id)} | {
+        a.path for a in client.list_artifacts(mv.run_id, "gate")
+    }
+    assert {"lineage.json", "importance.json", "importance.png", "gate/evaluation.html"} <= artifacts
+    assert {"gate/calibration.png", "gate/verdict.json", "gate/evaluation.json"} <= artifacts
+    lineage = json.loads(Path(client.download_artifacts(mv.run_id, "lineage.json")).read_text())
+    assert lineage["partitions"][0]["dt"] == "2026-03-05"
+    assert all(len(p["sha256"]) == 64 and p["validation"]["success"] for p in lineage["partitions"])
+    assert lineage["split"]["holdout"]["days"] == ["2026-03-13", "2026-03-14"]
+    importance = json.loads(Path(client.download_artifacts(mv.run_id, "importance.json")).read_text())
+    assert importance[0]["mean_abs_contribution"] > 0
+
+    events = registry.read_audit(store, "payments")
+    assert [(e.action, e.version, e.previous_version) for e in events] == [("promote", "1", None)]
+    assert events[0].trigger.startswith(f"dag nightshift_train.payments run {dr.run_id}")
+    assert client.get_model_version("nightshift-payments", "1").tags["nightshift.status"] == "champion"
+
+
+def test_score_dag_writes_predictions_with_the_pinned_version(
+    model_dags: dict[str, Any], registry_env: dict[str, Any]
+) -> None:
+    import pyarrow.parquet as pq
+
+    store = registry_env["store"]
+    dr = run_dag(model_dags["score"], {"dt": LAST_DAY.isoformat()})
+    assert task_states(dr) == {"score": "success"}
+    path = store.predictions_file("payments", LAST_DAY)
+    table = pq.read_table(store.open_input(path))
+    curated = pq.read_table(store.open_input(store.published_file("payments", "events", LAST_DAY)))
+    assert table.num_rows == curated.num_rows
+    assert set(table.column("model_version").to_pylist()) == {"1"}
+    scores = table.column("score").to_numpy()
+    assert ((scores > 0) & (scores < 1)).all()
+    assert table.column("payment_id").to_pylist() == curated.column("payment_id").to_pylist()
+
+
+def test_a_retried_run_finds_its_run_and_version(registry_env: dict[str, Any]) -> None:
+    from nightshift import pipeline, registry
+    from nightshift.spec import find_spec
+
+    client, store, spec = registry_env["client"], registry_env["store"], find_spec("payments")
+    before = len(_versions(client))
+    key = "nightshift_train.payments/retried-run"
+    first = pipeline.train_step(store, spec, key)
+    again = pipeline.train_step(store, spec, key)
+    assert not first["reused"] and again["reused"] and again["run_id"] == first["run_id"]
+    v1 = pipeline.gate_step(store, spec, first["run_id"], key)
+    v2 = pipeline.gate_step(store, spec, first["run_id"], key)
+    assert v1["version"] == v2["version"]
+    assert len(_versions(client)) == before + 1
+    # same data, same seed: an identical model ties with the champion, and a tie promotes
+    assert v1["promote"] and v1["deltas"]["roc_auc"] == pytest.approx(0.0)
+    pipeline.decide_step(store, spec, v1, actor="test", trigger="retry test")
+    pipeline.decide_step(store, spec, v1, actor="test", trigger="retry test")  # a retried promote
+    assert registry.alias_version(client, "payments", "champion") == v1["version"]
+    assert registry.alias_version(client, "payments", "previous") == "1"
+    promotions = [e for e in registry.read_audit(store, "payments") if e.version == v1["version"]]
+    assert len(promotions) == 1
+
+
+def test_a_worse_challenger_is_never_promoted(
+    model_dags: dict[str, Any], registry_env: dict[str, Any]
+) -> None:
+    from nightshift import registry
+
+    client, store = registry_env["client"], registry_env["store"]
+    champion = registry.alias_version(client, "payments", "champion")
+    dr = run_dag(model_dags["train"], {"num_boost_round": 2, "xgb_params": {"max_depth": 1}})
+    states = task_states(dr)
+    assert states == {"train": "success", "gate": "success", "promote": "skipped"}, states
+    assert registry.alias_version(client, "payments", "champion") == champion
+    worse = max(_versions(client), key=lambda v: int(v.version))
+    assert worse.tags["nightshift.status"] == "rejected" and worse.tags["nightshift.decision"] == "reject"
+    last = registry.read_audit(store, "payments")[-1]
+    assert (last.action, last.version, last.previous_version) == ("reject", str(worse.version), champion)
+    assert "champion" in last.reason and last.deltas["roc_auc"] < 0
+
+
+def test_rollback_restores_the_previous_champion_and_is_audited(
+    model_dags: dict[str, Any], registry_env: dict[str, Any]
+) -> None:
+    from nightshift import registry
+    from nightshift.cli import main
+
+    client, store = registry_env["client"], registry_env["store"]
+    champion = registry.alias_version(client, "payments", "champion")
+    previous = registry.alias_version(client, "payments", "previous")
+    assert champion and previous and champion != previous
+    dr = run_dag(model_dags["rollback"], {"reason": "bad scores reported by ops", "actor": "alice"})
+    assert task_states(dr) == {"rollback": "success"}
+    assert registry.alias_version(client, "payments", "champion") == previous
+    assert registry.alias_version(client, "payments", "previous") is None
+    last = registry.read_audit(store, "payments")[-1]
+    assert (last.action, last.version, last.previous_version, last.actor) == (
+        "rollback",
+        previous,
+        champion,
+        "alice",
+    )
+    assert last.reason == "bad scores reported by ops"
+    assert (
+        client.get_model_version("nightshift-payments", champion).tags["nightshift.status"] == "rolled_back"
+    )
+    # nothing left to roll back to: a clear refusal, aliases untouched
+    assert main(["--store", store.url, "rollback", "--dataset", "payments", "--reason", "again"]) == 1
+    assert registry.alias_version(client, "payments", "champion") == previous
+
+
+def test_a_manual_run_without_enough_labelled_days_fails_clearly(
+    model_dags: dict[str, Any], registry_env: dict[str, Any]
+) -> None:
+    client = registry_env["client"]
+    before = len(_versions(client))
+    as_of = (MODEL_START + timedelta(days=5)).isoformat()  # labels due for 3 days only
+    dr = run_dag(model_dags["train"], {"as_of": as_of})
+    states = task_states(dr)
+    assert states["train"] == "failed" and states["gate"] == "upstream_failed", states
+    assert len(_versions(client)) == before
+
+
+def test_a_champion_whose_artifact_is_missing_fails_clearly_and_leaves_the_registry(
+    registry_env: dict[str, Any],
+) -> None:
+    import shutil
+    from urllib.parse import urlparse
+
+    from nightshift import pipeline, registry
+    from nightshift.spec import find_spec
+
+    client, store, spec = registry_env["client"], registry_env["store"], find_spec("payments")
+    champion = registry.alias_version(client, "payments", "champion")
+    assert champion is not None
+    mv = client.get_model_version("nightshift-payments", champion)
+    model_id = client.get_run(mv.run_id).data.tags["nightshift.model_id"]
+    location = Path(urlparse(client.get_logged_model(model_id).artifact_location).path)
+    shutil.rmtree(location)
+    versions = len(_versions(client))
+    trained = pipeline.train_step(store, spec, "nightshift_train.payments/missing-artifact")
+    with pytest.raises(registry.RegistryError, match=f"v{champion}: its model artifact cannot be loaded"):
+        pipeline.gate_step(store, spec, trained["run_id"], "nightshift_train.payments/missing-artifact")
+    with pytest.raises(registry.RegistryError, match="cannot be loaded"):
+        pipeline.score_step(store, spec, [LAST_DAY])
+    assert registry.alias_version(client, "payments", "champion") == champion
+    assert len(_versions(client)) == versions

@@ -1,0 +1,361 @@
+"""Evaluation and the gate: metrics against sklearn, slices, calibration, baseline, the verdict."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+from nightshift.evaluate import (
+    Evaluation,
+    Verdict,
+    baseline_predict,
+    calibration,
+    evaluate,
+    gate,
+    metrics,
+    slice_metrics,
+)
+from nightshift.features import FeatureTransform
+from nightshift.spec import DatasetSpec, Gate, parse_spec
+
+RULES = Gate(
+    metric="roc_auc",
+    min_metrics={"roc_auc": 0.80, "average_precision": 0.10},
+    max_regression=0.005,
+    slice_min_rows=200,
+    slice_min_positives=5,
+    max_slice_regression=0.03,
+    slice_min_metric=0.65,
+    baseline_margin=0.0,
+)
+
+
+def _slice(auc: float, rows: int = 1000, positives: int = 50) -> dict[str, float]:
+    return {"rows": float(rows), "positives": float(positives), "roc_auc": auc, "average_precision": 0.3}
+
+
+def _ev(
+    name: str,
+    auc: float,
+    ap: float = 0.3,
+    slices: dict[str, dict[str, Any]] | None = None,
+    version: str | None = None,
+) -> Evaluation:
+    m = {"rows": 5000.0, "positives": 300.0, "roc_auc": auc, "average_precision": ap, "log_loss": 0.2,
+         "brier": 0.05}  # fmt: skip
+    return Evaluation(name, m, slices or {}, [], version)
+
+
+def _names(v: Verdict) -> list[str]:
+    return [c.name for c in v.checks]
+
+
+def _failed(v: Verdict) -> list[str]:
+    return [c.name for c in v.failed]
+
+
+# ---- the gate: first model -----------------------------------------------------------------------
+
+
+def test_first_model_passes_absolute_floors() -> None:
+    v = gate(RULES, _ev("challenger", 0.85, 0.2), None, None)
+    assert v.promote
+    assert v.first_model
+    assert v.reason.startswith("first model")
+    assert _names(v) == ["min:roc_auc", "min:average_precision"]  # no champion check
+    assert v.deltas == {}
+    json.dumps(v.to_dict())  # logged as evidence
+
+
+@pytest.mark.parametrize(
+    ("auc", "ap", "failing"), [(0.79, 0.2, "min:roc_auc"), (0.9, 0.09, "min:average_precision")]
+)
+def test_first_model_fails_a_floor(auc: float, ap: float, failing: str) -> None:
+    v = gate(RULES, _ev("challenger", auc, ap), None, None)
+    assert not v.promote
+    assert v.first_model
+    assert _failed(v) == [failing]
+    assert v.reason.startswith("rejected: " + failing)
+
+
+def test_floor_exactly_met_passes() -> None:
+    assert gate(RULES, _ev("challenger", 0.80, 0.10), None, None).promote
+
+
+def test_nan_metric_fails_its_floor() -> None:
+    v = gate(RULES, _ev("challenger", float("nan")), None, None)
+    assert not v.promote
+    assert "min:roc_auc" in _failed(v)
+    assert "roc_auc nan" in v.reason
+
+
+def test_lower_is_better_floor() -> None:
+    rules = RULES.model_copy(update={"min_metrics": {"log_loss": 0.25}})
+    ok = _ev("challenger", 0.9)
+    assert gate(rules, ok, None, None).promote  # log_loss 0.2 <= 0.25
+    bad = _ev("challenger", 0.9)
+    bad.metrics["log_loss"] = 0.3
+    v = gate(rules, bad, None, None)
+    assert not v.promote
+    assert "log_loss 0.3000" in v.reason
+    assert "0.25" in v.reason
+
+
+# ---- the gate: against the champion --------------------------------------------------------------
+
+
+def test_tie_with_champion_promotes() -> None:
+    v = gate(RULES, _ev("challenger", 0.85), _ev("champion", 0.85, version="3"), None)
+    assert v.promote
+    assert not v.first_model
+    assert "champion" in _names(v)
+    assert v.deltas["roc_auc"] == 0.0
+    assert v.reason.startswith("promoted:")
+    assert "v3" in v.reason
+
+
+def test_regression_beyond_allowance_rejects() -> None:
+    v = gate(RULES, _ev("challenger", 0.844), _ev("champion", 0.85, version="3"), None)
+    assert not v.promote
+    assert _failed(v) == ["champion"]
+    assert "rejected: champion" in v.reason
+    assert "champion v3 0.8500" in v.reason
+    assert v.deltas["roc_auc"] == pytest.approx(-0.006)
+
+
+@pytest.mark.parametrize("auc", [0.846, 0.845, 0.86])
+def test_regression_within_allowance_promotes(auc: float) -> None:
+    v = gate(RULES, _ev("challenger", auc), _ev("champion", 0.85, version="3"), None)
+    assert v.promote, v.reason
+    assert v.deltas["roc_auc"] == pytest.approx(auc - 0.85)
+
+
+def test_champion_with_floors_still_applies_floors() -> None:
+    # better than a weak champion is not enough: the absolute floor still holds
+    v = gate(RULES, _ev("challenger", 0.78), _ev("champion", 0.70, version="1"), None)
+    assert not v.promote
+    assert _failed(v) == ["min:roc_auc"]
+
+
+def test_gate_on_average_precision() -> None:
+    rules = RULES.model_copy(update={"metric": "average_precision"})
+    v = gate(rules, _ev("challenger", 0.95, ap=0.30), _ev("champion", 0.80, ap=0.40, version="2"), None)
+    assert not v.promote  # better AUC does not matter when the gate metric is AP
+    assert _failed(v) == ["champion"]
+
+
+# ---- the gate: slices ----------------------------------------------------------------------------
+
+
+def test_slice_below_floor_rejects_naming_the_slice() -> None:
+    slices = {"channel": {"pos": _slice(0.9), "web": _slice(0.60)}}
+    v = gate(RULES, _ev("challenger", 0.85, slices=slices), None, None)
+    assert not v.promote
+    assert _failed(v) == ["slice_min:channel=web"]
+    assert "channel=web" in v.reason
+    assert "slice_min:channel=pos" in _names(v)
+
+
+def test_slice_regression_vs_champion_rejects_naming_the_slice() -> None:
+    champ = _ev(
+        "champion", 0.85, slices={"card_type": {"debit": _slice(0.85), "credit": _slice(0.80)}}, version="4"
+    )
+    chall = _ev("challenger", 0.86, slices={"card_type": {"debit": _slice(0.86), "credit": _slice(0.76)}})
+    v = gate(RULES, chall, champ, None)
+    assert not v.promote
+    assert _failed(v) == ["slice:card_type=credit"]
+    assert "card_type=credit" in v.reason
+    # within the slice allowance: promoted
+    chall.slices["card_type"]["credit"] = _slice(0.775)
+    assert gate(RULES, chall, champ, None).promote
+
+
+def test_small_slices_are_not_judged() -> None:
+    slices = {
+        "channel": {
+            "pos": _slice(0.9),
+            "phone": _slice(0.30, rows=150, positives=20),  # too few rows
+            "app": _slice(0.30, rows=5000, positives=3),  # too few positives
+        }
+    }
+    champ = _ev("champion", 0.85, slices={"channel": {"phone": _slice(0.9), "app": _slice(0.9)}}, version="1")
+    v = gate(RULES, _ev("challenger", 0.85, slices=slices), champ, None)
+    assert v.promote, v.reason
+    assert not any("phone" in n or "app" in n for n in _names(v))
+    # one row more than the minimum and the same slice is judged
+    slices["channel"]["phone"] = _slice(0.30, rows=200, positives=20)
+    v = gate(RULES, _ev("challenger", 0.85, slices=slices), champ, None)
+    assert set(_failed(v)) == {"slice_min:channel=phone", "slice:channel=phone"}
+
+
+def test_slice_floor_can_be_switched_off() -> None:
+    rules = RULES.model_copy(update={"slice_min_metric": None})
+    v = gate(rules, _ev("challenger", 0.85, slices={"channel": {"web": _slice(0.5)}}), None, None)
+    assert v.promote
+    assert not any(n.startswith("slice") for n in _names(v))
+
+
+def test_slice_new_to_the_champion_is_only_floored() -> None:
+    champ = _ev("champion", 0.85, slices={"channel": {"pos": _slice(0.9)}}, version="1")
+    chall = _ev("challenger", 0.85, slices={"channel": {"pos": _slice(0.9), "web": _slice(0.7)}})
+    v = gate(RULES, chall, champ, None)
+    assert v.promote
+    assert "slice_min:channel=web" in _names(v)
+    assert "slice:channel=web" not in _names(v)
+
+
+# ---- the gate: baseline --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("baseline_auc", [0.85, 0.87])
+def test_baseline_as_good_rejects(baseline_auc: float) -> None:
+    v = gate(RULES, _ev("challenger", 0.85), None, _ev("baseline", baseline_auc))
+    assert not v.promote
+    assert _failed(v) == ["baseline"]
+    assert "logistic baseline" in v.reason
+
+
+def test_baseline_beaten_promotes_and_margin_applies() -> None:
+    assert gate(RULES, _ev("challenger", 0.85), None, _ev("baseline", 0.84)).promote
+    rules = RULES.model_copy(update={"baseline_margin": 0.02})
+    v = gate(rules, _ev("challenger", 0.85), None, _ev("baseline", 0.84))
+    assert _failed(v) == ["baseline"]
+    assert "margin 0.02" in v.reason
+
+
+def test_every_failure_is_named() -> None:
+    champ = _ev("champion", 0.9, version="7")
+    chall = _ev("challenger", 0.7, slices={"channel": {"web": _slice(0.5)}})
+    v = gate(RULES, chall, champ, _ev("baseline", 0.75))
+    assert set(_failed(v)) == {"min:roc_auc", "baseline", "champion", "slice_min:channel=web"}
+    for name in _failed(v):
+        assert name in v.reason
+
+
+def test_evaluation_round_trip() -> None:
+    ev = _ev("challenger", 0.85, slices={"channel": {"web": _slice(0.7)}}, version="2")
+    assert Evaluation.from_dict(json.loads(json.dumps(ev.to_dict()))) == ev
+
+
+# ---- metrics -------------------------------------------------------------------------------------
+
+
+def test_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(500) < 0.2).astype(np.float64)
+    p = np.clip(0.2 + 0.4 * (y - 0.2) + rng.normal(0, 0.15, 500), 0.001, 0.999)
+    m = metrics(y, p)
+    assert m["rows"] == 500
+    assert m["positives"] == y.sum()
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert m["average_precision"] == pytest.approx(average_precision_score(y, p))
+    assert m["log_loss"] == pytest.approx(log_loss(y, p))
+    assert m["brier"] == pytest.approx(brier_score_loss(y, p))
+    assert 0.5 < m["roc_auc"] <= 1.0
+
+
+def test_metrics_clip_certain_predictions() -> None:
+    m = metrics(np.array([0, 1, 0, 1]), np.array([0.0, 1.0, 1.0, 0.0]))
+    assert math.isfinite(m["log_loss"])
+    assert m["roc_auc"] == 0.5
+    assert m["brier"] == pytest.approx(0.5, abs=1e-6)
+
+
+@pytest.mark.parametrize("y", [np.zeros(10), np.ones(10), np.array([])])
+def test_metrics_nan_when_a_class_is_missing(y: np.ndarray) -> None:
+    m = metrics(y, np.linspace(0, 1, len(y)))
+    assert m["rows"] == len(y)
+    for k in ("roc_auc", "average_precision", "log_loss", "brier"):
+        assert math.isnan(m[k]), k
+
+
+def test_calibration_bins() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.random(1000)
+    y = (rng.random(1000) < p).astype(np.float64)
+    bins = calibration(y, p, bins=10)
+    assert len(bins) == 10
+    assert sum(b["rows"] for b in bins) == 1000
+    assert all(b["rows"] == 100 for b in bins)  # quantile bins of the prediction
+    predicted = [b["predicted"] for b in bins]
+    assert predicted == sorted(predicted)
+    order = np.argsort(p, kind="stable")
+    assert bins[0]["predicted"] == pytest.approx(p[order[:100]].mean())
+    assert bins[0]["observed"] == pytest.approx(y[order[:100]].mean())
+    # a calibrated model: observed rate tracks the prediction
+    for b in bins:
+        assert abs(b["observed"] - b["predicted"]) < 0.15
+    assert len(calibration(y[:3], p[:3], bins=10)) == 3  # never empty bins
+    assert calibration(np.array([]), np.array([])) == []
+
+
+def test_slice_metrics_and_evaluate(spec: DatasetSpec) -> None:
+    n = 400
+    rng = np.random.default_rng(2)
+    channel = pa.array(["pos", "web", None, "app"] * (n // 4), pa.string())
+    table = pa.table({"channel": channel, "card_type": pa.array(["debit"] * n)})
+    y = (rng.random(n) < 0.3).astype(np.float64)
+    p = np.clip(y * 0.3 + rng.random(n) * 0.7, 0, 1)
+    s = slice_metrics(table, y, p, ["channel"])
+    assert sorted(s["channel"]) == ["<missing>", "app", "pos", "web"]
+    web = np.asarray(channel.to_pylist()) == "web"
+    assert s["channel"]["web"]["rows"] == 100
+    assert s["channel"]["web"]["roc_auc"] == pytest.approx(roc_auc_score(y[web], p[web]))
+    ev = evaluate("challenger", table, y, p, spec, version="5")
+    assert set(ev.slices) == set(spec.slices) == {"channel", "card_type"}
+    assert ev.metrics["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert len(ev.calibration) == 10
+    assert ev.version == "5"
+
+
+# ---- the baseline --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy() -> DatasetSpec:
+    return parse_spec(
+        {
+            "name": "toy",
+            "id_column": "id",
+            "event_time_column": "ts",
+            "label": {"column": "y", "delay_days": 0},
+            "features": {
+                "numeric": [{"name": "a"}, {"name": "b"}],
+                "categorical": [{"name": "kind", "values": ["x", "y", "z"]}],
+            },
+        }
+    )
+
+
+def _toy_table(n: int, seed: int) -> tuple[pa.Table, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0, 1, n)
+    b = rng.normal(0, 1, n)
+    kind = rng.choice(["x", "y", "z"], n)
+    z = 1.5 * a - 1.0 + 1.5 * (kind == "z")
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.float64)
+    a_col = pa.array(a, mask=rng.random(n) < 0.1)  # nulls must be imputed, not crash
+    kind_col = pa.array(np.where(rng.random(n) < 0.05, "unseen", kind))  # unknown category: NaN code
+    return pa.table({"a": a_col, "b": b, "kind": kind_col}), y
+
+
+def test_baseline_predict(toy: DatasetSpec) -> None:
+    transform = FeatureTransform.from_spec(toy)
+    train, y_train = _toy_table(2000, 3)
+    hold, y_hold = _toy_table(1000, 4)
+    p = baseline_predict(transform, train, y_train, hold, seed=1)
+    assert p.shape == (1000,)
+    assert p.dtype == np.float64
+    assert ((p >= 0) & (p <= 1)).all()
+    assert roc_auc_score(y_hold, p) > 0.75  # a fair simple model, not a coin
+    np.testing.assert_array_equal(baseline_predict(transform, train, y_train, hold, seed=1), p)
+    # the row cap subsamples the training rows (and still predicts every holdout row)
+    small = baseline_predict(transform, train, y_train, hold, seed=1, max_rows=300)
+    assert small.shape == (1000,)
+    assert not np.array_equal(small, p)
