@@ -200,6 +200,9 @@ def gate(
                 f"{floor_name} {_fmt(v)} ({'minimum' if higher else 'maximum'} {floor})",
             )
         )
+    if m not in rules.min_metrics:  # a NaN main metric (one-class holdout) never passes
+        v = challenger.metrics.get(m, float("nan"))
+        checks.append(Check(f"defined:{m}", not np.isnan(v), f"{m} {_fmt(v)} must be defined on the holdout"))
     if baseline is not None:
         v, b = challenger.metrics[m], baseline.metrics[m]
         # strictly better: when the simple model is as good, the simple model should win

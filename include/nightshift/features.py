@@ -109,7 +109,7 @@ class FeatureTransform:
             ):
                 try:
                     col = pc.cast(col, pa.float64())
-                except pa.ArrowInvalid as exc:
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise FeatureError(f"feature {name!r} is not numeric ({col.type}): {exc}") from None
             values = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
             if pa.types.is_floating(col.type):

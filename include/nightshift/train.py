@@ -77,6 +77,7 @@ class Window:
     table: pa.Table  # events + label column, sorted by day
     partitions: list[Partition]
     days: dict[str, list[date]]  # split name -> days
+    labels_digest: str = ""  # content hash of the label files read
 
     def split(self, name: str) -> pa.Table:
         days = self.days[name]
@@ -88,7 +89,8 @@ class Window:
         """A hash of the partitions' contents: same fingerprint, same training data."""
         h = hashlib.sha256()
         for p in self.partitions:
-            h.update(f"{p.dt}:{p.sha256}:{p.labelled_rows};".encode())
+            h.update(f"{p.dt}:{p.sha256}:{p.labelled_rows}:{p.positives};".encode())
+        h.update(self.labels_digest.encode())
         return h.hexdigest()
 
     def describe(self) -> dict[str, Any]:
@@ -171,18 +173,19 @@ def load_window(
         if days[0] <= d <= (as_of or date.max)
     ]
     label_files = {d: store.published_file(spec.name, "labels", d) for d in arrivals}
+    present = [p for p in label_files.values() if store.exists(p)]
     label_tables = [
-        pq.read_table(store.open_input(p), columns=[spec.id_column, spec.label.column])
-        for p in label_files.values()
-        if store.exists(p)
+        pq.read_table(store.open_input(p), columns=[spec.id_column, spec.label.column]) for p in present
     ]
+    labels_digest = hashlib.sha256("".join(_sha256(store, p) for p in present).encode()).hexdigest()
     if not label_tables:
         raise InsufficientData(f"{spec.name}: no labels partitions between {days[0]} and {as_of or 'now'}")
     all_labels = pa.concat_tables(label_tables).combine_chunks()
-    # a label delivered twice (a re-sent chargeback) must not duplicate the event
-    agg = all_labels.group_by(spec.id_column).aggregate([(spec.label.column, "max")])
+    # a label delivered twice (a re-sent chargeback) must not duplicate the event: positive wins
+    how = "max" if spec.label.positive > spec.label.negative else "min"
+    agg = all_labels.group_by(spec.id_column).aggregate([(spec.label.column, how)])
     all_labels = pa.table(
-        [agg.column(spec.id_column), agg.column(f"{spec.label.column}_max")],
+        [agg.column(spec.id_column), agg.column(f"{spec.label.column}_{how}")],
         names=[spec.id_column, spec.label.column],
     )
 
@@ -191,7 +194,10 @@ def load_window(
     for dt in days:
         path = store.published_file(spec.name, "events", dt)
         events = pq.read_table(store.open_input(path))
+        # Acero's hash join does not keep row order; training (subsample) depends on it
+        events = events.append_column("__row", pa.array(np.arange(events.num_rows, dtype=np.int64)))
         joined = events.join(all_labels, keys=spec.id_column, join_type="inner")
+        joined = joined.sort_by("__row").drop_columns(["__row"])
         if joined.num_rows == 0:
             log.warning("%s dt=%s: no labels joined yet; day left out", spec.name, dt)
             continue
@@ -218,6 +224,7 @@ def load_window(
         table=table,
         partitions=lineage,
         days=split_days([p.dt for p in lineage], t.validation_days, t.holdout_days),
+        labels_digest=labels_digest,
     )
     check_window(window, spec)
     return window
@@ -228,18 +235,20 @@ def check_window(window: Window, spec: DatasetSpec) -> None:
     t = spec.training
     total = window.table.num_rows
     if total < t.min_rows:
+        days = sorted(d for ds in window.days.values() for d in ds)
+        span = f"{days[0]}..{days[-1]}" if days else "no days"
         raise InsufficientData(
-            f"{spec.name}: {total} labelled row(s) in {len(window.partitions)} day(s) "
-            f"({window.partitions[0].dt}..{window.partitions[-1].dt}); training needs at least "
+            f"{spec.name}: {total} labelled row(s) in {len(days)} day(s) "
+            f"({span}); training needs at least "
             f"{t.min_rows} (training.min_rows)"
         )
     for name in SPLITS:
         y = labels(window.split(name), spec)
         pos, neg = int(y.sum()), int(len(y) - y.sum())
         if min(pos, neg) < t.min_class_rows:
-            days = ", ".join(d.isoformat() for d in window.days[name])
+            listed = ", ".join(d.isoformat() for d in window.days[name])
             raise InsufficientData(
-                f"{spec.name}: the {name} split ({days}) has {pos} positive and {neg} negative "
+                f"{spec.name}: the {name} split ({listed}) has {pos} positive and {neg} negative "
                 f"row(s); each class needs at least {t.min_class_rows} (training.min_class_rows)"
                 + (" - a single-class window cannot train a classifier" if min(pos, neg) == 0 else "")
             )
@@ -332,7 +341,7 @@ def xgb_params(spec: DatasetSpec, device: Device, overrides: dict[str, Any] | No
 
 
 def dmatrices(
-    transform: FeatureTransform, train: pa.Table, validation: pa.Table, spec: DatasetSpec
+    transform: FeatureTransform, train: pa.Table, validation: pa.Table, spec: DatasetSpec, max_bin: int = 256
 ) -> tuple[Any, Any]:
     """QuantileDMatrix for training, and one for validation sharing its bins."""
     import xgboost as xgb
@@ -343,7 +352,7 @@ def dmatrices(
     dtrain = xgb.QuantileDMatrix(
         transform.matrix(train),
         labels(train, spec),
-        max_bin=int(spec.training.params.get("max_bin", 256)),
+        max_bin=max_bin,
         **kw,
     )
     dval = xgb.QuantileDMatrix(transform.matrix(validation), labels(validation, spec), ref=dtrain, **kw)
@@ -398,8 +407,8 @@ def train(
     train_t, val_t = window.split("train"), window.split("validation")
     transform = FeatureTransform.from_spec(spec, train_t)
     start = time.perf_counter()
-    dtrain, dval = dmatrices(transform, train_t, val_t, spec)
     base = xgb_params(spec, device, overrides)
+    dtrain, dval = dmatrices(transform, train_t, val_t, spec, int(base.get("max_bin", 256)))
     booster, history = _fit(base, dtrain, dval, rounds, t.early_stopping_rounds)
     best, best_params, best_hist = booster, base, history
     done: list[dict[str, Any]] = [{"trial": 0, "params": _public(base), "score": float(booster.best_score)}]

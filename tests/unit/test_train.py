@@ -328,11 +328,6 @@ def test_fingerprint_follows_content(store: Store, clicks: DatasetSpec) -> None:
     assert w.partitions[0].sha256 != w.partitions[1].sha256
 
 
-@pytest.mark.xfail(
-    reason="Window.fingerprint hashes the events files and the labelled row count only: a corrected "
-    "label (same ids, other values) changes the training data but not the fingerprint",
-    strict=True,
-)
 def test_fingerprint_follows_label_values(store: Store, clicks: DatasetSpec) -> None:
     tables = _fill(store, clicks)
     before = load_window(store, clicks, as_of=DAYS[-1])
@@ -344,11 +339,6 @@ def test_fingerprint_follows_label_values(store: Store, clicks: DatasetSpec) -> 
     assert after.fingerprint != before.fingerprint
 
 
-@pytest.mark.xfail(
-    reason="load_window's Arrow hash join does not keep the events' row order for partitions over "
-    "~32k rows (nondeterministic across calls), so the same window can train a different model",
-    strict=False,
-)
 def test_large_window_row_order_is_stable(store: Store, clicks: DatasetSpec) -> None:
     spec = _with(clicks, training={"min_class_rows": 1})
     days = DAYS[:3]
