@@ -31,7 +31,8 @@ class NightshiftModel(PythonModel):
         booster.set_param({"device": "cpu", "nthread": 0})
         self.booster = booster
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+    # no annotations: MLflow reads predict's type hints as a schema and warns on Any
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         return predict(self.booster, self.transform, model_input)
 
 
