@@ -278,7 +278,8 @@ def w_step(a: Result) -> Result:
     mlflow.log_artifact = wrap("mlflow: params, metrics, inputs, artifacts", mlflow.log_artifact)
     npipe._importance_plot = wrap("importance plot (matplotlib)", npipe._importance_plot)
     xgb.Booster.save_model = wrap("booster.save_model", xgb.Booster.save_model)  # type: ignore[method-assign]
-    mlflow.pyfunc.log_model = wrap("mlflow: log_model (pyfunc)", mlflow.pyfunc.log_model)
+    pyfunc: Any = sys.modules["mlflow.pyfunc"]  # the module itself (``mlflow.pyfunc`` may be a LazyLoader)
+    pyfunc.log_model = wrap("mlflow: log_model (pyfunc)", pyfunc.log_model)
 
     request = TrainRequest(window_days=a["window_days"], num_boost_round=a["rounds"])
     run_key = f"bench/{uuid.uuid4().hex[:12]}"
@@ -757,8 +758,11 @@ def print_report(r: Result) -> None:
         f"{r['imports']['import_s']:.2f} s, RSS {_gib(r['imports']['rss'])}; MLflow DB creation (not timed) "
         f"{r['setup']['setup_s']:.2f} s"
     )
-    runs = {k: ", ".join(f"{x['seconds']:.2f}" for x in r[k]) for k in ("step", "bare")}
-    print(f"all runs (s): step {runs['step']}; bare {runs['bare']}")
+    runs = {
+        k: ", ".join(f"{x['seconds']:.2f} s (outside load {x['other_cores']:.2f})" for x in r[k])
+        for k in ("step", "bare")
+    }
+    print(f"all runs: step {runs['step']}; bare {runs['bare']}")
     others = [x["other_cores"] for k in ("bare", "step") for x in r[k]]
     print(
         f"outside load: {max(others):.2f} cores at most during the measured runs "

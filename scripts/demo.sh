@@ -26,6 +26,8 @@ for pair in "$AIRFLOW__API__PORT:NIGHTSHIFT_API_PORT" "$NIGHTSHIFT_MLFLOW_PORT:N
   fi
 done
 
+# every demo starts from a clean slate: its own store, MLflow and Airflow metadata (not the venv)
+rm -rf "$NIGHTSHIFT_HOME/store" "$NIGHTSHIFT_HOME/mlflow" "$AIRFLOW_HOME/airflow.db" "$LOGS"/*.log
 echo "== generating $DAYS days ($START..$END) x $ROWS rows of $DATASET, bad batch $BAD"
 nightshift generate --dataset "$DATASET" --start "$START" --days "$DAYS" --rows "$ROWS" --bad "$BAD"
 
