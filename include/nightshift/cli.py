@@ -224,7 +224,8 @@ def cmd_champion(args: argparse.Namespace) -> int:
         print(f"{args.dataset}: no champion yet")
         return 0
     h = info["holdout"]
-    print(f"champion:     {info['model']} v{info['version']} (previous: {'v' + info['previous'] if info['previous'] else 'none'})")
+    previous = f"v{info['previous']}" if info["previous"] else "none"
+    print(f"champion:     {info['model']} v{info['version']} (previous: {previous})")
     print(f"holdout:      AUC {h['roc_auc']:.4f}, average precision {h['average_precision']:.4f}, "
           f"log loss {h['log_loss']:.4f} on {h['rows']:.0f} rows")  # fmt: skip
     print(f"trained on:   {info['window']}, device {info['device']} ({info['device_reason']})")
