@@ -32,6 +32,11 @@ def model_env(
     store_url: str, tracking_uri: str, artifacts: Path | None = None
 ) -> Iterator[pytest.MonkeyPatch]:
     """Point the store and MLflow at the given places for the duration (module-scoped use)."""
+    from nightshift.storage import Store
+
+    store = Store(store_url)  # the data is shared; each registry gets its own audit trail
+    for area in ("audit", "predictions"):
+        store.delete_dir(store.path(area))
     mp = pytest.MonkeyPatch()
     mp.setenv("NIGHTSHIFT_STORE_URL", store_url)
     mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
