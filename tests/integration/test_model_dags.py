@@ -204,3 +204,25 @@ def test_a_champion_whose_artifact_is_missing_fails_clearly_and_leaves_the_regis
         pipeline.score_step(store, spec, [LAST_DAY])
     assert registry.alias_version(client, "payments", "champion") == champion
     assert len(_versions(client)) == versions
+
+
+@pytest.mark.parametrize(
+    ("run_type", "outcome"), [("asset_triggered", "AirflowSkipException"), ("manual", "AirflowFailException")]
+)
+def test_too_few_labels_skips_an_automatic_run_and_fails_a_manual_one(
+    registry_env: dict[str, Any], run_type: str, outcome: str
+) -> None:
+    from types import SimpleNamespace
+
+    from nightshift.airflow.model import run_train
+
+    context: Any = {
+        "dag_run": SimpleNamespace(
+            dag_id="nightshift_train.payments", run_id=f"{run_type}__x", run_type=run_type
+        ),
+        "params": {"as_of": (MODEL_START + timedelta(days=5)).isoformat()},
+    }
+    with pytest.raises(Exception) as info:
+        run_train("payments", context)
+    assert type(info.value).__name__ == outcome
+    assert "labelled day(s) cannot make a split" in str(info.value)
