@@ -20,29 +20,37 @@ script prints ratios, goals and PASS/MISS; it never fails on a number (benchmark
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
-import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-INCLUDE = REPO / "include"
+import harness
+from harness import (
+    INCLUDE,
+    REPO,
+    Result,
+    Row,
+    Run,
+    code_fingerprint,
+    gib,
+    reset_peak,
+    rss_now,
+    rss_peak,
+    ru_maxrss,
+    verdict,
+    worker_main,
+)
+
 SPEC_PATH = REPO / "datasets" / "payments.yaml"
 DAY = date(2024, 3, 1)
 SEED = 42
 MB = 1e6
-GIB = 1 << 30
 SMALL_ROWS = 1000
 
 # goals of issue 2
@@ -53,56 +61,6 @@ GOAL_RSS_VS_ARROW = 2.0
 
 if str(INCLUDE) not in sys.path:
     sys.path.insert(0, str(INCLUDE))
-
-Result = dict[str, Any]
-
-
-# ---- memory and CPU probes -------------------------------------------------------------------
-def _status_bytes(key: str) -> int:
-    """A ``kB`` field of /proc/self/status in bytes (0 where /proc is missing)."""
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return 0
-    m = re.search(rf"^{key}:\s+(\d+) kB", text, re.M)
-    return int(m.group(1)) * 1024 if m else 0
-
-
-def rss_now() -> int:
-    return _status_bytes("VmRSS")
-
-
-def rss_peak() -> int:
-    """Peak RSS of this process: VmHWM, else ``ru_maxrss`` (KiB on Linux)."""
-    return _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def ru_maxrss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0), so a phase's own peak can be read."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def _cpu_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (from /proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
 
 
 # ---- the pandas equivalent of the GX suite ---------------------------------------------------
@@ -458,71 +416,15 @@ WORKERS: dict[str, Callable[[Result], Result]] = {
 MEASURED = ("ingest.py", "validate.py", "storage.py", "spec.py", "datagen.py")
 
 
-def code_fingerprint() -> str:
-    """A short hash of the measured modules, to tell runs of different code apart."""
-    h = hashlib.sha256()
-    for name in MEASURED:
-        h.update((INCLUDE / "nightshift" / name).read_bytes())
-    return h.hexdigest()[:12]
-
-
-@dataclass
-class Run:
-    """One worker run seen from outside: its result, wall time and the load of others."""
-
-    result: Result
-    wall_s: float
-    other_cores: float  # mean cores busy with processes other than the worker
-
-
 def run_worker(name: str, args: Result, root: Path) -> Run:
-    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=root, delete=False) as fh:
-        out = Path(fh.name)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(INCLUDE), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ}
     env.setdefault("NIGHTSHIFT_HOME", str(root / "home"))
     env.setdefault("GX_ANALYTICS_ENABLED", "false")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--args", json.dumps(args)]
-    cmd += ["--out", str(out)]
-    busy0, own0, t0 = _cpu_busy_s(), _children_cpu_s(), time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    other = max(0.0, (_cpu_busy_s() - busy0) - (_children_cpu_s() - own0)) / max(wall, 1e-9)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
-        out.unlink(missing_ok=True)
-        raise RuntimeError(f"worker {name} failed with exit code {proc.returncode}")
-    if args.get("profile"):
-        sys.stderr.write(proc.stderr)
-    result: Result = json.loads(out.read_text())
-    out.unlink()
-    return Run(result, wall, other)
-
-
-def worker_main(name: str, args_json: str, out: str) -> None:
-    result = WORKERS[name](json.loads(args_json))
-    Path(out).write_text(json.dumps(result, default=str))
-
-
-def _gib(n: float) -> str:
-    return f"{n / GIB:.2f} GiB"
+    return harness.run_worker(__file__, name, args, root, env, show_stderr=bool(args.get("profile")))
 
 
 def _mb(n: float) -> str:
     return f"{n / MB:.0f} MB"
-
-
-@dataclass
-class Row:
-    metric: str
-    value: str
-    baseline: str
-    ratio: float | None
-    goal: str
-    verdict: str
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def bench_size(rows: int, repeat: int, root: Path, keep: bool, profile: bool) -> Result:
@@ -561,7 +463,7 @@ def bench_size(rows: int, repeat: int, root: Path, keep: bool, profile: bool) ->
 
     result = {
         "rows": rows,
-        "code": code_fingerprint(),
+        "code": code_fingerprint(MEASURED),
         "repeat": repeat,
         "csv_bytes": csv_bytes,
         "generate_s": gen["seconds"],
@@ -604,7 +506,7 @@ def table_rows(r: Result) -> list[Row]:
             f"{bare_mbs:.0f} ({bare['seconds']:.2f} s)",
             stage_mbs / bare_mbs,
             f">= {GOAL_STAGE_VS_BARE}",
-            _verdict(stage_mbs / bare_mbs >= GOAL_STAGE_VS_BARE),
+            verdict(stage_mbs / bare_mbs >= GOAL_STAGE_VS_BARE),
         ),
         Row(
             "ingest_partition MB/s (+GX+publish)",
@@ -612,7 +514,7 @@ def table_rows(r: Result) -> list[Row]:
             f"{bare_mbs:.0f} ({bare['seconds']:.2f} s)",
             ingest_mbs / bare_mbs,
             f">= {GOAL_STAGE_VS_BARE}",
-            _verdict(ingest_mbs / bare_mbs >= GOAL_STAGE_VS_BARE),
+            verdict(ingest_mbs / bare_mbs >= GOAL_STAGE_VS_BARE),
         ),
         Row(
             f"GX run_suite s ({v['expectations']} exp.)",
@@ -620,7 +522,7 @@ def table_rows(r: Result) -> list[Row]:
             f"pandas {pd_s:.2f} s",
             gx_s / pd_s,
             f"<= {GOAL_GX_VS_PANDAS}",
-            _verdict(gx_s / pd_s <= GOAL_GX_VS_PANDAS),
+            verdict(gx_s / pd_s <= GOAL_GX_VS_PANDAS),
         ),
         Row(
             f"  GX inside ingest ({gx_in.get('result_format', '?')})",
@@ -636,48 +538,48 @@ def table_rows(r: Result) -> list[Row]:
             f"1st call {v['gx_first_small_s']:.2f} s",
             None,
             f"<= {GOAL_GX_FIXED_S:.0f} s",
-            _verdict(max(gx_small, v["gx_first_small_s"]) <= GOAL_GX_FIXED_S),
+            verdict(max(gx_small, v["gx_first_small_s"]) <= GOAL_GX_FIXED_S),
         ),
         Row("GX import", f"{gx_import:.2f} s", "", None, "(info)", ""),
         Row(
             "ingest peak RSS / staged Arrow",
-            _gib(ingest_peak),
-            _gib(nbytes),
+            gib(ingest_peak),
+            gib(nbytes),
             ingest_peak / nbytes,
             f"<= {GOAL_RSS_VS_ARROW}",
-            _verdict(ingest_peak / nbytes <= GOAL_RSS_VS_ARROW),
+            verdict(ingest_peak / nbytes <= GOAL_RSS_VS_ARROW),
         ),
         Row(
             "  same, interpreter baseline removed",
-            _gib(ingest_peak - base_rss),
-            f"imports {_gib(base_rss)}",
+            gib(ingest_peak - base_rss),
+            f"imports {gib(base_rss)}",
             (ingest_peak - base_rss) / nbytes,
             "(info)",
             "",
         ),
         Row(
             "stage_files peak RSS / staged Arrow",
-            _gib(stage_peak),
-            f"imports {_gib(base_rss_nogx)}",
+            gib(stage_peak),
+            f"imports {gib(base_rss_nogx)}",
             stage_peak / nbytes,
             "(info)",
             "",
         ),
         Row(
             "bare peak RSS / its Arrow table",
-            _gib(bare_peak),
-            _gib(bare["nbytes"]),
+            gib(bare_peak),
+            gib(bare["nbytes"]),
             bare_peak / bare["nbytes"],
             "(info)",
             "",
         ),
         Row(
             "ingest fits in RAM",
-            _gib(ingest_peak),
-            f"RAM {_gib(mem_total)}",
+            gib(ingest_peak),
+            f"RAM {gib(mem_total)}",
             ingest_peak / mem_total,
             "< 1",
-            _verdict(ingest_peak < mem_total),
+            verdict(ingest_peak < mem_total),
         ),
     ]
 
@@ -687,8 +589,8 @@ def print_report(r: Result) -> None:
     others = [x["other_cores"] for k in ("bare", "stage", "ingest") for x in r[k]]
     print()
     print(
-        f"== {r['rows']:,} rows: CSV {_mb(r['csv_bytes'])}, staged Arrow {_gib(r['stage'][0]['nbytes'])}, "
-        f"pandas frame {_gib(v['frame_bytes'])}, best of {r['repeat']} =="
+        f"== {r['rows']:,} rows: CSV {_mb(r['csv_bytes'])}, staged Arrow {gib(r['stage'][0]['nbytes'])}, "
+        f"pandas frame {gib(v['frame_bytes'])}, best of {r['repeat']} =="
     )
     rows = table_rows(r)
     head = ("metric", "nightshift", "baseline", "ratio", "goal", "")
@@ -707,10 +609,10 @@ def print_report(r: Result) -> None:
     )
     print(f"ingest_partition step by step (one run, {ph['total_s']:.2f} s; peak = the step's own VmHWM):")
     for p in ph["phases"]:
-        peak = _gib(p["peak"]) if p["peak"] is not None else "n/a"
+        peak = gib(p["peak"]) if p["peak"] is not None else "n/a"
         print(
-            f"  {p['phase']:<28} {p['seconds']:7.2f} s   RSS {_gib(p['rss_before'])} -> "
-            f"{_gib(p['rss_after'])}   peak {peak}"
+            f"  {p['phase']:<28} {p['seconds']:7.2f} s   RSS {gib(p['rss_before'])} -> "
+            f"{gib(p['rss_after'])}   peak {peak}"
         )
     print(f"Arrow memory pool: {r['imports'][0].get('arrow_pool')}")
     print(
@@ -732,15 +634,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
     if ns.worker:
-        worker_main(ns.worker, ns.args, ns.out)
+        worker_main(WORKERS, ns.worker, ns.args, ns.out)
         return 0
 
     root: Path = ns.root.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    code = code_fingerprint()
+    code = code_fingerprint(MEASURED)
     print(
         f"ingest benchmark: nightshift code {code}, {os.cpu_count()} cores, "
-        f"{_gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} RAM, "
+        f"{gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} RAM, "
         f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}, scratch {root}",
         flush=True,
     )

@@ -32,30 +32,37 @@ CPU; without one it says so.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
-import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-INCLUDE = REPO / "include"
+import harness
+from harness import (
+    INCLUDE,
+    REPO,
+    Result,
+    Row,
+    Run,
+    code_fingerprint,
+    gib,
+    reset_peak,
+    rss_now,
+    rss_peak,
+    verdict,
+    worker_main,
+)
+
 SPEC_PATH = REPO / "datasets" / "payments.yaml"
 START = date(2024, 3, 1)
 SEED = 42
-GIB = 1 << 30
 
 # goals of the issue
 GOAL_STEP_VS_BARE = 1.05  # time ratio, lower is better
@@ -63,52 +70,6 @@ GOAL_GPU_SPEEDUP = 5.0  # CPU s/round / GPU s/round, higher is better
 
 if str(INCLUDE) not in sys.path:
     sys.path.insert(0, str(INCLUDE))
-
-Result = dict[str, Any]
-
-
-# ---- memory and CPU probes (as in bench/ingest.py) -------------------------------------------
-def _status_bytes(key: str) -> int:
-    """A ``kB`` field of /proc/self/status in bytes (0 where /proc is missing)."""
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return 0
-    m = re.search(rf"^{key}:\s+(\d+) kB", text, re.M)
-    return int(m.group(1)) * 1024 if m else 0
-
-
-def rss_now() -> int:
-    return _status_bytes("VmRSS")
-
-
-def rss_peak() -> int:
-    """Peak RSS since the last :func:`reset_peak`: VmHWM, else ``ru_maxrss``."""
-    return _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0), so a phase's own peak can be read."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def _cpu_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (from /proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
 
 
 # ---- workers (each runs in its own fresh interpreter) ----------------------------------------
@@ -426,56 +387,12 @@ MEASURED = (
 )
 
 
-def code_fingerprint() -> str:
-    """A short hash of the measured modules, to tell runs of different code apart."""
-    h = hashlib.sha256()
-    for name in MEASURED:
-        h.update((INCLUDE / "nightshift" / name).read_bytes())
-    return h.hexdigest()[:12]
-
-
-@dataclass
-class Run:
-    """One worker run seen from outside: its result, wall time and the load of others."""
-
-    result: Result
-    wall_s: float
-    other_cores: float  # mean cores busy with processes other than the worker
-
-
 def run_worker(name: str, args: Result, home: Path, device: str = "cpu") -> Run:
-    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=home, delete=False) as fh:
-        out = Path(fh.name)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(INCLUDE), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ}
     for var in ("MLFLOW_TRACKING_URI", "NIGHTSHIFT_MLFLOW_ARTIFACTS", "NIGHTSHIFT_REQUIRE_GPU"):
         env.pop(var, None)  # tracking goes to SQLite under the scratch home
     env.update(NIGHTSHIFT_HOME=str(home), NIGHTSHIFT_DEVICE=device, MLFLOW_DISABLE_TELEMETRY="true")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--args", json.dumps(args)]
-    cmd += ["--out", str(out)]
-    busy0, own0, t0 = _cpu_busy_s(), _children_cpu_s(), time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    other = max(0.0, (_cpu_busy_s() - busy0) - (_children_cpu_s() - own0)) / max(wall, 1e-9)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
-        out.unlink(missing_ok=True)
-        raise RuntimeError(f"worker {name} failed with exit code {proc.returncode}")
-    result: Result = json.loads(out.read_text())
-    out.unlink()
-    return Run(result, wall, other)
-
-
-def worker_main(name: str, args_json: str, out: str) -> None:
-    result = WORKERS[name](json.loads(args_json))
-    Path(out).write_text(json.dumps(result, default=str))
-
-
-def _gib(n: float) -> str:
-    return f"{n / GIB:.2f} GiB"
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
+    return harness.run_worker(__file__, name, args, home, env)
 
 
 def _spec_yaml() -> Result:
@@ -539,7 +456,7 @@ def bench(rows_per_day: int, days: int, rounds: int | None, repeat: int, root: P
         "days": days,
         "rounds_requested": rounds or t["num_boost_round"],
         "early_stopping_rounds": t["early_stopping_rounds"],
-        "code": code_fingerprint(),
+        "code": code_fingerprint(MEASURED),
         "repeat": repeat,
         "generate": gen,
         "setup": setup,
@@ -560,16 +477,6 @@ def _flat_run(r: Run) -> Result:
 
 def _phase(step: Result, name: str) -> float:
     return sum(p["seconds"] for p in step["phases"] if p["phase"] == name)
-
-
-@dataclass
-class Row:
-    metric: str
-    value: str
-    baseline: str
-    ratio: float | None
-    goal: str
-    verdict: str
 
 
 def table_rows(r: Result) -> list[Row]:
@@ -596,7 +503,7 @@ def table_rows(r: Result) -> list[Row]:
             f"{bare['seconds']:.2f} s",
             step["seconds"] / bare["seconds"],
             f"<= {GOAL_STEP_VS_BARE}",
-            _verdict(step["seconds"] / bare["seconds"] <= GOAL_STEP_VS_BARE),
+            verdict(step["seconds"] / bare["seconds"] <= GOAL_STEP_VS_BARE),
         ),
         Row(
             "  same, xgb.train time equalised",
@@ -604,7 +511,7 @@ def table_rows(r: Result) -> list[Row]:
             f"{bare['seconds']:.2f} s",
             equalised,
             f"<= {GOAL_STEP_VS_BARE}",
-            _verdict(equalised <= GOAL_STEP_VS_BARE) if same else "n/a",
+            verdict(equalised <= GOAL_STEP_VS_BARE) if same else "n/a",
         ),
         Row(
             "  same, per round trained",
@@ -664,24 +571,24 @@ def table_rows(r: Result) -> list[Row]:
         ),
         Row(
             "step peak RSS / window Arrow",
-            _gib(step["peak_rss"]),
-            _gib(step["window_nbytes"]),
+            gib(step["peak_rss"]),
+            gib(step["window_nbytes"]),
             step["peak_rss"] / step["window_nbytes"],
             "(info)",
             "",
         ),
         Row(
             "  same, interpreter baseline removed",
-            _gib(step["peak_rss"] - base_rss),
-            f"imports {_gib(base_rss)}",
+            gib(step["peak_rss"] - base_rss),
+            f"imports {gib(base_rss)}",
             (step["peak_rss"] - base_rss) / step["window_nbytes"],
             "(info)",
             "",
         ),
         Row(
             "bare peak RSS / its Arrow (train+val)",
-            _gib(bare["peak_rss"]),
-            _gib(bare["nbytes"]),
+            gib(bare["peak_rss"]),
+            gib(bare["nbytes"]),
             bare["peak_rss"] / bare["nbytes"],
             "(info)",
             "",
@@ -697,7 +604,7 @@ def table_rows(r: Result) -> list[Row]:
                 f"cpu {bare_spr:.4f} s",
                 speedup,
                 f">= {GOAL_GPU_SPEEDUP:.0f}",
-                _verdict(speedup >= GOAL_GPU_SPEEDUP),
+                verdict(speedup >= GOAL_GPU_SPEEDUP),
             ),
             Row(
                 "GPU vs CPU: train_step (whole)",
@@ -729,7 +636,7 @@ def print_report(r: Result) -> None:
     print()
     print(
         f"== {step['window_rows']:,} labelled rows x {step['features']} features ({split}); "
-        f"window Arrow {_gib(step['window_nbytes'])}; at most {r['rounds_requested']} rounds, "
+        f"window Arrow {gib(step['window_nbytes'])}; at most {r['rounds_requested']} rounds, "
         f"early stopping {r['early_stopping_rounds']}; best of {r['repeat']} =="
     )
     head = ("metric", "nightshift", "baseline", "ratio", "goal", "")
@@ -747,7 +654,7 @@ def print_report(r: Result) -> None:
     for name, t in totals.items():
         calls = f" x{t['calls']}" if t["calls"] > 1 else ""
         share = 100 * t["seconds"] / step["seconds"]
-        print(f"  {name + calls:<52} {t['seconds']:7.2f} s  {share:5.1f} %   peak {_gib(t['peak'])}")
+        print(f"  {name + calls:<52} {t['seconds']:7.2f} s  {share:5.1f} %   peak {gib(t['peak'])}")
     print(
         f"bare: read+join {bare['read_s']:.2f} s, matrix {bare['matrix_s']:.2f} s, QuantileDMatrix "
         f"{bare['dmatrix_s']:.2f} s, xgb.train {bare['fit_s']:.2f} s; train rows {bare['rows']['train']:,}, "
@@ -755,7 +662,7 @@ def print_report(r: Result) -> None:
     )
     print(
         f"step: device {step['device']}, holdout ROC AUC {step['holdout_roc_auc']:.4f}; imports (not timed) "
-        f"{r['imports']['import_s']:.2f} s, RSS {_gib(r['imports']['rss'])}; MLflow DB creation (not timed) "
+        f"{r['imports']['import_s']:.2f} s, RSS {gib(r['imports']['rss'])}; MLflow DB creation (not timed) "
         f"{r['setup']['setup_s']:.2f} s"
     )
     runs = {
@@ -785,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
     if ns.worker:
-        worker_main(ns.worker, ns.args, ns.out)
+        worker_main(WORKERS, ns.worker, ns.args, ns.out)
         return 0
 
     t = _spec_yaml()["training"]
@@ -796,10 +703,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--days must leave at least one training day (> {t['validation_days'] + t['holdout_days']})")
     root: Path = ns.root.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    code = code_fingerprint()
+    code = code_fingerprint(MEASURED)
     print(
         f"training benchmark: nightshift code {code}, {os.cpu_count()} cores, "
-        f"{_gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} RAM, Python "
+        f"{gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} RAM, Python "
         f"{sys.version.split()[0]}, xgboost {version('xgboost')}, mlflow {version('mlflow')}, "
         f"load {os.getloadavg()[0]:.2f}, scratch {root}",
         flush=True,
