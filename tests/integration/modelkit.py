@@ -111,6 +111,16 @@ def task_states(dr: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
 
 
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
 def run_dag(dag: Any, conf: dict[str, Any] | None = None) -> Any:
-    """One dag.test() run (a manual run) with ``conf`` as its params."""
-    return dag.test(run_conf=conf or {})
+    """One dag.test() run (a manual run) with ``conf`` over the DAG's default params.
+
+    dag.test() leaves a run's conf behind in the DAG object's params, so every run passes the
+    complete set, taken from the DAG before its first run.
+    """
+    import copy
+
+    defaults = _DEFAULTS.setdefault(dag.dag_id, copy.deepcopy(dag.params.dump()))
+    return dag.test(run_conf={**defaults, **(conf or {})})
