@@ -10,6 +10,7 @@ model, so a scored batch goes through exactly the transform the model was traine
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -127,16 +128,23 @@ class FeatureTransform:
         return out
 
     def frame(self, data: pa.Table | pd.DataFrame) -> pd.DataFrame:
-        """The model's input as pandas: features only, in order, numerics as float64 and
-        categories as strings (the packaged model's signature), whatever the source types."""
-        table = _as_table(data)
-        cols = [pc.cast(table.column(n), pa.float64()) for n in self.numeric]
-        cols += [pc.cast(table.column(n), pa.string()) for n in self.categorical]
-        return pa.table(cols, names=self.feature_names).to_pandas()
+        """The model's input for ``data`` (see :func:`model_input`)."""
+        return model_input(data, self.numeric, tuple(self.categorical))
 
     def signature_schema(self) -> list[tuple[str, str]]:
         """``(column, mlflow type)`` pairs of the model's input."""
         return [(n, "double") for n in self.numeric] + [(n, "string") for n in self.categorical]
+
+
+def model_input(
+    data: pa.Table | pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+) -> pd.DataFrame:
+    """The packaged model's input as pandas: features only, in order, numerics as float64 and
+    categories as strings (its signature), whatever the source types."""
+    table = _as_table(data)
+    cols = [pc.cast(table.column(n), pa.float64()) for n in numeric]
+    cols += [pc.cast(table.column(n), pa.string()) for n in categorical]
+    return pa.table(cols, names=[*numeric, *categorical]).to_pandas()
 
 
 def _as_table(data: pa.Table | pd.DataFrame) -> pa.Table:

@@ -94,8 +94,12 @@ def speaking_errors(what: str) -> Iterator[None]:
     except RegistryError:
         raise
     except (MlflowException, OSError) as exc:
+        # only network failures are "unavailable"; a missing local file is a plain error
         text = str(exc)
-        if isinstance(exc, OSError) or any(
+        network = isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__module__.startswith(
+            ("requests", "urllib3")
+        )
+        if network or any(
             s in text for s in ("Max retries exceeded", "Connection refused", "ConnectionError", "timed out")
         ):
             raise RegistryUnavailable(
@@ -170,11 +174,8 @@ def alias_version(client: Any, dataset: str, alias: str) -> str | None:
         try:
             return str(client.get_model_version_by_alias(model_name(dataset), alias).version)
         except MlflowException as exc:
-            if (
-                "RESOURCE_DOES_NOT_EXIST" in str(exc)
-                or "not found" in str(exc).lower()
-                or getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
-            ):
+            # no such model or no such alias (SQLite and REST stores use either code)
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None
             raise
 
@@ -244,9 +245,10 @@ def read_audit(store: Store, dataset: str) -> list[AuditEvent]:
     return sorted(events, key=lambda e: e.time)
 
 
-def _tag_decision(client: Any, event: AuditEvent) -> None:
+def _tag_decision(client: Any, event: AuditEvent, status: str) -> None:
     name = model_name(event.dataset)
     tags = {
+        "nightshift.status": status,
         "nightshift.decision": event.action,
         f"nightshift.{event.action}.time": event.time,
         f"nightshift.{event.action}.actor": event.actor,
@@ -300,8 +302,7 @@ def promote(
         event = AuditEvent(
             "promote", dataset, version, previous, actor, trigger, reason, deltas or {}, run_id
         )
-        client.set_model_version_tag(name, version, "nightshift.status", CHAMPION)
-        _tag_decision(client, event)
+        _tag_decision(client, event, CHAMPION)
     write_audit(store, event)
     return event
 
@@ -322,8 +323,7 @@ def reject(
     with speaking_errors(f"recording the rejection of {model_name(dataset)} v{version}"):
         champion = alias_version(client, dataset, CHAMPION)
         event = AuditEvent("reject", dataset, version, champion, actor, trigger, reason, deltas or {}, run_id)
-        client.set_model_version_tag(model_name(dataset), version, "nightshift.status", "rejected")
-        _tag_decision(client, event)
+        _tag_decision(client, event, "rejected")
     write_audit(store, event)
     return event
 
@@ -344,10 +344,9 @@ def rollback(client: Any, store: Store, dataset: str, *, actor: str, trigger: st
         _verify(client, dataset, CHAMPION, previous)
         client.delete_registered_model_alias(name, PREVIOUS)
         event = AuditEvent("rollback", dataset, previous, champion, actor, trigger, reason)
-        client.set_model_version_tag(name, previous, "nightshift.status", CHAMPION)
         if champion is not None:
             client.set_model_version_tag(name, champion, "nightshift.status", "rolled_back")
-        _tag_decision(client, event)
+        _tag_decision(client, event, CHAMPION)
     write_audit(store, event)
     return event
 

@@ -46,7 +46,7 @@ def predictions_schema(spec: DatasetSpec, id_type: pa.DataType, time_type: pa.Da
 def score_partition(store: Store, spec: DatasetSpec, dt: date, model: Any, version: str) -> ScoreOutcome:
     """Score ``curated/<dataset>/dt=<dt>/`` with ``model`` (a pyfunc of ``version``) in
     batches of ``scoring.batch_rows``; write ``predictions/<dataset>/dt=<dt>/`` atomically."""
-    from nightshift.features import FeatureTransform
+    from nightshift.features import model_input
 
     src = store.published_file(spec.name, "events", dt)
     if not store.exists(src):
@@ -57,17 +57,14 @@ def score_partition(store: Store, spec: DatasetSpec, dt: date, model: Any, versi
         pf.schema_arrow.field(spec.id_column).type,
         pf.schema_arrow.field(spec.event_time_column).type,
     )
-    transform = (
-        FeatureTransform.from_spec(spec)
-        if all(c.values is not None for c in spec.features.categorical)
-        else None
-    )
+    numeric = [f.name for f in spec.features.numeric]
+    categorical = [f.name for f in spec.features.categorical]
     out_path = store.predictions_file(spec.name, dt)
     rows = 0
     with store.open_output_atomic(out_path) as sink, pq.ParquetWriter(sink, schema) as writer:
         for batch in pf.iter_batches(batch_size=spec.scoring.batch_rows):
             table = pa.Table.from_batches([batch])
-            frame = transform.frame(table) if transform else table.select(spec.feature_names).to_pandas()
+            frame = model_input(table, numeric, categorical)
             scores = np.asarray(model.predict(frame), dtype=np.float64).reshape(-1)
             writer.write_table(
                 pa.table(

@@ -78,11 +78,18 @@ class Window:
     partitions: list[Partition]
     days: dict[str, list[date]]  # split name -> days
     labels_digest: str = ""  # content hash of the label files read
+    _splits: dict[str, tuple[pa.Table, pa.Table]] = field(default_factory=dict, repr=False)
 
     def split(self, name: str) -> pa.Table:
+        """The rows of one split (filtered once per table, then reused)."""
+        cached = self._splits.get(name)
+        if cached is not None and cached[0] is self.table:
+            return cached[1]
         days = self.days[name]
         mask = pc.is_in(self.table.column("__dt"), value_set=pa.array(days, pa.date32()))
-        return self.table.filter(mask).drop_columns(["__dt"])
+        rows = self.table.filter(mask).drop_columns(["__dt"])
+        self._splits[name] = (self.table, rows)
+        return rows
 
     @property
     def fingerprint(self) -> str:
@@ -210,7 +217,7 @@ def load_window(
                 rows=events.num_rows,
                 labelled_rows=joined.num_rows,
                 positives=int(y.sum()),
-                labels=[store.uri(label_files[a]) for a in arrivals if a >= dt],
+                labels=[store.uri(label_files[a]) for a in arrivals if a >= dt and label_files[a] in present],
                 validation=_validation(store, spec.name, "events", dt),
             )
         )

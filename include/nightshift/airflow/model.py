@@ -101,7 +101,7 @@ def run_promote(dataset: str, verdict: dict[str, Any], context: Context, asset: 
     return event
 
 
-def _days_to_score(dataset: str, context: Context) -> list[date] | None:
+def _days_to_score(context: Context) -> list[date] | None:
     p = context.get("params") or {}
     if p.get("dt"):
         return [parse_dt(str(p["dt"]))]
@@ -123,7 +123,7 @@ def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     from nightshift.score import unscored_days
 
     spec, store = find_spec(dataset), get_store()
-    days = _days_to_score(dataset, context)
+    days = _days_to_score(context)
     if days is None:
         days = unscored_days(store, spec)
     if not days:
