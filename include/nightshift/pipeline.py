@@ -11,7 +11,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class TrainRequest:
 
     as_of: date | None = None
     window_days: int | None = None
+    since: date | None = None  # no training day before this one (a retrain after a drift onset)
     params: dict[str, Any] = field(default_factory=dict)
     num_boost_round: int | None = None
     trials: int | None = None
@@ -98,7 +99,7 @@ def train_step(
         log.info("run %s already trained by MLflow run %s; reusing it", run_key, found.info.run_id)
         return _train_summary(found, reused=True)
 
-    window = load_window(store, spec, req.as_of, req.window_days)
+    window = load_window(store, spec, req.as_of, req.window_days, req.since)
     device = choose_device()
     result = train(spec, window, device, req.params, req.num_boost_round, req.trials, req.timeout_s)
     holdout = window.split("holdout")
@@ -111,6 +112,7 @@ def train_step(
     lineage: dict[str, Any] = {
         "dataset": spec.name,
         "as_of": req.as_of.isoformat() if req.as_of else None,
+        "since": req.since.isoformat() if req.since else None,
         "window_days": req.window_days or spec.training.window_days,
         "fingerprint": window.fingerprint,
         "split": window.describe(),
@@ -176,9 +178,13 @@ def train_step(
             (tmp / "evaluation_challenger.json").write_text(json.dumps(challenger.to_dict(), indent=2))
             if result.trials:
                 (tmp / "tuning.json").write_text(json.dumps(result.trials, indent=2))
+            _write_reference(spec, window.table, result, tmp / "reference")
             _importance_plot(importance, tmp / "importance.png")
             for f in sorted(tmp.iterdir()):
-                mlflow.log_artifact(str(f))
+                if f.is_dir():
+                    mlflow.log_artifacts(str(f), artifact_path=f.name)
+                else:
+                    mlflow.log_artifact(str(f))
             booster_path, transform_path = tmp / "booster.ubj", tmp / "transform.json"
             result.booster.save_model(str(booster_path))
             transform_path.write_text(result.transform.to_json())
@@ -198,6 +204,22 @@ def train_step(
             )
             mlflow.set_tag("nightshift.model_id", info.model_id)
     return _train_summary(client.get_run(run.info.run_id), reused=False)
+
+
+def _write_reference(spec: DatasetSpec, table: Any, result: Any, directory: Path) -> None:
+    """The monitoring reference: a seeded sample of the window, its features and the model's
+    score (logged as ``reference/reference.parquet``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nightshift.model import predict as booster_predict
+    from nightshift.monitor import SCORE, sample
+
+    rows = sample(table, spec.monitoring.reference_rows, spec.seed)
+    scores = booster_predict(result.booster, result.transform, rows)
+    ref = rows.select(spec.feature_names).append_column(SCORE, pa.array(scores, pa.float64()))
+    directory.mkdir()
+    pq.write_table(ref, directory / "reference.parquet")
 
 
 def _log_inputs(store: Store, spec: DatasetSpec, window: Any, lineage: dict[str, Any]) -> None:
@@ -260,7 +282,8 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     with registry.speaking_errors(f"reading run {run_id}"):
         lineage = mlflow.artifacts.load_dict(f"runs:/{run_id}/{LINEAGE}")
     as_of = parse_dt(lineage["as_of"]) if lineage.get("as_of") else None
-    window = load_window(store, spec, as_of, lineage["window_days"])
+    since = parse_dt(lineage["since"]) if lineage.get("since") else None
+    window = load_window(store, spec, as_of, lineage["window_days"], since)
     if window.fingerprint != lineage["fingerprint"]:
         raise registry.RegistryError(
             f"the training window of run {run_id} changed since it was trained (a partition was "
@@ -367,3 +390,278 @@ def score_step(store: Store, spec: DatasetSpec, days: list[date]) -> dict[str, A
     model = registry.load_model(spec.name, version)
     scored = [score_partition(store, spec, d, model, version).__dict__ for d in sorted(set(days))]
     return {"champion": version, "scored": scored}
+
+
+# ---- monitoring and the retraining loop ----------------------------------------------------
+
+
+@dataclass
+class _Reference:
+    """What monitoring needs of one model version (loaded once per monitor run)."""
+
+    version: str
+    run_id: str
+    table: Any
+    weights: dict[str, float]
+    holdout_auc: float | None
+
+
+def _reference(client: Any, spec: DatasetSpec, version: str) -> _Reference:
+    import mlflow
+    import pyarrow.parquet as pq
+
+    from nightshift import registry
+    from nightshift.monitor import IMPORTANCE_ARTIFACT, REFERENCE_ARTIFACT, MonitoringError, feature_weights
+
+    with registry.speaking_errors(f"reading the monitoring reference of v{version}"):
+        run_id = client.get_model_version(registry.model_name(spec.name), version).run_id
+        run = client.get_run(run_id)
+        names = {a.path for a in client.list_artifacts(run_id, "reference")}
+        if REFERENCE_ARTIFACT not in names:
+            raise MonitoringError(
+                f"{spec.name} v{version} (run {run_id}) has no monitoring reference "
+                f"({REFERENCE_ARTIFACT}): it was trained before monitoring existed; retrain it"
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp
+            )
+            table = pq.read_table(path)
+        importance = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{IMPORTANCE_ARTIFACT}"))
+    return _Reference(
+        version, run_id, table, feature_weights(importance, spec), run.data.metrics.get("holdout_roc_auc")
+    )
+
+
+def _scored(store: Store, spec: DatasetSpec, dt: date) -> tuple[Any, str]:
+    """A day's events with the ``score`` column, and the model version that scored them."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from nightshift.monitor import MonitoringError
+    from nightshift.score import MODEL_VERSION, SCORE
+
+    preds = pq.read_table(store.open_input(store.predictions_file(spec.name, dt)))
+    events = pq.read_table(store.open_input(store.published_file(spec.name, "events", dt)))
+    versions = preds.column(MODEL_VERSION).unique().to_pylist()
+    same = preds.num_rows == events.num_rows and bool(
+        pc.all(pc.equal(preds.column(spec.id_column), events.column(spec.id_column))).as_py()
+    )
+    if len(versions) != 1 or not same:
+        raise MonitoringError(
+            f"{spec.name} dt={dt}: predictions do not match the curated partition "
+            f"(versions {versions}, {preds.num_rows} vs {events.num_rows} rows); re-score the day"
+        )
+    return events.append_column(SCORE, preds.column(SCORE)), str(versions[0])
+
+
+def _day_labels(store: Store, spec: DatasetSpec, dt: date, latest_arrival: date) -> Any | None:
+    """The labels of event day ``dt`` when they are due (``None`` before)."""
+    from nightshift.train import read_labels
+
+    due = dt + timedelta(days=spec.label.delay_days)
+    if due > latest_arrival:
+        return None
+    paths = [
+        store.published_file(spec.name, "labels", dt + timedelta(days=i))
+        for i in range(spec.label.delay_days + 1)
+    ]
+    present = [p for p in paths if store.exists(p)]
+    return read_labels(store, spec, present) if present else None
+
+
+def history_path(store: Store, dataset: str) -> str:
+    return store.path("reports", dataset, "monitoring", "history.parquet")
+
+
+def read_history(store: Store, dataset: str) -> list[dict[str, Any]]:
+    """The monitoring history: one row per (day, model version), oldest first."""
+    import pyarrow.parquet as pq
+
+    path = history_path(store, dataset)
+    if not store.exists(path):
+        return []
+    return list(pq.read_table(store.open_input(path)).to_pylist())
+
+
+def _publish(store: Store, client: Any, run_id: str, local: Path, directory: str, artifact_path: str) -> None:
+    """Copy a report folder to the store (each file atomically) and to the version's run."""
+    from nightshift import registry
+
+    for f in sorted(local.iterdir()):
+        store.upload_file_atomic(f, f"{directory}/{f.name}")
+    with registry.speaking_errors(f"logging monitoring reports to run {run_id}"):
+        client.log_artifacts(run_id, str(local), artifact_path=artifact_path)
+
+
+def _day_metric(key: str, value: float, dt: date) -> Any:
+    """A metric stepped by the day it describes (days since 1970), timestamped at that day."""
+    from datetime import UTC, datetime
+
+    from mlflow.entities import Metric
+
+    ts = int(datetime(dt.year, dt.month, dt.day, tzinfo=UTC).timestamp() * 1000)
+    return Metric(key, float(value), ts, (dt - date(1970, 1, 1)).days)
+
+
+def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
+    """Report every recent scored day not reported yet (drift, data quality) and every day
+    whose labels have landed since (performance of the version that scored it); update the
+    history table. Idempotent: a (day, version) already reported is not redone."""
+    import pyarrow.parquet as pq
+
+    from nightshift import evaluate as ev
+    from nightshift import monitor, registry
+    from nightshift.features import labels as label_array
+    from nightshift.score import SCORE
+
+    client = registry.configure()
+    predicted = store.list_partitions(store.path("predictions", spec.name))
+    if not predicted:
+        return {"drift": [], "performance": [], "history_rows": len(read_history(store, spec.name))}
+    first = predicted[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
+    days = [d for d in predicted if d >= first]
+    arrivals = store.list_partitions(store.path("labels", spec.name))
+    refs: dict[str, _Reference] = {}
+    new_rows: list[dict[str, Any]] = []
+    drifted: list[dict[str, Any]] = []
+    perfs: list[dict[str, Any]] = []
+    for dt in days:
+        if not store.exists(store.published_file(spec.name, "events", dt)):
+            continue
+        table: Any = None
+        version = _predictions_version(store, spec, dt)
+        drift_dir = store.reports_dir(spec.name, "drift", dt)
+        drift_summary = f"{drift_dir}/v{version}-summary.json"
+        if not store.exists(drift_summary):
+            table, version = _scored(store, spec, dt)
+            ref = refs.get(version) or refs.setdefault(version, _reference(client, spec, version))
+            result, snapshot = monitor.drift(ref.table, table, spec, ref.weights, dt, version)
+            with tempfile.TemporaryDirectory() as tmp_s:
+                tmp = Path(tmp_s)
+                snapshot.save_html(str(tmp / f"v{version}-drift.html"))
+                (tmp / f"v{version}-drift.json").write_text(snapshot.json())
+                summary = {**result.to_dict(), "report": store.uri(f"{drift_dir}/v{version}-drift.html")}
+                (tmp / f"v{version}-summary.json").write_text(json.dumps(summary, indent=2))
+                _publish(store, client, ref.run_id, tmp, drift_dir, f"monitoring/dt={dt}")
+            metrics = [_day_metric("live_drift_share", result.drift_share, dt)] if result.enough_rows else []
+            metrics += [_day_metric("live_prediction_drift", result.prediction_drift, dt)]
+            with registry.speaking_errors(f"logging drift of {dt} to run {ref.run_id}"):
+                client.log_batch(ref.run_id, metrics=[m for m in metrics if not np.isnan(m.value)])
+            new_rows.append(monitor.history_row(summary, None))
+            drifted.append(
+                {
+                    "dt": dt.isoformat(),
+                    "version": version,
+                    "drift_share": result.drift_share,
+                    "drifting": result.drifting,
+                    "top": result.top(),
+                }
+            )
+        perf_dir = store.reports_dir(spec.name, "performance", dt)
+        perf_summary = f"{perf_dir}/v{version}-summary.json"
+        if not arrivals or store.exists(perf_summary):
+            continue
+        day_labels = _day_labels(store, spec, dt, arrivals[-1])
+        if day_labels is None:
+            continue
+        if table is None:
+            table, version = _scored(store, spec, dt)
+        joined = table.join(day_labels, keys=spec.id_column, join_type="inner")
+        if joined.num_rows == 0:
+            continue
+        y = label_array(joined, spec)
+        p = np.asarray(joined.column(SCORE).to_numpy(), dtype=np.float64)
+        evaluation = ev.evaluate(f"v{version} on {dt}", joined, y, p, spec, version=version)
+        ref = refs.get(version) or refs.setdefault(version, _reference(client, spec, version))
+        summary = {
+            "dt": dt.isoformat(),
+            "version": version,
+            "metrics": evaluation.metrics,
+            "ece": monitor.expected_calibration_error(y, p),
+            "holdout_roc_auc": ref.holdout_auc,
+            "evaluation": evaluation.to_dict(),
+            "report": store.uri(f"{perf_dir}/v{version}-performance.html"),
+        }
+        with tempfile.TemporaryDirectory() as tmp_s:
+            tmp = Path(tmp_s)
+            ev.calibration_plot([evaluation], tmp / f"v{version}-calibration.png")
+            (tmp / f"v{version}-performance.html").write_text(ev.report_html(spec, [evaluation], None))
+            (tmp / f"v{version}-summary.json").write_text(json.dumps(summary, indent=2))
+            _publish(store, client, ref.run_id, tmp, perf_dir, f"monitoring/dt={dt}")
+        m = evaluation.metrics
+        metrics = [_day_metric(f"live_{k}", m[k], dt) for k in ("roc_auc", "log_loss", "average_precision")]
+        metrics.append(_day_metric("live_ece", summary["ece"], dt))
+        with registry.speaking_errors(f"logging performance of {dt} to run {ref.run_id}"):
+            client.log_batch(ref.run_id, metrics=[x for x in metrics if not np.isnan(x.value)])
+        new_rows.append(monitor.history_row(None, summary))
+        perfs.append({"dt": dt.isoformat(), "version": version, "roc_auc": m["roc_auc"]})
+    rows = monitor.merge_history(read_history(store, spec.name), new_rows)
+    if new_rows:
+        with store.open_output_atomic(history_path(store, spec.name)) as sink:
+            pq.write_table(monitor.history_table(rows), sink)
+    return {
+        "drift": drifted,
+        "performance": perfs,
+        "history": store.uri(history_path(store, spec.name)),
+        "history_rows": len(rows),
+    }
+
+
+def _predictions_version(store: Store, spec: DatasetSpec, dt: date) -> str:
+    import pyarrow.parquet as pq
+
+    from nightshift.score import MODEL_VERSION
+
+    col = pq.read_table(store.open_input(store.predictions_file(spec.name, dt)), columns=[MODEL_VERSION])
+    return str(col.column(0)[0].as_py()) if col.num_rows else "unknown"
+
+
+def alert_step(store: Store, spec: DatasetSpec) -> dict[str, Any] | None:
+    """The alert policy on the champion's history: an alert (dict) or ``None``."""
+    from nightshift import monitor, registry
+
+    client = registry.configure()
+    version = registry.alias_version(client, spec.name, registry.CHAMPION)
+    if version is None:
+        return None
+    with registry.speaking_errors(f"reading the holdout AUC of v{version}"):
+        run_id = client.get_model_version(registry.model_name(spec.name), version).run_id
+        holdout = client.get_run(run_id).data.metrics.get("holdout_roc_auc")
+    alert = monitor.decide_alert(read_history(store, spec.name), spec, version, holdout)
+    return alert.to_dict() if alert else None
+
+
+def retrain_decide_step(
+    store: Store,
+    spec: DatasetSpec,
+    run_key: str,
+    alerts: list[dict[str, Any]],
+    *,
+    force: bool = False,
+    actor: str = "nightshift-monitor",
+) -> dict[str, Any]:
+    """Apply the guard rails to a run's alerts and record the decision (a retried task gets
+    the recorded decision back)."""
+    from nightshift import registry, retrain
+    from nightshift.monitor import Alert
+    from nightshift.train import labelled_days, quarantined_days
+
+    found = retrain.find_record(store, spec.name, run_key)
+    if found is not None:
+        return found.to_dict()
+    client = registry.configure()
+    champion = registry.alias_version(client, spec.name, registry.CHAMPION)
+    decision = retrain.decide(
+        spec,
+        run_key,
+        [Alert.from_dict(a) for a in alerts],
+        retrain.read_records(store, spec.name),
+        champion,
+        labelled_days(store, spec),
+        quarantined_days(store, spec),
+        force=force,
+        actor=actor,
+    )
+    retrain.write_record(store, decision)
+    return decision.to_dict()

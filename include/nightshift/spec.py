@@ -187,6 +187,63 @@ class Scoring(_Model):
     batch_rows: Annotated[int, Field(ge=1000)] = 500_000
 
 
+# distances only (a larger value = more drift); p-value tests flag everything at large samples
+DriftMethod = Literal["wasserstein", "jensenshannon", "psi", "kl_div", "hellinger"]
+
+
+class Monitoring(_Model):
+    """How each scored day is compared with the champion's reference sample.
+
+    Both samples are capped (``reference_rows`` stored with the model, ``sample_rows`` drawn
+    from the day) so a day costs the same at 4k and 4M rows. The per-column methods are set
+    explicitly: Evidently's defaults switch from statistical tests to distances at 1,000 rows,
+    and p-value tests flag every column at large samples. Distances (Wasserstein for numbers,
+    Jensen-Shannon for categories) with one threshold behave the same at every sample size.
+    """
+
+    reference_rows: Annotated[int, Field(ge=1000, le=1_000_000)] = 5000
+    sample_rows: Annotated[int, Field(ge=1000, le=1_000_000)] = 5000
+    # a day with fewer rows gets a quality report but no drift verdict
+    min_rows: Annotated[int, Field(ge=100)] = 500
+    num_method: DriftMethod = "wasserstein"
+    cat_method: DriftMethod = "jensenshannon"
+    threshold: Annotated[float, Field(gt=0)] = 0.1
+    prediction_threshold: Annotated[float, Field(gt=0)] = 0.1
+    # how many days back the monitor looks for scored or labelled days not yet reported
+    lookback_days: Annotated[int, Field(ge=1, le=366)] = 14
+
+
+class Alerts(_Model):
+    """When monitoring raises an alert (the Asset event that may start a retrain)."""
+
+    # drift share = share of features drifted, each weighted by its importance in the
+    # champion (mean |contribution|), or uniformly
+    weighting: Literal["importance", "uniform"] = "importance"
+    drift_share: Annotated[float, Field(gt=0, le=1)] = 0.3
+    # a drifted prediction distribution counts as a drifting day on its own
+    prediction_drift: bool = True
+    consecutive_days: Annotated[int, Field(ge=1, le=30)] = 2
+    # performance, once labels land: AUC below the version's holdout AUC minus this, or
+    # below ``min_auc``, on ``performance_consecutive_days`` labelled days in a row
+    max_auc_drop: Annotated[float, Field(ge=0, le=1)] = 0.05
+    min_auc: Annotated[float, Field(ge=0, le=1)] | None = None
+    performance_consecutive_days: Annotated[int, Field(ge=1, le=30)] = 1
+
+
+class Retrain(_Model):
+    """Guard rails of the retraining loop (days are data days: the alert's partition date)."""
+
+    # automatic runs of nightshift_train on new data: only until a champion exists
+    # ("bootstrap"; monitoring drives retraining after that) or on every batch ("always")
+    on_new_data: Literal["bootstrap", "always"] = "bootstrap"
+    cooldown_days: Annotated[int, Field(ge=0, le=90)] = 3
+    max_per_week: Annotated[int, Field(ge=0, le=50)] = 2
+    # train only on days from the alert's onset (data after the change) once this many
+    # labelled days exist; ``None`` = validation + holdout + 2 days
+    since_onset: bool = True
+    min_days_after_onset: Annotated[int, Field(ge=3, le=366)] | None = None
+
+
 class DatasetSpec(_Model):
     """A tabular binary-classification dataset, as upstream delivers it."""
 
@@ -204,6 +261,9 @@ class DatasetSpec(_Model):
     training: Training = Field(default_factory=Training)
     gate: Gate = Field(default_factory=Gate)
     scoring: Scoring = Field(default_factory=Scoring)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    alerts: Alerts = Field(default_factory=Alerts)
+    retrain: Retrain = Field(default_factory=Retrain)
     seed: int = 42
 
     @field_validator("name")
@@ -227,7 +287,19 @@ class DatasetSpec(_Model):
             raise ValueError(f"slices must be categorical features; not: {', '.join(bad)}")
         if self.label.positive == self.label.negative:
             raise ValueError("label.positive and label.negative must differ")
+        need = self.training.validation_days + self.training.holdout_days + 1
+        if self.retrain.min_days_after_onset is not None and self.retrain.min_days_after_onset < need:
+            raise ValueError(
+                f"retrain.min_days_after_onset ({self.retrain.min_days_after_onset}) must leave a "
+                f"training day besides the {need - 1} validation + holdout day(s)"
+            )
         return self
+
+    @property
+    def retrain_min_days(self) -> int:
+        """Labelled days after a drift onset needed before a retrain on them."""
+        r, t = self.retrain, self.training
+        return r.min_days_after_onset or t.validation_days + t.holdout_days + 2
 
     # ---- derived views -------------------------------------------------------------
     @property

@@ -131,12 +131,33 @@ def _sha256(store: Store, path: str) -> str:
     return h.hexdigest()
 
 
-def _validation(store: Store, dataset: str, kind: str, dt: date) -> dict[str, Any]:
+def validation_status(store: Store, dataset: str, kind: str, dt: date) -> dict[str, Any]:
     path = store.reports_dir(dataset, "validation", dt) + f"/{kind}.json"
     if not store.exists(path):
         return {"success": None, "report": None}
     outcome = store.read_json(path).get("outcome", {})
     return {"success": bool(outcome.get("success")), "report": store.uri(path)}
+
+
+def quarantined_days(store: Store, spec: DatasetSpec) -> list[date]:
+    """Event days whose latest batch failed validation (never trained on)."""
+    return [
+        dt
+        for dt in store.list_partitions(store.path("quarantine", spec.name, "events"))
+        if validation_status(store, spec.name, "events", dt)["success"] is False
+    ]
+
+
+def read_labels(store: Store, spec: DatasetSpec, paths: list[str]) -> pa.Table:
+    """Labels from published label files, one row per id (a label sent twice: positive wins)."""
+    tables = [pq.read_table(store.open_input(p), columns=[spec.id_column, spec.label.column]) for p in paths]
+    all_labels = pa.concat_tables(tables).combine_chunks()
+    how = "max" if spec.label.positive > spec.label.negative else "min"
+    agg = all_labels.group_by(spec.id_column).aggregate([(spec.label.column, how)])
+    return pa.table(
+        [agg.column(spec.id_column), agg.column(f"{spec.label.column}_{how}")],
+        names=[spec.id_column, spec.label.column],
+    )
 
 
 def labelled_days(store: Store, spec: DatasetSpec, as_of: date | None = None) -> list[date]:
@@ -151,7 +172,7 @@ def labelled_days(store: Store, spec: DatasetSpec, as_of: date | None = None) ->
     for dt in store.list_partitions(store.path("curated", spec.name)):
         if dt + delay > as_of or not store.exists(store.published_file(spec.name, "events", dt)):
             continue
-        if _validation(store, spec.name, "events", dt)["success"] is False:
+        if validation_status(store, spec.name, "events", dt)["success"] is False:
             log.warning("skipping %s dt=%s: its latest events batch was quarantined", spec.name, dt)
             continue
         days.append(dt)
@@ -163,15 +184,18 @@ def load_window(
     spec: DatasetSpec,
     as_of: date | None = None,
     window_days: int | None = None,
+    since: date | None = None,
 ) -> Window:
-    """Read the last ``window_days`` labelled days, join their labels by id, split by day."""
+    """Read the last ``window_days`` labelled days (none before ``since``), join their labels
+    by id, split by day."""
     t = spec.training
     n = window_days or t.window_days
-    candidates = labelled_days(store, spec, as_of)
+    candidates = [d for d in labelled_days(store, spec, as_of) if since is None or d >= since]
     if not candidates:
         raise InsufficientData(
-            f"{spec.name}: no labelled days in {store.uri(store.path('curated', spec.name))} "
-            f"(labels arrive {spec.label.delay_days} day(s) after the events)"
+            f"{spec.name}: no labelled days in {store.uri(store.path('curated', spec.name))}"
+            + (f" since {since}" if since else "")
+            + f" (labels arrive {spec.label.delay_days} day(s) after the events)"
         )
     days = candidates[-n:]
     arrivals = [
@@ -181,20 +205,11 @@ def load_window(
     ]
     label_files = {d: store.published_file(spec.name, "labels", d) for d in arrivals}
     present = [p for p in label_files.values() if store.exists(p)]
-    label_tables = [
-        pq.read_table(store.open_input(p), columns=[spec.id_column, spec.label.column]) for p in present
-    ]
     labels_digest = hashlib.sha256("".join(_sha256(store, p) for p in present).encode()).hexdigest()
-    if not label_tables:
+    if not present:
         raise InsufficientData(f"{spec.name}: no labels partitions between {days[0]} and {as_of or 'now'}")
-    all_labels = pa.concat_tables(label_tables).combine_chunks()
-    # a label delivered twice (a re-sent chargeback) must not duplicate the event: positive wins
-    how = "max" if spec.label.positive > spec.label.negative else "min"
-    agg = all_labels.group_by(spec.id_column).aggregate([(spec.label.column, how)])
-    all_labels = pa.table(
-        [agg.column(spec.id_column), agg.column(f"{spec.label.column}_{how}")],
-        names=[spec.id_column, spec.label.column],
-    )
+    # a label delivered twice (a re-sent chargeback) must not duplicate the event
+    all_labels = read_labels(store, spec, present)
 
     parts: list[pa.Table] = []
     lineage: list[Partition] = []
@@ -218,7 +233,7 @@ def load_window(
                 labelled_rows=joined.num_rows,
                 positives=int(y.sum()),
                 labels=[store.uri(label_files[a]) for a in arrivals if a >= dt and label_files[a] in present],
-                validation=_validation(store, spec.name, "events", dt),
+                validation=validation_status(store, spec.name, "events", dt),
             )
         )
         day = np.full(joined.num_rows, np.datetime64(dt.isoformat(), "D"))

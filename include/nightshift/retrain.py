@@ -1,0 +1,222 @@
+"""The retraining loop's guard rails: whether the alerts of a run start a retrain, on which
+days, and the record of why (kept in ``reports/<dataset>/retrain/``).
+
+Days are data days (an alert's partition date), so a backfill or the demo's simulated month
+behaves as a real month would. The checks, in order:
+
+1. an alert about the current champion (alerts about a replaced version are stale);
+2. merge: alerts raised while an earlier retrain was running are folded into that retrain;
+3. cooldown: ``retrain.cooldown_days`` after the last retrain;
+4. budget: at most ``retrain.max_per_week`` retrains in any 7 data days;
+5. data: never quarantined days; with ``retrain.since_onset`` only days from the alert's onset
+   on, and only once ``min_days_after_onset`` of them are labelled.
+
+A forced (manual) run skips 1-4 and says so in its record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from nightshift.monitor import Alert
+from nightshift.spec import DatasetSpec, parse_dt
+from nightshift.storage import Store
+
+RETRAIN = "retrain"
+SKIP = "skip"
+# a retrain with no recorded end merges later alerts for this long (wall time), not forever
+RUNNING_GRACE = timedelta(hours=6)
+
+
+@dataclass
+class RetrainDecision:
+    """Why a retrain run trained or did not; its ``outcome`` is filled in when it ends."""
+
+    dataset: str
+    run_key: str
+    action: str  # "retrain" or "skip"
+    reason: str
+    decided_at: str
+    day: str | None  # the data day the decision was made on
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    since: str | None = None  # first day of the training window
+    window: list[str] = field(default_factory=list)  # labelled days it may train on
+    excluded_quarantined: list[str] = field(default_factory=list)
+    merged_into: str | None = None
+    forced: bool = False
+    actor: str = "nightshift-monitor"
+    outcome: dict[str, Any] | None = None  # status, version, finished_at
+
+    @property
+    def ran(self) -> bool:
+        return self.action == RETRAIN
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RetrainDecision:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def _check(checks: list[dict[str, Any]], name: str, ok: bool, detail: str) -> bool:
+    checks.append({"name": name, "ok": ok, "detail": detail})
+    return ok
+
+
+def decide(
+    spec: DatasetSpec,
+    run_key: str,
+    alerts: list[Alert],
+    records: list[RetrainDecision],
+    champion: str | None,
+    labelled: list[date],
+    quarantined: list[date],
+    *,
+    force: bool = False,
+    actor: str = "nightshift-monitor",
+    now: datetime | None = None,
+) -> RetrainDecision:
+    """Apply the guard rails to this run's alerts, given earlier decisions (any order)."""
+    r = spec.retrain
+    now = now or datetime.now(UTC)
+    checks: list[dict[str, Any]] = []
+    days = [parse_dt(a.dt) for a in alerts]
+    day = max(days) if days else (labelled[-1] if labelled else None)
+    decision = RetrainDecision(
+        dataset=spec.name,
+        run_key=run_key,
+        action=SKIP,
+        reason="",
+        decided_at=now.isoformat(),
+        day=day.isoformat() if day else None,
+        alerts=[a.to_dict() for a in alerts],
+        checks=checks,
+        forced=force,
+        actor=actor,
+    )
+
+    def skip(reason: str) -> RetrainDecision:
+        decision.reason = reason
+        return decision
+
+    ran = sorted((d for d in records if d.ran and d.run_key != run_key), key=lambda d: d.decided_at)
+    current = [a for a in alerts if champion is None or a.version == champion]
+    if force:
+        _check(checks, "forced", True, f"manual retrain by {actor}: alert, cooldown and budget not checked")
+    else:
+        if not _check(checks, "alert", bool(alerts), f"{len(alerts)} alert(s) in this run"):
+            return skip("no alert triggered this run (trigger with force=true to retrain by hand)")
+        stale = sorted({a.version for a in alerts} - {a.version for a in current})
+        if not _check(
+            checks,
+            "current",
+            bool(current),
+            f"{len(current)} alert(s) about the champion v{champion}"
+            + (f"; stale (about replaced version(s) {', '.join('v' + v for v in stale)})" if stale else ""),
+        ):
+            return skip(f"every alert is about a replaced model (now v{champion}): nothing to do")
+        last = ran[-1] if ran else None
+        if last is not None:
+            # no outcome yet: still running (or killed: then it stops merging after a while)
+            end = (last.outcome or {}).get("finished_at") or (
+                datetime.fromisoformat(last.decided_at) + RUNNING_GRACE
+            ).isoformat()
+            merged = [a for a in current if last.decided_at <= a.raised_at <= end]
+            if merged and len(merged) == len(current):
+                decision.merged_into = last.run_key
+                _check(checks, "merge", False, f"{len(merged)} alert(s) raised while {last.run_key} ran")
+                return skip(f"merged into retrain {last.run_key}, which was running when the alerts came")
+            _check(checks, "merge", True, "no retrain was running when these alerts were raised")
+            assert day is not None
+            since_last = (day - parse_dt(str(last.day))).days if last.day else None
+            if since_last is not None and not _check(
+                checks,
+                "cooldown",
+                since_last >= r.cooldown_days,
+                f"last retrain on data of {last.day}, {since_last} day(s) ago; cooldown {r.cooldown_days}",
+            ):
+                until = parse_dt(str(last.day)) + timedelta(days=r.cooldown_days)
+                return skip(f"cooldown after the retrain on data of {last.day}: next one from {until}")
+        week = [d for d in ran if d.day and day and 0 <= (day - parse_dt(d.day)).days < 7]
+        if not _check(
+            checks,
+            "budget",
+            len(week) < r.max_per_week,
+            f"{len(week)} retrain(s) in the 7 days up to {day}; budget {r.max_per_week}",
+        ):
+            return skip(f"weekly budget used: {len(week)} retrain(s) in the 7 days up to {day}")
+
+    onsets = [parse_dt(a.onset) for a in current]
+    since = min(onsets) if (r.since_onset and onsets) else None
+    bad = sorted(set(quarantined))
+    usable = [d for d in labelled if (since is None or d >= since) and d not in bad]
+    window = usable[-spec.training.window_days :]
+    decision.since = since.isoformat() if since else None
+    decision.window = [d.isoformat() for d in window]
+    lo = since or (window[0] if window else None)
+    decision.excluded_quarantined = [d.isoformat() for d in bad if lo is None or d >= lo]
+    need = spec.retrain_min_days if since else spec.training.validation_days + spec.training.holdout_days + 1
+    if not _check(
+        checks,
+        "data",
+        len(window) >= need,
+        f"{len(window)} labelled day(s) {'since the onset ' + str(since) if since else 'in the window'}"
+        f", need {need}; quarantined day(s) never used: {', '.join(decision.excluded_quarantined) or 'none'}",
+    ):
+        return skip(
+            f"waiting for labels after the onset {since}: {len(window)} of {need} labelled day(s)"
+            if since
+            else f"too few labelled days: {len(window)} of {need}"
+        )
+    decision.action = RETRAIN
+    what = ", ".join(sorted({a.kind for a in current})) or "manual"
+    decision.reason = (
+        f"{what} alert(s) on v{champion}: training on {len(window)} day(s) {window[0]}..{window[-1]}"
+        if not force
+        else f"forced by {actor}: training on {len(window)} day(s) {window[0]}..{window[-1]}"
+    )
+    return decision
+
+
+# ---- records -------------------------------------------------------------------------------
+
+
+def records_dir(store: Store, dataset: str) -> str:
+    return store.path("reports", dataset, "retrain")
+
+
+def record_path(store: Store, dataset: str, run_key: str) -> str:
+    return f"{records_dir(store, dataset)}/{hashlib.sha1(run_key.encode()).hexdigest()[:16]}.json"
+
+
+def read_records(store: Store, dataset: str) -> list[RetrainDecision]:
+    """Every decision recorded for ``dataset``, oldest first."""
+    paths = store.list_files(records_dir(store, dataset), "*.json")
+    out = [RetrainDecision.from_dict(store.read_json(p)) for p in paths]
+    return sorted(out, key=lambda d: d.decided_at)
+
+
+def find_record(store: Store, dataset: str, run_key: str) -> RetrainDecision | None:
+    path = record_path(store, dataset, run_key)
+    return RetrainDecision.from_dict(store.read_json(path)) if store.exists(path) else None
+
+
+def write_record(store: Store, decision: RetrainDecision) -> str:
+    path = record_path(store, decision.dataset, decision.run_key)
+    store.write_json_atomic(path, decision.to_dict())
+    return store.uri(path)
+
+
+def finish(store: Store, dataset: str, run_key: str, status: str, **details: Any) -> RetrainDecision | None:
+    """Record how a retrain that ran ended (promoted, rejected, failed, skipped)."""
+    decision = find_record(store, dataset, run_key)
+    if decision is None:
+        return None
+    decision.outcome = {"status": status, "finished_at": datetime.now(UTC).isoformat(), **details}
+    write_record(store, decision)
+    return decision
