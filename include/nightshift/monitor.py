@@ -143,9 +143,9 @@ def drift(
     from evidently.presets import DataDriftPreset
 
     m, a = spec.monitoring, spec.alerts
-    missing = [c for c in [*spec.feature_names, SCORE] if c not in reference.column_names]
-    if missing:
-        raise MonitoringError(f"the reference of v{version} lacks column(s) {', '.join(missing)}")
+    absent = [c for c in [*spec.feature_names, SCORE] if c not in reference.column_names]
+    if absent:
+        raise MonitoringError(f"the reference of v{version} lacks column(s) {', '.join(absent)}")
     rows = current.num_rows
     cur = sample(current.select([*spec.feature_names, SCORE]), m.sample_rows, spec.seed + dt.toordinal())
     ref = reference.select([*spec.feature_names, SCORE])
