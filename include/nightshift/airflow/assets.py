@@ -27,3 +27,9 @@ def champion_asset(dataset: str) -> Asset:
 def predictions_asset(dataset: str) -> Asset:
     """Predictions of ``dataset`` (one event per scoring run, the days in its extra)."""
     return Asset(name=f"nightshift.{dataset}.predictions", group="nightshift")
+
+
+def alert_asset(dataset: str) -> Asset:
+    """Monitoring raised an alert on ``dataset``'s champion (drift or performance; the
+    reason and the numbers in the event's extra)."""
+    return Asset(name=f"nightshift.{dataset}.alert", group="nightshift")

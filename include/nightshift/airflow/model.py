@@ -45,20 +45,40 @@ def _fail(exc: Exception) -> AirflowFailException:
     return AirflowFailException(f"{type(exc).__name__}: {exc}")
 
 
-def run_train(dataset: str, context: Context) -> dict[str, Any]:
+def _bootstrap_only(dataset: str) -> str | None:
+    """Why an automatic training run on new data should not train (``None``: it should)."""
+    from nightshift import registry
+
+    spec = find_spec(dataset)
+    if spec.retrain.on_new_data != "bootstrap":
+        return None
+    version = registry.alias_version(registry.configure(), dataset, registry.CHAMPION)
+    if version is None:
+        return None
+    return (
+        f"{dataset}: champion v{version} serves; with retrain.on_new_data=bootstrap new data "
+        f"does not retrain, monitoring does (nightshift_retrain.{dataset})"
+    )
+
+
+def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, Any]:
+    """Train on the window; ``request`` (a TrainRequest) overrides the run's Params."""
     from nightshift.features import FeatureError
     from nightshift.pipeline import TrainRequest, train_step
     from nightshift.train import DeviceError, InsufficientData
 
     p = context.get("params") or {}
-    request = TrainRequest(
-        as_of=parse_dt(p["as_of"]) if p.get("as_of") else None,
-        window_days=p.get("window_days") or None,
-        params=dict(p.get("xgb_params") or {}),
-        num_boost_round=p.get("num_boost_round") or None,
-        trials=p.get("tuning_trials"),
-        timeout_s=p.get("tuning_timeout_s") or None,
-    )
+    if request is None:
+        if run_type(context) in AUTOMATIC_RUN_TYPES and (why := _bootstrap_only(dataset)):
+            raise AirflowSkipException(why)
+        request = TrainRequest(
+            as_of=parse_dt(p["as_of"]) if p.get("as_of") else None,
+            window_days=p.get("window_days") or None,
+            params=dict(p.get("xgb_params") or {}),
+            num_boost_round=p.get("num_boost_round") or None,
+            trials=p.get("tuning_trials"),
+            timeout_s=p.get("tuning_timeout_s") or None,
+        )
     dr = _run(context)
     tags = {"dag_id": dr.dag_id, "run_id": dr.run_id, "run_type": run_type(context)}
     try:

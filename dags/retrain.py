@@ -1,0 +1,82 @@
+"""
+### nightshift_retrain.&lt;dataset&gt;
+
+Retraining started by monitoring (the *alert* Asset), with guard rails from the spec's
+`retrain` section; by hand with `force` (skips the alert, cooldown and budget checks).
+
+1. **decide**: the alerts of this run (several alerts that arrived together are one run) go
+   through the guard rails: stale alerts (about a replaced champion) and alerts raised while a
+   retrain was running are merged, not retrained again; a cooldown after each retrain; a
+   weekly budget; never quarantined days; training only on days from the drift onset once
+   enough of them are labelled. Every decision, retrain or skip, is recorded with its reason
+   in `reports/<dataset>/retrain/`.
+2. **train** (queue `gpu`) → **gate** → **promote** (pool `nightshift_registry`): the same
+   steps, gate and audit trail as `nightshift_train`.
+3. **record**: how the retrain ended (promoted, rejected, not trained, failed).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from nightshift.airflow.assets import alert_asset, champion_asset
+from nightshift.airflow.dagconfig import REGISTRY_POOL, dataset_names, default_args
+
+
+def build(name: str) -> DAG:
+    champion = champion_asset(name)
+    with DAG(
+        dag_id=f"nightshift_retrain.{name}",
+        description=f"Retrain the {name} model when monitoring raises an alert",
+        doc_md=__doc__,
+        schedule=alert_asset(name),
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(),
+        params={
+            "force": Param(False, type="boolean", description="Retrain without an alert (manual)"),
+            "actor": Param(None, type=["null", "string"], description="Who asks (for the record)"),
+        },
+        tags=["nightshift", "retrain", f"dataset:{name}"],
+    ) as dag:
+
+        @task
+        def decide(**context: Any) -> dict[str, Any]:
+            from nightshift.airflow.loop import run_retrain_decide
+
+            return run_retrain_decide(name, context)  # type: ignore[arg-type]
+
+        @task(queue="gpu")
+        def train(decision: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from nightshift.airflow.loop import run_retrain_train
+
+            return run_retrain_train(name, decision, context)  # type: ignore[arg-type]
+
+        @task
+        def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from nightshift.airflow.model import run_gate
+
+            return run_gate(name, trained, context)  # type: ignore[arg-type]
+
+        @task(pool=REGISTRY_POOL, outlets=[champion])
+        def promote(verdict: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from nightshift.airflow.model import run_promote
+
+            return run_promote(name, verdict, context, champion)  # type: ignore[arg-type]
+
+        @task(trigger_rule="all_done")
+        def record(**context: Any) -> dict[str, Any] | None:
+            from nightshift.airflow.loop import run_retrain_record
+
+            return run_retrain_record(name, context)  # type: ignore[arg-type]
+
+        promote(gate(train(decide()))) >> record()
+    return dag
+
+
+for _name in dataset_names():
+    globals()[f"nightshift_retrain_{_name}"] = build(_name)

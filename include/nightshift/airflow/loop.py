@@ -1,0 +1,127 @@
+"""Task bodies of the monitoring and retraining DAGs: read the run's context, call the core."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from airflow.sdk import Asset, Context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from nightshift.airflow.model import run_key, trigger
+from nightshift.airflow.store import get_store
+from nightshift.spec import find_spec
+
+
+def _plain(value: Any) -> Any:
+    """JSON without NaN (an Asset event's extra is stored as JSON by the metadata database)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def run_monitor(dataset: str) -> dict[str, Any]:
+    """Report every pending scored/labelled day; a day that cannot be monitored fails the task."""
+    from nightshift.monitor import MonitoringError
+    from nightshift.pipeline import monitor_step
+    from nightshift.registry import RegistryUnavailable
+
+    try:
+        return _plain(monitor_step(get_store(), find_spec(dataset)))
+    except RegistryUnavailable:
+        raise
+    except (MonitoringError, FileNotFoundError) as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+
+
+def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
+    """Emit the alert Asset event when the policy says so (once per piece of evidence);
+    otherwise skip, saying why."""
+    from nightshift.pipeline import alert_step
+
+    store, spec = get_store(), find_spec(dataset)
+    alert = alert_step(store, spec)
+    if alert is None:
+        raise AirflowSkipException(f"{dataset}: no alert (policy: {spec.alerts.model_dump()})")
+    seen = store.path("reports", dataset, "monitoring", "last_alert.json")
+    key = {k: alert[k] for k in ("version", "kind", "dt", "onset")}
+    if store.exists(seen) and store.read_json(seen).get("key") == key:
+        raise AirflowSkipException(f"{dataset}: alert already raised for this evidence: {alert['reason']}")
+    extra = _plain(alert)
+    context["outlet_events"][asset].extra = extra
+    store.write_json_atomic(seen, {"key": key, "alert": extra})
+    return extra
+
+
+def _alerts(context: Context) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for ev in events:
+            extra = getattr(ev, "extra", None) or {}
+            if extra.get("kind") and extra.get("version"):
+                out.append(dict(extra))
+    return out
+
+
+def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
+    """The guard rails on this run's alerts; a skip is recorded and skips the retrain."""
+    from nightshift.pipeline import retrain_decide_step
+    from nightshift.registry import RegistryUnavailable
+
+    p = context.get("params") or {}
+    force = bool(p.get("force"))
+    who = getattr(context["dag_run"], "triggering_user_name", None)
+    actor = str(p.get("actor") or who or ("nightshift-monitor" if not force else "unknown"))
+    try:
+        decision = retrain_decide_step(
+            get_store(), find_spec(dataset), run_key(context), _alerts(context), force=force, actor=actor
+        )
+    except RegistryUnavailable:
+        raise
+    if decision["action"] != "retrain":
+        raise AirflowSkipException(f"{dataset}: not retraining: {decision['reason']}")
+    return decision
+
+
+def run_retrain_train(dataset: str, decision: dict[str, Any], context: Context) -> dict[str, Any]:
+    from nightshift.airflow.model import run_train
+    from nightshift.pipeline import TrainRequest
+    from nightshift.spec import parse_dt
+
+    since = parse_dt(decision["since"]) if decision.get("since") else None
+    return run_train(dataset, context, TrainRequest(since=since))
+
+
+def run_retrain_record(dataset: str, context: Context) -> dict[str, Any] | None:
+    """Record how the retrain ended (promoted, rejected, not trained, failed); a failure
+    fails this task too, so the run shows it."""
+    from nightshift import retrain
+
+    store, key, ti, dr = get_store(), run_key(context), context["ti"], context["dag_run"]
+    found = retrain.find_record(store, dataset, key)
+    if found is None:
+        raise AirflowFailException(f"{dataset}: the guard rails recorded no decision for this run")
+    if not found.ran:
+        raise AirflowSkipException(f"{dataset}: skipped by the guard rails: {found.reason}")
+    states = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id]).get(dr.run_id, {})
+    verdict = ti.xcom_pull(task_ids="gate") or {}
+    failed = sorted(t for t, st in states.items() if st in ("failed", "upstream_failed"))
+    if failed:
+        status = "failed"
+    elif states.get("train") == "skipped":
+        status = "not-trained"
+    elif states.get("promote") == "success":
+        status = "promoted"
+    elif states.get("promote") == "skipped":
+        status = "rejected"
+    else:
+        status = "failed"
+    details = {"version": str(verdict["version"]), "reason": verdict["reason"]} if verdict else {}
+    rec = retrain.finish(store, dataset, key, status, tasks=states, trigger=trigger(context), **details)
+    if status == "failed":
+        raise AirflowFailException(f"{dataset}: the retrain failed at {', '.join(failed) or 'promotion'}")
+    return rec.to_dict() if rec else None
