@@ -386,10 +386,10 @@ def find_spec(name_or_path: str, datasets_dir: str | Path | None = None) -> Data
 
 
 def default_datasets_dir() -> Path:
-    """``$NIGHTSHIFT_DATASETS`` or the repository's ``datasets/`` folder."""
+    """``$NIGHTSHIFT_DATASETS_DIR`` or the repository's ``datasets/`` folder."""
     import os
 
-    env = os.environ.get("NIGHTSHIFT_DATASETS")
+    env = os.environ.get("NIGHTSHIFT_DATASETS_DIR")
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "datasets"
