@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_ROWS, MODEL_START
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_HOME = ROOT / ".nightshift" / "test"
@@ -75,3 +76,55 @@ def airflow_db() -> Path:
         )
         pool_stamp.touch()
     return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def model_store(spec: Any) -> str:
+    """A store with 14 ingested days (4000 rows each; labels 3 days late): enough labelled
+    days for the payments training window. Built once per session through the real ingest."""
+    import shutil
+    from datetime import timedelta
+
+    from nightshift.datagen import Scenario, generate
+    from nightshift.ingest import ingest_partition
+    from nightshift.storage import Store
+
+    root = TEST_HOME / "model-store"
+    shutil.rmtree(root, ignore_errors=True)
+    store = Store(root.as_uri())
+    generate(store, spec, MODEL_START, MODEL_DAYS, MODEL_ROWS, 7, Scenario())
+    for i in range(MODEL_DAYS + spec.label.delay_days):
+        day = MODEL_START + timedelta(days=i)
+        for kind in ("events", "labels"):
+            if store.list_files(store.landing_dir(spec.name, kind, day)):  # type: ignore[arg-type]
+                ingest_partition(store, spec, kind, day)  # type: ignore[arg-type]
+    return store.url
+
+
+@pytest.fixture(scope="session")
+def drift_store(model_store: str, spec: Any) -> Path:
+    """The model store plus DRIFT_DAYS days with covariate and concept drift, every label
+    landed (built once; tests copy it with ``modelkit.copy_store``)."""
+    import shutil
+    from datetime import timedelta
+
+    from nightshift.datagen import Scenario, write_day
+    from nightshift.ingest import ingest_partition
+    from nightshift.storage import Store
+
+    root = TEST_HOME / "drift-store"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(Path(Store(model_store).root), root)
+    store = Store(root.as_uri())
+    for area in ("audit", "predictions", "reports"):
+        store.delete_dir(store.path(area))
+    scenario = Scenario(covariate_drift_from=MODEL_DAYS, concept_drift_from=MODEL_DAYS)
+    for i in range(MODEL_DAYS, MODEL_DAYS + DRIFT_DAYS):
+        write_day(store, spec, MODEL_START + timedelta(days=i), i, MODEL_ROWS, 7, scenario)
+    first = MODEL_START + timedelta(days=MODEL_DAYS)
+    for i in range(DRIFT_DAYS + spec.label.delay_days):
+        day = first + timedelta(days=i)
+        for kind in ("events", "labels"):
+            if store.list_files(store.landing_dir(spec.name, kind, day)):
+                ingest_partition(store, spec, kind, day)
+    return root

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelkit import MODEL_DAYS, MODEL_ROWS, MODEL_START, MlflowServer
+from modelkit import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,29 +97,6 @@ def s3_store_url(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def model_store(spec: Any) -> str:
-    """A store with 14 ingested days (4000 rows each; labels 3 days late): enough labelled
-    days for the payments training window. Built once per session through the real ingest."""
-    import shutil
-    from datetime import timedelta
-
-    from nightshift.datagen import Scenario, generate
-    from nightshift.ingest import ingest_partition
-    from nightshift.storage import Store
-
-    root = Path(os.environ["NIGHTSHIFT_HOME"]) / "model-store"
-    shutil.rmtree(root, ignore_errors=True)
-    store = Store(root.as_uri())
-    generate(store, spec, MODEL_START, MODEL_DAYS, MODEL_ROWS, 7, Scenario())
-    for i in range(MODEL_DAYS + spec.label.delay_days):
-        day = MODEL_START + timedelta(days=i)
-        for kind in ("events", "labels"):
-            if store.list_files(store.landing_dir(spec.name, kind, day)):  # type: ignore[arg-type]
-                ingest_partition(store, spec, kind, day)  # type: ignore[arg-type]
-    return store.url
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
@@ -136,4 +113,4 @@ def model_dags(airflow_db: Path) -> dict[str, Any]:
 
     bag = DagBag(str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    return {k: bag.dags[f"nightshift_{k}.payments"] for k in ("train", "score", "rollback")}
+    return {k: bag.dags[f"nightshift_{k}.payments"] for k in ("train", "score", "rollback", "monitor", "retrain")}

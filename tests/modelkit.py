@@ -1,4 +1,4 @@
-"""Helpers shared by the model-plane integration tests (data, MLflow server, dag.test)."""
+"""Helpers shared by the model-plane tests (data, MLflow server, dag.test)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ def _free_port() -> int:
 
 MODEL_DAYS, MODEL_ROWS = 14, 4000
 MODEL_START = date(2026, 3, 1)
+# days after the model store's, with covariate and concept drift (the drift store)
+DRIFT_DAYS = 6
+
+
+def copy_store(src: Path, dest: Path) -> str:
+    """A private copy of a built local store; returns its URL."""
+    import shutil
+
+    shutil.copytree(src, dest)
+    return dest.as_uri()
 
 
 @contextlib.contextmanager

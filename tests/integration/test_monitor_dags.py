@@ -1,0 +1,137 @@
+"""Monitor and retrain DAGs through dag.test(), on the drift store (14 clean days, then 6 days
+of covariate + concept drift, every label landed) with the embedded SQLite MLflow store.
+
+Runs in order: a champion trained on the clean days, the drifted days scored, monitoring
+(reports, history, MLflow, the alert), a second monitor run doing nothing new, then the retrain
+DAG skipping without an alert and retraining when forced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_START, copy_store, model_env, run_dag, task_states
+
+DRIFT_START = MODEL_START + timedelta(days=MODEL_DAYS)
+SCORED = [MODEL_START + timedelta(days=i) for i in range(MODEL_DAYS - 4, MODEL_DAYS + DRIFT_DAYS)]
+
+
+@pytest.fixture(scope="module")
+def env(drift_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("monitor")
+    url = copy_store(drift_store, root / "store")
+    with model_env(url, f"sqlite:///{root / 'mlflow.db'}", root / "artifacts"):
+        from nightshift import registry
+        from nightshift.storage import Store
+
+        yield {"client": registry.configure(), "store": Store(url)}
+
+
+def test_champion_on_the_clean_days_scores_the_drifted_ones(
+    model_dags: dict[str, Any], env: dict[str, Any], spec: Any
+) -> None:
+    from nightshift import registry
+    from nightshift.pipeline import score_step
+
+    # labels landed up to the last clean day + delay: the window is the clean days only
+    as_of = DRIFT_START + timedelta(days=spec.label.delay_days - 1)
+    dr = run_dag(model_dags["train"], {"as_of": as_of.isoformat()})
+    assert task_states(dr)["promote"] == "success"
+    assert registry.alias_version(env["client"], "payments", "champion") == "1"
+    run_id = env["client"].get_model_version("nightshift-payments", "1").run_id
+    ref = {a.path for a in env["client"].list_artifacts(run_id, "reference")}
+    assert ref == {"reference/reference.parquet"}
+    scored = score_step(env["store"], spec, SCORED)
+    assert scored["champion"] == "1" and len(scored["scored"]) == len(SCORED)
+
+
+def test_monitor_reports_drift_and_performance_and_raises_the_alert(
+    model_dags: dict[str, Any], env: dict[str, Any], spec: Any
+) -> None:
+    import pyarrow.parquet as pq
+
+    from nightshift.pipeline import read_history
+
+    store, client = env["store"], env["client"]
+    dr = run_dag(model_dags["monitor"])
+    assert task_states(dr) == {"monitor": "success", "alert": "success"}
+
+    history = {r["dt"]: r for r in read_history(store, "payments")}
+    assert sorted(history) == [d.isoformat() for d in SCORED]
+    clean = [history[d.isoformat()] for d in SCORED if d < DRIFT_START]
+    drifted = [history[d.isoformat()] for d in SCORED if d >= DRIFT_START]
+    assert all(not r["drifting"] and r["drift_share"] < spec.alerts.drift_share for r in clean)
+    assert all(r["drifting"] and r["drift_share"] >= spec.alerts.drift_share for r in drifted)
+    # every day's labels have landed: the old model's AUC falls under the concept drift
+    assert min(r["roc_auc"] for r in clean) > 0.8
+    assert max(r["roc_auc"] for r in drifted) < min(r["roc_auc"] for r in clean) - 0.05
+    assert all(r["version"] == "1" and r["labelled_rows"] > 3000 for r in history.values())
+
+    day = DRIFT_START.isoformat()
+    for topic, names in (
+        ("drift", {"v1-drift.html", "v1-drift.json", "v1-summary.json"}),
+        ("performance", {"v1-performance.html", "v1-calibration.png", "v1-summary.json"}),
+    ):
+        folder = store.reports_dir("payments", topic, DRIFT_START)
+        assert {Path(p).name for p in store.list_files(folder)} == names
+    summary = store.read_json(store.reports_dir("payments", "drift", DRIFT_START) + "/v1-summary.json")
+    assert summary["method"]["num"] == "wasserstein" and summary["sample_rows"] == 4000
+    assert summary["report"].endswith(f"dt={day}/v1-drift.html")
+
+    run_id = client.get_model_version("nightshift-payments", "1").run_id
+    drift_metric = client.get_metric_history(run_id, "live_drift_share")
+    assert len(drift_metric) == len(SCORED)
+    assert len(client.get_metric_history(run_id, "live_roc_auc")) == len(SCORED)
+    logged = {a.path for a in client.list_artifacts(run_id, f"monitoring/dt={day}")}
+    assert f"monitoring/dt={day}/v1-drift.html" in logged
+
+    alert = dr.get_task_instance("alert").xcom_pull(task_ids="alert")
+    assert alert["kind"] == "drift+performance" and alert["version"] == "1"
+    assert alert["onset"] == day and alert["dt"] == SCORED[-1].isoformat()
+    assert "drift share" in alert["reason"] and "AUC below" in alert["reason"]
+    assert pq.read_table(store.open_input(store.path("reports", "payments", "monitoring", "history.parquet")))
+
+
+def test_a_second_monitor_run_adds_nothing_and_does_not_alert_twice(
+    model_dags: dict[str, Any], env: dict[str, Any]
+) -> None:
+    dr = run_dag(model_dags["monitor"])
+    assert task_states(dr) == {"monitor": "success", "alert": "skipped"}
+    summary = dr.get_task_instance("monitor").xcom_pull(task_ids="monitor")
+    assert summary["drift"] == [] and summary["performance"] == []
+
+
+def test_retrain_without_an_alert_is_skipped_and_recorded(
+    model_dags: dict[str, Any], env: dict[str, Any]
+) -> None:
+    from nightshift import retrain
+
+    dr = run_dag(model_dags["retrain"])
+    assert set(task_states(dr).values()) == {"skipped"}
+    (rec,) = retrain.read_records(env["store"], "payments")
+    assert rec.action == "skip" and "no alert" in rec.reason
+
+
+def test_a_forced_retrain_goes_through_the_gate_and_is_recorded(
+    model_dags: dict[str, Any], env: dict[str, Any]
+) -> None:
+    from nightshift import registry, retrain
+
+    dr = run_dag(model_dags["retrain"], {"force": True, "actor": "test-operator"})
+    states = task_states(dr)
+    assert states["decide"] == states["train"] == states["gate"] == "success"
+    assert states["record"] == "success"
+    rec = retrain.read_records(env["store"], "payments")[-1]
+    assert rec.action == "retrain" and rec.forced and rec.actor == "test-operator"
+    assert rec.outcome is not None and rec.outcome["status"] in ("promoted", "rejected")
+    assert rec.outcome["version"] == "2"
+    # trained on the most recent labelled days, drifted ones included
+    run = env["client"].get_run(env["client"].get_model_version("nightshift-payments", "2").run_id)
+    assert run.data.tags["nightshift.window"].endswith(f"{SCORED[-1]} (10 days)")
+    if rec.outcome["status"] == "promoted":
+        assert registry.alias_version(env["client"], "payments", "champion") == "2"
+    assert registry.read_audit(env["store"], "payments")[-1].version == "2"
