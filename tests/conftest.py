@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_ROWS, MODEL_START
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modelkit import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,4 +114,5 @@ def model_dags(airflow_db: Path) -> dict[str, Any]:
 
     bag = DagBag(str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    return {k: bag.dags[f"nightshift_{k}.payments"] for k in ("train", "score", "rollback", "monitor", "retrain")}
+    kinds = ("train", "score", "rollback", "monitor", "retrain")
+    return {k: bag.dags[f"nightshift_{k}.payments"] for k in kinds}

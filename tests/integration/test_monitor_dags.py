@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_START, copy_store, model_env, run_dag, task_states
 
 DRIFT_START = MODEL_START + timedelta(days=MODEL_DAYS)
