@@ -1,0 +1,124 @@
+"""Monitoring's pure parts: the alert policy on history rows, history merging, weights."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from nightshift.monitor import (
+    decide_alert,
+    feature_weights,
+    history_row,
+    history_table,
+    merge_history,
+    sample,
+)
+from nightshift.spec import DatasetSpec, parse_spec
+
+D0 = date(2026, 5, 1)
+
+
+def _row(i: int, share: float | None = 0.05, auc: float | None = None, version: str = "1") -> dict[str, Any]:
+    drifting = None if share is None else share >= 0.3
+    return {
+        "dt": (D0 + timedelta(days=i)).isoformat(),
+        "version": version,
+        "drift_share": float("nan") if share is None else share,
+        "drifting": drifting,
+        "prediction_drift": 0.01,
+        "roc_auc": float("nan") if auc is None else auc,
+        "log_loss": 0.2,
+    }
+
+
+def test_no_alert_on_clean_history(spec: DatasetSpec) -> None:
+    rows = [_row(i, 0.05, 0.89) for i in range(20)]
+    assert decide_alert(rows, spec, "1", holdout_auc=0.89) is None
+
+
+def test_one_drifting_day_is_not_enough_two_in_a_row_are(spec: DatasetSpec) -> None:
+    rows = [_row(i) for i in range(10)] + [_row(10, 0.6)]
+    assert decide_alert(rows, spec, "1", 0.89) is None
+    rows.append(_row(11, 0.5))
+    alert = decide_alert(rows, spec, "1", 0.89)
+    assert alert is not None and alert.kind == "drift"
+    assert alert.onset == "2026-05-11" and alert.dt == "2026-05-12" and alert.version == "1"
+    assert "0.60" in alert.reason and "0.50" in alert.reason
+    # a clean day in between breaks the run
+    assert decide_alert([*rows[:10], _row(10, 0.6), _row(11, 0.1), _row(12, 0.6)], spec, "1", 0.89) is None
+
+
+def test_only_the_champions_rows_count(spec: DatasetSpec) -> None:
+    rows = [_row(10, 0.6, version="1"), _row(11, 0.6, version="1")]
+    assert decide_alert(rows, spec, "2", 0.89) is None
+
+
+def test_days_without_a_drift_verdict_are_skipped_not_counted(spec: DatasetSpec) -> None:
+    rows = [_row(10, 0.6), _row(11, None), _row(12, 0.7)]
+    alert = decide_alert(rows, spec, "1", 0.89)
+    assert alert is not None and alert.onset == "2026-05-11"
+
+
+def test_performance_alert_below_the_holdout_auc(spec: DatasetSpec) -> None:
+    rows = [_row(i, 0.05, 0.88) for i in range(10)] + [_row(10, 0.05, 0.80)]
+    alert = decide_alert(rows, spec, "1", holdout_auc=0.89)
+    assert alert is not None and alert.kind == "performance" and alert.onset == "2026-05-11"
+    assert "AUC below 0.840" in alert.reason
+    assert decide_alert(rows, spec, "1", holdout_auc=None) is None  # no floor known
+
+
+def test_min_auc_floor_and_both_kinds(spec: DatasetSpec) -> None:
+    data = spec.model_dump()
+    data["alerts"] = {**data["alerts"], "min_auc": 0.87, "max_auc_drop": 0.5}
+    strict = parse_spec(data)
+    rows = [_row(8, 0.5, 0.86), _row(9, 0.6, 0.86)]
+    alert = decide_alert(rows, strict, "1", holdout_auc=0.9)
+    assert alert is not None and alert.kind == "drift+performance" and alert.onset == "2026-05-09"
+
+
+def test_merge_history_upserts_by_day_and_version() -> None:
+    drift = history_row(
+        {"dt": "2026-05-01", "version": "1", "rows": 10, "drift_share": 0.1, "drifting": False}, None
+    )
+    perf = history_row(
+        None,
+        {
+            "dt": "2026-05-01",
+            "version": "1",
+            "metrics": {"roc_auc": 0.9, "rows": 9, "positives": 1},
+            "ece": 0.01,
+        },
+    )
+    other = history_row(
+        {"dt": "2026-05-01", "version": "2", "rows": 10, "drift_share": 0.2, "drifting": False}, None
+    )
+    rows = merge_history(merge_history([], [drift]), [perf, other])
+    assert [(r["dt"], r["version"]) for r in rows] == [("2026-05-01", "1"), ("2026-05-01", "2")]
+    assert rows[0]["drift_share"] == 0.1 and rows[0]["roc_auc"] == 0.9 and rows[0]["rows"] == 10
+    assert math.isnan(rows[1]["roc_auc"])
+    assert history_table(rows).num_rows == 2
+
+
+def test_feature_weights(spec: DatasetSpec) -> None:
+    names = spec.feature_names
+    uniform = feature_weights(None, spec)
+    assert uniform == pytest.approx({n: 1 / len(names) for n in names})
+    imp = [
+        {"feature": "amount", "mean_abs_contribution": 3.0},
+        {"feature": "channel", "mean_abs_contribution": 1.0},
+    ]
+    w = feature_weights(imp, spec)
+    assert w["amount"] == pytest.approx(0.75) and w["channel"] == pytest.approx(0.25) and w["tx_hour"] == 0
+    assert sum(w.values()) == pytest.approx(1.0)
+
+
+def test_sample_is_seeded_ordered_and_bounded() -> None:
+    t = pa.table({"x": list(range(1000))})
+    a, b = sample(t, 100, 7), sample(t, 100, 7)
+    assert a.equals(b) and a.num_rows == 100
+    assert a.column("x").to_pylist() == sorted(a.column("x").to_pylist())
+    assert sample(t, 5000, 7) is t

@@ -1,0 +1,135 @@
+"""The retraining guard rails, one by one (pure: alerts, earlier decisions, labelled days)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from nightshift.monitor import Alert
+from nightshift.retrain import RetrainDecision, decide, find_record, finish, read_records, write_record
+from nightshift.spec import DatasetSpec, parse_spec
+from nightshift.storage import Store
+
+D0 = date(2026, 5, 1)
+T0 = datetime(2026, 5, 20, 12, tzinfo=UTC)
+
+
+def _day(i: int) -> date:
+    return D0 + timedelta(days=i)
+
+
+@pytest.fixture
+def spec(spec: DatasetSpec) -> DatasetSpec:
+    data = spec.model_dump()
+    data["retrain"] = {"cooldown_days": 3, "max_per_week": 2, "since_onset": True, "min_days_after_onset": 6}
+    return parse_spec(data)
+
+
+def _alert(dt: int, onset: int, version: str = "3", raised: datetime = T0, kind: str = "drift") -> Alert:
+    return Alert(
+        "payments", kind, _day(dt).isoformat(), version, _day(onset).isoformat(), "r", [], raised.isoformat()
+    )
+
+
+def _ran(key: str, day: int, decided: datetime, finished: datetime | None) -> RetrainDecision:
+    return RetrainDecision(
+        dataset="payments",
+        run_key=key,
+        action="retrain",
+        reason="r",
+        decided_at=decided.isoformat(),
+        day=_day(day).isoformat(),
+        outcome={"status": "promoted", "finished_at": finished.isoformat()} if finished else None,
+    )
+
+
+LABELLED = [_day(i) for i in range(0, 27)]
+
+
+def _decide(
+    spec: DatasetSpec, alerts: list[Alert], records: list[RetrainDecision] = (), **kw: Any
+) -> RetrainDecision:  # type: ignore[assignment]
+    args = {"champion": "3", "labelled": LABELLED, "quarantined": [], "now": T0, **kw}
+    return decide(spec, "nightshift_retrain.payments/run", alerts, list(records), **args)
+
+
+def test_an_alert_with_enough_labelled_days_since_the_onset_retrains_on_them(spec: DatasetSpec) -> None:
+    d = _decide(spec, [_alert(29, 18)])
+    assert d.action == "retrain" and d.since == _day(18).isoformat()
+    assert d.window == [_day(i).isoformat() for i in range(18, 27)]
+    assert [c["name"] for c in d.checks] == ["alert", "current", "budget", "data"]
+    assert all(c["ok"] for c in d.checks) and "drift" in d.reason
+
+
+def test_no_alert_skips_unless_forced(spec: DatasetSpec) -> None:
+    d = _decide(spec, [])
+    assert d.action == "skip" and "no alert" in d.reason
+    forced = _decide(spec, [], force=True, actor="ops")
+    assert forced.action == "retrain" and forced.forced and forced.since is None
+    assert forced.window == [_day(i).isoformat() for i in range(17, 27)]  # the last window_days
+    assert "forced by ops" in forced.reason
+
+
+def test_alerts_about_a_replaced_champion_are_stale(spec: DatasetSpec) -> None:
+    d = _decide(spec, [_alert(29, 18, version="2")])
+    assert d.action == "skip" and "replaced" in d.reason
+
+
+def test_alerts_raised_while_a_retrain_ran_are_merged_into_it(spec: DatasetSpec) -> None:
+    running = _ran(
+        "nightshift_retrain.payments/earlier", 20, T0 - timedelta(hours=1), T0 + timedelta(hours=1)
+    )
+    merged = _decide(spec, [_alert(24, 18, raised=T0), _alert(25, 18, raised=T0)], [running])
+    assert merged.action == "skip" and merged.merged_into == running.run_key
+    assert "merged into retrain" in merged.reason and len(merged.alerts) == 2
+    # a retrain with no recorded end (killed) stops merging after the grace period
+    killed = _ran("nightshift_retrain.payments/killed", 10, T0 - timedelta(days=2), None)
+    assert _decide(spec, [_alert(29, 18)], [killed]).action == "retrain"
+
+
+def test_cooldown_after_a_retrain(spec: DatasetSpec) -> None:
+    last = _ran("nightshift_retrain.payments/last", 27, T0 - timedelta(days=1), T0 - timedelta(hours=20))
+    d = _decide(spec, [_alert(29, 18)], [last])
+    assert d.action == "skip" and "cooldown" in d.reason and str(_day(30)) in d.reason
+    assert _decide(spec, [_alert(30, 18)], [last]).action == "retrain"
+
+
+def test_weekly_budget(spec: DatasetSpec) -> None:
+    old = T0 - timedelta(days=9)
+    two = [
+        _ran(f"k{i}", day, old + timedelta(hours=i), old + timedelta(hours=i, minutes=30))
+        for i, day in enumerate((20, 22))
+    ]
+    d = _decide(spec, [_alert(26, 18)], two)
+    assert d.action == "skip" and "weekly budget" in d.reason
+    # the older one leaves the 7-day window
+    assert _decide(spec, [_alert(27, 18)], two).action == "retrain"
+
+
+def test_waits_for_labelled_days_after_the_onset(spec: DatasetSpec) -> None:
+    d = _decide(spec, [_alert(24, 23)])
+    assert d.action == "skip" and "waiting for labels after the onset" in d.reason and "4 of 6" in d.reason
+
+
+def test_never_trains_on_quarantined_days(spec: DatasetSpec) -> None:
+    bad = [_day(20), _day(22)]
+    d = _decide(spec, [_alert(29, 18)], quarantined=bad)
+    assert d.action == "retrain"
+    assert _day(20).isoformat() not in d.window and _day(22).isoformat() not in d.window
+    assert d.excluded_quarantined == [_day(20).isoformat(), _day(22).isoformat()]
+    # too few clean days left after the onset: wait instead of training on bad data
+    many = [_day(i) for i in range(19, 26)]
+    assert _decide(spec, [_alert(29, 18)], quarantined=many).action == "skip"
+
+
+def test_records_are_written_found_and_finished(tmp_path: Any, spec: DatasetSpec) -> None:
+    store = Store(tmp_path.as_uri())
+    d = _decide(spec, [_alert(29, 18)])
+    write_record(store, d)
+    assert find_record(store, "payments", d.run_key) == d
+    done = finish(store, "payments", d.run_key, "promoted", version="4")
+    assert done is not None and done.outcome is not None and done.outcome["version"] == "4"
+    (again,) = read_records(store, "payments")
+    assert again.outcome == done.outcome
