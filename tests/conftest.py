@@ -117,7 +117,7 @@ def drift_store(model_store: str, spec: Any) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(Path(Store(model_store).root), root)
     store = Store(root.as_uri())
-    for area in ("audit", "predictions", "reports"):
+    for area in ("audit", "predictions"):
         store.delete_dir(store.path(area))
     scenario = Scenario(covariate_drift_from=MODEL_DAYS, concept_drift_from=MODEL_DAYS)
     for i in range(MODEL_DAYS, MODEL_DAYS + DRIFT_DAYS):

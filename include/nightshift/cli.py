@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from nightshift.spec import BATCH_KINDS, SpecError, find_spec, parse_dt
@@ -69,76 +69,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[str, Any]]:
-    """One row per day: events/labels status, rows and the reason for a quarantine."""
-    rows = []
-    for i in range(days):
-        dt = start + timedelta(days=i)
-        row: dict[str, Any] = {"dt": dt.isoformat()}
-        for kind in BATCH_KINDS:
-            path = store.reports_dir(dataset, "validation", dt) + f"/{kind}.json"
-            if not store.exists(path):
-                row[kind] = None
-                continue
-            outcome = store.read_json(path)["outcome"]
-            from nightshift.validate import ValidationOutcome
-
-            o = ValidationOutcome.from_dict(outcome)
-            row[kind] = {
-                "rows": o.rows,
-                "valid": o.success,
-                "reason": o.reason(limit=2),
-                "report": o.report_uri,
-            }
-        row["scored_by"] = _scored_by(store, dataset, dt)
-        rows.append(row)
-    return rows
-
-
-def _scored_by(store: Store, dataset: str, dt: date) -> str | None:
-    """The model version in a day's predictions, if it was scored."""
-    path = store.predictions_file(dataset, dt)
-    if not store.exists(path):
-        return None
-    import pyarrow.parquet as pq
-
-    col = pq.read_table(store.open_input(path), columns=["model_version"]).column(0)
-    versions = sorted({str(v) for v in col.unique().to_pylist()})
-    return ",".join(f"v{v}" for v in versions) or "-"
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text per-day table for terminals."""
-    lines = [f"{'day':<12}{'events':>9}  {'status':<12}{'labels':>8}  {'status':<12}{'scored':<8}{'reason'}"]
-    for r in rows:
-        cells = [f"{r['dt']:<12}"]
-        reasons = []
-        for kind, width in (("events", 9), ("labels", 8)):
-            o = r[kind]
-            if o is None:
-                cells.append(f"{'-':>{width}}  {'-':<12}")
-                continue
-            status = "valid" if o["valid"] else "QUARANTINED"
-            cells.append(f"{o['rows']:>{width},}  {status:<12}")
-            if not o["valid"]:
-                reasons.append(f"{kind}: {o['reason']}")
-        cells.append(f"{r.get('scored_by') or '-':<8}")
-        lines.append(("".join(cells) + "; ".join(reasons)).rstrip())
-    counts = {"valid": 0, "quarantined": 0, "missing": 0}
-    for r in rows:
-        o = r["events"]
-        counts["missing" if o is None else "valid" if o["valid"] else "quarantined"] += 1
-    lines.append(
-        f"{len(rows)} day(s): {counts['valid']} valid, {counts['quarantined']} quarantined, "
-        f"{counts['missing']} not ingested"
-    )
-    return "\n".join(lines)
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
+    from nightshift.report import day_rows, format_table, loop_story, plot
+
     spec = find_spec(args.dataset)
     rows = day_rows(_store(args), spec.name, parse_dt(args.start), args.days)
     print(format_table(rows))
+    drift_from = parse_dt(args.drift_from) if args.drift_from else None
+    if any(r["scored_by"] for r in rows):
+        print()
+        print("\n".join(loop_story(rows, drift_from)))
+    if args.plot:
+        print(f"plot: {plot(rows, args.plot, spec.alerts.drift_share, drift_from)}")
     return 0
 
 
@@ -261,10 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dt", required=True)
     i.set_defaults(func=cmd_ingest)
 
-    m = sub.add_parser("summary", help="per-day table of what was ingested or quarantined")
+    m = sub.add_parser("summary", help="per-day table: batches, scoring version, drift, AUC, retrains")
     m.add_argument("--dataset", default="payments")
     m.add_argument("--start", required=True)
     m.add_argument("--days", type=int, default=14)
+    m.add_argument("--plot", metavar="PNG", help="also draw AUC and drift over time into this file")
+    m.add_argument("--drift-from", metavar="YYYY-MM-DD", help="when the (simulated) drift began")
     m.set_defaults(func=cmd_summary)
 
     a = sub.add_parser("audit", help="the registry's decisions: promotions, rejections, rollbacks")

@@ -183,8 +183,10 @@ def gate(
     """Decide whether ``challenger`` replaces ``champion``.
 
     Always: absolute floors (``min_metrics``) and per-slice floors, and the challenger must
-    beat the logistic baseline by ``baseline_margin``. With a champion: the main metric may
-    fall at most ``max_regression`` (a tie passes) and no slice more than
+    beat the logistic baseline by ``baseline_margin``. With ``floors_vs_champion``, a floor the
+    champion misses too on the same holdout is passed by a challenger better than the champion
+    (after a drift, the old model must not keep serving because the new one is merely good).
+    With a champion: the main metric may fall at most ``max_regression`` (a tie passes) and no slice more than
     ``max_slice_regression``. Slices with too few rows or positives are reported, not judged.
     """
     m = rules.metric
@@ -193,13 +195,13 @@ def gate(
         v = challenger.metrics.get(floor_name, float("nan"))
         higher = HIGHER_IS_BETTER[floor_name]
         ok = not np.isnan(v) and (v >= floor if higher else v <= floor)
-        checks.append(
-            Check(
-                f"min:{floor_name}",
-                ok,
-                f"{floor_name} {_fmt(v)} ({'minimum' if higher else 'maximum'} {floor})",
-            )
-        )
+        detail = f"{floor_name} {_fmt(v)} ({'minimum' if higher else 'maximum'} {floor})"
+        c = champion.metrics.get(floor_name, float("nan")) if champion is not None else float("nan")
+        worse_champion = (c < floor and v > c) if higher else (c > floor and v < c)
+        if not ok and rules.floors_vs_champion and not np.isnan(v) and not np.isnan(c) and worse_champion:
+            ok = True
+            detail += f"; below it, but the champion is worse on this holdout ({_fmt(c)})"
+        checks.append(Check(f"min:{floor_name}", ok, detail))
     if m not in rules.min_metrics:  # a NaN main metric (one-class holdout) never passes
         v = challenger.metrics.get(m, float("nan"))
         checks.append(Check(f"defined:{m}", not np.isnan(v), f"{m} {_fmt(v)} must be defined on the holdout"))
@@ -236,23 +238,24 @@ def gate(
             if sm["rows"] < rules.slice_min_rows or sm["positives"] < rules.slice_min_positives:
                 continue
             v = sm.get(m, float("nan"))
+            c = champion.slices.get(col, {}).get(value, {}).get(m, float("nan")) if champion else float("nan")
             if rules.slice_min_metric is not None:
                 ok = not np.isnan(v) and v >= rules.slice_min_metric
+                detail = f"{m} {_fmt(v)} (minimum {rules.slice_min_metric})"
+                if not ok and rules.floors_vs_champion and not np.isnan(c) and c < rules.slice_min_metric < 1:
+                    ok = bool(v > c)
+                    detail += f"; champion {_fmt(c)} is below it too" + (" and worse" if ok else "")
+                checks.append(Check(f"slice_min:{label}", ok, detail))
+            if champion is not None and not np.isnan(c):
+                ok = not np.isnan(v) and v >= c - rules.max_slice_regression - 1e-12
                 checks.append(
-                    Check(f"slice_min:{label}", ok, f"{m} {_fmt(v)} (minimum {rules.slice_min_metric})")
-                )
-            if champion is not None:
-                c = champion.slices.get(col, {}).get(value, {}).get(m, float("nan"))
-                if not np.isnan(c):
-                    ok = not np.isnan(v) and v >= c - rules.max_slice_regression - 1e-12
-                    checks.append(
-                        Check(
-                            f"slice:{label}",
-                            ok,
-                            f"{m} {_fmt(v)} vs champion {_fmt(c)} (delta {v - c:+.4f}, "
-                            f"allowed -{rules.max_slice_regression})",
-                        )
+                    Check(
+                        f"slice:{label}",
+                        ok,
+                        f"{m} {_fmt(v)} vs champion {_fmt(c)} (delta {v - c:+.4f}, "
+                        f"allowed -{rules.max_slice_regression})",
                     )
+                )
     failed = [c for c in checks if not c.passed]
     if failed:
         reason = "rejected: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)

@@ -178,6 +178,9 @@ class Gate(_Model):
     slice_min_metric: float | None = 0.6
     # the challenger must beat a logistic regression on the same features by this margin
     baseline_margin: float = 0.0
+    # a floor (min_metrics, slice_min_metric) that the champion also misses on the same
+    # holdout is passed by a challenger better than the champion
+    floors_vs_champion: bool = True
 
 
 class Scoring(_Model):

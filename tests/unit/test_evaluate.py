@@ -136,11 +136,34 @@ def test_regression_within_allowance_promotes(auc: float) -> None:
     assert v.deltas["roc_auc"] == pytest.approx(auc - 0.85)
 
 
-def test_champion_with_floors_still_applies_floors() -> None:
-    # better than a weak champion is not enough: the absolute floor still holds
-    v = gate(RULES, _ev("challenger", 0.78), _ev("champion", 0.70, version="1"), None)
+def test_floors_still_apply_when_the_champion_meets_them() -> None:
+    v = gate(RULES, _ev("challenger", 0.78), _ev("champion", 0.79, version="1"), None)
     assert not v.promote
-    assert _failed(v) == ["min:roc_auc"]
+    assert _failed(v) == ["min:roc_auc", "champion"]
+
+
+def test_a_floor_the_champion_misses_too_is_passed_by_a_better_challenger() -> None:
+    # after a drift the old model scores 0.70 on today's data: a 0.78 challenger must replace it
+    v = gate(RULES, _ev("challenger", 0.78), _ev("champion", 0.70, version="1"), None)
+    assert v.promote, v.reason
+    (floor,) = [c for c in v.checks if c.name == "min:roc_auc"]
+    assert "champion is worse on this holdout (0.7000)" in floor.detail
+    # ... unless the spec says floors are absolute
+    strict = RULES.model_copy(update={"floors_vs_champion": False})
+    v = gate(strict, _ev("challenger", 0.78), _ev("champion", 0.70, version="1"), None)
+    assert not v.promote and _failed(v) == ["min:roc_auc"]
+    # a challenger worse than the champion gets no exemption
+    v = gate(RULES, _ev("challenger", 0.69), _ev("champion", 0.70, version="1"), None)
+    assert _failed(v) == ["min:roc_auc", "champion"]
+
+
+def test_a_slice_floor_the_champion_misses_too_is_passed_by_a_better_challenger() -> None:
+    ch = _ev("challenger", 0.85, slices={"channel": {"web": _slice(0.62)}})
+    champ = _ev("champion", 0.84, slices={"channel": {"web": _slice(0.55)}}, version="1")
+    v = gate(RULES, ch, champ, None)
+    assert v.promote, v.reason
+    worse = _ev("challenger", 0.85, slices={"channel": {"web": _slice(0.54)}})
+    assert "slice_min:channel=web" in _failed(gate(RULES, worse, champ, None))
 
 
 def test_gate_on_average_precision() -> None:
