@@ -1,10 +1,11 @@
 """Let simulated days pass one at a time through the running scheduler, via the REST API.
 
-Usage: python scripts/step_days.py DATASET START END [--timeout S]
+Usage: python scripts/step_days.py DATASET START END [--together] [--unpause DAG ...] [--timeout S]
 For each day: trigger nightshift_ingest.<dataset> with ``dt`` = the day, then wait until every
 nightshift DAG of the dataset is idle (no queued or running run, no queued Asset event), so
 the scoring, monitoring and any retraining the day sets off finish before the next day lands.
-Prints one line per day; exits 1 on timeout.
+``--together`` triggers every day at once and waits once (a backfill). Prints one line per
+day; exits 1 on timeout.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import urllib.parse
 from datetime import date, timedelta
 
-from run_dag import trigger
+from run_dag import trigger, unpause
 from wait_runs import _request, token
 
 KINDS = ("ingest", "score", "train", "monitor", "retrain")
@@ -50,7 +51,25 @@ def main() -> int:
     p.add_argument("start", type=date.fromisoformat)
     p.add_argument("end", type=date.fromisoformat)
     p.add_argument("--timeout", type=float, default=600, help="per day")
+    p.add_argument("--together", action="store_true", help="trigger all days, then wait once")
+    p.add_argument("--unpause", nargs="*", default=[], help="DAGs to unpause first")
     a = p.parse_args()
+    tok = token()
+    for dag_id in [f"nightshift_ingest.{a.dataset}", *a.unpause]:
+        unpause(tok, dag_id)
+    if a.together:
+        t0, day = time.monotonic(), a.start
+        while day <= a.end:
+            trigger(tok, f"nightshift_ingest.{a.dataset}", {"dt": day.isoformat()})
+            day += timedelta(days=1)
+        try:
+            time.sleep(3)
+            wait_idle(tok, a.dataset, t0 + a.timeout)
+        except TimeoutError as exc:
+            print(f"  {a.start}..{a.end}: {exc}", file=sys.stderr)
+            return 1
+        print(f"  {a.start}..{a.end}: done in {time.monotonic() - t0:.0f} s", flush=True)
+        return 0
     day = a.start
     while day <= a.end:
         t0 = time.monotonic()
