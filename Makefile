@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo down test lint unit dags integration bench clean venv
+.PHONY: demo down test lint unit dags integration system bench clean venv
 
 venv: $(VENV)/.synced
 
@@ -40,8 +40,11 @@ dags: venv
 integration: venv
 	$(PY) -m pytest -q tests/integration
 
+system: venv
+	$(PY) -m pytest -q tests/system
+
 test: venv lint
-	$(PY) -m pytest -q -rs --durations=15 tests/unit tests/dags tests/integration
+	$(PY) -m pytest -q -rs --durations=15 tests/unit tests/dags tests/integration tests/system
 
 bench: venv
 	$(PY) bench/ingest.py
