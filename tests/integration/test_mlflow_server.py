@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from modelkit import MODEL_DAYS, MODEL_START, MlflowServer, model_env, run_dag, task_states
 
 LAST_DAY = MODEL_START + timedelta(days=MODEL_DAYS - 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modelkit import MODEL_DAYS, MODEL_START, model_env, run_dag, task_states
 
 LAST_DAY = MODEL_START + timedelta(days=MODEL_DAYS - 1)
