@@ -16,6 +16,7 @@ import pytest
 
 from modelkit import MODEL_DAYS, MODEL_START, model_env, run_dag, task_states
 
+ROOT = Path(__file__).resolve().parents[2]
 LAST_DAY = MODEL_START + timedelta(days=MODEL_DAYS - 1)
 
 
@@ -211,19 +212,47 @@ def test_a_champion_whose_artifact_is_missing_fails_clearly_and_leaves_the_regis
     ("run_type", "outcome"), [("asset_triggered", "AirflowSkipException"), ("manual", "AirflowFailException")]
 )
 def test_too_few_labels_skips_an_automatic_run_and_fails_a_manual_one(
-    registry_env: dict[str, Any], run_type: str, outcome: str
+    registry_env: dict[str, Any],
+    run_type: str,
+    outcome: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from types import SimpleNamespace
+    import yaml
 
     from nightshift.airflow.model import run_train
 
-    context: Any = {
+    # a spec that trains on every batch, so the champion does not stop the automatic run first
+    data = yaml.safe_load((ROOT / "datasets" / "payments.yaml").read_text())
+    data["retrain"] = {"on_new_data": "always"}
+    (tmp_path / "payments.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(tmp_path))
+    with pytest.raises(Exception) as info:
+        run_train("payments", _context(run_type, as_of=MODEL_START + timedelta(days=5)))
+    assert type(info.value).__name__ == outcome
+    assert "labelled day(s) cannot make a split" in str(info.value)
+
+
+def _context(run_type: str, **params: Any) -> Any:
+    from types import SimpleNamespace
+
+    return {
         "dag_run": SimpleNamespace(
             dag_id="nightshift_train.payments", run_id=f"{run_type}__x", run_type=run_type
         ),
-        "params": {"as_of": (MODEL_START + timedelta(days=5)).isoformat()},
+        "params": {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in params.items()},
     }
-    with pytest.raises(Exception) as info:
-        run_train("payments", context)
-    assert type(info.value).__name__ == outcome
-    assert "labelled day(s) cannot make a split" in str(info.value)
+
+
+def test_new_data_does_not_retrain_once_a_champion_serves(registry_env: dict[str, Any]) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from nightshift import registry
+    from nightshift.airflow.model import run_train
+
+    champion = registry.alias_version(registry_env["client"], "payments", "champion")
+    assert champion is not None, "runs after the module's earlier tests promoted a champion"
+    versions = len(_versions(registry_env["client"]))
+    with pytest.raises(AirflowSkipException, match=rf"champion v{champion} serves.*nightshift_retrain"):
+        run_train("payments", _context("asset_triggered"))
+    assert len(_versions(registry_env["client"])) == versions
