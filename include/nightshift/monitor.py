@@ -297,7 +297,7 @@ class Alert:
 
     dataset: str
     kind: str  # "drift", "performance" or "drift+performance"
-    dt: str  # the latest day evaluated
+    dt: str  # the newest day monitored for this version when the alert was raised
     version: str  # the champion the evidence is about
     onset: str  # first day of the run of bad days: retraining uses data from here on
     reason: str
@@ -348,7 +348,7 @@ def decide_alert(
     perf_hit = len(perf_run) >= a.performance_consecutive_days
     if not (drift_hit or perf_hit):
         return None
-    reasons, days, onsets, last = [], [], [], []
+    reasons, days, onsets = [], [], []
     if drift_hit:
         shares = ", ".join(f"{r['dt']} {r['drift_share']:.2f}" for r in drift_run)
         reasons.append(
@@ -360,7 +360,6 @@ def decide_alert(
             for r in drift_run
         ]
         onsets.append(drift_run[0]["dt"])
-        last.append(drift_run[-1]["dt"])
     if perf_hit:
         aucs = ", ".join(f"{r['dt']} {r['roc_auc']:.3f}" for r in perf_run)
         reasons.append(
@@ -369,12 +368,13 @@ def decide_alert(
         )
         days += [{"dt": r["dt"], "roc_auc": r["roc_auc"], "log_loss": r["log_loss"]} for r in perf_run]
         onsets.append(perf_run[0]["dt"])
-        last.append(perf_run[-1]["dt"])
     kind = "drift+performance" if drift_hit and perf_hit else "drift" if drift_hit else "performance"
     return Alert(
         dataset=spec.name,
         kind=kind,
-        dt=max(last),
+        # the newest day known, whatever the kind: a performance run ends label-delay days
+        # earlier, and cooldown/budget count from this day
+        dt=max(r["dt"] for r in mine),
         version=str(version),
         onset=min(onsets),
         reason=f"v{version}: " + "; ".join(reasons),

@@ -67,6 +67,9 @@ def test_performance_alert_below_the_holdout_auc(spec: DatasetSpec) -> None:
     rows = [_row(i, 0.05, 0.88) for i in range(10)] + [_row(10, 0.05, 0.80)]
     alert = decide_alert(rows, spec, "1", holdout_auc=0.89)
     assert alert is not None and alert.kind == "performance" and alert.onset == "2026-05-11"
+    # the alert's day is the newest monitored day, not the (label-delayed) last bad day
+    later = decide_alert([*rows, _row(11, 0.05), _row(12, 0.05), _row(13, 0.05)], spec, "1", 0.89)
+    assert later is not None and later.onset == "2026-05-11" and later.dt == "2026-05-14"
     assert "AUC below 0.840" in alert.reason
     assert decide_alert(rows, spec, "1", holdout_auc=None) is None  # no floor known
 
