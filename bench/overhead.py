@@ -1,0 +1,887 @@
+"""Orchestration overhead: one nightly cycle through Airflow vs the same core calls in one process.
+
+The cycle of one day ("day 7") of the demo dataset: ingest the day's events and the labels that
+land that day (GX validation), score the day with the champion, train on the window (retraining
+on new data), gate, promote or reject, monitor (Evidently drift of the day, performance of the
+day whose labels landed) and the alert policy. The same cycle runs twice on identical inputs:
+
+* **A, in one process**: a fresh interpreter calls ``ingest_partition`` (events, labels),
+  ``score_step``, ``train_step``, ``gate_step``, ``decide_step``, ``monitor_step`` and
+  ``alert_step`` in that order. Its wall time (interpreter start, the imports once, the calls,
+  exit) is the baseline; each call and the imports are timed apart.
+* **B, through Airflow**: dag-processor, scheduler (LocalExecutor, parallelism 2) and api-server
+  on 127.0.0.1 with their own SQLite metadata DB (``tests/system/airflowkit.py``);
+  ``nightshift_ingest/score/train/monitor`` unpaused (``nightshift_retrain`` stays paused), then
+  ``nightshift_ingest.payments`` triggered with ``{"dt": day 7}``; the wall time runs from the
+  trigger until every one of those DAGs is idle (no queued or running run, no queued Asset event;
+  polled every 2 s). Each task's start and end come from the REST API, and its log splits it into
+  Airflow's pre/post-execute and the execute part (imports + the core call). Before the clock, a
+  warm-up run re-ingests day 0 (same bytes, no labels due) while the consumers are paused: the
+  first task each LocalExecutor worker runs pays a one-off start-up that a long-running
+  deployment does not pay every night.
+
+The benchmark spec is ``datasets/payments.yaml`` with a 3-day window (1 train, 1 validation,
+1 holdout day), at most 100 rounds and ``retrain.on_new_data: always``, written to a scratch
+datasets folder (``NIGHTSHIFT_DATASETS_DIR``). Days 0..7 are generated into the landing area of a
+scratch store at ``--rows`` a day; days 0..6 are ingested (labels arrive 3 days later), a first
+model is trained on them, gated and promoted, days 0..6 are scored and monitored, all with core
+calls and untimed. That state (store + MLflow SQLite DB + artifacts) is copied aside, and each arm
+starts from its own fresh copy of it, at the same paths, so both see byte-identical inputs.
+
+It prints B's wall ÷ A's wall (goal <= 1.15 at 1M rows a day), the per-step table of both arms,
+B's task timeline, and the drift step's time ÷ the training step's (goal <= 0.1), each with
+PASS/MISS; it never fails on a number (benchmarks report).
+
+    python bench/overhead.py                 # 1M rows a day (14-22 min on 2 cores)
+    python bench/overhead.py --rows 100000   # smoke (~7 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness import INCLUDE, REPO, Result, Row, code_fingerprint, gib, verdict, worker_main
+
+SPEC_PATH = REPO / "datasets" / "payments.yaml"
+DATASET = "payments"
+START = date(2024, 3, 1)
+PREP_DAYS = 7  # days 0..6 make the initial state; day 7 is the measured cycle
+SEED = 42
+RUN_KEY_A = "bench/overhead/in-process"
+DAG_KINDS = ("ingest", "score", "train", "monitor")  # unpaused; nightshift_retrain stays paused
+OTHER_WORK = "scripts/step_days.py|bench/loop.py|pytest|airflow scheduler"
+
+# goals of the issue
+GOAL_AIRFLOW_VS_PROCESS = 1.15  # wall ratio at 1M rows a day, lower is better
+GOAL_DRIFT_VS_TRAIN = 0.1  # time ratio, lower is better
+
+# (step, DAG kind, task id): what each core call of arm A is in arm B
+STEPS: tuple[tuple[str, str, str], ...] = (
+    ("ingest events (GX)", "ingest", "ingest_events"),
+    ("ingest labels (GX)", "ingest", "ingest_labels"),
+    ("score", "score", "score"),
+    ("train", "train", "train"),
+    ("gate", "train", "gate"),
+    ("promote / reject", "train", "promote"),
+    ("monitor", "monitor", "monitor"),
+    ("alert", "monitor", "alert"),
+)
+
+# what the tasks import, each group alone in a fresh interpreter (what every task that needs it pays)
+IMPORT_GROUPS: dict[str, list[str]] = {
+    "great_expectations": ["great_expectations"],
+    "evidently": ["evidently", "evidently.presets", "evidently.metrics"],
+    "mlflow (+ pyfunc)": ["mlflow", "mlflow.pyfunc"],
+    "xgboost": ["xgboost"],
+    "sklearn (gate baseline)": ["sklearn.linear_model", "sklearn.metrics"],
+    "matplotlib.pyplot": ["matplotlib.pyplot"],
+    "pandas + pyarrow": ["pandas", "pyarrow.parquet"],
+    "airflow.sdk": ["airflow.sdk"],
+}
+# the order arm A imports everything once (before its first call; timed, reported apart)
+IMPORT_ORDER: tuple[tuple[str, list[str]], ...] = (
+    ("pandas + pyarrow + nightshift core", ["pandas", "pyarrow.parquet", "nightshift.pipeline"]),
+    ("great_expectations", ["great_expectations", "nightshift.validate", "nightshift.ingest"]),
+    ("mlflow (+ pyfunc)", ["mlflow", "mlflow.pyfunc", "nightshift.registry", "nightshift.model"]),
+    ("xgboost", ["xgboost", "nightshift.train"]),
+    ("sklearn", ["sklearn.linear_model", "sklearn.metrics", "nightshift.evaluate"]),
+    ("matplotlib.pyplot", ["matplotlib.pyplot"]),
+    ("evidently", ["evidently", "evidently.presets", "evidently.metrics", "nightshift.monitor"]),
+)
+
+if str(INCLUDE) not in sys.path:
+    sys.path.insert(0, str(INCLUDE))
+
+
+# ---- workers (each runs in its own fresh interpreter) ----------------------------------------
+def _spec_and_store() -> tuple[Any, Any]:
+    from nightshift.spec import find_spec
+    from nightshift.storage import Store
+
+    return find_spec(DATASET), Store()
+
+
+def w_prep(a: Result) -> Result:
+    """The initial state, with core calls: days 0..7 landed, days 0..6 ingested, a first model
+    trained, gated and promoted, days 0..6 scored and monitored."""
+    from nightshift.datagen import Scenario, generate
+    from nightshift.ingest import ingest_partition
+    from nightshift.pipeline import (
+        alert_step,
+        decide_step,
+        gate_step,
+        monitor_step,
+        score_step,
+        train_step,
+    )
+
+    spec, store = _spec_and_store()
+    start, n = date.fromisoformat(a["start"]), int(a["prep_days"])
+    days = [start + timedelta(days=i) for i in range(n)]
+    out: Result = {}
+
+    def timed(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        result = fn(*args, **kwargs)
+        out[name] = time.perf_counter() - t0
+        print(f"    prep: {name} {out[name]:.1f} s", file=sys.stderr, flush=True)
+        return result
+
+    timed("generate", generate, store, spec, start, n + 1, int(a["rows"]), SEED, Scenario())
+    for d in days:
+        timed(f"ingest events {d}", ingest_partition, store, spec, "events", d)
+    for d in days[spec.label.delay_days :]:
+        timed(f"ingest labels {d}", ingest_partition, store, spec, "labels", d)
+    key = "bench/overhead/champion"
+    trained = timed("train", train_step, store, spec, key)
+    verdict_ = timed("gate", gate_step, store, spec, trained["run_id"], key)
+    timed("promote", decide_step, store, spec, verdict_, actor="bench", trigger="bench/overhead prep")
+    if not verdict_["promote"]:
+        raise RuntimeError(f"the first model was not promoted: {verdict_['reason']}")
+    timed("score", score_step, store, spec, days)
+    timed("monitor", monitor_step, store, spec)
+    timed("alert", alert_step, store, spec)
+    return {
+        "seconds": out,
+        "champion": verdict_["version"],
+        "champion_window": trained["window"],
+        "champion_auc": trained["holdout_roc_auc"],
+    }
+
+
+def w_import(a: Result) -> Result:
+    """Import one group of modules in a fresh interpreter; the seconds it took."""
+    import importlib
+
+    t0 = time.perf_counter()
+    for m in a["modules"]:
+        importlib.import_module(m)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def w_noop(a: Result) -> Result:
+    return {}
+
+
+def w_cycle(a: Result) -> Result:
+    """Arm A: the day's cycle as core calls in this one (fresh) interpreter."""
+    import importlib
+
+    entered = time.time()
+    phases: list[Result] = []
+    t_start = time.perf_counter()
+    for name, modules in IMPORT_ORDER:
+        t0 = time.perf_counter()
+        for m in modules:
+            importlib.import_module(m)
+        phases.append({"phase": f"import {name}", "seconds": time.perf_counter() - t0, "kind": "import"})
+
+    import nightshift.monitor as nmon
+    from nightshift.ingest import ingest_partition
+    from nightshift.pipeline import (
+        alert_step,
+        decide_step,
+        gate_step,
+        monitor_step,
+        score_step,
+        train_step,
+    )
+
+    # the Evidently part of monitor_step: the report run and its HTML/JSON rendering
+    evidently: Result = {"drift_s": 0.0, "render_s": 0.0, "days": 0}
+    drift = nmon.drift
+
+    def timed_render(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                evidently["render_s"] += time.perf_counter() - t0
+
+        return run
+
+    def timed_drift(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        result, snapshot = drift(*args, **kwargs)
+        evidently["drift_s"] += time.perf_counter() - t0
+        evidently["days"] += 1
+        cls = type(snapshot)
+        if not getattr(cls, "_bench_timed", False):
+            cls.save_html = timed_render(cls.save_html)
+            cls.json = timed_render(cls.json)
+            cls._bench_timed = True
+        return result, snapshot
+
+    nmon.drift = timed_drift
+
+    spec, store = _spec_and_store()
+    day = date.fromisoformat(a["day"])
+    results: Result = {}
+
+    def step(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        phases.append({"phase": name, "seconds": time.perf_counter() - t0, "kind": "step"})
+        return out
+
+    ev = step("ingest events (GX)", ingest_partition, store, spec, "events", day)
+    lb = step("ingest labels (GX)", ingest_partition, store, spec, "labels", day)
+    results["ingested_rows"] = {"events": ev.rows, "labels": lb.rows}
+    scored = step("score", score_step, store, spec, [day])
+    results["scored"] = scored["scored"]
+    trained = step("train", train_step, store, spec, RUN_KEY_A)
+    results["trained"] = trained
+    gated = step("gate", gate_step, store, spec, trained["run_id"], RUN_KEY_A)
+    results["gate"] = {k: gated[k] for k in ("version", "promote", "reason", "champion")}
+    decided = step(
+        "promote / reject", decide_step, store, spec, gated, actor="bench", trigger="bench/overhead"
+    )
+    results["decision"] = decided.get("action")
+    monitored = step("monitor", monitor_step, store, spec)
+    results["monitor"] = {
+        "drift": [
+            {k: d[k] for k in ("dt", "version", "drift_share", "drifting")} for d in monitored["drift"]
+        ],
+        "performance": monitored["performance"],
+    }
+    alert = step("alert", alert_step, store, spec)
+    results["alert"] = alert
+    return {
+        "entered": entered,
+        "left": time.time(),
+        "inside_s": time.perf_counter() - t_start,
+        "phases": phases,
+        "evidently": evidently,
+        **results,
+    }
+
+
+WORKERS: dict[str, Callable[[Result], Result]] = {
+    "prep": w_prep,
+    "import": w_import,
+    "noop": w_noop,
+    "cycle": w_cycle,
+}
+
+
+# ---- the driver (stays small: no pyarrow, no mlflow) -----------------------------------------
+@dataclass
+class Paths:
+    root: Path
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def live(self) -> Path:
+        """Where an arm runs: its store, MLflow DB and artifacts, state dir (same paths for both)."""
+        return self.root / "live"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "initial-state"
+
+    @property
+    def airflow(self) -> Path:
+        return self.root / "airflow"
+
+
+def write_spec(paths: Paths) -> Result:
+    """The benchmark spec: the demo's, with a small window and retraining on every new day."""
+    import yaml
+
+    spec = dict(yaml.safe_load(SPEC_PATH.read_text()))
+    spec["training"] = {
+        **spec["training"],
+        "window_days": 3,
+        "validation_days": 1,
+        "holdout_days": 1,
+        "num_boost_round": 100,
+    }
+    spec["retrain"] = {**spec.get("retrain", {}), "on_new_data": "always"}
+    paths.datasets.mkdir(parents=True, exist_ok=True)
+    (paths.datasets / f"{DATASET}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return spec
+
+
+def arm_env(paths: Paths) -> dict[str, str]:
+    """What both arms (and every Airflow task) see: scratch store, MLflow SQLite, the spec."""
+    live = paths.live
+    return {
+        "NIGHTSHIFT_HOME": str(live / "home"),
+        "NIGHTSHIFT_STORE_URL": (live / "store").as_uri(),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{live / 'mlflow' / 'mlflow.db'}",
+        "NIGHTSHIFT_MLFLOW_ARTIFACTS": (live / "mlflow" / "artifacts").as_uri(),
+        "NIGHTSHIFT_DATASETS_DIR": str(paths.datasets),
+        "NIGHTSHIFT_DATASETS": DATASET,
+        "NIGHTSHIFT_INGEST_SCHEDULE": "none",
+        "NIGHTSHIFT_DEVICE": "cpu",
+        "NIGHTSHIFT_RETRY_DELAY_S": "10",
+        "GX_ANALYTICS_ENABLED": "False",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MPLBACKEND": "Agg",
+        "PYTHONWARNINGS": "ignore",
+        # as scripts/env.sh: every task process reads DAG files at most every 30 s
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+    }
+
+
+def clean_environ() -> None:
+    """Drop settings of a demo or another stack from this process (the arms set their own)."""
+    for k in list(os.environ):
+        if k.startswith(("AIRFLOW", "NIGHTSHIFT_", "MLFLOW_")) or k == "PYTHONDONTWRITEBYTECODE":
+            del os.environ[k]
+
+
+def run_worker(name: str, args: Result, paths: Paths, show_stderr: bool = False) -> harness.Run:
+    env = {**os.environ, **arm_env(paths), "AIRFLOW_HOME": str(paths.root / "airflow-imports")}
+    (paths.live / "home").mkdir(parents=True, exist_ok=True)
+    return harness.run_worker(__file__, name, args, paths.root, env, show_stderr=show_stderr)
+
+
+def cores_busy(seconds: float = 5.0) -> float:
+    """Mean cores busy (all processes) over the next ``seconds``."""
+    b0, t0 = harness._cpu_busy_s(), time.perf_counter()
+    time.sleep(seconds)
+    return (harness._cpu_busy_s() - b0) / (time.perf_counter() - t0)
+
+
+def other_work() -> list[str]:
+    """Other benchmarks, demos, test suites or schedulers running on the machine now."""
+    out = subprocess.run(["pgrep", "-af", OTHER_WORK], capture_output=True, text=True, check=False)
+    me = str(os.getpid())
+    return [line[:160] for line in out.stdout.splitlines() if line and line.split()[0] != me]
+
+
+def load_snapshot(label: str) -> Result:
+    return {
+        "at": label,
+        "loadavg": list(os.getloadavg()),
+        "cores_busy_5s": cores_busy(),
+        "other_work": other_work(),
+    }
+
+
+# ---- arm B: Airflow --------------------------------------------------------------------------
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def _busy(stack: Any) -> list[str]:
+    """The nightshift DAGs still at work: runs queued or running, Asset events not yet runs."""
+    busy = []
+    for kind in DAG_KINDS:
+        dag_id = urllib.parse.quote(f"nightshift_{kind}.{DATASET}")
+        q = urllib.parse.urlencode([("state", "queued"), ("state", "running"), ("limit", 1)])
+        n = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{q}")["total_entries"]
+        queued = 0
+        if kind != "ingest":
+            queued = stack.request("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents")["total_entries"]
+        if n or queued:
+            busy.append(f"{kind}({n} run(s){', events queued' if queued else ''})")
+    return busy
+
+
+def wait_idle(stack: Any, t0: float, timeout: float, poll_s: float) -> tuple[float, int]:
+    """Seconds from ``t0`` to the first poll of the final idle stretch (two idle polls in a
+    row), and how many polls it took."""
+    first_idle: float | None = None
+    polls = 0
+    while time.perf_counter() - t0 < timeout:
+        polls += 1
+        now = time.perf_counter()
+        if _busy(stack):
+            first_idle = None
+        elif first_idle is None:
+            first_idle = now
+        else:
+            return first_idle - t0, polls
+        time.sleep(max(0.0, poll_s - (time.perf_counter() - now)))
+    raise TimeoutError(f"still busy after {timeout:.0f} s: {', '.join(_busy(stack))}")
+
+
+def collect(stack: Any, t_trigger: float, exclude: frozenset[str] = frozenset()) -> Result:
+    """Every run and task instance of the nightshift DAGs, times relative to the trigger."""
+    runs: list[Result] = []
+    tis: list[Result] = []
+    for kind in (*DAG_KINDS, "retrain"):
+        dag_id = f"nightshift_{kind}.{DATASET}"
+        for r in stack.runs(dag_id):
+            if r["dag_run_id"] in exclude:
+                continue
+            runs.append(
+                {
+                    "dag": kind,
+                    "run_id": r["dag_run_id"],
+                    "run_type": r["run_type"],
+                    "state": r["state"],
+                    "queued": _rel(r.get("queued_at"), t_trigger),
+                    "start": _rel(r.get("start_date"), t_trigger),
+                    "end": _rel(r.get("end_date"), t_trigger),
+                }
+            )
+            path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(r['dag_run_id'])}/taskInstances"
+            for t in stack.request("GET", path)["task_instances"]:
+                tis.append(
+                    {
+                        "dag": kind,
+                        "run_id": r["dag_run_id"],
+                        "task": t["task_id"],
+                        "state": t["state"],
+                        "try_number": t.get("try_number"),
+                        "scheduled": _rel(t.get("scheduled_when"), t_trigger),
+                        "queued": _rel(t.get("queued_when"), t_trigger),
+                        "start": _rel(t.get("start_date"), t_trigger),
+                        "end": _rel(t.get("end_date"), t_trigger),
+                        "duration": t.get("duration"),
+                    }
+                )
+    tis.sort(key=lambda t: (t["start"] if t["start"] is not None else 1e18, t["dag"], t["task"]))
+    return {"runs": runs, "tasks": tis}
+
+
+def log_phases(home: Path, t: Result, dag_id: str, t_trigger: float) -> Result:
+    """From the task's own log (JSON lines): when Airflow's pre-execute (worker start-up, DAG
+    file parse) ended and post-execute began, relative to the trigger; ``{}`` without a log."""
+    path = (
+        home
+        / "logs"
+        / f"dag_id={dag_id}"
+        / f"run_id={t['run_id']}"
+        / f"task_id={t['task']}"
+        / f"attempt={t['try_number'] or 1}.log"
+    )
+    if not path.exists():
+        return {}
+    pre_end = post_start = None
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        event = str(rec.get("event", ""))
+        if pre_end is None and event == "::endgroup::":
+            pre_end = _rel(rec.get("timestamp"), t_trigger)
+        elif event == "::group::Post Execute":
+            post_start = _rel(rec.get("timestamp"), t_trigger)
+    return {"pre_end": pre_end, "post_start": post_start}
+
+
+def _rel(value: str | None, t0: float) -> float | None:
+    ts = _ts(value)
+    return None if ts is None else ts - t0
+
+
+def airflow_arm(paths: Paths, day: date, timeout: float, poll_s: float) -> Result:
+    sys.path.insert(0, str(REPO / "tests" / "system"))
+    from airflowkit import AirflowStack
+
+    stack = AirflowStack(paths.airflow, extra_env=arm_env(paths))
+    ingest = f"nightshift_ingest.{DATASET}"
+    t_start = time.perf_counter()
+    try:
+        stack.start()
+        for kind in DAG_KINDS:
+            stack.wait_dag(f"nightshift_{kind}.{DATASET}")
+        startup_s = time.perf_counter() - t_start
+        # Warm-up (untimed): the first task each LocalExecutor worker runs pays a one-off start-up
+        # that a long-running deployment pays once, not every night. Re-ingesting day 0 (same
+        # bytes; no labels due that day) runs both sensors at once, so both workers warm up, while
+        # the consumers are paused (Airflow queues no Asset events for paused DAGs).
+        stack.unpause(ingest)
+        t_warm = time.time()
+        warm_id = stack.trigger(ingest, {"dt": START.isoformat()})
+        warm_run = stack.wait_run(ingest, lambda x: x["dag_run_id"] == warm_id, timeout=timeout)
+        warm = collect(stack, t_warm)
+        for t in warm["tasks"]:
+            t.update(log_phases(paths.airflow, t, ingest, t_warm))
+        for kind in DAG_KINDS[1:]:
+            stack.unpause(f"nightshift_{kind}.{DATASET}")
+        time.sleep(10)  # let the scheduler settle and see the unpaused DAGs
+        before = load_snapshot("before arm B (stack up, idle)")
+        b0 = harness._cpu_busy_s()
+        t_trigger, t0 = time.time(), time.perf_counter()
+        stack.trigger(f"nightshift_ingest.{DATASET}", {"dt": day.isoformat()})
+        wall, polls = wait_idle(stack, t0, timeout, poll_s)
+        cores = (harness._cpu_busy_s() - b0) / (time.perf_counter() - t0)
+        data = collect(stack, t_trigger, exclude=frozenset({warm_id}))
+    finally:
+        stack.stop()
+    for t in data["tasks"]:
+        t.update(log_phases(paths.airflow, t, f"nightshift_{t['dag']}.{DATASET}", t_trigger))
+    return {
+        "wall_s": wall,
+        "polls": polls,
+        "poll_s": poll_s,
+        "startup_s": startup_s,
+        "cores_busy": cores,
+        "load_before": before,
+        "warmup": {"state": warm_run["state"], **warm},
+        **data,
+    }
+
+
+# ---- the whole benchmark ---------------------------------------------------------------------
+def bench(rows: int, root: Path, timeout: float, poll_s: float, keep: bool) -> Result:
+    paths = Paths(root / f"overhead-{rows}")
+    shutil.rmtree(paths.root, ignore_errors=True)
+    paths.live.mkdir(parents=True)
+    spec = write_spec(paths)
+    day = START + timedelta(days=PREP_DAYS)
+
+    def log(msg: str) -> None:
+        print(f"  [{rows:,} rows a day] {msg}", flush=True)
+
+    try:
+        log(f"initial state: days {START}..{day} land, {START}..{day - timedelta(days=1)} ingested, ...")
+        t0 = time.perf_counter()
+        prep_args = {"start": START.isoformat(), "prep_days": PREP_DAYS, "rows": rows}
+        prep = run_worker("prep", prep_args, paths, show_stderr=True)
+        log(f"initial state in {time.perf_counter() - t0:.0f} s (champion v{prep.result['champion']})")
+        shutil.copytree(paths.live, paths.snapshot)
+
+        log("import costs, each group alone in a fresh interpreter ...")
+        bare = min(run_worker("noop", {}, paths).wall_s for _ in range(3))
+        imports = {
+            name: run_worker("import", {"modules": mods}, paths).result["seconds"]
+            for name, mods in IMPORT_GROUPS.items()
+        }
+
+        log(f"arm A: the cycle of {day} in one fresh interpreter ...")
+        load_a = load_snapshot("before arm A")
+        own0, before_a = harness._children_cpu_s(), time.time()
+        arm_a = run_worker("cycle", {"day": day.isoformat()}, paths)
+        cpu_a, after_a = harness._children_cpu_s() - own0, time.time()
+        a = {
+            **arm_a.result,
+            "startup_s": arm_a.result["entered"] - before_a,
+            "exit_s": after_a - arm_a.result["left"],
+            "wall_s": arm_a.wall_s,
+            "other_cores": arm_a.other_cores,
+            "cpu_s": cpu_a,
+            "load_before": load_a,
+        }
+        log(f"arm A: {arm_a.wall_s:.1f} s (outside load {arm_a.other_cores:.2f} cores)")
+
+        if keep:
+            shutil.move(paths.live, paths.root / "arm-a")  # its MLflow DB still names live/ paths
+        else:
+            shutil.rmtree(paths.live)
+        shutil.copytree(paths.snapshot, paths.live)
+
+        log("arm B: the same day through Airflow (stack start-up not timed) ...")
+        b = airflow_arm(paths, day, timeout, poll_s)
+        log(f"arm B: {b['wall_s']:.1f} s from the trigger to idle")
+        load_after = load_snapshot("after both arms (stack stopped)")
+    finally:
+        if not keep:
+            shutil.rmtree(paths.root, ignore_errors=True)
+    return {
+        "rows_per_day": rows,
+        "day": day.isoformat(),
+        "window": {k: spec["training"][k] for k in ("window_days", "validation_days", "holdout_days")},
+        "num_boost_round": spec["training"]["num_boost_round"],
+        "prep": {**prep.result, "wall_s": prep.wall_s},
+        "interpreter_s": bare,
+        "imports_alone": imports,
+        "a": a,
+        "b": b,
+        "load_after": load_after,
+        "kept": str(paths.root) if keep else None,
+    }
+
+
+# ---- the report ------------------------------------------------------------------------------
+def _b_tasks(b: Result, kind: str, task: str) -> list[Result]:
+    return [t for t in b["tasks"] if t["dag"] == kind and t["task"] == task]
+
+
+def _dur(t: Result) -> float:
+    if t["start"] is None or t["end"] is None:
+        return 0.0
+    return float(t["end"] - t["start"])
+
+
+def _split(t: Result) -> tuple[float, float]:
+    """(Airflow's own part: pre-execute + post-execute, the execute part: imports + the call)
+    of a task's duration, from its log; all of it counts as execute when the log lacks marks."""
+    d = _dur(t)
+    pre, post = t.get("pre_end"), t.get("post_start")
+    if pre is None or post is None or t["start"] is None or t["end"] is None:
+        return 0.0, d
+    execute = max(0.0, post - pre)
+    return d - execute, execute
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for s, e in sorted(intervals):
+        if e <= end:
+            continue
+        total += e - max(s, end)
+        end = e
+    return total
+
+
+def summary(r: Result) -> Result:
+    """The numbers the report and the docs use."""
+    a, b = r["a"], r["b"]
+    phase = {p["phase"]: p["seconds"] for p in a["phases"]}
+    done = [t for t in b["tasks"] if t["start"] is not None and t["end"] is not None]
+    busy = _union([(t["start"], t["end"]) for t in done])
+    last_end = max((t["end"] for t in done), default=0.0)
+    evid = a["evidently"]["drift_s"] + a["evidently"]["render_s"]
+    train_a = phase["train"]
+    bad = [t for t in b["tasks"] if t["state"] not in ("success", "skipped") or (t["try_number"] or 1) > 1]
+    return {
+        "a_wall": a["wall_s"],
+        "a_steps": sum(p["seconds"] for p in a["phases"] if p["kind"] == "step"),
+        "a_imports": sum(p["seconds"] for p in a["phases"] if p["kind"] == "import"),
+        "a_phase": phase,
+        "b_wall": b["wall_s"],
+        "b_last_end": last_end,
+        "b_task_sum": sum(_dur(t) for t in done),
+        "b_airflow_sum": sum(_split(t)[0] for t in done),
+        "b_execute_sum": sum(_split(t)[1] for t in done),
+        "b_queue_sum": sum(t["start"] - t["queued"] for t in done if t["queued"] is not None),
+        "b_busy": busy,
+        "b_idle": last_end - busy,
+        "ratio": b["wall_s"] / a["wall_s"],
+        "ratio_last_end": last_end / a["wall_s"],
+        "drift": evid,
+        "drift_ratio": evid / train_a,
+        "monitor_ratio": phase["monitor"] / train_a,
+        "bad_tasks": bad,
+    }
+
+
+def table_rows(r: Result) -> list[Row]:
+    s = summary(r)
+    train_b = sum(_dur(t) for t in _b_tasks(r["b"], "train", "train"))
+    monitor_b = sum(_dur(t) for t in _b_tasks(r["b"], "monitor", "monitor"))
+    return [
+        Row(
+            "cycle wall: Airflow / one process",
+            f"{s['b_wall']:.1f} s",
+            f"{s['a_wall']:.1f} s",
+            s["ratio"],
+            f"<= {GOAL_AIRFLOW_VS_PROCESS}",
+            verdict(s["ratio"] <= GOAL_AIRFLOW_VS_PROCESS) if not s["bad_tasks"] else "n/a",
+        ),
+        Row(
+            "  same, to the last task's end",
+            f"{s['b_last_end']:.1f} s",
+            f"{s['a_wall']:.1f} s",
+            s["ratio_last_end"],
+            "(info)",
+            "",
+        ),
+        Row(
+            "  Airflow: sum of task durations / A's calls",
+            f"{s['b_task_sum']:.1f} s",
+            f"{s['a_steps']:.1f} s",
+            s["b_task_sum"] / s["a_steps"],
+            "(info)",
+            "",
+        ),
+        Row(
+            "  Airflow: some task running / none",
+            f"{s['b_busy']:.1f} s / {s['b_idle']:.1f} s",
+            "",
+            None,
+            "(info)",
+            "",
+        ),
+        Row(
+            "drift (Evidently) / training, one process",
+            f"{s['drift']:.2f} s",
+            f"{s['a_phase']['train']:.2f} s",
+            s["drift_ratio"],
+            f"<= {GOAL_DRIFT_VS_TRAIN}",
+            verdict(s["drift_ratio"] <= GOAL_DRIFT_VS_TRAIN),
+        ),
+        Row(
+            "  whole monitor_step / train_step",
+            f"{s['a_phase']['monitor']:.2f} s",
+            f"{s['a_phase']['train']:.2f} s",
+            s["monitor_ratio"],
+            "(info)",
+            "",
+        ),
+        Row(
+            "  Airflow: monitor task(s) / train task",
+            f"{monitor_b:.2f} s",
+            f"{train_b:.2f} s",
+            monitor_b / train_b if train_b else None,
+            "(info)",
+            "",
+        ),
+    ]
+
+
+def _f(v: float | None, width: int = 7) -> str:
+    return f"{v:{width}.1f}" if v is not None else " " * (width - 1) + "-"
+
+
+def print_report(r: Result) -> None:
+    s = summary(r)
+    a, b = r["a"], r["b"]
+    w = r["window"]
+    print()
+    print(
+        f"== the cycle of {r['day']}: {r['rows_per_day']:,} rows a day, window {w['window_days']} days "
+        f"({w['window_days'] - w['validation_days'] - w['holdout_days']} train, {w['validation_days']} "
+        f"validation, {w['holdout_days']} holdout), at most {r['num_boost_round']} rounds =="
+    )
+    if r["rows_per_day"] != 1_000_000:
+        print(f"(the wall-ratio goal is stated at 1M rows a day; this run has {r['rows_per_day']:,})")
+    head = ("metric", "value", "baseline", "ratio", "goal", "")
+    widths = [44, 20, 12, 6, 8, 4]
+    print("  ".join(h.ljust(x) for h, x in zip(head, widths, strict=True)))
+    for row in table_rows(r):
+        ratio = f"{row.ratio:.2f}" if row.ratio is not None else ""
+        cells = (row.metric, row.value, row.baseline, ratio, row.goal, row.verdict)
+        print("  ".join(c.ljust(x) for c, x in zip(cells, widths, strict=True)))
+
+    print(
+        "\nstep by step, seconds (A: the core call in one process; B: the Airflow task(s), start to end,"
+        "\nsplit by its log into Airflow's pre/post-execute and the execute part: imports + the call):"
+    )
+    print(f"  {'step':<30} {'A':>7} {'B task':>7} {'B airflow':>9} {'B execute':>9} {'runs':>4} {'B - A':>7}")
+    print(f"  {'interpreter start-up':<30} {a['startup_s']:7.2f}")
+    print(f"  {'imports (once)':<30} {s['a_imports']:7.2f}")
+    for p in a["phases"]:
+        if p["kind"] == "import":
+            print(f"    {p['phase'][7:]:<28} {p['seconds']:7.2f}")
+    for name, kind, task in STEPS:
+        tis = _b_tasks(b, kind, task)
+        tb = sum(_dur(t) for t in tis)
+        af = sum(_split(t)[0] for t in tis)
+        ta = s["a_phase"][name]
+        print(f"  {name:<30} {ta:7.2f} {tb:7.2f} {af:9.2f} {tb - af:9.2f} {len(tis):>4} {tb - ta:+7.2f}")
+    mapped = {(k, t) for _, k, t in STEPS}
+    others = [t for t in b["tasks"] if (t["dag"], t["task"]) not in mapped]
+    if others:
+        tb = sum(_dur(t) for t in others)
+        af = sum(_split(t)[0] for t in others)
+        names = ", ".join(sorted({t["task"] for t in others}))
+        print(f"  {names:<30} {'-':>7} {tb:7.2f} {af:9.2f} {tb - af:9.2f} {len(others):>4}")
+    print(f"  {'interpreter exit':<30} {a['exit_s']:7.2f}")
+    print(
+        f"  {'total':<30} {s['a_wall']:7.2f} {s['b_task_sum']:7.2f} {s['b_airflow_sum']:9.2f} "
+        f"{s['b_execute_sum']:9.2f}   (B: sum over tasks; they overlap)"
+    )
+    print(
+        f"  {'wall':<30} {s['a_wall']:7.2f} {s['b_wall']:7.2f}   "
+        f"(B: trigger to idle, polled every {b['poll_s']:g} s)"
+    )
+
+    print("\nB timeline (seconds after the trigger; queued -> start is the wait for a free slot):")
+    print(
+        f"  {'dag.task':<24} {'run type':<16} {'queued':>7} {'start':>7} {'exec at':>7} "
+        f"{'post at':>7} {'end':>7}  state"
+    )
+    for t in b["tasks"]:
+        run = next(x for x in b["runs"] if x["run_id"] == t["run_id"] and x["dag"] == t["dag"])
+        retry = f" (try {t['try_number']})" if (t["try_number"] or 1) > 1 else ""
+        print(
+            f"  {t['dag'] + '.' + t['task']:<24} {run['run_type']:<16} {_f(t['queued'])} {_f(t['start'])} "
+            f"{_f(t.get('pre_end'))} {_f(t.get('post_start'))} {_f(t['end'])}  {t['state']}{retry}"
+        )
+    print(
+        f"  B: waiting for a slot {s['b_queue_sum']:.1f} s in all; no task running for {s['b_idle']:.1f} s "
+        f"of {s['b_last_end']:.1f} s; {b['cores_busy']:.2f} cores busy on average (all processes)"
+    )
+    warm = [t for t in b["warmup"]["tasks"] if t["start"] is not None]
+    print(
+        f"  warm-up before the clock (re-ingest of {START}, {b['warmup']['state']}): "
+        + ", ".join(f"{t['task']} {_dur(t):.1f} s (Airflow part {_split(t)[0]:.1f} s)" for t in warm)
+    )
+    if s["bad_tasks"]:
+        print("WARNING: tasks failed or retried in arm B; the Airflow wall is not a clean measurement:")
+        for t in s["bad_tasks"]:
+            print(f"  {t['dag']}.{t['task']} {t['state']} (try {t['try_number']})")
+
+    print("\nimport time of each group alone, in a fresh interpreter (what every task needing it pays):")
+    print(f"  bare interpreter start + exit: {r['interpreter_s']:.2f} s")
+    for name, sec in r["imports_alone"].items():
+        print(f"  {name:<28} {sec:6.2f} s")
+    gate, trained = a["gate"], a["trained"]
+    b_promote = [t["state"] for t in _b_tasks(b, "train", "promote")]
+    print(
+        f"\nA: window {trained['window']}, holdout AUC {trained['holdout_roc_auc']:.4f}, "
+        f"gate v{gate['version']} {'promoted' if gate['promote'] else 'rejected'} ({gate['reason'][:90]}); "
+        f"B: promote task {', '.join(b_promote) or 'absent'}; "
+        f"alert: {a['alert']['reason'] if a['alert'] else 'none'}"
+    )
+    print(
+        f"A: drift of {a['evidently']['days']} day(s): Evidently report {a['evidently']['drift_s']:.2f} s, "
+        f"HTML+JSON {a['evidently']['render_s']:.2f} s; performance of "
+        f"{', '.join(p['dt'] for p in a['monitor']['performance']) or 'no day'}; "
+        f"CPU {a['cpu_s']:.1f} s in {s['a_wall']:.1f} s wall, outside load {a['other_cores']:.2f} cores"
+    )
+    print(f"prep (untimed): {r['prep']['wall_s']:.0f} s; Airflow start-up (untimed): {b['startup_s']:.0f} s")
+    for snap in (a["load_before"], b["load_before"], r["load_after"]):
+        la = ", ".join(f"{x:.2f}" for x in snap["loadavg"])
+        seen = "; ".join(snap["other_work"]) or "none"
+        busy = f"{snap['cores_busy_5s']:.2f} cores busy"
+        print(f"load {snap['at']}: loadavg {la}; {busy}; other work: {seen}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=1_000_000, help="rows a day (default 1,000,000)")
+    p.add_argument("--root", type=Path, default=Path("/tmp/bench"), help="scratch folder")
+    p.add_argument("--timeout", type=float, default=1800, help="most seconds arm B may take")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between idle checks in arm B")
+    p.add_argument("--keep", action="store_true", help="keep the stores, MLflow DBs and Airflow home")
+    p.add_argument("--json", type=Path, help="also write the raw results here")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--args", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    ns = p.parse_args(argv)
+    if ns.worker:
+        worker_main(WORKERS, ns.worker, ns.args, ns.out)
+        return 0
+
+    clean_environ()
+    root: Path = ns.root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    code = code_fingerprint(("pipeline.py", "ingest.py", "validate.py", "monitor.py", "train.py"))
+    print(
+        f"orchestration overhead benchmark: nightshift code {code}, {os.cpu_count()} cores, "
+        f"{gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} RAM, Python "
+        f"{sys.version.split()[0]}, apache-airflow {version('apache-airflow')}, mlflow {version('mlflow')}, "
+        f"great_expectations {version('great_expectations')}, evidently {version('evidently')}, "
+        f"xgboost {version('xgboost')}; loadavg {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"scratch {root}",
+        flush=True,
+    )
+    r = bench(ns.rows, root, ns.timeout, ns.poll, ns.keep)
+    r["code"] = code
+    print_report(r)
+    out = ns.json or root / f"overhead-{ns.rows}-results.json"
+    out.write_text(json.dumps(r, indent=2, default=str))
+    print(f"\nraw results: {out}" + (f"; scratch kept in {r['kept']}" if r["kept"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
