@@ -23,7 +23,8 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from nightshift.airflow.assets import alert_asset, champion_asset
-from nightshift.airflow.dagconfig import REGISTRY_POOL, dataset_names, default_args
+from nightshift.airflow.dagconfig import dataset_names, default_args
+from nightshift.airflow.tasks import gate_and_promote
 
 
 def build(name: str) -> DAG:
@@ -56,25 +57,13 @@ def build(name: str) -> DAG:
 
             return run_retrain_train(name, decision, context)  # type: ignore[arg-type]
 
-        @task
-        def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from nightshift.airflow.model import run_gate
-
-            return run_gate(name, trained, context)  # type: ignore[arg-type]
-
-        @task(pool=REGISTRY_POOL, outlets=[champion])
-        def promote(verdict: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from nightshift.airflow.model import run_promote
-
-            return run_promote(name, verdict, context, champion)  # type: ignore[arg-type]
-
         @task(trigger_rule="all_done")
         def record(**context: Any) -> dict[str, Any] | None:
             from nightshift.airflow.loop import run_retrain_record
 
             return run_retrain_record(name, context)  # type: ignore[arg-type]
 
-        promote(gate(train(decide()))) >> record()
+        gate_and_promote(name, champion, train(decide())) >> record()
     return dag
 
 

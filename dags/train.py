@@ -27,7 +27,8 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from nightshift.airflow.assets import champion_asset, curated_asset
-from nightshift.airflow.dagconfig import REGISTRY_POOL, dataset_names, default_args
+from nightshift.airflow.dagconfig import dataset_names, default_args
+from nightshift.airflow.tasks import gate_and_promote
 
 NULL_INT = ["null", "integer"]
 
@@ -66,19 +67,7 @@ def build(name: str) -> DAG:
 
             return run_train(name, context)  # type: ignore[arg-type]
 
-        @task
-        def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from nightshift.airflow.model import run_gate
-
-            return run_gate(name, trained, context)  # type: ignore[arg-type]
-
-        @task(pool=REGISTRY_POOL, outlets=[champion])
-        def promote(verdict: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from nightshift.airflow.model import run_promote
-
-            return run_promote(name, verdict, context, champion)  # type: ignore[arg-type]
-
-        promote(gate(train()))
+        gate_and_promote(name, champion, train())
     return dag
 
 

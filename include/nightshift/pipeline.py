@@ -523,6 +523,12 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
     days = [d for d in predicted if d >= first]
     arrivals = store.list_partitions(store.path("labels", spec.name))
     refs: dict[str, _Reference] = {}
+
+    def ref_for(version: str) -> _Reference:  # loaded once per version and monitor run
+        if version not in refs:
+            refs[version] = _reference(client, spec, version)
+        return refs[version]
+
     new_rows: list[dict[str, Any]] = []
     drifted: list[dict[str, Any]] = []
     perfs: list[dict[str, Any]] = []
@@ -535,7 +541,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
         drift_summary = f"{drift_dir}/v{version}-summary.json"
         if not store.exists(drift_summary):
             table, version = _scored(store, spec, dt)
-            ref = refs.get(version) or refs.setdefault(version, _reference(client, spec, version))
+            ref = ref_for(version)
             result, snapshot = monitor.drift(ref.table, table, spec, ref.weights, dt, version)
             with tempfile.TemporaryDirectory() as tmp_s:
                 tmp = Path(tmp_s)
@@ -573,7 +579,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
         y = label_array(joined, spec)
         p = np.asarray(joined.column(SCORE).to_numpy(), dtype=np.float64)
         evaluation = ev.evaluate(f"v{version} on {dt}", joined, y, p, spec, version=version)
-        ref = refs.get(version) or refs.setdefault(version, _reference(client, spec, version))
+        ref = ref_for(version)
         summary = {
             "dt": dt.isoformat(),
             "version": version,
