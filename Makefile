@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo down test lint unit dags integration system bench clean venv
+.PHONY: demo down test lint unit dags integration system bench clean venv services-deps services-up services-down
 
 venv: $(VENV)/.synced
 
@@ -19,6 +19,21 @@ $(UV):
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python python3
 	touch $@
+
+# Debian's PostgreSQL and Redis for the local Celery topology (installed once, never started here)
+services-deps:
+	@command -v redis-server >/dev/null && { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
+	  echo "installing postgresql and redis-server from Debian's packages"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends postgresql redis-server >/dev/null || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends postgresql redis-server >/dev/null; }; }
+
+# the docker-compose topology without Docker (CeleryExecutor, workers on default and gpu)
+services-up: venv services-deps
+	$(PY) scripts/services.py up
+
+services-down:
+	@if [ -x $(PY) ]; then $(PY) scripts/services.py down; fi
 
 demo: venv
 	scripts/demo.sh
@@ -40,10 +55,10 @@ dags: venv
 integration: venv
 	$(PY) -m pytest -q tests/integration
 
-system: venv
+system: venv services-deps
 	$(PY) -m pytest -q tests/system
 
-test: venv lint
+test: venv services-deps lint
 	$(PY) -m pytest -q -rs --durations=15 tests/unit tests/dags tests/integration tests/system
 
 bench: venv

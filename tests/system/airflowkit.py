@@ -25,13 +25,77 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class AirflowStack:
+class AirflowClient:
+    """A small client for Airflow's public REST API (token login as ``admin``)."""
+
+    def __init__(self, base: str, password: str = "admin") -> None:
+        self.base = base
+        self.password = password
+        self._token: str | None = None
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        if self._token is None and path != "/auth/token":
+            login = {"username": "admin", "password": self.password}
+            self._token = self.request("POST", "/auth/token", login)["access_token"]
+        req = urllib.request.Request(
+            self.base + path, data=json.dumps(body).encode() if body is not None else None, method=method
+        )
+        req.add_header("Content-Type", "application/json")
+        if self._token and path != "/auth/token":
+            req.add_header("Authorization", f"Bearer {self._token}")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def wait_dag(self, dag_id: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.request("GET", f"/api/v2/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} was not parsed within {timeout:.0f} s")
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        run = self.request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
+        )
+        return str(run["dag_run_id"])
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        q = urllib.parse.urlencode({"limit": 100})
+        return list(self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{q}")["dag_runs"])
+
+    def wait_run(self, dag_id: str, pick: Any, timeout: float = 600) -> dict[str, Any]:
+        """Wait until a run chosen by ``pick(run)`` exists and has finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for r in self.runs(dag_id):
+                if pick(r) and r["state"] in ("success", "failed"):
+                    return r
+            time.sleep(3)
+        raise TimeoutError(f"no finished run of {dag_id} within {timeout:.0f} s: {self.runs(dag_id)}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances"
+        return list(self.request("GET", path)["task_instances"])
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        return {t["task_id"]: t["state"] for t in self.task_instances(dag_id, run_id)}
+
+
+class AirflowStack(AirflowClient):
     """dag-processor, scheduler (LocalExecutor) and api-server; ``stop()`` kills them by group."""
 
     def __init__(self, home: Path, extra_env: dict[str, str] | None = None) -> None:
         self.home = home
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        super().__init__(f"http://127.0.0.1:{self.port}")
         home.mkdir(parents=True, exist_ok=True)
         (home / "passwords.json").write_text(json.dumps({"admin": "admin"}))
         self.env = {
@@ -56,7 +120,6 @@ class AirflowStack:
         }
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._token: str | None = None
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(
@@ -114,57 +177,3 @@ class AirflowStack:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)
         self.procs.clear()
-
-    # ---- REST ------------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        if self._token is None and path != "/auth/token":
-            self._token = self.request("POST", "/auth/token", {"username": "admin", "password": "admin"})[
-                "access_token"
-            ]
-        req = urllib.request.Request(
-            self.base + path, data=json.dumps(body).encode() if body is not None else None, method=method
-        )
-        req.add_header("Content-Type", "application/json")
-        if self._token and path != "/auth/token":
-            req.add_header("Authorization", f"Bearer {self._token}")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def wait_dag(self, dag_id: str, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.request("GET", f"/api/v2/dags/{dag_id}")
-                return
-            except urllib.error.HTTPError as exc:
-                if exc.code != 404:
-                    raise
-            time.sleep(2)
-        raise TimeoutError(f"{dag_id} was not parsed within {timeout:.0f} s")
-
-    def unpause(self, dag_id: str) -> None:
-        self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-        run = self.request(
-            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
-        )
-        return str(run["dag_run_id"])
-
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        q = urllib.parse.urlencode({"limit": 100})
-        return list(self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{q}")["dag_runs"])
-
-    def wait_run(self, dag_id: str, pick: Any, timeout: float = 600) -> dict[str, Any]:
-        """Wait until a run chosen by ``pick(run)`` exists and has finished."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for r in self.runs(dag_id):
-                if pick(r) and r["state"] in ("success", "failed"):
-                    return r
-            time.sleep(3)
-        raise TimeoutError(f"no finished run of {dag_id} within {timeout:.0f} s: {self.runs(dag_id)}")
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        tis = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances")
-        return {t["task_id"]: t["state"] for t in tis["task_instances"]}

@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from nightshift.airflow.store import get_store
+from nightshift.airflow.store import get_store, use_mlflow_connection
 from nightshift.spec import find_spec, parse_dt
 
 # runs the scheduler starts on its own: too little data yet is a skip, not an incident
@@ -52,6 +52,7 @@ def _bootstrap_only(dataset: str) -> str | None:
     spec = find_spec(dataset)
     if spec.retrain.on_new_data != "bootstrap":
         return None
+    use_mlflow_connection()
     version = registry.alias_version(registry.configure(), dataset, registry.CHAMPION)
     if version is None:
         return None
@@ -174,6 +175,7 @@ def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]
     if not reason:
         raise AirflowFailException("a rollback needs a reason (the 'reason' param)")
     actor = str(p.get("actor") or getattr(_run(context), "triggering_user_name", None) or "unknown")
+    use_mlflow_connection()
     client = registry.configure()
     try:
         event = registry.rollback(

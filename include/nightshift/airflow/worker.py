@@ -1,0 +1,16 @@
+"""Worker identity for task instances (Airflow's ``[core] hostname_callable``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def hostname() -> str:
+    """``$NIGHTSHIFT_WORKER_NAME`` when set, else the fully qualified host name.
+
+    Several Celery workers on one host (the local topology of ``make services-up``) would all
+    record the same host name on their task instances; naming them keeps "which worker ran
+    this" answerable from the task instance alone.
+    """
+    return os.environ.get("NIGHTSHIFT_WORKER_NAME") or socket.getfqdn()
