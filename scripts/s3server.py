@@ -2,7 +2,7 @@
 
 moto keeps everything in memory. For the local topology (``make services-up``) and its fault
 tests the bucket must outlive a stop/start, as a real object store's would: on SIGTERM or
-SIGINT every bucket and object is written to ``--data`` (atomically, by renaming a finished
+SIGINT the port closes, then every bucket and object is written to ``--data`` (atomically, by renaming a finished
 folder), and on start that snapshot is loaded back through the S3 API before the port is
 announced ready (the ``--ready`` file appears).
 
@@ -16,11 +16,18 @@ import hashlib
 import json
 import shutil
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 ACCOUNT = {"aws_access_key_id": "snapshot", "aws_secret_access_key": "snapshot", "region_name": "us-east-1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _client(url: str) -> Any:
@@ -103,9 +110,15 @@ def main() -> None:
     stop.wait()
     if args.ready:
         args.ready.unlink(missing_ok=True)
-    saved = dump(url, args.data)
-    print(f"s3server: {saved} objects saved to {args.data}", flush=True)
+    # close the public port first (clients see the outage at once), then read the same
+    # in-memory state through a private port that only this process knows
     server.stop()
+    port = _free_port()
+    private = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    private.start()
+    saved = dump(f"http://127.0.0.1:{port}", args.data)
+    private.stop()
+    print(f"s3server: {saved} objects saved to {args.data}", flush=True)
 
 
 if __name__ == "__main__":
