@@ -2,7 +2,7 @@
 MLflow on Postgres with S3 artifacts, and Airflow with CeleryExecutor, a worker on ``default``
 and one on ``gpu`` — all really started on 127.0.0.1 and torn down by process group.
 
-Small size: the session's model store (14 days × 4,000 rows) is copied into the bucket without
+Small size: the session's model store (14 days x 4,000 rows) is copied into the bucket without
 its last day (2026-03-14) and the labels that land from then on; everything else comes from
 runs triggered through Airflow's REST API. The tests run in file order on one topology.
 """
@@ -185,7 +185,9 @@ def _in_group(proc: Any, pgid: int) -> bool:
         return False
 
 
-def test_nightly_flow_runs_on_celery_workers(topo: Topology, client: AirflowClient, flow: dict[str, Any]) -> None:
+def test_nightly_flow_runs_on_celery_workers(
+    topo: Topology, client: AirflowClient, flow: dict[str, Any]
+) -> None:
     for run_id in flow["ingest_runs"]:
         run = next(r for r in client.runs(INGEST) if r["dag_run_id"] == run_id)
         assert run["state"] == "success", run
@@ -207,10 +209,8 @@ def test_nightly_flow_runs_on_celery_workers(topo: Topology, client: AirflowClie
         for r in runs:
             for ti in tis(client, dag_id, r["dag_run_id"]).values():
                 assert ti["queue"] == "default" and ti["hostname"] in ("worker-default", None), ti
-    monitored = [
-        r for r in client.runs(MONITOR) if tis(client, MONITOR, r["dag_run_id"])["monitor"]["state"] == "success"
-    ]
-    assert monitored
+    monitors = [tis(client, MONITOR, r["dag_run_id"])["monitor"]["state"] for r in client.runs(MONITOR)]
+    assert "success" in monitors
 
     # the model and its artifacts are in MLflow, the artifacts in the bucket; the champion is set
     ml = mlflow(topo)
