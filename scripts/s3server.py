@@ -4,8 +4,7 @@ moto keeps everything in memory. For the local topology (``make services-up``) a
 tests the bucket must outlive a stop/start, as a real object store's would: on SIGTERM or
 SIGINT the port closes, then every bucket and object is written to ``--data`` (atomically,
 by renaming a finished folder), and on start that snapshot is loaded back through the S3 API
-before the port is
-announced ready (the ``--ready`` file appears).
+before the port is announced ready (the ``--ready`` file appears).
 
     python scripts/s3server.py --port 9000 --data .nightshift/services/s3 --ready ready.flag
 """
