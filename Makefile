@@ -65,4 +65,5 @@ bench: venv
 	$(PY) bench/ingest.py
 
 clean: down
+	@if [ -x $(PY) ]; then $(PY) scripts/services.py purge; fi
 	rm -rf $(STATE)

@@ -9,6 +9,7 @@ component under ``logs/``.
     python scripts/services.py up      # make services-up
     python scripts/services.py down    # make services-down
     python scripts/services.py status
+    python scripts/services.py purge   # down + delete databases, bucket, secrets (make clean)
 
 Tests use :class:`Topology` directly (own folder, free ports, torn down in ``finally``).
 """
@@ -69,6 +70,8 @@ class Topology:
         self.state_file = self.home / "topology.json"
         state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
         self.ports: dict[str, int] = {**DEFAULT_PORTS, **state.get("ports", {}), **(ports or {})}
+        # new secrets make an old cluster's passwords useless: start that one afresh
+        self.fresh = not state.get("secrets")
         self.secrets: dict[str, str] = state.get("secrets") or self._new_secrets()
         self.pids: dict[str, int] = state.get("pids", {})
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -255,6 +258,8 @@ class Topology:
 
     def start_postgres(self) -> None:
         bindir, data = pg_bindir(), self.pg_dir / "data"
+        if self.fresh and self.pg_dir.exists():
+            shutil.rmtree(self.pg_dir)
         if not (data / "PG_VERSION").exists():
             self.pg_dir.mkdir(parents=True, exist_ok=True)
             pwfile = self.pg_dir / "pwfile"
@@ -444,6 +449,12 @@ class Topology:
         for name in list(self.pids):  # anything else recorded
             self.stop(name)
 
+    def purge(self) -> None:
+        """Stop everything and delete the state: databases, bucket snapshot, secrets, logs."""
+        self.down()
+        shutil.rmtree(self.pg_dir, ignore_errors=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
     def status(self) -> dict[str, bool]:
         return {name: self.running(name) for name in ORDER}
 
@@ -489,14 +500,14 @@ def running(home: Path, ports: dict[str, int] | None = None) -> Iterator[Topolog
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["up", "down", "status"])
+    ap.add_argument("command", choices=["up", "down", "status", "purge"])
     home = Path(os.environ.get("NIGHTSHIFT_SERVICES_HOME", DEFAULT_HOME))
     ap.add_argument("--home", type=Path, default=home)
     args = ap.parse_args()
     topo = Topology(args.home)
-    if args.command == "down":
-        topo.down()
-        print("services stopped")
+    if args.command in ("down", "purge"):
+        getattr(topo, args.command)()
+        print("services stopped" + (" and their state deleted" if args.command == "purge" else ""))
         return
     if args.command == "status":
         for name, alive in topo.status().items():

@@ -10,6 +10,7 @@ runs triggered through Airflow's REST API. The tests run in file order on one to
 from __future__ import annotations
 
 import io
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -141,9 +142,7 @@ def topo(model_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield topology
     finally:
         topology.down()
-        import shutil
-
-        shutil.rmtree(topology.pg_dir, ignore_errors=True)
+        shutil.rmtree(topology.pg_dir, ignore_errors=True)  # outside pytest's tmp when root
 
 
 @pytest.fixture(scope="module")
