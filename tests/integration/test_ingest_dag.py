@@ -190,3 +190,39 @@ def test_rejected_batch_fails_without_retry_and_emits_no_asset_event(
     assert run_day(DAY)["ingest_events"] == "success"
     assert events() == n0 + 1
     assert not store.exists(store.quarantine_dir("payments", "events", DAY))
+
+
+def test_a_quarantine_notifies_the_webhook_with_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Any, run_day: Any
+) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
+    try:
+        store = _fresh_store(tmp_path, monkeypatch)
+        write_day(store, spec, DAY, 0, ROWS, SEED, Scenario(), bad="null_spike")
+        assert run_day(DAY)["ingest_events"] == "failed"
+    finally:
+        server.shutdown()
+        server.server_close()
+    notes = [n for n in received if n["task_id"] == "ingest_events"]
+    assert len(notes) == 1, received
+    note = notes[0]
+    assert note["event"] == "quarantine" and note["dataset"] == "payments"
+    assert "expect_column_values_to_not_be_null" in note["message"] and "Data Docs" in note["message"]
+    assert note["links"]["task"].endswith("/tasks/ingest_events") and note["run_id"] in note["links"]["task"]

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from nightshift.airflow.notify import NightshiftNotifier
 from nightshift.spec import default_datasets_dir
 
 OWNER = "nightshift"
@@ -34,6 +35,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_delay": timedelta(seconds=int(os.environ.get("NIGHTSHIFT_RETRY_DELAY_S", "60"))),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": [NightshiftNotifier("failure")],
     }
     args.update(overrides)
     return args

@@ -38,7 +38,9 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
     try:
         outcome = ingest_partition(get_store(), spec, kind, day)
     except BatchRejected as exc:
-        raise AirflowFailException(str(exc)) from None
+        from nightshift.airflow.notify import Quarantined
+
+        raise Quarantined(str(exc)) from None
     summary: dict[str, Any] = {
         "dt": outcome.dt,
         "rows": outcome.rows,
