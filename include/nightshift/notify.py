@@ -13,11 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import smtplib
 import urllib.parse
-import urllib.request
 from dataclasses import asdict, dataclass, field
-from email.message import EmailMessage
 from typing import Any, Literal
 
 log = logging.getLogger(__name__)
@@ -96,6 +93,8 @@ def send(note: Notification, channels: Channels | None = None, timeout: float = 
     Every configured channel is tried; if any fails, :class:`NotifyError` names all failures
     after the others were attempted.
     """
+    import smtplib  # here, not at module level: DAG files import this module at parse time
+
     ch = channels or Channels.from_env()
     used: list[str] = []
     errors: list[str] = []
@@ -120,6 +119,8 @@ def send(note: Notification, channels: Channels | None = None, timeout: float = 
 
 
 def post_webhook(url: str, payload: dict[str, Any], timeout: float = 10) -> None:
+    import urllib.request
+
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"webhook URL must be http(s), got {_redact(url)}")
     req = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST")
@@ -135,6 +136,9 @@ def send_email(
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ValueError(f"SMTP URL must be smtp://host:port or smtps://host:port, got {_redact(url)}")
+    import smtplib
+    from email.message import EmailMessage
+
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = subject, sender, ", ".join(to)
     msg.set_content(body)

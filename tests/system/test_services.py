@@ -10,6 +10,7 @@ runs triggered through Airflow's REST API. The tests run in file order on one to
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sys
 import time
@@ -176,8 +177,6 @@ def test_services_bind_loopback_only(topo: Topology) -> None:
 
 
 def _in_group(proc: Any, pgid: int) -> bool:
-    import os
-
     try:
         return os.getpgid(proc.pid) == pgid
     except (ProcessLookupError, PermissionError):
