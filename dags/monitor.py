@@ -26,6 +26,7 @@ from airflow.sdk import DAG, task
 
 from nightshift.airflow.assets import alert_asset, labels_asset, predictions_asset
 from nightshift.airflow.dagconfig import dataset_names, default_args
+from nightshift.airflow.notify import NightshiftNotifier
 
 
 def build(name: str) -> DAG:
@@ -43,12 +44,12 @@ def build(name: str) -> DAG:
     ) as dag:
 
         @task
-        def monitor() -> dict[str, Any]:
+        def monitor(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_monitor
 
-            return run_monitor(name)
+            return run_monitor(name, context)  # type: ignore[arg-type]
 
-        @task(outlets=[alert_event])
+        @task(outlets=[alert_event], on_success_callback=[NightshiftNotifier("alert")])
         def alert(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_alert
 

@@ -2,7 +2,11 @@
 ### nightshift_retrain.&lt;dataset&gt;
 
 Retraining started by monitoring (the *alert* Asset), with guard rails from the spec's
-`retrain` section; by hand with `force` (skips the alert, cooldown and budget checks).
+`retrain` section; by hand with `force` (skips the alert, cooldown and budget checks) and,
+optionally, overrides: `since` (first day of the window), `window_days`, `xgb_params`,
+`num_boost_round`, and a `note` saying why. Overrides are validated (an unknown XGBoost
+parameter, a window too short to split, overrides without `force` fail the run at once,
+naming the problem) and recorded with the decision.
 
 1. **decide**: the alerts of this run (several alerts that arrived together are one run) go
    through the guard rails: stale alerts (about a replaced champion) and alerts raised while a
@@ -41,6 +45,16 @@ def build(name: str) -> DAG:
         params={
             "force": Param(False, type="boolean", description="Retrain without an alert (manual)"),
             "actor": Param(None, type=["null", "string"], description="Who asks (for the record)"),
+            "note": Param(None, type=["null", "string"], description="Why (for the record)"),
+            "since": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="First day of the window (YYYY-MM-DD)",
+            ),
+            "window_days": Param(None, type=["null", "integer"], minimum=3, description="Labelled days"),
+            "xgb_params": Param({}, type="object", description="XGBoost parameter overrides"),
+            "num_boost_round": Param(None, type=["null", "integer"], minimum=1, description="Max rounds"),
         },
         tags=["nightshift", "retrain", f"dataset:{name}"],
     ) as dag:

@@ -16,6 +16,7 @@ from airflow.sdk import DAG, Param, task
 
 from nightshift.airflow.assets import champion_asset
 from nightshift.airflow.dagconfig import REGISTRY_POOL, dataset_names, default_args
+from nightshift.airflow.notify import NightshiftNotifier
 
 
 def build(name: str) -> DAG:
@@ -36,7 +37,7 @@ def build(name: str) -> DAG:
         tags=["nightshift", "registry", f"dataset:{name}"],
     ) as dag:
 
-        @task(pool=REGISTRY_POOL, outlets=[champion])
+        @task(pool=REGISTRY_POOL, outlets=[champion], on_success_callback=[NightshiftNotifier("rollback")])
         def rollback(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.model import run_rollback
 

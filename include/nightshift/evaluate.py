@@ -269,6 +269,27 @@ def gate(
     return Verdict(not failed, reason, checks, deltas, champion is None)
 
 
+def needs_review(rules: Gate, verdict: Verdict) -> str | None:
+    """Why a human should decide this verdict (``gate.review``), or ``None``: the gate decides.
+
+    Borderline = a champion exists, the main metric's delta against it lies in the band, and
+    nothing failed but the comparisons with the champion (a broken floor or a lost baseline is
+    never a judgement call)."""
+    if rules.review is None or verdict.first_model:
+        return None
+    d = verdict.deltas.get(rules.metric, float("nan"))
+    lo, hi = rules.review.band
+    if np.isnan(d) or not lo - 1e-12 <= d <= hi + 1e-12:  # inclusive, float-safe
+        return None
+    hard = [c.name for c in verdict.failed if c.name != "champion" and not c.name.startswith("slice:")]
+    if hard:
+        return None
+    return (
+        f"{rules.metric} delta {d:+.4f} vs the champion is within the review band [{lo:+.4f}, {hi:+.4f}]; "
+        f"the gate would {'promote' if verdict.promote else 'reject'}"
+    )
+
+
 # ---- artifacts ---------------------------------------------------------------------------
 
 

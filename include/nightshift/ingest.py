@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -373,11 +373,14 @@ def ingest_partition(
         if not staged.fatal:
             suite = load_suite(spec, kind, gx_dir)
             params = suite_parameters(spec, dt)
-            # The happy path asks GX for verdicts only; a rejected batch is validated again for
-            # the evidence: counts, examples and Data Docs.
-            gx_checks, gx_json = run_suite(staged.path, suite, params, result_format="BOOLEAN_ONLY")
-            if not all(c.success for c in [*checks, *gx_checks] if c.severity == "critical"):
+            if staged.rows <= spec.validation.data_docs_max_rows:
                 gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
+            else:
+                # A large batch asks GX for verdicts only; if rejected it is validated again for
+                # the evidence: counts, examples and Data Docs.
+                gx_checks, gx_json = run_suite(staged.path, suite, params, result_format="BOOLEAN_ONLY")
+                if not all(c.success for c in [*checks, *gx_checks] if c.severity == "critical"):
+                    gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
             checks.extend(gx_checks)
         t_val = time.perf_counter()
         outcome = ValidationOutcome(
@@ -394,18 +397,27 @@ def ingest_partition(
             "validate_s": round(t_val - t_read, 3),
         }
         if outcome.success:
+            if docs_dir.exists():
+                docs = store.reports_dir(spec.name, "validation", dt) + f"/data_docs_{kind}"
+                store.publish_dir(docs, docs_dir)
+                outcome.data_docs_uri = store.uri(docs + "/index.html")
             _publish(store, spec, kind, dt, staged.path, outcome)
         else:
             _quarantine(store, spec, kind, dt, files, outcome, {"stats": stats, "gx_result": gx_json}, tmp)
         stats["total_s"] = round(time.perf_counter() - t0, 3)
         report_path = store.reports_dir(spec.name, "validation", dt) + f"/{kind}.json"
         outcome.report_uri = outcome.report_uri or store.uri(report_path)
-        store.write_json_atomic(report_path, {"outcome": outcome.to_dict(), "stats": stats})
+        report = {"outcome": outcome.to_dict(), "stats": stats, "validated_at": _now()}
+        store.write_json_atomic(report_path, report)
         if not outcome.success:
             raise BatchRejected(outcome)
         return outcome
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _publish(

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
-Event = Literal["failure", "quarantine", "alert", "promotion", "rollback"]
-EVENTS: tuple[str, ...] = ("failure", "quarantine", "alert", "promotion", "rollback")
+Event = Literal["failure", "quarantine", "alert", "promotion", "rollback", "review"]
+EVENTS: tuple[str, ...] = ("failure", "quarantine", "alert", "promotion", "rollback", "review")
 
 
 class NotifyError(RuntimeError):

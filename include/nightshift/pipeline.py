@@ -311,6 +311,7 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     p_base = ev.baseline_predict(transform, train_t, labels(train_t, spec), holdout, spec.seed)
     baseline = ev.evaluate("baseline", holdout, y, p_base, spec)
     verdict = ev.gate(spec.gate, challenger, champion, baseline)
+    review = ev.needs_review(spec.gate, verdict)
 
     evals = [e for e in (challenger, champion, baseline) if e is not None]
     with (
@@ -335,6 +336,8 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
             client.log_batch(run_id, metrics=gate_metrics)
         client.set_tag(run_id, "nightshift.verdict", "promote" if verdict.promote else "reject")
         client.set_tag(run_id, "nightshift.verdict_reason", verdict.reason[:4900])
+        if review:
+            client.set_tag(run_id, "nightshift.review", review[:4900])
     version = registry.register(client, spec.name, run_id, run_key)
     with registry.speaking_errors(f"tagging v{version}"):
         client.set_model_version_tag(
@@ -351,18 +354,58 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         "deltas": {k: v for k, v in verdict.deltas.items() if not np.isnan(v)},
         "champion": champ_version,
         "metrics": {k: v for k, v in challenger.metrics.items() if not np.isnan(v)},
+        "champion_metrics": {k: v for k, v in champion.metrics.items() if not np.isnan(v)}
+        if champion
+        else {},
         "failed_checks": [c.name for c in verdict.failed],
+        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks],
+        "slices": _slice_table(spec, challenger, champion),
+        "review": review,
+        "links": registry.ui_links(spec.name, run_id=run_id, version=version),
     }
 
 
+def _slice_table(spec: DatasetSpec, challenger: Any, champion: Any) -> list[dict[str, Any]]:
+    """Per slice value: rows, positives, the main metric of challenger and champion."""
+    m = spec.gate.metric
+    out = []
+    for col, values in challenger.slices.items():
+        for value, sm in values.items():
+            c = champion.slices.get(col, {}).get(value, {}).get(m) if champion is not None else None
+            v = sm.get(m)
+            mine = None if v is None or np.isnan(v) else float(v)
+            theirs = None if c is None or np.isnan(c) else float(c)
+            row: dict[str, Any] = {"slice": f"{col}={value}", "rows": int(sm["rows"])}
+            row.update(positives=int(sm["positives"]), challenger=mine, champion=theirs)
+            if mine is not None and theirs is not None:
+                row["delta"] = mine - theirs
+            out.append(row)
+    return out
+
+
 def decide_step(
-    store: Store, spec: DatasetSpec, gate_result: dict[str, Any], actor: str, trigger: str
+    store: Store,
+    spec: DatasetSpec,
+    gate_result: dict[str, Any],
+    actor: str,
+    trigger: str,
+    review: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Promote the challenger if the gate said so, else record the rejection."""
+    """Promote the challenger if the gate said so, else record the rejection. A human
+    ``review`` of a borderline verdict (``decision``: approve/reject, ``by``, ``comment``)
+    decides instead of the gate, and is recorded with the approver as the actor."""
     from nightshift import registry
 
     client = registry.configure()
-    action = registry.promote if gate_result["promote"] else registry.reject
+    promote, reason = bool(gate_result["promote"]), str(gate_result["reason"])
+    if review and review.get("decision") in ("approve", "reject"):
+        promote = review["decision"] == "approve"
+        actor = str(review.get("by") or "unknown")
+        verb = {"approve": "approved", "reject": "rejected"}[review["decision"]]
+        how = "on timeout (no answer)" if review.get("timed_out") else f"by {actor}"
+        comment = f": {review['comment']}" if review.get("comment") else ""
+        reason = f"{verb} {how} after review{comment} (gate: {reason})"
+    action = registry.promote if promote else registry.reject
     event = action(
         client,
         store,
@@ -370,9 +413,55 @@ def decide_step(
         gate_result["version"],
         actor=actor,
         trigger=trigger,
-        reason=gate_result["reason"],
+        reason=reason,
         deltas=gate_result.get("deltas") or {},
         run_id=gate_result.get("run_id"),
+        review=review if review and review.get("decision") else None,
+    )
+    return event.to_dict()
+
+
+def manual_promote_step(
+    store: Store,
+    spec: DatasetSpec,
+    version: str,
+    *,
+    actor: str,
+    trigger: str,
+    reason: str,
+    override_gate: bool = False,
+) -> dict[str, Any]:
+    """Make ``version`` the champion by hand, after checking it: it exists, is not already the
+    champion, its model loads, and the gate did not reject it (unless ``override_gate``).
+    Raises :class:`nightshift.registry.RegistryError` naming what is wrong."""
+    from nightshift import registry
+
+    version = str(version).strip().lstrip("v")
+    if not version.isdigit() or int(version) < 1:
+        raise registry.RegistryError(f"version must be a positive integer, got {version!r}")
+    if len(reason.strip()) < 3:
+        raise registry.RegistryError("a manual promotion needs a reason (at least 3 characters)")
+    client = registry.configure()
+    name = registry.model_name(spec.name)
+    mv = registry.get_version(client, spec.name, version)
+    champion = registry.alias_version(client, spec.name, registry.CHAMPION)
+    if champion == version:
+        raise registry.RegistryError(f"{name} v{version} is already the champion")
+    tags = mv.tags or {}
+    blocked = {
+        "the gate rejected it": tags.get("nightshift.verdict") == "reject",
+        "it was rejected": tags.get("nightshift.status") == "rejected",
+        "it was rolled back": tags.get("nightshift.status") == "rolled_back",
+    }
+    why = "; ".join(k for k, v in blocked.items() if v)
+    if why and not override_gate:
+        raise registry.RegistryError(
+            f"{name} v{version}: {why}; set override_gate=true to promote it anyway (recorded)"
+        )
+    registry.load_model(spec.name, version)  # refuse a version whose artifact cannot serve
+    note = f"manual promotion: {reason.strip()}" + (f" (overriding: {why})" if why else "")
+    event = registry.promote(
+        client, store, spec.name, version, actor=actor, trigger=trigger, reason=note, run_id=mv.run_id
     )
     return event.to_dict()
 
@@ -562,6 +651,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
                     "drift_share": result.drift_share,
                     "drifting": result.drifting,
                     "top": result.top(),
+                    "report": summary["report"],
                 }
             )
         perf_dir = store.reports_dir(spec.name, "performance", dt)
@@ -601,7 +691,9 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
         with registry.speaking_errors(f"logging performance of {dt} to run {ref.run_id}"):
             client.log_batch(ref.run_id, metrics=[x for x in metrics if not np.isnan(x.value)])
         new_rows.append(monitor.history_row(None, summary))
-        perfs.append({"dt": dt.isoformat(), "version": version, "roc_auc": m["roc_auc"]})
+        perfs.append(
+            {"dt": dt.isoformat(), "version": version, "roc_auc": m["roc_auc"], "report": summary["report"]}
+        )
     rows = monitor.merge_history(read_history(store, spec.name), new_rows)
     if new_rows:
         with store.open_output_atomic(history_path(store, spec.name)) as sink:
@@ -646,9 +738,11 @@ def retrain_decide_step(
     *,
     force: bool = False,
     actor: str = "nightshift-monitor",
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply the guard rails to a run's alerts and record the decision (a retried task gets
-    the recorded decision back)."""
+    the recorded decision back). Invalid ``overrides`` raise ``ValueError`` before anything
+    is recorded."""
     from nightshift import registry, retrain
     from nightshift.monitor import Alert
     from nightshift.train import labelled_days, quarantined_days
@@ -668,6 +762,7 @@ def retrain_decide_step(
         quarantined_days(store, spec),
         force=force,
         actor=actor,
+        overrides=overrides,
     )
     retrain.write_record(store, decision)
     return decision.to_dict()

@@ -180,6 +180,45 @@ def alias_version(client: Any, dataset: str, alias: str) -> str | None:
             raise
 
 
+def get_version(client: Any, dataset: str, version: str) -> Any:
+    """A model version of ``dataset``, or :class:`RegistryError` naming the versions there are."""
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(dataset)
+    with speaking_errors(f"reading {name} v{version}"):
+        try:
+            return client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+            try:
+                known = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+            except MlflowException:
+                known = []
+            have = ", ".join(f"v{v}" for v in known) or "none"
+            raise RegistryError(f"{name} has no version {version} (versions: {have})") from None
+
+
+def ui_base() -> str | None:
+    """The MLflow UI a browser can open: ``$NIGHTSHIFT_MLFLOW_UI_URL``, else an http(s)
+    tracking URI; ``None`` for a file or database store (no UI)."""
+    base = os.environ.get("NIGHTSHIFT_MLFLOW_UI_URL") or tracking_uri()
+    return base.rstrip("/") if base.startswith(("http://", "https://")) else None
+
+
+def ui_links(dataset: str, run_id: str | None = None, version: str | None = None) -> dict[str, str]:
+    """MLflow UI links of a run and a model version (none without a UI)."""
+    base = ui_base()
+    if base is None:
+        return {}
+    links = {}
+    if run_id:
+        links["MLflow run"] = f"{base}/#/runs/{run_id}"
+    if version:
+        links["Model version"] = f"{base}/#/models/{model_name(dataset)}/versions/{version}"
+    return links
+
+
 def model_uri(dataset: str, version: str) -> str:
     return f"models:/{model_name(dataset)}/{version}"
 
@@ -218,6 +257,8 @@ class AuditEvent:
     deltas: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    # a human's decision on a borderline verdict: decision, by, at, comment, gate_verdict
+    review: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -257,6 +298,8 @@ def _tag_decision(client: Any, event: AuditEvent, status: str) -> None:
         f"nightshift.{event.action}.previous_version": event.previous_version or "",
         f"nightshift.{event.action}.deltas": json.dumps(event.deltas, sort_keys=True),
     }
+    if event.review:
+        tags[f"nightshift.{event.action}.review"] = json.dumps(event.review, sort_keys=True)[:4900]
     for k, v in tags.items():
         client.set_model_version_tag(name, event.version, k, v)
 
@@ -281,6 +324,7 @@ def promote(
     reason: str,
     deltas: dict[str, float] | None = None,
     run_id: str | None = None,
+    review: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Move ``champion`` to ``version`` (the former champion becomes ``previous``), verify,
     record. Promoting the current champion again (a retry) only re-records."""
@@ -300,7 +344,7 @@ def promote(
         if previous is not None:
             _verify(client, dataset, PREVIOUS, previous)
         event = AuditEvent(
-            "promote", dataset, version, previous, actor, trigger, reason, deltas or {}, run_id
+            "promote", dataset, version, previous, actor, trigger, reason, deltas or {}, run_id, review=review
         )
         _tag_decision(client, event, CHAMPION)
     write_audit(store, event)
@@ -318,11 +362,14 @@ def reject(
     reason: str,
     deltas: dict[str, float] | None = None,
     run_id: str | None = None,
+    review: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Record that ``version`` was not promoted, and why; the aliases are untouched."""
     with speaking_errors(f"recording the rejection of {model_name(dataset)} v{version}"):
         champion = alias_version(client, dataset, CHAMPION)
-        event = AuditEvent("reject", dataset, version, champion, actor, trigger, reason, deltas or {}, run_id)
+        event = AuditEvent(
+            "reject", dataset, version, champion, actor, trigger, reason, deltas or {}, run_id, review=review
+        )
         _tag_decision(client, event, "rejected")
     write_audit(store, event)
     return event

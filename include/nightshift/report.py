@@ -49,12 +49,15 @@ def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[st
             if not store.exists(path):
                 row[kind] = None
                 continue
-            o = ValidationOutcome.from_dict(store.read_json(path)["outcome"])
+            report = store.read_json(path)
+            o = ValidationOutcome.from_dict(report["outcome"])
             row[kind] = {
                 "rows": o.rows,
                 "valid": o.success,
                 "reason": o.reason(limit=2),
                 "report": o.report_uri,
+                "data_docs": o.data_docs_uri,
+                "validated_at": report.get("validated_at"),
             }
         version = _scored_by(store, dataset, dt)
         row["scored_by"] = version
@@ -62,6 +65,8 @@ def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[st
         row["drift_share"] = h.get("drift_share") if _finite(h.get("drift_share")) else None
         row["drifting"] = bool(h.get("drifting"))
         row["roc_auc"] = h.get("roc_auc") if _finite(h.get("roc_auc")) else None
+        row["drift_report"] = h.get("drift_report")
+        row["performance_report"] = h.get("performance_report")
         row["retrain"] = [
             {
                 "action": d.action,
@@ -170,10 +175,8 @@ def loop_story(rows: list[dict[str, Any]], drift_from: date | None = None) -> li
     return out
 
 
-def plot(
-    rows: list[dict[str, Any]], path: str | Path, threshold: float, drift_from: date | None = None
-) -> Path:
-    """AUC (by scoring version) and drift share over time, retrains marked."""
+def figure(rows: list[dict[str, Any]], threshold: float, drift_from: date | None = None) -> Any:
+    """AUC (by scoring version) and drift share over time, retrains marked (a matplotlib figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,10 +213,21 @@ def plot(
         for ax in (ax1, ax2):
             ax.axvline(drift_from, color="tab:orange", linestyle=":", linewidth=1.5)
         ax2.annotate("drift begins", (drift_from, 0.9), color="tab:orange")
-    ax1.legend(loc="lower left")
+    if versions:
+        ax1.legend(loc="lower left")
     ax2.legend(loc="upper left")
     fig.autofmt_xdate()
     fig.tight_layout()
+    return fig
+
+
+def plot(
+    rows: list[dict[str, Any]], path: str | Path, threshold: float, drift_from: date | None = None
+) -> Path:
+    """:func:`figure` saved as a PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows, threshold, drift_from)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

@@ -50,6 +50,7 @@ class RetrainDecision:
     forced: bool = False
     actor: str = "nightshift-monitor"
     outcome: dict[str, Any] | None = None  # status, version, finished_at
+    overrides: dict[str, Any] = field(default_factory=dict)  # a manual retrain's (validated)
 
     @property
     def ran(self) -> bool:
@@ -80,9 +81,14 @@ def decide(
     force: bool = False,
     actor: str = "nightshift-monitor",
     now: datetime | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> RetrainDecision:
-    """Apply the guard rails to this run's alerts, given earlier decisions (any order)."""
+    """Apply the guard rails to this run's alerts, given earlier decisions (any order).
+
+    ``overrides`` (a forced run only, see :func:`validate_overrides`): ``since`` and
+    ``window_days`` shape the window; the rest is recorded and passed on to training."""
     r = spec.retrain
+    ov = validate_overrides(spec, overrides or {}, force)
     now = now or datetime.now(UTC)
     checks: list[dict[str, Any]] = []
     days = [parse_dt(a.dt) for a in alerts]
@@ -98,6 +104,7 @@ def decide(
         checks=checks,
         forced=force,
         actor=actor,
+        overrides=ov,
     )
 
     def skip(reason: str) -> RetrainDecision:
@@ -153,9 +160,11 @@ def decide(
 
     onsets = [parse_dt(a.onset) for a in current]
     since = min(onsets) if (r.since_onset and onsets) else None
+    if "since" in ov:
+        since = parse_dt(ov["since"])
     bad = sorted(set(quarantined))
     usable = [d for d in labelled if (since is None or d >= since) and d not in bad]
-    window = usable[-spec.training.window_days :]
+    window = usable[-int(ov.get("window_days") or spec.training.window_days) :]
     decision.since = since.isoformat() if since else None
     decision.window = [d.isoformat() for d in window]
     lo = since or (window[0] if window else None)
@@ -175,12 +184,92 @@ def decide(
         )
     decision.action = RETRAIN
     what = ", ".join(sorted({a.kind for a in current})) or "manual"
-    decision.reason = (
-        f"{what} alert(s) on v{champion}: training on {len(window)} day(s) {window[0]}..{window[-1]}"
-        if not force
-        else f"forced by {actor}: training on {len(window)} day(s) {window[0]}..{window[-1]}"
-    )
+    span = f"{len(window)} day(s) {window[0]}..{window[-1]}"
+    if not force:
+        decision.reason = f"{what} alert(s) on v{champion}: training on {span}"
+    else:
+        why = f" ({ov['note']})" if ov.get("note") else ""
+        decision.reason = f"forced by {actor}{why}: training on {span}"
+        shown = {k: v for k, v in ov.items() if k != "note"}
+        if shown:
+            decision.reason += f" with {', '.join(f'{k}={v}' for k, v in sorted(shown.items()))}"
     return decision
+
+
+# XGBoost parameters a manual retrain may override (a typo must not be silently ignored)
+XGB_OVERRIDABLE = {
+    "max_depth": int,
+    "max_leaves": int,
+    "eta": float,
+    "learning_rate": float,
+    "min_child_weight": float,
+    "subsample": float,
+    "colsample_bytree": float,
+    "colsample_bylevel": float,
+    "colsample_bynode": float,
+    "gamma": float,
+    "lambda": float,
+    "reg_lambda": float,
+    "alpha": float,
+    "reg_alpha": float,
+    "max_bin": int,
+    "scale_pos_weight": float,
+    "max_delta_step": float,
+}
+OVERRIDES = ("since", "window_days", "xgb_params", "num_boost_round", "note")
+
+
+def validate_overrides(spec: DatasetSpec, overrides: dict[str, Any], force: bool) -> dict[str, Any]:
+    """The overrides of a manual retrain, checked and normalised (empty values dropped).
+
+    Raises ``ValueError`` naming every problem: an unknown key, overrides without ``force``, a
+    bad date, a window too short to split, an unknown or mistyped XGBoost parameter."""
+    ov = {k: v for k, v in overrides.items() if v not in (None, "", {}, [])}
+    problems = [f"unknown override {k!r} (known: {', '.join(OVERRIDES)})" for k in ov if k not in OVERRIDES]
+    if ov and not force and set(ov) - {"note"}:
+        problems.append("overrides apply to a manual retrain only: set force=true")
+    out: dict[str, Any] = {}
+    if "since" in ov:
+        try:
+            out["since"] = parse_dt(str(ov["since"])).isoformat()
+        except ValueError as exc:
+            problems.append(f"since: {exc}")
+    if "window_days" in ov:
+        t = spec.training
+        need = t.validation_days + t.holdout_days + 1
+        w = ov["window_days"]
+        if isinstance(w, bool) or not isinstance(w, int) or w < need:
+            problems.append(
+                f"window_days: {w!r} is not an integer >= {need} (validation + holdout + 1 train day)"
+            )
+        else:
+            out["window_days"] = w
+    if "num_boost_round" in ov:
+        n = ov["num_boost_round"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100_000:
+            problems.append(f"num_boost_round: {n!r} is not an integer in 1..100000")
+        else:
+            out["num_boost_round"] = n
+    if "xgb_params" in ov:
+        params = ov["xgb_params"]
+        if not isinstance(params, dict):
+            problems.append(f"xgb_params: expected an object, got {type(params).__name__}")
+            params = {}
+        for k, v in params.items():
+            kind = XGB_OVERRIDABLE.get(k)
+            if kind is None:
+                problems.append(f"xgb_params.{k}: not an overridable XGBoost parameter")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and v != int(v)):
+                problems.append(f"xgb_params.{k}: {v!r} is not {'an integer' if kind is int else 'a number'}")
+            elif v < 0:
+                problems.append(f"xgb_params.{k}: {v!r} is negative")
+        if params and not any(p.startswith("xgb_params") for p in problems):
+            out["xgb_params"] = {k: XGB_OVERRIDABLE[k](v) for k, v in params.items()}
+    if "note" in ov:
+        out["note"] = str(ov["note"])[:500]
+    if problems:
+        raise ValueError(f"{spec.name}: invalid retrain request: " + "; ".join(problems))
+    return out
 
 
 # ---- records -------------------------------------------------------------------------------

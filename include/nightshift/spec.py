@@ -106,6 +106,9 @@ class ValidationThresholds(_Model):
     max_rows: int | None = None
     # share of rows that must fall inside numeric ranges / categorical sets
     range_mostly: Annotated[float, Field(gt=0, le=1)] = 1.0
+    # a valid batch up to this many rows gets GX Data Docs too (a rejected one always does);
+    # larger valid batches are validated for verdicts only, which is several times cheaper
+    data_docs_max_rows: Annotated[int, Field(ge=0)] = 200_000
 
 
 DEFAULT_XGB_PARAMS: dict[str, float | int | str] = {
@@ -161,6 +164,25 @@ MetricName = Literal["roc_auc", "average_precision", "log_loss", "brier"]
 DEFAULT_FLOORS: dict[MetricName, float] = {"roc_auc": 0.75, "average_precision": 0.05}
 
 
+class Review(_Model):
+    """Borderline verdicts a human decides: a challenger whose main-metric delta against the
+    champion falls in ``band`` (inclusive), with no failed check other than the comparisons
+    with the champion, waits for an approval in the Airflow UI. Outside the band the gate
+    decides alone; the first model (no champion) is never reviewed."""
+
+    band: tuple[float, float] = (-0.01, 0.005)
+    # no answer within this time: ``reject`` keeps the champion, ``gate`` takes the gate's verdict
+    timeout_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24
+    on_timeout: Literal["reject", "gate"] = "reject"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Review:
+        lo, hi = self.band
+        if lo > hi:
+            raise ValueError(f"band must be [low, high] with low <= high, got [{lo}, {hi}]")
+        return self
+
+
 class Gate(_Model):
     """When a challenger may replace the champion (all checks on the same holdout)."""
 
@@ -181,6 +203,8 @@ class Gate(_Model):
     # a floor (min_metrics, slice_min_metric) that the champion also misses on the same
     # holdout is passed by a challenger better than the champion
     floors_vs_champion: bool = True
+    # human approval of borderline verdicts (``None``: the gate always decides alone)
+    review: Review | None = None
 
 
 class Scoring(_Model):

@@ -149,7 +149,7 @@ def test_every_dataset_has_model_dags(dagbag: Any) -> None:
     from nightshift.airflow.dagconfig import dataset_names
 
     for name in dataset_names():
-        for kind in ("train", "score", "rollback"):
+        for kind in ("train", "score", "rollback", "promote", "retrain", "monitor"):
             assert f"nightshift_{kind}.{name}" in dagbag.dags, f"nightshift_{kind}.{name}"
 
 
@@ -186,3 +186,82 @@ def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
         "nightshift.payments.champion",
     }
     assert [o.name for o in score.get_task("score").outlets] == ["nightshift.payments.predictions"]
+
+
+def test_a_human_review_sits_between_the_gate_and_the_promotion(dagbag: Any) -> None:
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    for dag_id in ("nightshift_train.payments", "nightshift_retrain.payments"):
+        dag = dagbag.dags[dag_id]
+        review = dag.get_task("review")
+        assert isinstance(review, HITLOperator) and review.options == ["Approve", "Reject"]
+        assert review.upstream_task_ids == {"gate"}
+        assert dag.get_task("promote").upstream_task_ids == {"gate", "review"}
+        assert "comment" in review.params
+
+
+def test_operators_are_notified_of_alerts_promotions_and_rollbacks(dagbag: Any) -> None:
+    def events(task: Any) -> list[str]:
+        return [getattr(cb, "event", None) for cb in task.on_success_callback or []]
+
+    assert events(dagbag.dags["nightshift_monitor.payments"].get_task("alert")) == ["alert"]
+    for dag_id in ("nightshift_train.payments", "nightshift_retrain.payments", "nightshift_promote.payments"):
+        assert events(dagbag.dags[dag_id].get_task("promote")) == ["promotion"], dag_id
+    assert events(dagbag.dags["nightshift_rollback.payments"].get_task("rollback")) == ["rollback"]
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            assert [getattr(cb, "event", None) for cb in t.on_failure_callback or []] == ["failure"], t
+
+
+def test_manual_operations_take_validated_params(dagbag: Any) -> None:
+    from nightshift.airflow.dagconfig import REGISTRY_POOL
+
+    promote = dagbag.dags["nightshift_promote.payments"]
+    assert promote.get_task("promote").pool == REGISTRY_POOL
+    assert {"version", "reason", "override_gate", "actor"} == set(promote.params.keys())
+    retrain = dagbag.dags["nightshift_retrain.payments"]
+    assert {"force", "actor", "note", "since", "window_days", "xgb_params", "num_boost_round"} == set(
+        retrain.params.keys()
+    )
+    from airflow.sdk.exceptions import ParamValidationError
+
+    # the trigger form refuses what the schema does not allow, naming the param
+    for dag, name, value in ((promote, "version", 0), (promote, "reason", "x"), (retrain, "window_days", 2)):
+        with pytest.raises(ParamValidationError, match=f"param {name}"):
+            dag.params[name] = value
+
+
+_PLUGIN_PROBE = r"""
+import json, sys
+from airflow import plugins_manager
+plugins, errors = plugins_manager._get_plugins()
+mine = [p for p in plugins if p.name == "nightshift"]
+p = mine[0] if mine else None
+print(json.dumps({
+    "errors": {str(k): str(v) for k, v in errors.items()},
+    "found": bool(p),
+    "views": [(v["name"], v["href"], v["destination"]) for v in (p.external_views if p else [])],
+    "apps": [a["url_prefix"] for a in (p.fastapi_apps if p else [])],
+    "links": sorted(l.name for l in (p.global_operator_extra_links if p else [])),
+    "heavy": [m for m in sys.argv[1].split(",") if m in sys.modules],
+}))
+"""
+
+
+def test_the_ui_plugin_loads_light_with_its_page_and_links() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _PLUGIN_PROBE, ",".join(HEAVY)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins")},
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["found"] and not got["errors"], got
+    assert got["apps"] == ["/nightshift"]
+    assert ["Model health", "nightshift/health", "nav"] in got["views"]
+    assert ["Model health", "nightshift/health?dag_id={DAG_ID}", "dag"] in got["views"]
+    assert got["links"] == ["Evidently report", "GX Data Docs", "MLflow run", "Model health", "Model version"]
+    assert not got["heavy"], (
+        f"the plugin imports heavy libraries when the api-server loads it: {got['heavy']}"
+    )

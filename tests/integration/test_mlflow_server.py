@@ -36,7 +36,12 @@ def test_train_and_score_dags_against_the_server(
 
     client, store, server = server_env["client"], server_env["store"], server_env["server"]
     dr = run_dag(model_dags["train"])
-    assert task_states(dr) == {"train": "success", "gate": "success", "promote": "success"}
+    assert task_states(dr) == {
+        "train": "success",
+        "gate": "success",
+        "review": "success",
+        "promote": "success",
+    }
     assert registry.alias_version(client, "payments", "champion") == "1"
     mv = client.get_model_version("nightshift-payments", "1")
     # artifacts went through the server's proxy into its artifact destination

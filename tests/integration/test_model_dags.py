@@ -41,7 +41,12 @@ def test_first_run_trains_on_the_window_and_promotes_a_champion(
 
     client, store = registry_env["client"], registry_env["store"]
     dr = run_dag(model_dags["train"])
-    assert task_states(dr) == {"train": "success", "gate": "success", "promote": "success"}
+    assert task_states(dr) == {
+        "train": "success",
+        "gate": "success",
+        "review": "success",
+        "promote": "success",
+    }
     assert registry.alias_version(client, "payments", "champion") == "1"
 
     mv = client.get_model_version("nightshift-payments", "1")
@@ -131,7 +136,9 @@ def test_a_worse_challenger_is_never_promoted(
     champion = registry.alias_version(client, "payments", "champion")
     dr = run_dag(model_dags["train"], {"num_boost_round": 2, "xgb_params": {"max_depth": 1}})
     states = task_states(dr)
-    assert states == {"train": "success", "gate": "success", "promote": "skipped"}, states
+    assert states == {"train": "success", "gate": "success", "review": "success", "promote": "skipped"}, (
+        states
+    )
     assert registry.alias_version(client, "payments", "champion") == champion
     worse = max(_versions(client), key=lambda v: int(v.version))
     assert worse.tags["nightshift.status"] == "rejected" and worse.tags["nightshift.decision"] == "reject"

@@ -133,3 +133,48 @@ def test_records_are_written_found_and_finished(tmp_path: Any, spec: DatasetSpec
     assert done is not None and done.outcome is not None and done.outcome["version"] == "4"
     (again,) = read_records(store, "payments")
     assert again.outcome == done.outcome
+
+
+# ---- a manual retrain's overrides ---------------------------------------------------------------
+
+
+def test_a_forced_retrain_takes_its_overrides_and_records_them(spec: DatasetSpec) -> None:
+    overrides = {
+        "since": _day(10).isoformat(),
+        "window_days": 8,
+        "xgb_params": {"max_depth": 6},
+        "note": "why",
+    }
+    d = _decide(spec, [], force=True, actor="alice", overrides=overrides)
+    assert d.action == "retrain" and d.forced and d.actor == "alice"
+    assert d.since == _day(10).isoformat()
+    assert d.window == [_day(i).isoformat() for i in range(19, 27)]  # the newest 8 since day 10
+    assert d.overrides == {**overrides, "xgb_params": {"max_depth": 6}}
+    assert "forced by alice (why)" in d.reason and "max_depth" in d.reason and "window_days=8" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("overrides", "force", "message"),
+    [
+        ({"window_days": 8}, False, "overrides apply to a manual retrain only: set force=true"),
+        ({"since": "yesterday"}, True, "since: "),
+        ({"window_days": 3}, True, "window_days: 3 is not an integer >= 5"),
+        ({"xgb_params": {"max_dept": 5}}, True, "xgb_params.max_dept: not an overridable XGBoost parameter"),
+        ({"xgb_params": {"max_depth": 2.5}}, True, "xgb_params.max_depth: 2.5 is not an integer"),
+        ({"xgb_params": {"eta": "fast"}}, True, "xgb_params.eta: 'fast' is not a number"),
+        ({"num_boost_round": 0}, True, "num_boost_round: 0 is not an integer in 1..100000"),
+        ({"windows": 3}, True, "unknown override 'windows'"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_the_problem(
+    spec: DatasetSpec, overrides: dict[str, Any], force: bool, message: str
+) -> None:
+    with pytest.raises(ValueError, match="invalid retrain request") as err:
+        _decide(spec, [], force=force, overrides=overrides)
+    assert message in str(err.value)
+
+
+def test_empty_overrides_change_nothing(spec: DatasetSpec) -> None:
+    plain = _decide(spec, [_alert(29, 18)])
+    same = _decide(spec, [_alert(29, 18)], overrides={"since": None, "xgb_params": {}, "window_days": None})
+    assert (same.action, same.window, same.overrides) == (plain.action, plain.window, {})

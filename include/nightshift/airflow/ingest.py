@@ -8,6 +8,8 @@ from typing import Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from nightshift.airflow.links import push as push_links
+from nightshift.airflow.links import store_url
 from nightshift.airflow.store import get_store
 from nightshift.spec import BatchKind, find_spec
 
@@ -34,13 +36,15 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
     from nightshift.validate import BatchRejected
 
     day = partition_day(context)
-    spec = find_spec(dataset)
+    spec, store = find_spec(dataset), get_store()
     try:
-        outcome = ingest_partition(get_store(), spec, kind, day)
+        outcome = ingest_partition(store, spec, kind, day)
     except BatchRejected as exc:
         from nightshift.airflow.notify import Quarantined
 
+        push_links(context, {"GX Data Docs": store_url(store, exc.outcome.data_docs_uri)})
         raise Quarantined(str(exc)) from None
+    push_links(context, {"GX Data Docs": store_url(store, outcome.data_docs_uri)})
     summary: dict[str, Any] = {
         "dt": outcome.dt,
         "rows": outcome.rows,

@@ -8,8 +8,11 @@ from typing import Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from nightshift.airflow.links import push as push_links
+from nightshift.airflow.links import store_url
 from nightshift.airflow.model import run_key, trigger
 from nightshift.airflow.store import get_store
+from nightshift.airflow.urls import health_url
 from nightshift.spec import find_spec
 
 
@@ -24,18 +27,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run_monitor(dataset: str) -> dict[str, Any]:
-    """Report every pending scored/labelled day; a day that cannot be monitored fails the task."""
+def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
+    """Report every pending scored/labelled day; a day that cannot be monitored fails the task.
+    The extra link *Evidently report* opens the newest day's drift report."""
     from nightshift.monitor import MonitoringError
-    from nightshift.pipeline import monitor_step
+    from nightshift.pipeline import monitor_step, read_history
     from nightshift.registry import RegistryUnavailable
 
+    store = get_store()
     try:
-        return _plain(monitor_step(get_store(), find_spec(dataset)))
+        result = _plain(monitor_step(store, find_spec(dataset)))
     except RegistryUnavailable:
         raise
     except (MonitoringError, FileNotFoundError) as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+    reports = [d["report"] for d in result["drift"]] or [
+        r["drift_report"] for r in read_history(store, dataset) if r.get("drift_report")
+    ]
+    push_links(
+        context,
+        {
+            "Evidently report": store_url(store, reports[-1] if reports else None),
+            "Model health": health_url(dataset),
+        },
+    )
+    return result
 
 
 def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
@@ -68,20 +84,31 @@ def _alerts(context: Context) -> list[dict[str, Any]]:
 
 
 def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
-    """The guard rails on this run's alerts; a skip is recorded and skips the retrain."""
+    """The guard rails on this run's alerts; a skip is recorded and skips the retrain. A
+    manual run's overrides are validated first (a bad request fails, nothing is recorded)."""
     from nightshift.pipeline import retrain_decide_step
     from nightshift.registry import RegistryUnavailable
+    from nightshift.retrain import OVERRIDES
 
     p = context.get("params") or {}
     force = bool(p.get("force"))
     who = getattr(context["dag_run"], "triggering_user_name", None)
     actor = str(p.get("actor") or who or ("nightshift-monitor" if not force else "unknown"))
+    overrides = {k: p.get(k) for k in OVERRIDES}
     try:
         decision = retrain_decide_step(
-            get_store(), find_spec(dataset), run_key(context), _alerts(context), force=force, actor=actor
+            get_store(),
+            find_spec(dataset),
+            run_key(context),
+            _alerts(context),
+            force=force,
+            actor=actor,
+            overrides=overrides,
         )
     except RegistryUnavailable:
         raise
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
     if decision["action"] != "retrain":
         raise AirflowSkipException(f"{dataset}: not retraining: {decision['reason']}")
     return decision
@@ -92,8 +119,14 @@ def run_retrain_train(dataset: str, decision: dict[str, Any], context: Context) 
     from nightshift.pipeline import TrainRequest
     from nightshift.spec import parse_dt
 
-    since = parse_dt(decision["since"]) if decision.get("since") else None
-    return run_train(dataset, context, TrainRequest(since=since))
+    ov = decision.get("overrides") or {}
+    request = TrainRequest(
+        since=parse_dt(decision["since"]) if decision.get("since") else None,
+        window_days=ov.get("window_days"),
+        params=dict(ov.get("xgb_params") or {}),
+        num_boost_round=ov.get("num_boost_round"),
+    )
+    return run_train(dataset, context, request)
 
 
 def run_retrain_record(dataset: str, context: Context) -> dict[str, Any] | None:

@@ -13,7 +13,10 @@ from typing import Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from nightshift.airflow.links import push as push_links
 from nightshift.airflow.store import get_store, use_mlflow_connection
+from nightshift.airflow.urls import health_url
+from nightshift.registry import ui_links
 from nightshift.spec import find_spec, parse_dt
 
 # runs the scheduler starts on its own: too little data yet is a skip, not an incident
@@ -83,7 +86,9 @@ def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, 
     dr = _run(context)
     tags = {"dag_id": dr.dag_id, "run_id": dr.run_id, "run_type": run_type(context)}
     try:
-        return train_step(get_store(), find_spec(dataset), run_key(context), request, tags)
+        result = train_step(get_store(), find_spec(dataset), run_key(context), request, tags)
+        push_links(context, ui_links(dataset, run_id=result["run_id"]))
+        return result
     except InsufficientData as exc:
         if run_type(context) in AUTOMATIC_RUN_TYPES:
             raise AirflowSkipException(f"not training yet: {exc}") from None
@@ -99,20 +104,35 @@ def run_gate(dataset: str, trained: dict[str, Any], context: Context) -> dict[st
     from nightshift.train import InsufficientData
 
     try:
-        return gate_step(get_store(), find_spec(dataset), trained["run_id"], run_key(context))
+        verdict = gate_step(get_store(), find_spec(dataset), trained["run_id"], run_key(context))
+        push_links(context, {**verdict["links"], "Model health": health_url(dataset)})
+        return verdict
     except RegistryUnavailable:
         raise
     except (RegistryError, InsufficientData, FeatureError) as exc:
         raise _fail(exc) from None
 
 
-def run_promote(dataset: str, verdict: dict[str, Any], context: Context, asset: Asset) -> dict[str, Any]:
-    """Promote (emitting the champion Asset event), or record the rejection and skip."""
+def run_promote(
+    dataset: str,
+    verdict: dict[str, Any],
+    context: Context,
+    asset: Asset,
+    review: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Promote (emitting the champion Asset event), or record the rejection and skip. A human
+    review of a borderline verdict decides instead of the gate (the approver is the actor)."""
     from nightshift.pipeline import decide_step
 
     event = decide_step(
-        get_store(), find_spec(dataset), verdict, actor="nightshift-gate", trigger=trigger(context)
+        get_store(),
+        find_spec(dataset),
+        verdict,
+        actor="nightshift-gate",
+        trigger=trigger(context),
+        review=review if review and review.get("needed") else None,
     )
+    push_links(context, {**ui_links(dataset, version=event["version"]), "Model health": health_url(dataset)})
     if event["action"] != "promote":
         raise AirflowSkipException(f"v{event['version']} not promoted: {event['reason']}")
     context["outlet_events"][asset].extra = {
@@ -167,6 +187,11 @@ def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     return result
 
 
+def _actor(context: Context) -> str:
+    p = context.get("params") or {}
+    return str(p.get("actor") or getattr(_run(context), "triggering_user_name", None) or "unknown")
+
+
 def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     from nightshift import registry
 
@@ -174,16 +199,47 @@ def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]
     reason = str(p.get("reason") or "").strip()
     if not reason:
         raise AirflowFailException("a rollback needs a reason (the 'reason' param)")
-    actor = str(p.get("actor") or getattr(_run(context), "triggering_user_name", None) or "unknown")
     use_mlflow_connection()
     client = registry.configure()
     try:
         event = registry.rollback(
-            client, get_store(), dataset, actor=actor, trigger=trigger(context), reason=reason
+            client, get_store(), dataset, actor=_actor(context), trigger=trigger(context), reason=reason
         )
     except registry.RegistryUnavailable:
         raise
     except registry.RegistryError as exc:
         raise _fail(exc) from None
+    push_links(context, {**ui_links(dataset, version=event.version), "Model health": health_url(dataset)})
     context["outlet_events"][asset].extra = {"version": event.version, "rolled_back": event.previous_version}
     return event.to_dict()
+
+
+def run_manual_promote(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
+    """Promote the version in the run's Params after checking it (a bad request fails at once,
+    naming the problem; nothing is changed)."""
+    from nightshift import registry
+    from nightshift.pipeline import manual_promote_step
+
+    p = context.get("params") or {}
+    if p.get("version") in (None, ""):
+        raise AirflowFailException("a manual promotion needs the 'version' param")
+    try:
+        event = manual_promote_step(
+            get_store(),
+            find_spec(dataset),
+            str(p["version"]),
+            actor=_actor(context),
+            trigger=trigger(context),
+            reason=str(p.get("reason") or ""),
+            override_gate=bool(p.get("override_gate")),
+        )
+    except registry.RegistryUnavailable:
+        raise
+    except registry.RegistryError as exc:
+        raise _fail(exc) from None
+    push_links(context, {**ui_links(dataset, version=event["version"]), "Model health": health_url(dataset)})
+    context["outlet_events"][asset].extra = {
+        "version": event["version"],
+        "previous": event["previous_version"],
+    }
+    return event

@@ -1,14 +1,16 @@
-"""The Airflow side of notifications: a notifier for task callbacks (failures, quarantines)."""
+"""The Airflow side of notifications: a notifier for task callbacks — failures and quarantines
+(every task, in the default args), alerts, promotions, rollbacks, and approvals waiting for a
+human — each with links into the Airflow UI."""
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
+from nightshift.airflow.urls import health_url, task_url
 from nightshift.notify import Notification, NotifyError, send
 
 log = logging.getLogger(__name__)
@@ -18,9 +20,18 @@ class Quarantined(AirflowFailException):
     """A rejected batch was quarantined: fail without retrying (the data will not change)."""
 
 
-def task_url(dag_id: str, run_id: str, task_id: str) -> str:
-    base = os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080").rstrip("/")
-    return f"{base}/dags/{dag_id}/runs/{run_id}/tasks/{task_id}"
+def _describe(event: str, result: dict[str, Any], dataset: str) -> tuple[str, str]:
+    """Title and message of a success-side event from the task's return value."""
+    if event == "alert":
+        title = f"{result.get('kind', 'monitoring')} alert on v{result.get('version')}"
+        return title, str(result.get("reason") or "")
+    if event in ("promotion", "rollback"):
+        prev = result.get("previous_version")
+        was = f" (was v{prev})" if prev else ""
+        verb = "rolled back to" if event == "rollback" else "promoted"
+        title = f"{verb} v{result.get('version')}{was}"
+        return title, f"by {result.get('actor')}: {result.get('reason')}"
+    return f"{dataset}: {event}", ""
 
 
 def from_context(event: str, context: Any, title: str = "", message: str = "") -> Notification:
@@ -31,21 +42,37 @@ def from_context(event: str, context: Any, title: str = "", message: str = "") -
     if event == "failure" and isinstance(exc, Quarantined):
         event = "quarantine"
     dataset = dag_id.split(".", 1)[1] if "." in dag_id else dag_id
+    links = {"task": task_url(dag_id, run_id, task_id)}
+    details: dict[str, Any] = {}
+    if event in ("alert", "promotion", "rollback") and not title:
+        result = ti.xcom_pull(task_ids=task_id) or {}
+        title, message = _describe(event, result, dataset)
+        details = {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    elif event == "review" and not title:
+        task = context.get("task")
+        title = getattr(task, "subject", "") or "a promotion waits for approval"
+        message = "A borderline verdict waits for a human: approve or reject in Airflow (Required actions)."
+        links["approve or reject"] = task_url(dag_id, run_id, task_id) + "/required_actions"
+    if event != "failure" and event != "quarantine":
+        links["model health"] = health_url(dataset)
+    default_title = f"{task_id} {'quarantined its batch' if event == 'quarantine' else 'failed'}"
     return Notification(
         event=event,
         dataset=dataset,
-        title=title or f"{task_id} {'quarantined its batch' if event == 'quarantine' else 'failed'}",
+        title=title or default_title,
         message=message or (f"{type(exc).__name__}: {exc}" if exc else ""),
         dag_id=dag_id,
         run_id=run_id,
         task_id=task_id,
         try_number=getattr(ti, "try_number", None),
-        links={"task": task_url(dag_id, run_id, task_id)},
+        links=links,
+        details=details,
     )
 
 
 class NightshiftNotifier(BaseNotifier):
-    """Task callback: a failure (or quarantine) → webhook / SMTP / log (``nightshift.notify``).
+    """Task callback → webhook / SMTP / log (``nightshift.notify``): ``failure`` (or the
+    quarantine it turns out to be), ``alert``, ``promotion``, ``rollback``, ``review``.
 
     A notification that cannot be delivered is logged, never raised: it must not change the
     task's outcome."""
@@ -57,6 +84,6 @@ class NightshiftNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         try:
             used = send(from_context(self.event, context))
-            log.info("nightshift notification sent via %s", ", ".join(used))
-        except NotifyError as exc:
-            log.error("nightshift notification not delivered: %s", exc)
+            log.info("nightshift %s notification sent via %s", self.event, ", ".join(used))
+        except (NotifyError, ValueError) as exc:
+            log.error("nightshift %s notification not delivered: %s", self.event, exc)

@@ -7,11 +7,14 @@ from typing import Any
 from airflow.sdk import Asset, task
 
 from nightshift.airflow.dagconfig import REGISTRY_POOL
+from nightshift.airflow.notify import NightshiftNotifier
+from nightshift.airflow.review import ReviewOperator
 
 
 def gate_and_promote(name: str, champion: Asset, trained: Any) -> Any:
-    """``gate`` (challenger vs champion and baseline, register) → ``promote`` (pool
-    ``nightshift_registry``, emits the *champion* Asset event) on a ``train`` task's output."""
+    """``gate`` (challenger vs champion and baseline, register) → ``review`` (a human decides
+    a borderline verdict; passes through otherwise) → ``promote`` (pool ``nightshift_registry``,
+    emits the *champion* Asset event) on a ``train`` task's output."""
 
     @task
     def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -19,10 +22,13 @@ def gate_and_promote(name: str, champion: Asset, trained: Any) -> Any:
 
         return run_gate(name, trained, context)  # type: ignore[arg-type]
 
-    @task(pool=REGISTRY_POOL, outlets=[champion])
-    def promote(verdict: dict[str, Any], **context: Any) -> dict[str, Any]:
+    @task(pool=REGISTRY_POOL, outlets=[champion], on_success_callback=[NightshiftNotifier("promotion")])
+    def promote(verdict: dict[str, Any], review: dict[str, Any] | None, **context: Any) -> dict[str, Any]:
         from nightshift.airflow.model import run_promote
 
-        return run_promote(name, verdict, context, champion)  # type: ignore[arg-type]
+        return run_promote(name, verdict, context, champion, review)  # type: ignore[arg-type]
 
-    return promote(gate(trained))  # type: ignore[arg-type]
+    verdict = gate(trained)
+    review = ReviewOperator(task_id="review", dataset=name)
+    verdict >> review
+    return promote(verdict, review.output)  # type: ignore[arg-type]

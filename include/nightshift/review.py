@@ -1,0 +1,97 @@
+"""Human review of borderline gate verdicts: the evidence shown to the approver, and the
+approver's answer turned into the decision the registry records (no Airflow here)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nightshift.spec import DatasetSpec
+
+APPROVE = "Approve"
+REJECT = "Reject"
+
+
+def _num(v: Any, signed: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:+.4f}" if signed else f"{v:.4f}"
+
+
+def evidence_markdown(
+    spec: DatasetSpec,
+    verdict: dict[str, Any],
+    history: list[dict[str, Any]],
+    health_url: str | None = None,
+    days: int = 7,
+) -> str:
+    """The approval form's body: the gate's recommendation and why it is borderline, metric
+    deltas, the slice table, the champion's recent drift and live AUC, and links."""
+    m = spec.gate.metric
+    rec = "promote" if verdict["promote"] else "reject"
+    lines = [
+        f"**Borderline verdict on {spec.name} v{verdict['version']}** (champion v{verdict.get('champion')})",
+        "",
+        f"{verdict.get('review') or ''}.",
+        "",
+        f"The gate recommends **{rec}**: {verdict['reason']}",
+        "",
+        "| metric | challenger | champion | delta |",
+        "|---|---|---|---|",
+    ]
+    cm, ch, deltas = (
+        verdict.get("metrics", {}),
+        verdict.get("champion_metrics", {}),
+        verdict.get("deltas", {}),
+    )
+    for k in ("roc_auc", "average_precision", "log_loss", "brier"):
+        if k in cm:
+            lines.append(f"| {k} | {_num(cm.get(k))} | {_num(ch.get(k))} | {_num(deltas.get(k), True)} |")
+    slices = verdict.get("slices") or []
+    if slices:
+        lines += [
+            "",
+            f"| slice | rows | positives | challenger {m} | champion {m} | delta |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in slices:
+            lines.append(
+                f"| {s['slice']} | {s['rows']} | {s['positives']} | {_num(s.get('challenger'))} | "
+                f"{_num(s.get('champion'))} | {_num(s.get('delta'), True)} |"
+            )
+    failed = [c for c in verdict.get("checks", []) if not c["passed"]]
+    if failed:
+        lines += ["", "Failed checks:"] + [f"- `{c['name']}`: {c['detail']}" for c in failed]
+    champ = str(verdict.get("champion") or "")
+    recent = [r for r in history if str(r.get("version")) == champ][-days:]
+    if recent:
+        lines += ["", f"Champion v{champ}, last {len(recent)} monitored day(s):", ""]
+        lines += ["| day | drift share | drifting | live AUC |", "|---|---|---|---|"]
+        for r in recent:
+            drifting = "yes" if r.get("drifting") else "no"
+            lines.append(
+                f"| {r['dt']} | {_num(r.get('drift_share'))} | {drifting} | {_num(r.get('roc_auc'))} |"
+            )
+    links = dict(verdict.get("links") or {})
+    if health_url:
+        links["Model health"] = health_url
+    if links:
+        lines += ["", " · ".join(f"[{name}]({url})" for name, url in links.items())]
+    return "\n".join(lines)
+
+
+def answer(event: dict[str, Any]) -> dict[str, Any]:
+    """The approver's answer (a HITL response event) as the review the audit trail records."""
+    chosen = list(event.get("chosen_options") or [])
+    user = event.get("responded_by_user")
+    by = (user.get("name") or user.get("id")) if isinstance(user, dict) else user
+    at = event.get("responded_at")
+    params = event.get("params_input") or {}
+    timed_out = bool(event.get("timedout"))
+    return {
+        "decision": "approve" if chosen == [APPROVE] else "reject",
+        "by": str(by) if by else ("timeout" if timed_out else "unknown"),
+        "at": at.isoformat() if at is not None and hasattr(at, "isoformat") else (str(at) if at else None),
+        "comment": str(params.get("comment") or "").strip() or None,
+        "timed_out": timed_out,
+    }
