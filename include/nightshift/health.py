@@ -126,8 +126,9 @@ def delivery_metrics(
 ) -> dict[str, Any]:
     """The four delivery metrics (see the module doc); ``None`` where there is nothing to measure.
 
-    Incidents are ``failed_runs`` plus the audit trail's rejections and rollbacks. ``landings`` maps (kind, day) to when that batch was validated; ``windows`` a version to
-    the first and last day it was trained on."""
+    Incidents are ``failed_runs`` plus the audit trail's rejections and rollbacks. ``landings``
+    maps (kind, day) to when that batch was validated; ``windows`` a version to the first and
+    last day it was trained on."""
     promotions = [e for e in audit if e["action"] == "promote"]
     rejects = [e for e in audit if e["action"] == "reject"]
     rollbacks = [e for e in audit if e["action"] == "rollback"]

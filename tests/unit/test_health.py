@@ -75,10 +75,10 @@ def test_nothing_to_measure_is_none_not_zero() -> None:
 def _validation(store: Store, day: str, kind: str, valid: bool, at: str) -> None:
     checks = [] if valid else [{"name": "expect_column_values_to_not_be_null", "column": "customer_age",
                                 "success": False, "details": "62% null", "severity": "critical"}]  # fmt: skip
-    outcome = {"dataset": "payments", "kind": kind, "dt": day, "rows": 4000, "checks": checks, "files": [],
-               "report_uri": store.uri(store.path("reports", "payments", "validation", f"dt={day}", f"{kind}.json")),
-               "data_docs_uri": store.uri(store.path("reports", "x", "index.html"))}  # fmt: skip
     path = store.path("reports", "payments", "validation", f"dt={day}", f"{kind}.json")
+    docs = store.uri(store.path("reports", "x", "index.html"))
+    outcome = {"dataset": "payments", "kind": kind, "dt": day, "rows": 4000, "checks": checks, "files": [],
+               "report_uri": store.uri(path), "data_docs_uri": docs}  # fmt: skip
     store.write_json_atomic(path, {"outcome": outcome, "stats": {}, "validated_at": at})
 
 
@@ -100,7 +100,7 @@ def store(tmp_path: Path) -> Store:
             _t(35),
             "2026-04-30",
             outcome={"status": "promoted", "version": "4"},
-        ),  # fmt: skip
+        ),
     )
     return store
 

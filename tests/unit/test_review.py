@@ -101,7 +101,7 @@ def test_the_evidence_names_the_numbers_slices_drift_and_links(spec: DatasetSpec
                 "champion": 0.86,
                 "delta": -0.02,
             }
-        ],  # fmt: skip
+        ],
         "checks": [{"name": "champion", "passed": False, "detail": "roc_auc 0.8430 vs champion"}],
         "links": {"MLflow run": "http://mlflow/#/runs/abc"},
     }
