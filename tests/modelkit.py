@@ -134,3 +134,16 @@ def run_dag(dag: Any, conf: dict[str, Any] | None = None) -> Any:
 
     defaults = _DEFAULTS.setdefault(dag.dag_id, copy.deepcopy(dag.params.dump()))
     return dag.test(run_conf={**defaults, **(conf or {})})
+
+
+def links_of(dr: Any, task_id: str) -> dict[str, str]:
+    """The extra links a task instance of a dag.test() run recorded (name -> address)."""
+    from nightshift.airflow.links import LINKS, xcom_key
+
+    ti = dr.get_task_instance(task_id)
+    out = {}
+    for name in LINKS:
+        url = ti.xcom_pull(task_ids=task_id, key=xcom_key(name))
+        if url:
+            out[name] = url
+    return out

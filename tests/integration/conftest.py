@@ -42,9 +42,38 @@ def run_day(ingest_dag: Any) -> RunDay:
             logical_date=datetime(day.year, day.month, day.day, tzinfo=UTC),
             run_conf={"dt": day.isoformat()},
         )
+        run.last = dr  # type: ignore[attr-defined]
         return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
 
     return run
+
+
+@pytest.fixture
+def webhook_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP server on 127.0.0.1 that keeps every JSON body POSTed to it: (url, received)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"content_type": self.headers["Content-Type"], **json.loads(body)})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _free_port() -> int:
@@ -114,5 +143,5 @@ def model_dags(airflow_db: Path) -> dict[str, Any]:
 
     bag = DagBag(str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    kinds = ("train", "score", "rollback", "monitor", "retrain")
+    kinds = ("train", "score", "rollback", "monitor", "retrain", "promote")
     return {k: bag.dags[f"nightshift_{k}.payments"] for k in kinds}

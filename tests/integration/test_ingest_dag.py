@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from modelkit import links_of
 from nightshift.datagen import BAD_BATCH_KINDS, Scenario, bad_batch_column, write_day
 from nightshift.storage import Store
 
@@ -61,7 +62,14 @@ def test_clean_day_publishes_and_rerun_replaces(
     assert table.num_rows == ROWS
     assert table.schema.equals(arrow_schema(spec, "events"), check_metadata=False)
     report = store.read_json(store.reports_dir("payments", "validation", DAY) + "/events.json")
-    assert report["outcome"]["success"] is True
+    assert report["outcome"]["success"] is True and report["validated_at"]
+    # a small valid batch has GX Data Docs too, linked from the task (served by the UI plugin)
+    docs = store.reports_dir("payments", "validation", DAY) + "/data_docs_events/index.html"
+    assert report["outcome"]["data_docs_uri"] == store.uri(docs) and store.exists(docs)
+    assert links_of(run_day.last, "ingest_events") == {
+        "GX Data Docs": "http://127.0.0.1:8080/nightshift/store/reports/payments/validation/"
+        f"dt={DAY}/data_docs_events/index.html"
+    }
 
     # a re-run replaces the partition: still one file, same rows, no duplicates
     assert run_day(DAY)["ingest_events"] == "success"
@@ -193,36 +201,23 @@ def test_rejected_batch_fails_without_retry_and_emits_no_asset_event(
 
 
 def test_a_quarantine_notifies_the_webhook_with_a_link(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Any, run_day: Any
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: Any,
+    run_day: Any,
+    webhook_sink: tuple[str, list[dict[str, Any]]],
 ) -> None:
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    received: list[dict[str, Any]] = []
-
-    class Sink(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
-    try:
-        store = _fresh_store(tmp_path, monkeypatch)
-        write_day(store, spec, DAY, 0, ROWS, SEED, Scenario(), bad="null_spike")
-        assert run_day(DAY)["ingest_events"] == "failed"
-    finally:
-        server.shutdown()
-        server.server_close()
+    url, received = webhook_sink
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", url)
+    store = _fresh_store(tmp_path, monkeypatch)
+    write_day(store, spec, DAY, 0, ROWS, SEED, Scenario(), bad="null_spike")
+    assert run_day(DAY)["ingest_events"] == "failed"
     notes = [n for n in received if n["task_id"] == "ingest_events"]
     assert len(notes) == 1, received
     note = notes[0]
     assert note["event"] == "quarantine" and note["dataset"] == "payments"
     assert "expect_column_values_to_not_be_null" in note["message"] and "Data Docs" in note["message"]
     assert note["links"]["task"].endswith("/tasks/ingest_events") and note["run_id"] in note["links"]["task"]
+    # the failed task still links the quarantined batch's Data Docs
+    docs = links_of(run_day.last, "ingest_events")["GX Data Docs"]
+    assert docs.endswith(f"/nightshift/store/quarantine/payments/events/dt={DAY}/data_docs/index.html")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from modelkit import MODEL_DAYS, MODEL_START, model_env, run_dag, task_states
+from modelkit import MODEL_DAYS, MODEL_START, links_of, model_env, run_dag, task_states
 
 ROOT = Path(__file__).resolve().parents[2]
 LAST_DAY = MODEL_START + timedelta(days=MODEL_DAYS - 1)
@@ -175,6 +175,58 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
     # nothing left to roll back to: a clear refusal, aliases untouched
     assert main(["--store", store.url, "rollback", "--dataset", "payments", "--reason", "again"]) == 1
     assert registry.alias_version(client, "payments", "champion") == previous
+
+
+def test_a_manual_promotion_is_checked_before_anything_changes(
+    model_dags: dict[str, Any], registry_env: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    from nightshift import registry
+
+    client, store = registry_env["client"], registry_env["store"]
+    champion = registry.alias_version(client, "payments", "champion")
+    assert champion == "1", "after the rollback, v1 serves; v2 was rolled back, v3 rejected"
+    audit = len(registry.read_audit(store, "payments"))
+    refused = [
+        ({"version": 99}, "nightshift-payments has no version 99 (versions: v1, v2, v3)"),
+        ({"version": 1}, "nightshift-payments v1 is already the champion"),
+        ({"version": 3}, "v3: the gate rejected it; it was rejected; set override_gate=true"),
+        ({"version": 2}, "v2: it was rolled back; set override_gate=true"),
+    ]
+    for conf, message in refused:
+        capfd.readouterr()
+        dr = run_dag(model_dags["promote"], {"reason": "operator test", **conf})
+        assert task_states(dr) == {"promote": "failed"}, conf
+        out = capfd.readouterr()
+        assert message in out.out + out.err, message
+    assert registry.alias_version(client, "payments", "champion") == champion
+    assert len(registry.read_audit(store, "payments")) == audit
+
+
+def test_a_manual_promotion_is_audited_with_its_actor_and_notified(
+    model_dags: dict[str, Any],
+    registry_env: dict[str, Any],
+    webhook_sink: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nightshift import registry
+
+    client, store = registry_env["client"], registry_env["store"]
+    url, received = webhook_sink
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", url)
+    conf = {"version": 2, "reason": "v1 misses the new merchants", "override_gate": True, "actor": "bob"}
+    dr = run_dag(model_dags["promote"], conf)
+    assert task_states(dr) == {"promote": "success"}
+    assert registry.alias_version(client, "payments", "champion") == "2"
+    assert registry.alias_version(client, "payments", "previous") == "1"
+    last = registry.read_audit(store, "payments")[-1]
+    assert (last.action, last.version, last.previous_version, last.actor) == ("promote", "2", "1", "bob")
+    assert last.reason == "manual promotion: v1 misses the new merchants (overriding: it was rolled back)"
+    assert last.trigger.startswith(f"dag nightshift_promote.payments run {dr.run_id}")
+    assert links_of(dr, "promote") == {"Model health": "http://127.0.0.1:8080/nightshift/health/payments"}
+    (note,) = [n for n in received if n["event"] == "promotion"]
+    assert note["title"] == "promoted v2 (was v1)" and note["message"].startswith("by bob: manual promotion")
+    assert note["links"]["model health"].endswith("/nightshift/health/payments")
+    assert note["details"]["version"] == "2" and note["task_id"] == "promote"
 
 
 def test_a_manual_run_without_enough_labelled_days_fails_clearly(

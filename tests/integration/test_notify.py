@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -29,27 +27,8 @@ NOTE = Notification(
 
 
 @pytest.fixture
-def http_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"content_type": self.headers["Content-Type"], "json": json.loads(body)})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
+def http_sink(webhook_sink: tuple[str, list[dict[str, Any]]]) -> tuple[str, list[dict[str, Any]]]:
+    return webhook_sink
 
 
 @pytest.fixture
@@ -78,7 +57,7 @@ def test_webhook_receives_the_notification_as_json(http_sink: tuple[str, list[di
     url, received = http_sink
     assert send(NOTE, Channels(webhook=url)) == ["webhook"]
     assert len(received) == 1 and received[0]["content_type"] == "application/json"
-    payload = received[0]["json"]
+    payload = received[0]
     assert payload["event"] == "quarantine" and payload["dataset"] == "payments"
     assert payload["subject"] == "[nightshift] quarantine: payments: events of 2026-03-09 quarantined"
     assert "customer_age" in payload["message"]
