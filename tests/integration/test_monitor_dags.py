@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_START, copy_store, model_env, run_dag, task_states
+from modelkit import (
+    DRIFT_DAYS,
+    MODEL_DAYS,
+    MODEL_START,
+    copy_store,
+    links_of,
+    model_env,
+    run_dag,
+    task_states,
+)
 
 DRIFT_START = MODEL_START + timedelta(days=MODEL_DAYS)
 SCORED = [MODEL_START + timedelta(days=i) for i in range(MODEL_DAYS - 4, MODEL_DAYS + DRIFT_DAYS)]
@@ -51,13 +60,18 @@ def test_champion_on_the_clean_days_scores_the_drifted_ones(
 
 
 def test_monitor_reports_drift_and_performance_and_raises_the_alert(
-    model_dags: dict[str, Any], env: dict[str, Any], spec: Any
+    model_dags: dict[str, Any],
+    env: dict[str, Any],
+    spec: Any,
+    webhook_sink: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import pyarrow.parquet as pq
 
     from nightshift.pipeline import read_history
 
     store, client = env["store"], env["client"]
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     dr = run_dag(model_dags["monitor"])
     assert task_states(dr) == {"monitor": "success", "alert": "success"}
 
@@ -94,6 +108,14 @@ def test_monitor_reports_drift_and_performance_and_raises_the_alert(
     assert alert["kind"] == "drift+performance" and alert["version"] == "1"
     assert alert["onset"] == day and alert["dt"] == SCORED[-1].isoformat()
     assert "drift share" in alert["reason"] and "AUC below" in alert["reason"]
+    (note,) = [n for n in webhook_sink[1] if n["event"] == "alert"]
+    assert note["title"] == "drift+performance alert on v1" and note["message"] == alert["reason"]
+    assert note["details"]["onset"] == day and note["links"]["model health"].endswith("/health/payments")
+    last = f"dt={SCORED[-1]}/v1-drift.html"
+    assert links_of(dr, "monitor") == {
+        "Evidently report": f"http://127.0.0.1:8080/nightshift/store/reports/payments/drift/{last}",
+        "Model health": "http://127.0.0.1:8080/nightshift/health/payments",
+    }
     assert pq.read_table(store.open_input(store.path("reports", "payments", "monitoring", "history.parquet")))
 
 
@@ -117,22 +139,42 @@ def test_retrain_without_an_alert_is_skipped_and_recorded(
     assert rec.action == "skip" and "no alert" in rec.reason
 
 
+def test_a_manual_retrain_with_bad_overrides_fails_naming_them_and_records_nothing(
+    model_dags: dict[str, Any], env: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    from nightshift import retrain
+
+    before = len(retrain.read_records(env["store"], "payments"))
+    capfd.readouterr()
+    dr = run_dag(model_dags["retrain"], {"force": True, "xgb_params": {"max_dept": 3}, "window_days": 4})
+    states = task_states(dr)
+    assert states["decide"] == "failed" and states["train"] == "upstream_failed", states
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert "invalid retrain request" in log and "xgb_params.max_dept: not an overridable" in log
+    assert "window_days: 4 is not an integer >= 5" in log
+    assert len(retrain.read_records(env["store"], "payments")) == before
+
+
 def test_a_forced_retrain_goes_through_the_gate_and_is_recorded(
     model_dags: dict[str, Any], env: dict[str, Any]
 ) -> None:
     from nightshift import registry, retrain
 
-    dr = run_dag(model_dags["retrain"], {"force": True, "actor": "test-operator"})
+    overrides = {"window_days": 8, "xgb_params": {"max_depth": 3}, "note": "check the drifted days"}
+    dr = run_dag(model_dags["retrain"], {"force": True, "actor": "test-operator", **overrides})
     states = task_states(dr)
-    assert states["decide"] == states["train"] == states["gate"] == "success"
+    assert states["decide"] == states["train"] == states["gate"] == states["review"] == "success"
     assert states["record"] == "success"
     rec = retrain.read_records(env["store"], "payments")[-1]
     assert rec.action == "retrain" and rec.forced and rec.actor == "test-operator"
+    assert rec.overrides == overrides and "(check the drifted days)" in rec.reason
     assert rec.outcome is not None and rec.outcome["status"] in ("promoted", "rejected")
     assert rec.outcome["version"] == "2"
-    # trained on the most recent labelled days, drifted ones included
+    # trained on the most recent labelled days, drifted ones included, with the overrides
     run = env["client"].get_run(env["client"].get_model_version("nightshift-payments", "2").run_id)
-    assert run.data.tags["nightshift.window"].endswith(f"{SCORED[-1]} (10 days)")
+    assert run.data.tags["nightshift.window"].endswith(f"{SCORED[-1]} (8 days)")
+    assert run.data.params["xgb.max_depth"] == "3"
     if rec.outcome["status"] == "promoted":
         assert registry.alias_version(env["client"], "payments", "champion") == "2"
     assert registry.read_audit(env["store"], "payments")[-1].version == "2"
