@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo down test lint unit dags integration system bench clean venv services-deps services-up services-down
+.PHONY: demo down test lint unit dags integration system bench clean venv services-deps browser-deps services-up services-down
 
 venv: $(VENV)/.synced
 
@@ -27,6 +27,14 @@ services-deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q --no-install-recommends postgresql redis-server >/dev/null || \
 	  { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends postgresql redis-server >/dev/null; }; }
+
+# Debian's Chromium for the browser test of the Airflow UI (Playwright drives it; no browser download)
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium from Debian's packages"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends chromium >/dev/null || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
 
 # the docker-compose topology without Docker (CeleryExecutor, workers on default and gpu)
 services-up: venv services-deps
@@ -55,10 +63,10 @@ dags: venv
 integration: venv
 	$(PY) -m pytest -q tests/integration
 
-system: venv services-deps
+system: venv services-deps browser-deps
 	$(PY) -m pytest -q tests/system
 
-test: venv services-deps lint
+test: venv services-deps browser-deps lint
 	$(PY) -m pytest -q -rs --durations=15 tests/unit tests/dags tests/integration tests/system
 
 bench: venv
