@@ -240,11 +240,13 @@ def collect(
             )
             versions = version_info(client, spec.name, wanted)
         except registry.RegistryError as exc:
-            errors.append(str(exc))
-    elif audit:
+            errors.append(f"{exc}; the champion shown is the audit trail's")
+            client = None
+    if client is None:
         # without the registry: the audit trail's last champion-moving decision
         moved = [e for e in audit if e["action"] in ("promote", "rollback")]
         champion = str(moved[-1]["version"]) if moved else None
+        previous = str(moved[-1]["previous_version"]) if moved and moved[-1]["previous_version"] else None
     windows = {v: w for v, info in versions.items() if (w := _window(info.get("window")))}
 
     incidents = list(failed_runs or [])

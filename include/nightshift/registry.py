@@ -257,7 +257,7 @@ class AuditEvent:
     deltas: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
-    # a human's decision on a borderline verdict: decision, by, at, comment, gate_verdict
+    # a human's decision on a borderline verdict: needed, decision, by, at, comment, timed_out
     review: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:

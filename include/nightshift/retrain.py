@@ -219,6 +219,23 @@ XGB_OVERRIDABLE = {
 OVERRIDES = ("since", "window_days", "xgb_params", "num_boost_round", "note")
 
 
+def check_xgb_params(params: Any) -> tuple[dict[str, Any], list[str]]:
+    """XGBoost parameter overrides, normalised, and the problems found (a typo must fail, not
+    be ignored by XGBoost with a warning)."""
+    if not isinstance(params, dict):
+        return {}, [f"xgb_params: expected an object, got {type(params).__name__}"]
+    problems = []
+    for k, v in params.items():
+        kind = XGB_OVERRIDABLE.get(k)
+        if kind is None:
+            problems.append(f"xgb_params.{k}: not an overridable XGBoost parameter")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and v != int(v)):
+            problems.append(f"xgb_params.{k}: {v!r} is not {'an integer' if kind is int else 'a number'}")
+        elif v < 0:
+            problems.append(f"xgb_params.{k}: {v!r} is negative")
+    return ({} if problems else {k: XGB_OVERRIDABLE[k](v) for k, v in params.items()}), problems
+
+
 def validate_overrides(spec: DatasetSpec, overrides: dict[str, Any], force: bool) -> dict[str, Any]:
     """The overrides of a manual retrain, checked and normalised (empty values dropped).
 
@@ -251,20 +268,10 @@ def validate_overrides(spec: DatasetSpec, overrides: dict[str, Any], force: bool
         else:
             out["num_boost_round"] = n
     if "xgb_params" in ov:
-        params = ov["xgb_params"]
-        if not isinstance(params, dict):
-            problems.append(f"xgb_params: expected an object, got {type(params).__name__}")
-            params = {}
-        for k, v in params.items():
-            kind = XGB_OVERRIDABLE.get(k)
-            if kind is None:
-                problems.append(f"xgb_params.{k}: not an overridable XGBoost parameter")
-            elif isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and v != int(v)):
-                problems.append(f"xgb_params.{k}: {v!r} is not {'an integer' if kind is int else 'a number'}")
-            elif v < 0:
-                problems.append(f"xgb_params.{k}: {v!r} is negative")
-        if params and not any(p.startswith("xgb_params") for p in problems):
-            out["xgb_params"] = {k: XGB_OVERRIDABLE[k](v) for k, v in params.items()}
+        params, bad = check_xgb_params(ov["xgb_params"])
+        problems += bad
+        if params:
+            out["xgb_params"] = params
     if "note" in ov:
         out["note"] = str(ov["note"])[:500]
     if problems:

@@ -315,3 +315,14 @@ def test_new_data_does_not_retrain_once_a_champion_serves(registry_env: dict[str
     with pytest.raises(AirflowSkipException, match=rf"champion v{champion} serves.*nightshift_retrain"):
         run_train("payments", _context("asset_triggered"))
     assert len(_versions(registry_env["client"])) == versions
+
+
+def test_a_manual_training_run_refuses_unknown_xgboost_parameters(registry_env: dict[str, Any]) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from nightshift.airflow.model import run_train
+
+    versions = len(_versions(registry_env["client"]))
+    with pytest.raises(AirflowFailException, match=r"xgb_params\.max_dept: not an overridable XGBoost"):
+        run_train("payments", _context("manual", xgb_params={"max_dept": 2}))
+    assert len(_versions(registry_env["client"])) == versions

@@ -32,7 +32,11 @@ from browserkit import browser_page, login
 from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_START, copy_store, model_env
 
 DRIFT_START = MODEL_START + timedelta(days=MODEL_DAYS)
-REVIEW = {"band": [-0.01, 0.005], "timeout_hours": 1, "on_timeout": "reject"}
+REVIEW_GATE = {
+    "review": {"band": [-0.01, 0.005], "timeout_hours": 1, "on_timeout": "reject"},
+    "min_metrics": {"roc_auc": 0.7, "average_precision": 0.05},
+    "slice_min_metric": 0.5,
+}
 RETRAIN = "nightshift_retrain.payments"
 SHOTS = ROOT / ".nightshift" / "test" / "screenshots"
 LAST = MODEL_START + timedelta(days=MODEL_DAYS + DRIFT_DAYS - 1)
@@ -44,9 +48,11 @@ def loop(drift_store: Path, spec: Any, tmp_path_factory: pytest.TempPathFactory)
     url = copy_store(drift_store, root / "store")
     with model_env(url, f"sqlite:///{root / 'mlflow.db'}", root / "artifacts") as mp:
         mp.setenv("NIGHTSHIFT_DATASETS", "payments")
-        # the demo spec with a review band: a challenger within it waits for a human
+        # the demo spec with a review band: a challenger within it waits for a human. Lower
+        # floors, so that a challenger identical to the post-drift champion (AUC ~0.76) fails
+        # no hard check (the demo's 0.80 floor would reject it before any review)
         data = yaml.safe_load((ROOT / "datasets" / "payments.yaml").read_text())
-        data["gate"]["review"] = REVIEW
+        data["gate"].update(REVIEW_GATE)
         (root / "datasets").mkdir()
         (root / "datasets" / "payments.yaml").write_text(yaml.safe_dump(data))
         mp.setenv("NIGHTSHIFT_DATASETS_DIR", str(root / "datasets"))
@@ -128,6 +134,10 @@ def _borderline_retrain(stack: AirflowStack, note: str) -> str:
         if states.get("review") == "awaiting_input":
             return run_id
         assert not {"failed", "upstream_failed"} & set(states.values()), states
+        if states.get("review") in ("success", "skipped"):
+            path = f"/api/v2/dags/{RETRAIN}/dagRuns/{quote(run_id, safe='')}/taskInstances/gate/xcomEntries"
+            verdict = stack.request("GET", f"{path}/return_value")["value"]
+            pytest.fail(f"the retrain did not ask for a review: {verdict}")
         time.sleep(3)
     raise TimeoutError(f"{RETRAIN} {run_id} never asked for a review: {stack.task_states(RETRAIN, run_id)}")
 

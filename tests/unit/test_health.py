@@ -152,3 +152,22 @@ def test_the_page_escapes_what_it_shows(store: Store, spec: DatasetSpec) -> None
     h.timeline[0]["reason"] = "<script>alert(1)</script>"
     page = render(h, spec)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+
+
+def test_an_unreachable_registry_is_named_and_the_audit_trail_still_shows(
+    store: Store, spec: DatasetSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from nightshift import registry
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    h = collect(store, spec, registry.configure(), now=T0 + timedelta(days=7))
+    assert len(h.errors) == 1 and dead in h.errors[0] and "unreachable" in h.errors[0]
+    assert h.champion is not None and (h.champion["version"], h.champion["previous"]) == ("5", "1")
+    assert h.versions == {} and h.delivery["attempts"] == 5

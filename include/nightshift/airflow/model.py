@@ -75,10 +75,15 @@ def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, 
     if request is None:
         if run_type(context) in AUTOMATIC_RUN_TYPES and (why := _bootstrap_only(dataset)):
             raise AirflowSkipException(why)
+        from nightshift.retrain import check_xgb_params
+
+        params, problems = check_xgb_params(p.get("xgb_params") or {})
+        if problems:
+            raise AirflowFailException(f"{dataset}: invalid training request: " + "; ".join(problems))
         request = TrainRequest(
             as_of=parse_dt(p["as_of"]) if p.get("as_of") else None,
             window_days=p.get("window_days") or None,
-            params=dict(p.get("xgb_params") or {}),
+            params=params,
             num_boost_round=p.get("num_boost_round") or None,
             trials=p.get("tuning_trials"),
             timeout_s=p.get("tuning_timeout_s") or None,
