@@ -62,16 +62,18 @@ def evidence_markdown(
     failed = [c for c in verdict.get("checks", []) if not c["passed"]]
     if failed:
         lines += ["", "Failed checks:"] + [f"- `{c['name']}`: {c['detail']}" for c in failed]
-    champ = str(verdict.get("champion") or "")
-    recent = [r for r in history if str(r.get("version")) == champ][-days:]
+    recent = sorted(history, key=lambda r: (r["dt"], str(r.get("version"))))[-days:]
     if recent:
-        lines += ["", f"Champion v{champ}, last {len(recent)} monitored day(s):", ""]
-        lines += ["| day | drift share | drifting | live AUC |", "|---|---|---|---|"]
+        lines += ["", f"Recent monitoring (last {len(recent)} day(s), the version that scored each):", ""]
+        lines += ["| day | version | drift share | drifting | live AUC |", "|---|---|---|---|---|"]
         for r in recent:
             drifting = "yes" if r.get("drifting") else "no"
             lines.append(
-                f"| {r['dt']} | {_num(r.get('drift_share'))} | {drifting} | {_num(r.get('roc_auc'))} |"
+                f"| {r['dt']} | v{r.get('version')} | {_num(r.get('drift_share'))} | {drifting} | "
+                f"{_num(r.get('roc_auc'))} |"
             )
+    else:
+        lines += ["", "No monitored day yet."]
     links = dict(verdict.get("links") or {})
     if health_url:
         links["Model health"] = health_url

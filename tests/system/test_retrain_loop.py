@@ -164,7 +164,7 @@ def test_a_borderline_retrain_waits_for_an_approval_that_is_audited(loop: dict[s
     body = ask["body"]
     assert "within the review band [-0.0100, +0.0050]" in body and "recommends **promote**" in body
     assert "| roc_auc | " in body and "| +0.0000 |" in body  # the same model: no difference
-    assert "| channel=" in body and "Champion v2, last" in body
+    assert "| channel=" in body and "Recent monitoring (last 7 day(s)" in body and "| v1 | 0." in body
     assert "/nightshift/health/payments" in body
 
     answer = _hitl(
