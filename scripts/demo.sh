@@ -94,6 +94,7 @@ echo
 echo "Store:        $NIGHTSHIFT_STORE_URL  (reports/$DATASET/{validation,drift,performance,retrain})"
 echo "Summary:      $OUT/summary.txt and $OUT/summary.png"
 echo "Airflow UI:   http://127.0.0.1:$AIRFLOW__API__PORT  (login admin / admin)"
+echo "Model health: http://127.0.0.1:$AIRFLOW__API__PORT/plugin/model-health  (Browse -> Model health)"
 echo "MLflow UI:    $MLFLOW_TRACKING_URI"
 echo "Audit trail:  nightshift audit --dataset $DATASET"
 echo "Stop it with: make down"

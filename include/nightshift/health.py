@@ -17,14 +17,13 @@ Delivery metrics (DORA, applied to models):
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from nightshift.spec import DatasetSpec, parse_dt
-from nightshift.storage import Store
+from nightshift.storage import Store, finite
 
 MAX_DAYS = 120  # the page shows at most this many recent days
 
@@ -52,17 +51,7 @@ class Health:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
+        return dict(finite(asdict(self)))
 
 
 def _ts(value: str) -> datetime:

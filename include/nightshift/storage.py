@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,17 @@ class StorageOptions:
     region: str | None = None
     endpoint_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by ``None``, recursively (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
 
 
 def default_state_dir() -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from airflow.sdk import Asset, Context
@@ -14,17 +13,7 @@ from nightshift.airflow.model import run_key, trigger
 from nightshift.airflow.store import get_store
 from nightshift.airflow.urls import health_url
 from nightshift.spec import find_spec
-
-
-def _plain(value: Any) -> Any:
-    """JSON without NaN (an Asset event's extra is stored as JSON by the metadata database)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+from nightshift.storage import finite
 
 
 def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
@@ -36,7 +25,7 @@ def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
 
     store = get_store()
     try:
-        result = _plain(monitor_step(store, find_spec(dataset)))
+        result = finite(monitor_step(store, find_spec(dataset)))
     except RegistryUnavailable:
         raise
     except (MonitoringError, FileNotFoundError) as exc:
@@ -67,7 +56,7 @@ def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     key = {k: alert[k] for k in ("version", "kind", "dt", "onset")}
     if store.exists(seen) and store.read_json(seen).get("key") == key:
         raise AirflowSkipException(f"{dataset}: alert already raised for this evidence: {alert['reason']}")
-    extra = _plain(alert)
+    extra = finite(alert)
     context["outlet_events"][asset].extra = extra
     store.write_json_atomic(seen, {"key": key, "alert": extra})
     return extra
