@@ -147,3 +147,31 @@ def links_of(dr: Any, task_id: str) -> dict[str, str]:
         if url:
             out[name] = url
     return out
+
+
+@contextlib.contextmanager
+def http_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP server on 127.0.0.1 that keeps every JSON body POSTed to it: (url, received)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"content_type": self.headers["Content-Type"], **json.loads(body)})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()

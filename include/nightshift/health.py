@@ -236,6 +236,12 @@ def collect(
         moved = [e for e in audit if e["action"] in ("promote", "rollback")]
         champion = str(moved[-1]["version"]) if moved else None
         previous = str(moved[-1]["previous_version"]) if moved and moved[-1]["previous_version"] else None
+    for v, info in versions.items():
+        # the aliases are the truth; a status tag of a former champion/previous goes stale
+        if v in (champion, previous):
+            info["status"] = "champion" if v == champion else "previous"
+        elif info.get("status") in ("champion", "previous"):
+            info["status"] = "retired"
     windows = {v: w for v, info in versions.items() if (w := _window(info.get("window")))}
 
     incidents = list(failed_runs or [])

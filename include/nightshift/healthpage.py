@@ -16,7 +16,7 @@ from nightshift.spec import DatasetSpec
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:16px;color:#1a202c}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #e2e8f0}
+h1{font-size:22px;margin:0 0 4px}h3{font-size:14px;margin:10px 0 4px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #e2e8f0}
 table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #e2e8f0;padding:3px 7px;text-align:left;
 vertical-align:top;font-size:13px}th{background:#f7fafc}.bad{color:#c53030;font-weight:600}.ok{color:#2f855a}
 .tiles{display:flex;flex-wrap:wrap;gap:10px}.tile{border:1px solid #e2e8f0;border-radius:6px;padding:8px 12px;
@@ -258,9 +258,11 @@ def render(
         [_e(r["since"][:19]), _e(r["incident"]), _e(r["recovered"][:19]), _e(r["by"]), _num(r["hours"], 2)]
         for r in rec
     ]
-    parts.append(_table(["since", "incident", "recovered", "by", "hours"], rows, "recoveries"))
+    parts.append(
+        "<h3>Recoveries</h3>" + _table(["since", "incident", "recovered", "by", "hours"], rows, "recoveries")
+    )
     rows = [[_e(i["time"][:19]), _e(i["kind"]), _e(i["what"])] for i in health.incidents[:20]]
-    parts.append(_table(["when", "kind", "what"], rows, "incidents"))
+    parts.append("<h3>Incidents (latest 20)</h3>" + _table(["when", "kind", "what"], rows, "incidents"))
     leads = health.delivery["lead_time_hours"]["each"]
     parts.append("<h2>Lead times</h2>")
     rows = [[_e(f"v{x['version']}"), _e(x["landed"][:19]), _num(x["hours"], 2)] for x in leads]

@@ -265,3 +265,23 @@ def test_the_ui_plugin_loads_light_with_its_page_and_links() -> None:
     assert not got["heavy"], (
         f"the plugin imports heavy libraries when the api-server loads it: {got['heavy']}"
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "media"),
+    [
+        ("reports/payments/drift/dt=2026-03-01/v1-drift.html", "text/html; charset=utf-8"),
+        ("reports/payments/validation/dt=2026-03-01/data_docs_events/static/styles/x.css", "text/css"),
+        ("quarantine/payments/events/dt=2026-03-01/validation.json", "application/json"),
+        ("audit/payments/promote-v1-abc.json", "application/json"),
+        ("quarantine/payments/events/dt=2026-03-01/files/part-0.csv", None),
+        ("curated/payments/dt=2026-03-01/part-0.parquet", None),
+        ("reports/payments/../../curated/x.html", None),
+        ("reports/payments/drift/run.sh", None),
+        ("reports/x.html", None),
+    ],
+)
+def test_the_plugin_serves_reports_never_data(path: str, media: str | None) -> None:
+    from nightshift.airflow.plugin import servable
+
+    assert servable(path) == media

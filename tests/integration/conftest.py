@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from modelkit import MlflowServer
+from modelkit import MlflowServer, http_sink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,29 +51,8 @@ def run_day(ingest_dag: Any) -> RunDay:
 @pytest.fixture
 def webhook_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """An HTTP server on 127.0.0.1 that keeps every JSON body POSTed to it: (url, received)."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    received: list[dict[str, Any]] = []
-
-    class Sink(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"content_type": self.headers["Content-Type"], **json.loads(body)})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_sink() as sink:
+        yield sink
 
 
 def _free_port() -> int:

@@ -148,11 +148,15 @@ def test_a_worse_challenger_is_never_promoted(
 
 
 def test_rollback_restores_the_previous_champion_and_is_audited(
-    model_dags: dict[str, Any], registry_env: dict[str, Any]
+    model_dags: dict[str, Any],
+    registry_env: dict[str, Any],
+    webhook_sink: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from nightshift import registry
     from nightshift.cli import main
 
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     client, store = registry_env["client"], registry_env["store"]
     champion = registry.alias_version(client, "payments", "champion")
     previous = registry.alias_version(client, "payments", "previous")
@@ -169,6 +173,9 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
         "alice",
     )
     assert last.reason == "bad scores reported by ops"
+    (note,) = [n for n in webhook_sink[1] if n["event"] == "rollback"]
+    assert note["title"] == f"rolled back to v{previous} (was v{champion})"
+    assert note["message"] == "by alice: bad scores reported by ops"
     assert (
         client.get_model_version("nightshift-payments", champion).tags["nightshift.status"] == "rolled_back"
     )

@@ -29,7 +29,7 @@ import yaml
 from airflowkit import ROOT, AirflowStack
 from browserkit import browser_page, login
 
-from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_START, copy_store, model_env
+from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_START, copy_store, http_sink, model_env
 
 DRIFT_START = MODEL_START + timedelta(days=MODEL_DAYS)
 REVIEW_GATE = {
@@ -67,12 +67,13 @@ def loop(drift_store: Path, spec: Any, tmp_path_factory: pytest.TempPathFactory)
         decide_step(store, spec, verdict, actor="test", trigger="setup")
         days = [MODEL_START + timedelta(days=i) for i in range(MODEL_DAYS - 4, MODEL_DAYS + DRIFT_DAYS)]
         score_step(store, spec, days)
-        stack = AirflowStack(root / "airflow")
-        try:
-            stack.start()
-            yield {"stack": stack, "store": store, "client": registry.configure()}
-        finally:
-            stack.stop()
+        with http_sink() as (hook, notes):
+            stack = AirflowStack(root / "airflow", {"NIGHTSHIFT_NOTIFY_WEBHOOK": hook})
+            try:
+                stack.start()
+                yield {"stack": stack, "store": store, "client": registry.configure(), "notes": notes}
+            finally:
+                stack.stop()
 
 
 def test_an_alert_starts_the_retrain_under_the_scheduler(loop: dict[str, Any]) -> None:
@@ -167,6 +168,13 @@ def test_a_borderline_retrain_waits_for_an_approval_that_is_audited(loop: dict[s
     assert "| channel=" in body and "Recent monitoring (last 7 day(s)" in body and "| v1 | 0." in body
     assert "/nightshift/health/payments" in body
 
+    # the operator was told, with a link to the form
+    (asked,) = [n for n in loop["notes"] if n["event"] == "review" and n["run_id"] == run_id]
+    assert asked["title"] == "payments: promote v3 over champion v2?"
+    assert asked["links"]["approve or reject"] == (
+        f"{stack.base}/dags/{RETRAIN}/runs/{run_id}/tasks/review/required_actions"
+    )
+
     answer = _hitl(
         stack, run_id, {"chosen_options": ["Approve"], "params_input": {"comment": "same as v2, ok"}}
     )
@@ -181,6 +189,10 @@ def test_a_borderline_retrain_waits_for_an_approval_that_is_audited(loop: dict[s
     assert last.reason.startswith("approved by admin after review: same as v2, ok (gate: promoted:")
     tags = client.get_model_version("nightshift-payments", "3").tags
     assert '"decision": "approve"' in tags["nightshift.promote.review"]
+    (promoted,) = [n for n in loop["notes"] if n["event"] == "promotion" and n["run_id"] == run_id]
+    assert promoted["title"] == "promoted v3 (was v2)" and promoted["message"].startswith(
+        "by admin: approved"
+    )
     rec = retrain.find_record(store, "payments", f"{RETRAIN}/{run_id}")
     assert rec is not None and rec.outcome is not None and rec.outcome["status"] == "promoted"
     assert rec.overrides == {"since": DRIFT_START.isoformat(), "note": "same window as v2: check the review"}

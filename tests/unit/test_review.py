@@ -143,3 +143,35 @@ def test_an_answer_becomes_the_review_the_audit_trail_keeps() -> None:
     assert rejected["decision"] == "reject" and rejected["by"] == "bob" and rejected["comment"] is None
     timeout = answer({"chosen_options": ["Reject"], "responded_by_user": None, "timedout": True})
     assert timeout["by"] == "timeout" and timeout["timed_out"]
+
+
+def test_mlflow_links_only_when_mlflow_has_a_ui(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nightshift.registry import ui_links
+
+    monkeypatch.delenv("NIGHTSHIFT_MLFLOW_UI_URL", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/mlflow.db")
+    assert ui_links("payments", run_id="abc", version="3") == {}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000/")
+    assert ui_links("payments", run_id="abc", version="3") == {
+        "MLflow run": "http://mlflow:5000/#/runs/abc",
+        "Model version": "http://mlflow:5000/#/models/nightshift-payments/versions/3",
+    }
+    monkeypatch.setenv("NIGHTSHIFT_MLFLOW_UI_URL", "http://127.0.0.1:5000")
+    assert ui_links("payments", version="3") == {
+        "Model version": "http://127.0.0.1:5000/#/models/nightshift-payments/versions/3"
+    }
+
+
+def test_store_links_point_at_the_plugin_and_only_inside_the_store(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightshift.airflow.links import store_url
+    from nightshift.storage import Store
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.org/")
+    store = Store(tmp_path.as_uri())
+    report = store.uri(store.path("reports", "payments", "drift", "dt=2026-03-01", "v1-drift.html"))
+    assert store_url(store, report) == (
+        "https://airflow.example.org/nightshift/store/reports/payments/drift/dt=2026-03-01/v1-drift.html"
+    )
+    assert store_url(store, "file:///etc/passwd") is None and store_url(store, None) is None

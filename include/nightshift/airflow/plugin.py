@@ -45,6 +45,21 @@ SANDBOX = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox"
 DAG_FAMILIES = ("train", "retrain", "promote", "rollback")
 
 
+def servable(path: str) -> str | None:
+    """The media type of a store path the plugin may serve, or ``None``: reports, quarantine
+    evidence (not the rejected files themselves) and audit records, of known file types only."""
+    parts = path.split("/")
+    suffix = parts[-1].rpartition(".")[2].lower()
+    if (
+        len(parts) < 3
+        or parts[0] not in SERVED_AREAS
+        or any(p in ("", ".", "..") for p in parts)
+        or (parts[0] == "quarantine" and "files" in parts)
+    ):
+        return None
+    return MEDIA.get(suffix)
+
+
 def _auth() -> Any:
     from airflow.api_fastapi.core_api.security import requires_authenticated
 
@@ -154,22 +169,15 @@ def create_app() -> FastAPI:
     def store_file(path: str) -> Response:
         from nightshift.airflow.store import get_store
 
-        parts = path.split("/")
-        suffix = parts[-1].rpartition(".")[2].lower()
-        if (
-            len(parts) < 3
-            or parts[0] not in SERVED_AREAS
-            or any(p in ("", ".", "..") for p in parts)
-            or (parts[0] == "quarantine" and "files" in parts)
-            or suffix not in MEDIA
-        ):
+        media = servable(path)
+        if media is None:
             raise HTTPException(404, f"not a report: {path}")
         store = get_store()
         full = store.path(path)
         if not store.is_file(full):
             raise HTTPException(404, f"no such report: {store.uri(full)}")
         headers = {"Content-Security-Policy": SANDBOX, "X-Content-Type-Options": "nosniff"}
-        return Response(store.read_bytes(full), media_type=MEDIA[suffix], headers=headers)
+        return Response(store.read_bytes(full), media_type=media, headers=headers)
 
     return app
 
