@@ -16,7 +16,8 @@ from nightshift.spec import DatasetSpec
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:16px;color:#1a202c}
-h1{font-size:22px;margin:0 0 4px}h3{font-size:14px;margin:10px 0 4px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #e2e8f0}
+h1{font-size:22px;margin:0 0 4px}h3{font-size:14px;margin:10px 0 4px}
+h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #e2e8f0}
 table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #e2e8f0;padding:3px 7px;text-align:left;
 vertical-align:top;font-size:13px}th{background:#f7fafc}.bad{color:#c53030;font-weight:600}.ok{color:#2f855a}
 .tiles{display:flex;flex-wrap:wrap;gap:10px}.tile{border:1px solid #e2e8f0;border-radius:6px;padding:8px 12px;
