@@ -96,6 +96,17 @@ def clean_day(spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> di
     return {"tmp": tmp, "store": store, "landed": landed, "outcome": outcome}
 
 
+def test_a_valid_batch_above_the_data_docs_size_gets_verdicts_only(spec: DatasetSpec, tmp_path: Path) -> None:
+    big = spec.model_copy(
+        update={"validation": spec.validation.model_copy(update={"data_docs_max_rows": 100})}
+    )
+    store = Store((tmp_path / "store").as_uri())
+    write_day(store, big, DAY, 0, ROWS, SEED, Scenario())
+    outcome = _ingest(store, big, "events", DAY, tmp_path)
+    assert outcome.success and outcome.data_docs_uri is None
+    assert not store.exists(store.reports_dir("payments", "validation", DAY) + "/data_docs_events")
+
+
 def test_clean_day_is_published(spec: DatasetSpec, clean_day: dict[str, Any]) -> None:
     store, outcome = clean_day["store"], clean_day["outcome"]
     target = store.published_file("payments", "events", DAY)
@@ -104,7 +115,9 @@ def test_clean_day_is_published(spec: DatasetSpec, clean_day: dict[str, Any]) ->
     assert outcome.published_uri == store.uri(target)
     assert outcome.rows == ROWS
     assert outcome.files == [clean_day["landed"]["events"]]
-    assert outcome.data_docs_uri is None
+    # a small valid batch has its GX Data Docs, next to the day's validation report
+    docs = store.reports_dir("payments", "validation", DAY) + "/data_docs_events/index.html"
+    assert outcome.data_docs_uri == store.uri(docs) and "Great Expectations" in Path(docs).read_text()
     assert all(c.success for c in outcome.checks)
     assert {c.source for c in outcome.checks} == {"gx"}
     table = pq.read_table(_local(outcome.published_uri))
@@ -142,7 +155,7 @@ def test_rerun_replaces(spec: DatasetSpec, clean_day: dict[str, Any]) -> None:
     assert after.num_rows == ROWS  # replaced, not appended
     assert after.equals(before)
     reports = Path(store.reports_dir("payments", "validation", DAY))
-    assert sorted(p.name for p in reports.iterdir()) == ["events.json"]
+    assert sorted(p.name for p in reports.iterdir()) == ["data_docs_events", "events.json"]  # replaced
 
 
 def test_labels_are_published_to_labels_area(spec: DatasetSpec, clean_day: dict[str, Any]) -> None:
