@@ -136,6 +136,9 @@ def topo(model_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     from nightshift.storage import Store
 
     ports = {name: free_port() for name in ("postgres", "redis", "s3", "mlflow", "api")}
+    # the components' retries must outlast a restart of the S3 server or MLflow (not 1 s)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NIGHTSHIFT_RETRY_DELAY_S", "10")
     topology = Topology(tmp_path_factory.mktemp("services"), ports)
     topology.up()
     try:
@@ -143,6 +146,7 @@ def topo(model_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield topology
     finally:
         topology.down()
+        mp.undo()
         shutil.rmtree(topology.pg_dir, ignore_errors=True)  # outside pytest's tmp when root
 
 
