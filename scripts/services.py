@@ -1,10 +1,11 @@
 """The docker-compose topology without Docker: Postgres, Redis, an S3 server, MLflow and the
 Airflow components with CeleryExecutor (a worker on ``default``, one on ``gpu``).
 
-Everything binds 127.0.0.1, runs in its own process group and is stopped by it. State lives in
-one folder (default ``.nightshift/services``): ``topology.json`` (ports, process ids, secrets;
-mode 0600), ``env.sh`` (source it to use the ``airflow`` CLI against this topology) and a log per
-component under ``logs/``.
+Everything binds 127.0.0.1, runs in its own process group and is stopped by it. Secrets travel in
+environment variables and 0600 files, never on a command line (``ps`` shows those to every user).
+State lives in one folder (default ``.nightshift/services``): ``topology.json`` (ports, process
+ids, secrets; mode 0600), ``env.sh`` (source it to use the ``airflow`` CLI against this topology)
+and a log per component under ``logs/``.
 
     python scripts/services.py up      # make services-up
     python scripts/services.py down    # make services-down
@@ -358,11 +359,12 @@ class Topology:
                 "AWS_SECRET_ACCESS_KEY": self.secrets["s3_secret_key"],
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                # --backend-store-uri's variable: a password on a command line is visible in ps
+                "MLFLOW_BACKEND_STORE_URI": self._pg_url("mlflow", self.secrets["mlflow_db"], "mlflow"),
             }
         )
         cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
         cmd += ["--port", str(self.ports["mlflow"])]
-        cmd += ["--backend-store-uri", self._pg_url("mlflow", self.secrets["mlflow_db"], "mlflow")]
         cmd += ["--artifacts-destination", f"s3://{BUCKET}/mlflow", "--serve-artifacts", "--workers", "1"]
         self._spawn("mlflow", cmd, env)
         self._wait("mlflow", lambda: _http_ok(f"{self.mlflow_url}/health"), timeout=180)

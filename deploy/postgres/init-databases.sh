@@ -3,7 +3,8 @@
 # one server, two databases - `airflow` (Airflow metadata + Celery results) and `mlflow` (the
 # tracking store and model registry) - each owned by a role of its own. Role names and passwords
 # come from the environment (docker-compose.yaml passes them from .env); psql variables quote
-# them, so a password is never spliced into SQL text.
+# them, so a password is never spliced into SQL text. The password reaches psql through its
+# environment (\getenv), not its command line, which every process on the host can read.
 set -euo pipefail
 
 : "${POSTGRES_USER:?}"
@@ -13,8 +14,9 @@ set -euo pipefail
 create_database() {
     local role="$1" password="$2" database="$3"
     echo "init-databases: database ${database} owned by role ${role}"
-    psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname postgres \
-        -v role="$role" -v password="$password" -v db="$database" <<'SQL'
+    NIGHTSHIFT_ROLE_PASSWORD="$password" psql -v ON_ERROR_STOP=1 --no-psqlrc \
+        --username "$POSTGRES_USER" --dbname postgres -v role="$role" -v db="$database" <<'SQL'
+\getenv password NIGHTSHIFT_ROLE_PASSWORD
 CREATE ROLE :"role" WITH LOGIN PASSWORD :'password';
 CREATE DATABASE :"db" OWNER :"role";
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;

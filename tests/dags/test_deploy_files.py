@@ -3,20 +3,27 @@
 ``docker-compose.yaml`` is parsed with PyYAML (merge keys included) and checked by small pure
 helpers: images pinned to an exact tag (or built from the local Dockerfile), a healthcheck on
 every long-running service, ``depends_on`` naming real services with a condition, no secret
-written into the file, every ``${VAR}`` documented in ``.env.example`` (which holds no working
-secret), the ``gpu`` queue served by the GPU worker only, published ports on 127.0.0.1. The
-helpers are also run against small bad compose documents: each rule must be able to fail.
-The Dockerfile's base tag must match the pinned ``apache-airflow``, and
-``requirements/docker.txt`` must be what ``uv export`` makes of ``uv.lock`` today.
+written into the file nor put on a command line, every ``${VAR}`` documented in ``.env.example``
+(which holds no working secret), the ``gpu`` queue served by the GPU worker only, published ports
+on 127.0.0.1, MinIO's root keys for MinIO alone. The helpers are also run against small bad
+compose documents: each rule must be able to fail. The Dockerfile's base tag must match the
+pinned ``apache-airflow``, and ``requirements/docker.txt`` must be what ``uv export`` makes of
+``uv.lock`` today. The MinIO init script runs against a stand-in ``mc`` that records its calls
+(no MinIO here), and the Redis command against the real ``redis-server``.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shlex
+import shutil
+import socket
 import subprocess
+import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +39,8 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 REQUIREMENTS = ROOT / "requirements" / "docker.txt"
 INIT_DB_SCRIPT = ROOT / "deploy" / "postgres" / "init-databases.sh"
+MINIO_INIT_SCRIPT = ROOT / "deploy" / "minio" / "init.sh"
+MINIO_ROOT = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
 UV = ROOT / ".nightshift" / "uv" / "bin" / "uv"
 UV_EXPORT = [
     "export",
@@ -52,6 +61,9 @@ _BRACED = re.compile(rf"\$\{{({_NAME})(?:(:?[-?+])([^}}]*))?\}}")
 _BARE = re.compile(rf"\$({_NAME})")
 _URI_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://((?:\$\{[^}]*\}|[^/\s@'\"])+)@")
 _SECRET_FLAGS = ("--requirepass", "--password", "--masterauth")
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
+_ASSIGNMENTS = re.compile(r"^\s*(?:export\s+)?(?:\w+=(?:\"[^\"]*\"|'[^']*'|\S*)\s*)+")
+_SHELL_VAR = re.compile(rf"\$\$\{{?({_NAME})")
 
 
 # ---- helpers (pure: a compose document in, a list of problems out) ---------------------------
@@ -238,15 +250,66 @@ def secret_problems(doc: dict[str, Any]) -> list[str]:
                 problems.append(f"{where} is a literal, not a ${{...}} interpolation")
             if key.startswith("AIRFLOW_CONN_") and str(value).lstrip().startswith("{"):
                 problems.extend(connection_json_problems(str(value), where))
-        tokens = command_tokens(svc)
-        for i, token in enumerate(tokens):
-            flag, _, inline = token.partition("=")
-            if flag in _SECRET_FLAGS:
-                secret = inline or (tokens[i + 1] if i + 1 < len(tokens) else "")
-                if not is_reference(secret.strip("'\"")):
-                    problems.append(f"{name}: {flag} with a literal value")
+        problems.extend(command_line_problems(name, svc))
     for text in strings(doc):
         problems.extend(uri_credential_problems(text, "compose"))
+    return problems
+
+
+def command_lines(service: dict[str, Any]) -> list[list[str]]:
+    """What a service runs: entrypoint + command, and the healthcheck's test, as token lists."""
+    lines = [command_tokens({"command": service.get("entrypoint")}) + command_tokens(service)]
+    test = (service.get("healthcheck") or {}).get("test")
+    if test:
+        lines.append(command_tokens({"command": test}))
+    return [line for line in lines if line]
+
+
+def command_line_problems(name: str, service: dict[str, Any]) -> list[str]:
+    """A secret on a command line is readable by every process on the host (``ps``): no secret
+    flag, no secret-named ``${VAR}`` in an argument, and in a shell script (``sh -c``) no
+    secret-named ``$${VAR}`` outside an environment assignment or a here-document."""
+    problems = []
+    for tokens in command_lines(service):
+        for i, token in enumerate(tokens):
+            flag = token.partition("=")[0]
+            if flag in _SECRET_FLAGS:
+                problems.append(f"{name}: {flag} puts a secret on the command line")
+            secret = [v for v in interpolations(token) if SECRET_NAME.search(v)]
+            if secret:
+                problems.append(f"{name}: ${{{secret[0]}}} is interpolated into the command line")
+            if i > 0 and tokens[i - 1] in ("-c", "CMD-SHELL"):
+                problems.extend(f"{name}: {p}" for p in shell_secret_problems(token))
+    return problems
+
+
+def shell_secret_problems(script: str) -> list[str]:
+    """Secret-named variables that a shell script passes as arguments (``$$`` is compose's
+    escape of ``$``). Allowed: ``VAR="$${SECRET}" cmd`` and here-document bodies (stdin)."""
+    problems, delimiter = [], None
+    for line in script.splitlines():
+        if delimiter is not None:
+            if line.strip() == delimiter:
+                delimiter = None
+            continue
+        if m := _HEREDOC.search(line):
+            delimiter = m.group(2)
+        command = _ASSIGNMENTS.sub("", line)
+        for var in _SHELL_VAR.findall(command):
+            if SECRET_NAME.search(var):
+                problems.append(f"${var} is an argument in {line.strip()!r}")
+    return problems
+
+
+def root_credential_problems(
+    doc: dict[str, Any], allowed: tuple[str, ...] = ("minio", "minio-init")
+) -> list[str]:
+    """MinIO's root keys only where MinIO is run and set up; clients get scoped users."""
+    problems = []
+    for name, svc in (doc.get("services") or {}).items():
+        used = {v for text in strings(svc) for v in interpolations(text)} & set(MINIO_ROOT)
+        if used and name not in allowed:
+            problems.append(f"{name}: gets MinIO's root credentials ({', '.join(sorted(used))})")
     return problems
 
 
@@ -330,6 +393,7 @@ def compose_problems(doc: dict[str, Any], env: dict[str, str]) -> list[str]:
         + env_example_problems(doc, env)
         + gpu_problems(services)
         + port_problems(services)
+        + root_credential_problems(doc)
     )
 
 
@@ -394,6 +458,9 @@ def test_airflow_services_share_one_environment(compose: dict[str, Any]) -> None
     assert shared["NIGHTSHIFT_STORE_URL"].startswith("s3://${NIGHTSHIFT_BUCKET")
     aws = json.loads(_BRACED.sub("x", shared["AIRFLOW_CONN_AWS_DEFAULT"]))
     assert aws["conn_type"] == "aws"
+    # the scoped MinIO user of minio-init, not the root keys
+    assert '"login": "${MINIO_APP_USER:?' in shared["AIRFLOW_CONN_AWS_DEFAULT"]
+    assert '"password": "${MINIO_APP_PASSWORD:?' in shared["AIRFLOW_CONN_AWS_DEFAULT"]
     assert aws["extra"] == {"endpoint_url": "http://minio:9000", "region_name": "us-east-1"}
     assert environment(services["worker-gpu"])["NIGHTSHIFT_DEVICE"] == "auto"
 
@@ -405,7 +472,20 @@ def test_init_jobs(compose: dict[str, Any]) -> None:
     assert "airflow pools set nightshift_registry 1" in init
     assert "AIRFLOW_ADMIN_PASSWORD" in environment(services["airflow-init"])
     assert "AIRFLOW_ADMIN_PASSWORD" not in environment(services["airflow-apiserver"])
-    assert "mc mb --ignore-existing" in " ".join(command_tokens(services["minio-init"]))
+    minio_init = services["minio-init"]
+    assert "./deploy/minio/init.sh:/opt/nightshift/minio-init.sh:ro" in minio_init["volumes"]
+    assert command_lines(minio_init) == [["/bin/sh", "/opt/nightshift/minio-init.sh"]]
+    env = environment(minio_init)
+    assert env["MC_HOST_nightshift"].startswith("http://${MINIO_ROOT_USER:?")
+    assert env["MC_HOST_nightshift"].endswith("@minio:9000")
+    for name in (
+        "NIGHTSHIFT_BUCKET",
+        "MINIO_APP_USER",
+        "MINIO_APP_PASSWORD",
+        "MINIO_MLFLOW_USER",
+        "MINIO_MLFLOW_PASSWORD",
+    ):
+        assert env[name].startswith(f"${{{name}:?"), name
     mounts = services["postgres"]["volumes"]
     assert any(
         m.startswith("./deploy/postgres/init-databases.sh:/docker-entrypoint-initdb.d/") for m in mounts
@@ -424,6 +504,8 @@ def test_mlflow_server(compose: dict[str, Any]) -> None:
     assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
     assert env["MLFLOW_BACKEND_STORE_URI"].endswith("@postgres:5432/mlflow")
     assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["AWS_ACCESS_KEY_ID"].startswith("${MINIO_MLFLOW_USER:?")
+    assert env["AWS_SECRET_ACCESS_KEY"].startswith("${MINIO_MLFLOW_PASSWORD:?")
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
@@ -492,6 +574,158 @@ def test_postgres_init_script() -> None:
     assert re.search(r'create_database .*"\$AIRFLOW_DB_PASSWORD" airflow$', text, flags=re.MULTILINE)
     assert re.search(r'create_database .*"\$MLFLOW_DB_PASSWORD" mlflow$', text, flags=re.MULTILINE)
     assert "PASSWORD :'password'" in text  # quoted by psql, never spliced
+    # ... and read from psql's environment, not given on its command line
+    assert "-v password=" not in text and "\\getenv password NIGHTSHIFT_ROLE_PASSWORD" in text
+    assert 'NIGHTSHIFT_ROLE_PASSWORD="$password" psql' in text
+
+
+FAKE_MC = """#!{python}
+# a stand-in for MinIO's client: records each call (arguments, standard input, files named)
+import json, os, sys
+argv = sys.argv[1:]
+stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+files = {{a: open(a).read() for a in argv if os.path.isfile(a)}}
+alias = os.environ.get("MC_HOST_nightshift")
+with open(os.environ["MC_LOG"], "a") as log:
+    log.write(json.dumps({{"argv": argv, "stdin": stdin, "files": files, "alias": alias}}) + "\\n")
+"""
+
+
+def run_minio_init(
+    tmp_path: Path, shell: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[Any]]:
+    bindir, scratch = tmp_path / "bin", tmp_path / "tmp"
+    bindir.mkdir(exist_ok=True)
+    scratch.mkdir(exist_ok=True)
+    mc = bindir / "mc"
+    mc.write_text(FAKE_MC.format(python=sys.executable))
+    mc.chmod(0o755)
+    log = tmp_path / "mc.log"
+    log.unlink(missing_ok=True)
+    base = {"PATH": f"{bindir}:{os.environ['PATH']}", "MC_LOG": str(log), "TMPDIR": str(scratch)}
+    out = subprocess.run(
+        [shell, str(MINIO_INIT_SCRIPT)],
+        env={**base, **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return out, calls
+
+
+MINIO_ENV = {
+    "MC_HOST_nightshift": "http://nightshift:root-pw-0123456789@minio:9000",
+    "NIGHTSHIFT_BUCKET": "lake",
+    "MINIO_APP_USER": "ns-app",
+    "MINIO_APP_PASSWORD": "app-pw-0123456789",
+    "MINIO_MLFLOW_USER": "ns-mlflow",
+    "MINIO_MLFLOW_PASSWORD": "mlflow-pw-0123456789",
+}
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_minio_init_makes_scoped_users_with_no_secret_on_a_command_line(shell: str, tmp_path: Path) -> None:
+    secrets = ("root-pw-0123456789", "app-pw-0123456789", "mlflow-pw-0123456789")
+    out, calls = run_minio_init(tmp_path, shell, **MINIO_ENV)
+    assert out.returncode == 0, out.stderr
+    assert not any(s in out.stdout + out.stderr for s in secrets)
+    for call in calls:
+        assert not [s for s in secrets if s in " ".join(call["argv"])], call["argv"]
+        assert call["alias"] == MINIO_ENV["MC_HOST_nightshift"]  # the root keys, from the environment
+    assert calls[0]["argv"] == ["mb", "--ignore-existing", "nightshift/lake"]
+
+    policies = {
+        c["argv"][4]: json.loads(c["files"][c["argv"][5]])
+        for c in calls
+        if c["argv"][:4] == ["admin", "policy", "create", "nightshift"]
+    }
+    assert set(policies) == {"nightshift-app", "nightshift-mlflow"}
+
+    def objects(policy: dict[str, Any]) -> list[str]:
+        return [r for st in policy["Statement"] if "s3:PutObject" in st["Action"] for r in st["Resource"]]
+
+    assert objects(policies["nightshift-app"]) == ["arn:aws:s3:::lake/store/*", "arn:aws:s3:::lake/logs/*"]
+    assert objects(policies["nightshift-mlflow"]) == ["arn:aws:s3:::lake/mlflow/*"]
+    for policy in policies.values():
+        assert policy["Version"] == "2012-10-17"
+        for st in policy["Statement"]:
+            assert st["Effect"] == "Allow" and all(a.startswith("s3:") and "*" not in a for a in st["Action"])
+            assert all(r == "arn:aws:s3:::lake" or r.startswith("arn:aws:s3:::lake/") for r in st["Resource"])
+            if "s3:ListBucket" in st["Action"]:  # bucket-level only: no object access here
+                assert st["Resource"] == ["arn:aws:s3:::lake"]
+
+    users = {
+        c["argv"][4]: c["stdin"] for c in calls if c["argv"][:4] == ["admin", "user", "add", "nightshift"]
+    }
+    assert users == {"ns-app": "app-pw-0123456789\n", "ns-mlflow": "mlflow-pw-0123456789\n"}
+    attached = [c["argv"][3:] for c in calls if c["argv"][:3] == ["admin", "policy", "attach"]]
+    assert attached == [
+        ["nightshift", "nightshift-app", "--user", "ns-app"],
+        ["nightshift", "nightshift-mlflow", "--user", "ns-mlflow"],
+    ]
+    assert not list((tmp_path / "tmp").iterdir())  # the policy files are gone
+
+
+def test_minio_init_names_a_missing_setting(tmp_path: Path) -> None:
+    env = {k: v for k, v in MINIO_ENV.items() if k != "MINIO_MLFLOW_PASSWORD"}
+    out, calls = run_minio_init(tmp_path, "sh", **env)
+    assert out.returncode != 0 and "MINIO_MLFLOW_PASSWORD" in out.stderr and calls == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_redis_gets_its_password_on_stdin_not_its_command_line(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The compose command, run by the real ``redis-server`` (``make services-deps``): the password
+    works and is not in the process's command line."""
+    import psutil
+    import redis
+
+    server = shutil.which("redis-server")
+    if not server:
+        pytest.skip("redis-server is not installed (make services-deps)")
+    tokens = command_tokens(compose["services"]["redis"])
+    assert tokens[:2] == ["sh", "-c"] and not interpolations(tokens[2])
+    script = tokens[2].replace("$$", "$")  # compose's escape of $
+    port, password = _free_port(), "redis-pw-0123456789"
+    # the image's entrypoint execs its arguments; here also bound to loopback, without persistence
+    shim = tmp_path / "docker-entrypoint.sh"
+    shim.write_text(f'#!/bin/sh\nexec "$@" --port {port} --bind 127.0.0.1 --save "" --dir {tmp_path}\n')
+    shim.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "REDIS_PASSWORD": password}
+    proc = subprocess.Popen(
+        ["sh", "-c", script],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert client.ping()
+                break
+            except redis.ConnectionError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=port, password="wrong", socket_timeout=2).ping()
+        cmdline = " ".join(psutil.Process(proc.pid).cmdline())
+        assert "redis-server" in cmdline and password not in cmdline, cmdline
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=10)
 
 
 # ---- the checkers can fail -----------------------------------------------------------------
@@ -548,6 +782,25 @@ def test_bad_compose_inline_secrets() -> None:
         ),
         _bad(command=["redis-server", "--requirepass", "hunter2"]),
         _bad(command="redis-server --requirepass=hunter2"),
+        # interpolated, still on the command line
+        _bad(command=["redis-server", "--requirepass", "${REDIS_PASSWORD}"]),
+        _bad(
+            command=[
+                "mc",
+                "alias",
+                "set",
+                "x",
+                "http://minio:9000",
+                "${MINIO_ROOT_USER}",
+                "${MINIO_ROOT_PASSWORD}",
+            ]
+        ),
+        _bad(
+            entrypoint=["/bin/sh", "-c"],
+            command=['mc alias set x http://minio:9000 u "$${MINIO_ROOT_PASSWORD}"'],
+        ),
+        _bad(command=["sh", "-c", "exec redis-server --requirepass $$REDIS_PASSWORD"]),
+        _bad(healthcheck={"test": ["CMD-SHELL", 'redis-cli -a "$${REDIS_PASSWORD}" ping']}),
     ]
     for doc in cases:
         assert secret_problems(doc), f"not detected: {doc['services']['web']}"
@@ -559,9 +812,29 @@ def test_bad_compose_inline_secrets() -> None:
             "AIRFLOW_CONN_S3": '{"conn_type": "aws", "login": "${U}", "password": "${P}"}',
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": "/opt/airflow/auth/passwords.json",
         },
-        command=["redis-server", "--requirepass", "${REDIS_PASSWORD}"],
+        command=["sh", "-c", "exec redis-server - <<EOF\nrequirepass $${REDIS_PASSWORD}\nEOF\n"],
+        healthcheck={"test": ["CMD-SHELL", 'REDISCLI_AUTH="$${REDIS_PASSWORD}" redis-cli ping']},
     )
     assert secret_problems(ok) == []
+
+
+def test_bad_compose_root_credentials() -> None:
+    doc: dict[str, Any] = {
+        "services": {
+            "minio": {"environment": {"MINIO_ROOT_PASSWORD": "${MINIO_ROOT_PASSWORD:?x}"}},
+            "minio-init": {
+                "environment": {"MC_HOST_x": "http://${MINIO_ROOT_USER}:${MINIO_ROOT_PASSWORD}@m"}
+            },
+            "mlflow": {"environment": {"AWS_SECRET_ACCESS_KEY": "${MINIO_MLFLOW_PASSWORD:?x}"}},
+        }
+    }
+    assert root_credential_problems(doc) == []
+    doc["services"]["airflow-worker"] = {
+        "environment": {"AIRFLOW_CONN_AWS_DEFAULT": '{"login": "${MINIO_ROOT_USER}"}'}
+    }
+    assert root_credential_problems(doc) == [
+        "airflow-worker: gets MinIO's root credentials (MINIO_ROOT_USER)"
+    ]
 
 
 def test_bad_compose_dangling_or_unconditional_depends_on() -> None:

@@ -9,6 +9,7 @@ runs triggered through Airflow's REST API. The tests run in file order on one to
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -178,6 +179,19 @@ def test_services_bind_loopback_only(topo: Topology) -> None:
     assert {c.laddr.port for c in listening} >= {topo.ports[n] for n in ("postgres", "redis", "s3", "api")}
     assert {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening
     assert not {8793, 8794} & {c.laddr.port for c in listening}  # no log servers
+    # no secret on a command line (any user can read them in ps) or in a component's log; the
+    # S3 access key is an id, not a secret
+    secrets = {k: v for k, v in topo.secrets.items() if k != "s3_access_key"}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+            leaked = [k for k, v in secrets.items() if v in cmdline]
+            assert not leaked, f"{leaked} on the command line of pid {pid}: {cmdline[:80]}..."
+    for log in topo.logs.rglob("*"):
+        if log.is_file():
+            text = log.read_text(errors="replace")
+            leaked = [k for k, v in secrets.items() if v in text]
+            assert not leaked, f"{leaked} in {log}"
 
 
 def _in_group(proc: Any, pgid: int) -> bool:
