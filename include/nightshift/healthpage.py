@@ -1,56 +1,92 @@
 """The Model health page as one self-contained HTML document (plots inlined as PNG), from a
-:class:`nightshift.health.Health`. Addresses are the caller's: ``link`` turns a store URI
-into something a browser can open, ``actions`` names the operator actions (URL per label)."""
+:class:`nightshift.health.Health`, and the plugin's other small pages. Addresses are the
+caller's: ``link`` turns a store URI into something a browser can open, ``actions`` names the
+operator actions (URL per label).
+
+Every page is rendered by Jinja2 templates (``nightshift/templates/``) with autoescaping on
+everything: no value reaches the HTML unescaped, and an address is made a link only when it
+is http(s) or relative (:func:`safe_href`); anything else (``javascript:``, ``data:``) is
+shown as plain text.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from nightshift.health import Health
 from nightshift.spec import DatasetSpec
 
-STYLE = """
-body{font:14px system-ui,sans-serif;margin:16px;color:#1a202c}
-h1{font-size:22px;margin:0 0 4px}h3{font-size:14px;margin:10px 0 4px}
-h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #e2e8f0}
-table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #e2e8f0;padding:3px 7px;text-align:left;
-vertical-align:top;font-size:13px}th{background:#f7fafc}.bad{color:#c53030;font-weight:600}.ok{color:#2f855a}
-.tiles{display:flex;flex-wrap:wrap;gap:10px}.tile{border:1px solid #e2e8f0;border-radius:6px;padding:8px 12px;
-min-width:150px}.tile b{display:block;font-size:20px}.muted{color:#718096}img{max-width:100%}
-nav a{margin-right:10px}.err{background:#fff5f5;border:1px solid #feb2b2;padding:6px}
-"""
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+# C0 controls, space and DEL: browsers drop some of them inside a scheme ("java\tscript:")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 
 
-def _e(v: Any) -> str:
-    return html.escape("" if v is None else str(v))
+def safe_href(url: str | None) -> str | None:
+    """``url`` if a browser may follow it from the page: absolute http(s) with a host, or a
+    relative address with no scheme; ``None`` for anything else (shown as text)."""
+    if not url or _UNSAFE.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme:
+        return url if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+    # no scheme: relative, but "//host" is another site without a scheme: allow only paths
+    return None if url.startswith("//") else url
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One part of a table cell: text, a link (``href``), a styled span (``cls``), or a note
+    on its own line (``note``). The template escapes ``text`` and ``href``."""
+
+    text: str
+    href: str | None = None
+    cls: str | None = None
+    target: str | None = "_blank"
+    note: bool = False
+
+
+def text(v: Any) -> Piece:
+    return Piece("" if v is None else str(v))
+
+
+def anchor(url: str | None, label: Any, target: str | None = "_blank") -> Piece:
+    """A link to ``url`` (opened in ``target``) if it is safe to follow, else the label as text."""
+    return Piece(str(label), href=safe_href(url), target=target)
 
 
 def _num(v: Any, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def _a(url: str | None, text: str, top: bool = False) -> str:
-    if not url:
-        return _e(text)
-    target = "_top" if top else "_blank"
-    return f'<a href="{_e(url)}" target="{target}" rel="noopener">{_e(text)}</a>'
+@functools.cache
+def environment() -> Environment:
+    """The templates, autoescaped whatever their names, undefined names an error."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(
+        loader=PackageLoader("nightshift", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
-def _table(head: list[str], rows: list[list[str]], table_id: str) -> str:
-    if not rows:
-        return f'<p class="muted" id="{table_id}">none yet</p>'
-    h = "".join(f"<th>{_e(c)}</th>" for c in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table id="{table_id}"><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _img(img_id: str, alt: str, png: str) -> str:
-    return f'<img id="{img_id}" alt="{_e(alt)}" src="data:image/png;base64,{png}">'
+def render_template(name: str, **context: Any) -> str:
+    return environment().get_template(name).render(**context)
 
 
 def _png(fig: Any) -> str:
@@ -97,10 +133,10 @@ def plots(health: Health, spec: DatasetSpec) -> dict[str, str]:
     return out
 
 
-def _tiles(health: Health) -> str:
+def _tiles(health: Health) -> list[tuple[str, str, str]]:
     d, c = health.delivery, health.champion or {}
     lead = d["lead_time_hours"]
-    tiles = [
+    return [
         ("champion", f"v{c['version']}" if c else "none", f"since {c.get('since') or '-'}" if c else ""),
         ("holdout AUC", _num((c.get("holdout") or {}).get("roc_auc")), c.get("window") or ""),
         (
@@ -116,70 +152,36 @@ def _tiles(health: Health) -> str:
             f"{d['change_failures']} of {d['attempts']} attempt(s) rejected or rolled back",
         ),
     ]
-    return (
-        '<div class="tiles" id="tiles">'
-        + "".join(
-            f'<div class="tile" data-tile="{_e(k)}"><span class="muted">{_e(k)}</span><b>{_e(v)}</b>'
-            f'<span class="muted">{_e(sub)}</span></div>'
-            for k, v, sub in tiles
-        )
-        + "</div>"
-    )
 
 
-def render(
-    health: Health,
-    spec: DatasetSpec,
-    *,
-    link: Callable[[str | None], str | None] = lambda uri: None,
-    mlflow: Callable[[str | None, str | None], dict[str, str]] = lambda run_id, version: {},
-    actions: dict[str, str] | None = None,
-    datasets: dict[str, str] | None = None,
-) -> str:
-    """The page. ``link(store_uri)`` → a browser address; ``mlflow(run_id, version)`` → MLflow
-    UI links; ``actions`` and ``datasets`` → navigation (label → address)."""
-    pics = plots(health, spec)
-    parts = [f"<h1>Model health: {_e(health.dataset)}</h1>"]
-    parts.append(f'<p class="muted">{_e(spec.description)} — generated {_e(health.generated_at)}</p>')
-    if datasets and len(datasets) > 1:
-        parts.append("<nav>" + "".join(_a(u, n, top=False) for n, u in datasets.items()) + "</nav>")
-    if actions:
-        parts.append(
-            '<nav id="actions">' + "".join(_a(u, n, top=True) for n, u in actions.items()) + "</nav>"
-        )
-    for err in health.errors:
-        parts.append(f'<p class="err">{_e(err)}</p>')
-    parts.append(_tiles(health))
-    if d := health.delivery.get("open_incident"):
-        parts.append(f'<p class="bad">open since {_e(d["since"])}: {_e(d["what"])}</p>')
+Cell = list[Piece]
 
-    parts.append("<h2>Live metrics and drift</h2>")
-    if "live" in pics:
-        parts.append(_img("plot-live", "live AUC and drift share by day", pics["live"]))
-    parts.append("<h2>Holdout metrics by version</h2>")
-    if "holdout" in pics:
-        parts.append(_img("plot-holdout", "holdout metrics by version", pics["holdout"]))
+
+def _table(table_id: str, head: list[str], rows: list[list[Cell]]) -> dict[str, Any]:
+    return {"id": table_id, "head": head, "rows": rows}
+
+
+def _versions(health: Health, mlflow: Callable[[str | None, str | None], dict[str, str]]) -> list[list[Cell]]:
     rows = []
     for v in sorted(health.versions.values(), key=lambda v: -int(v["version"])):
         links = mlflow(v["run_id"], v["version"])
         h = v["holdout"]
         rows.append(
             [
-                _a(links.get("Model version"), f"v{v['version']}"),
-                _e(v["created"][:19]),
-                _e(v.get("status") or "-"),
-                _e(v.get("window") or "-"),
-                _e(v.get("device") or "-"),
-                _num(h.get("roc_auc"), 4),
-                _num(h.get("average_precision"), 4),
-                _a(links.get("MLflow run"), v["run_id"][:8]),
+                [anchor(links.get("Model version"), f"v{v['version']}")],
+                [text(v["created"][:19])],
+                [text(v.get("status") or "-")],
+                [text(v.get("window") or "-")],
+                [text(v.get("device") or "-")],
+                [text(_num(h.get("roc_auc"), 4))],
+                [text(_num(h.get("average_precision"), 4))],
+                [anchor(links.get("MLflow run"), str(v["run_id"])[:8])],
             ]
         )
-    parts.append(
-        _table(["version", "trained", "status", "window", "device", "AUC", "AP", "run"], rows, "versions")
-    )
+    return rows
 
-    parts.append("<h2>Champion timeline</h2>")
+
+def _timeline(health: Health) -> list[list[Cell]]:
     rows = []
     for e in health.timeline:
         review = e.get("review") or {}
@@ -189,87 +191,128 @@ def render(
             if review
             else ""
         )
-        cls = "ok" if e["action"] == "promote" else "bad"
         rows.append(
             [
-                _e(e["time"][:19]),
-                f'<span class="{cls}">{_e(e["action"])}</span>',
-                _e(f"v{e['version']}"),
-                _e(f"v{e['previous_version']}" if e.get("previous_version") else "-"),
-                _e(e["actor"]),
-                _e(e["trigger"]),
-                _e(e["reason"]),
-                _e(rv),
+                [text(e["time"][:19])],
+                [Piece(str(e["action"]), cls="ok" if e["action"] == "promote" else "bad")],
+                [text(f"v{e['version']}")],
+                [text(f"v{e['previous_version']}" if e.get("previous_version") else "-")],
+                [text(e["actor"])],
+                [text(e["trigger"])],
+                [text(e["reason"])],
+                [text(rv)],
             ]
         )
-    parts.append(
-        _table(["when", "what", "version", "previous", "who", "trigger", "why", "review"], rows, "timeline")
-    )
+    return rows
 
-    parts.append("<h2>Days</h2>")
+
+def _days(health: Health, store_link: Callable[[str | None], str | None]) -> list[list[Cell]]:
     rows = []
     for r in reversed(health.days):
-        cells = [_e(r["dt"])]
+        cells: list[Cell] = [[text(r["dt"])]]
         for kind in ("events", "labels"):
             b = r.get(kind)
             if not b:
-                cells.append('<span class="muted">-</span>')
+                cells.append([Piece("-", cls="muted")])
                 continue
-            status = "valid" if b["valid"] else "QUARANTINED"
-            cls = "ok" if b["valid"] else "bad"
-            docs = _a(link(b.get("data_docs")), "Data Docs") if b.get("data_docs") else ""
-            report = _a(link(b.get("report")), "report")
-            detail = "" if b["valid"] else f"<br><small>{_e(b['reason'])}</small>"
-            cells.append(f'<span class="{cls}">{status}</span> {b["rows"]:,} rows {report} {docs}{detail}')
-        cells.append(_e(f"v{r['scored_by']}" if r.get("scored_by") else "-"))
+            cell = [
+                Piece("valid", cls="ok") if b["valid"] else Piece("QUARANTINED", cls="bad"),
+                text(f"{b['rows']:,} rows"),
+                anchor(store_link(b.get("report")), "report"),
+            ]
+            if b.get("data_docs"):
+                cell.append(anchor(store_link(b.get("data_docs")), "Data Docs"))
+            if not b["valid"]:
+                cell.append(Piece(str(b["reason"]), note=True))
+            cells.append(cell)
+        cells.append([text(f"v{r['scored_by']}" if r.get("scored_by") else "-")])
         share = _num(r.get("drift_share"), 2) + ("*" if r.get("drifting") else "")
-        cells.append(_a(link(r.get("drift_report")), share) if r.get("drift_report") else _e(share))
+        cells.append([anchor(store_link(r.get("drift_report")) if r.get("drift_report") else None, share)])
         auc = _num(r.get("roc_auc"))
-        cells.append(_a(link(r.get("performance_report")), auc) if r.get("performance_report") else _e(auc))
-        notes = [f"{d['action']}: {d['reason']}" for d in r.get("retrain", [])]
-        cells.append(_e("; ".join(notes)))
+        perf = r.get("performance_report")
+        cells.append([anchor(store_link(perf) if perf else None, auc)])
+        cells.append([text("; ".join(f"{d['action']}: {d['reason']}" for d in r.get("retrain", [])))])
         rows.append(cells)
-    parts.append(
-        _table(["day", "events", "labels", "scored by", "drift share", "live AUC", "retrain"], rows, "days")
-    )
+    return rows
 
-    parts.append("<h2>Recent retrains</h2>")
-    rows = [
+
+def _retrains(health: Health) -> list[list[Cell]]:
+    return [
         [
-            _e(d["decided_at"][:19]),
-            _e(d["day"]),
-            _e(d["action"] + (" (forced)" if d["forced"] else "")),
-            _e(d.get("status") or "-"),
-            _e(f"v{d['version']}" if d.get("version") else "-"),
-            _e(d["actor"]),
-            _e(", ".join(d["alerts"]) or "-"),
-            _e(d["reason"]),
+            [text(d["decided_at"][:19])],
+            [text(d["day"])],
+            [text(d["action"] + (" (forced)" if d["forced"] else ""))],
+            [text(d.get("status") or "-")],
+            [text(f"v{d['version']}" if d.get("version") else "-")],
+            [text(d["actor"])],
+            [text(", ".join(d["alerts"]) or "-")],
+            [text(d["reason"])],
         ]
         for d in health.retrains
     ]
-    parts.append(
-        _table(
-            ["decided", "data day", "action", "outcome", "version", "who", "alerts", "why"], rows, "retrains"
-        )
-    )
 
-    parts.append("<h2>Incidents and recoveries</h2>")
-    rec = health.delivery["recoveries"]
-    rows = [
-        [_e(r["since"][:19]), _e(r["incident"]), _e(r["recovered"][:19]), _e(r["by"]), _num(r["hours"], 2)]
-        for r in rec
+
+def render(
+    health: Health,
+    spec: DatasetSpec,
+    *,
+    link: Callable[[str | None], str | None] = lambda uri: None,
+    mlflow: Callable[[str | None, str | None], dict[str, str]] = lambda run_id, version: {},
+    actions: Mapping[str, str] | None = None,
+    datasets: Mapping[str, str] | None = None,
+) -> str:
+    """The page. ``link(store_uri)`` → a browser address; ``mlflow(run_id, version)`` → MLflow
+    UI links; ``actions`` and ``datasets`` → navigation (label → address)."""
+    d = health.delivery
+    recoveries = [
+        [[text(r["since"][:19])], [text(r["incident"])], [text(r["recovered"][:19])], [text(r["by"])],
+         [text(_num(r["hours"], 2))]]
+        for r in d["recoveries"]
+    ]  # fmt: skip
+    incidents = [
+        [[text(i["time"][:19])], [text(i["kind"])], [text(i["what"])]] for i in health.incidents[:20]
     ]
-    parts.append(
-        "<h3>Recoveries</h3>" + _table(["since", "incident", "recovered", "by", "hours"], rows, "recoveries")
+    leads = [
+        [[text(f"v{x['version']}")], [text(x["landed"][:19])], [text(_num(x["hours"], 2))]]
+        for x in d["lead_time_hours"]["each"]
+    ]
+    return render_template(
+        "health.html",
+        health=health,
+        description=spec.description,
+        datasets=[anchor(u, n) for n, u in (datasets or {}).items()] if len(datasets or {}) > 1 else [],
+        actions=[anchor(u, n, target="_top") for n, u in (actions or {}).items()],
+        tiles=_tiles(health),
+        open_incident=d.get("open_incident"),
+        plots=plots(health, spec),
+        versions=_table(
+            "versions",
+            ["version", "trained", "status", "window", "device", "AUC", "AP", "run"],
+            _versions(health, mlflow),
+        ),
+        timeline=_table(
+            "timeline",
+            ["when", "what", "version", "previous", "who", "trigger", "why", "review"],
+            _timeline(health),
+        ),
+        days=_table(
+            "days",
+            ["day", "events", "labels", "scored by", "drift share", "live AUC", "retrain"],
+            _days(health, link),
+        ),
+        retrains=_table(
+            "retrains",
+            ["decided", "data day", "action", "outcome", "version", "who", "alerts", "why"],
+            _retrains(health),
+        ),
+        recoveries=_table("recoveries", ["since", "incident", "recovered", "by", "hours"], recoveries),
+        incidents=_table("incidents", ["when", "kind", "what"], incidents),
+        leadtimes=_table("leadtimes", ["version", "newest data landed", "hours to champion"], leads),
     )
-    rows = [[_e(i["time"][:19]), _e(i["kind"]), _e(i["what"])] for i in health.incidents[:20]]
-    parts.append("<h3>Incidents (latest 20)</h3>" + _table(["when", "kind", "what"], rows, "incidents"))
-    leads = health.delivery["lead_time_hours"]["each"]
-    parts.append("<h2>Lead times</h2>")
-    rows = [[_e(f"v{x['version']}"), _e(x["landed"][:19]), _num(x["hours"], 2)] for x in leads]
-    parts.append(_table(["version", "newest data landed", "hours to champion"], rows, "leadtimes"))
 
-    head = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Model health: {_e(health.dataset)}</title>"
+
+def render_index(datasets: Mapping[str, str], message: str | None = None) -> str:
+    """The list of datasets (name → address) the user may read, or a message."""
+    return render_template(
+        "index.html", datasets=[anchor(u, n, target=None) for n, u in datasets.items()], message=message
     )
-    return f"{head}<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"

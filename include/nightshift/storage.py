@@ -149,6 +149,15 @@ class Store:
     def reports_dir(self, dataset: str, topic: str, dt: date) -> str:
         return self.path("reports", dataset, topic, self.dt_part(dt))
 
+    def resolve_inside(self, path: str) -> str | None:
+        """``path`` with its symlinks resolved if that real path lies inside the store root,
+        else ``None``. Object stores have no links: their paths come back as given."""
+        if self.scheme != "file":
+            return path
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        return real if real == root or real.startswith(root.rstrip("/") + "/") else None
+
     # ---- reads -----------------------------------------------------------------------
     def _info(self, path: str) -> pafs.FileInfo:
         try:

@@ -285,3 +285,15 @@ def test_the_plugin_serves_reports_never_data(path: str, media: str | None) -> N
     from nightshift.airflow.plugin import servable
 
     assert servable(path) == media
+
+
+def test_the_plugin_templates_ship_with_the_package() -> None:
+    """The wheel (and so the Docker image, which installs it) carries every template: setuptools
+    packages only ``.py`` files unless package-data names the others."""
+    import fnmatch
+    import tomllib
+
+    package = ROOT / "include" / "nightshift"
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    templates = sorted(p.relative_to(package).as_posix() for p in (package / "templates").rglob("*.html"))
+    assert templates and all(any(fnmatch.fnmatch(t, g) for g in globs["nightshift"]) for t in templates)

@@ -146,13 +146,17 @@ class AirflowStack(AirflowClient):
             start_new_session=True,
         )
 
-    def start(self) -> None:
+    def start(self, components: tuple[str, ...] = ("dag-processor", "scheduler", "api-server")) -> None:
+        """Migrate the DB and start ``components`` (a test of the UI alone needs only the api-server)."""
         from nightshift.airflow.dagconfig import REGISTRY_POOL
 
         self.cli("db", "migrate")
-        self.cli("pools", "set", REGISTRY_POOL, "1", "nightshift registry writes")
-        self._spawn("dag-processor", "dag-processor")
-        self._spawn("scheduler", "scheduler", "--skip-serve-logs")
+        if "scheduler" in components:
+            self.cli("pools", "set", REGISTRY_POOL, "1", "nightshift registry writes")
+        if "dag-processor" in components:
+            self._spawn("dag-processor", "dag-processor")
+        if "scheduler" in components:
+            self._spawn("scheduler", "scheduler", "--skip-serve-logs")
         self._spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.port))
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from nightshift.health import Health, Incident, collect, delivery_metrics
-from nightshift.healthpage import render
+from nightshift.healthpage import render, render_index, safe_href
 from nightshift.registry import AuditEvent, write_audit
 from nightshift.retrain import RetrainDecision, write_record
 from nightshift.spec import DatasetSpec
@@ -152,6 +152,80 @@ def test_the_page_escapes_what_it_shows(store: Store, spec: DatasetSpec) -> None
     h.timeline[0]["reason"] = "<script>alert(1)</script>"
     page = render(h, spec)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+
+
+XSS = "<img src=x onerror=alert(1)>"
+ATTR = 'x" onmouseover="alert(1)'
+
+
+def test_every_value_on_the_page_comes_back_inert(store: Store, spec: DatasetSpec) -> None:
+    h = collect(store, spec, now=T0 + timedelta(days=7))
+    h.dataset = XSS  # a dataset name, the operator's name and reason, a review, an error ...
+    h.timeline[0].update(actor=XSS, reason="<script>alert(2)</script>", review={"decision": "ok", "by": ATTR})
+    h.retrains[0].update(actor=XSS, reason=ATTR)
+    h.errors.append(f"MLflow at {XSS} unreachable")
+    h.days[2]["events"]["reason"] = XSS
+    h.versions = {
+        "1": {"version": "1", "created": _t(0), "run_id": XSS, "window": XSS, "device": ATTR,
+              "holdout": {"roc_auc": 0.8, "average_precision": 0.5}},
+    }  # fmt: skip
+    evil = "javascript:alert(3)"
+    page = render(
+        h,
+        spec.model_copy(update={"description": XSS}),
+        link=lambda uri: evil if uri and "validation" in uri else "data:text/html,<script>alert(4)</script>",
+        mlflow=lambda run_id, version: {"MLflow run": evil, "Model version": f"//evil.example/{version}"},
+        actions={
+            "Roll back": " javascript:alert(5)",
+            ATTR: 'x"onmouseover="alert(1)',
+            "JSON": "JaVaScRiPt:alert(6)",
+        },
+        datasets={XSS: "java\tscript:alert(7)", "b": "https://airflow.example/nightshift/health/b"},
+    )
+    assert "<script" not in page and "<img src=x" not in page and 'onmouseover="' not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert re.search(r"x(&#34;|&quot;) onmouseover=", page)  # attribute context: the quote is escaped
+    # no address that runs script, carries a page or leaves for a host-less "//" becomes a link
+    assert re.findall(r'href="([^"]*)"', page) == [
+        "https://airflow.example/nightshift/health/b",
+        "x&#34;onmouseover=&#34;alert(1)",  # relative, its quotes escaped: one attribute still
+    ]
+    assert "rows report Data Docs" in page  # the labels stay, as text
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://mlflow.example/#/runs/abc", True),
+        ("http://127.0.0.1:8080/dags/x", True),
+        ("../api/health/payments", True),
+        ("health/payments", True),
+        ("/nightshift/store/reports/payments/x.html", True),
+        ("javascript:alert(1)", False),
+        ("JAVASCRIPT:alert(1)", False),
+        (" javascript:alert(1)", False),
+        ("java\tscript:alert(1)", False),
+        ("java\nscript:alert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("vbscript:msgbox(1)", False),
+        ("//evil.example/x", False),
+        ("\\\\evil.example/x", False),
+        ("https:alert(1)", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_only_http_and_relative_addresses_become_links(url: str | None, ok: bool) -> None:
+    assert (safe_href(url) == url) if ok else safe_href(url) is None
+
+
+def test_the_index_escapes_dataset_names_and_quotes_nothing_unsafe() -> None:
+    page = render_index({XSS: "health/%3Cimg%3E", "payments": "javascript:alert(1)"})
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'href="health/%3Cimg%3E"' in page and "javascript:" not in page
+    assert re.search(r"<li>payments</li>", page)  # an unsafe address: the name as text
+    assert "no datasets you may read" in render_index({})
+    assert "<script" not in render_index({}, "<script>alert(1)</script>")
 
 
 def test_an_unreachable_registry_is_named_and_the_audit_trail_still_shows(

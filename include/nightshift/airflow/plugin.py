@@ -4,21 +4,32 @@ read-only access to the reports in the store (GX Data Docs, Evidently and evalua
 reports), and the operator extra links (MLflow run, model version, GX Data Docs, Evidently
 report, Model health) that tasks record as XComs.
 
-Every route needs a logged-in Airflow user (the UI's ``_token`` cookie or a bearer token).
-Reports are served with a sandboxing Content-Security-Policy: their scripts run, but in an
-opaque origin that cannot read the Airflow session.
+Access: every route needs a logged-in Airflow user (the UI's ``_token`` cookie or a bearer
+token) *and* the auth manager's read access to the dataset's DAGs: a dataset is shown only to a
+user who may read (GET) every one of its DAGs, ``nightshift_<stage>.<dataset>`` and their runs
+(:func:`readable_datasets`). The index lists only those datasets; any other dataset, report,
+audit record or quarantine evidence answers the same 404 as one that does not exist, naming
+nothing.
+
+Responses: HTML is rendered by autoescaping templates (:mod:`nightshift.healthpage`) and
+never echoes the request. Every plugin-rendered response carries a strict
+Content-Security-Policy (no script at all, inline styles, images from ``data:`` only, framed
+by the Airflow UI alone) and ``nosniff``. Reports from the store keep a sandboxing policy
+instead: their scripts run, but in an opaque origin that cannot read the Airflow session.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from nightshift.airflow.links import LINKS, xcom_key
@@ -41,8 +52,18 @@ MEDIA = {
     "woff2": "font/woff2",
     "ttf": "font/ttf",
 }
+# reports from the store (GX Data Docs, Evidently) need their scripts: an opaque origin
 SANDBOX = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox"
+# every page the plugin renders itself: no script, inline styles, data: images, framed by the UI
+STRICT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; "
+    "base-uri 'none'; form-action 'none'"
+)
+# a dataset's DAGs (dags/<stage>.py): reading the dataset needs read access to all of them
+DAG_STAGES = ("ingest", "train", "score", "monitor", "retrain", "promote", "rollback")
 DAG_FAMILIES = ("train", "retrain", "promote", "rollback")
+NO_DATASET = "no such dataset"
+NO_REPORT = "no such report"
 
 
 def servable(path: str) -> str | None:
@@ -60,18 +81,46 @@ def servable(path: str) -> str | None:
     return MEDIA.get(suffix)
 
 
-def _auth() -> Any:
-    from airflow.api_fastapi.core_api.security import requires_authenticated
+def dataset_dag_ids(dataset: str) -> list[str]:
+    return [f"nightshift_{stage}.{dataset}" for stage in DAG_STAGES]
 
-    return Depends(requires_authenticated())
+
+def readable_datasets(user: Any, names: Iterable[str]) -> list[str]:
+    """The datasets among ``names`` whose every DAG (and its runs) ``user`` may read, as the
+    configured auth manager decides (one batch question per dataset)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.models.dag import DagModel
+
+    names = list(names)
+    if not names:
+        return []
+    teams = DagModel.get_dag_id_to_team_name_mapping([i for n in names for i in dataset_dag_ids(n)])
+    manager = get_auth_manager()
+    out = []
+    for name in names:
+        requests: list[Any] = [
+            {"method": "GET", "access_entity": entity, "details": DagDetails(id=i, team_name=teams.get(i))}
+            for i in dataset_dag_ids(name)
+            for entity in (None, DagAccessEntity.RUN)
+        ]
+        if manager.batch_is_authorized_dag(requests, user=user):
+            out.append(name)
+    return out
+
+
+def _readable(user: Any, dataset: str, missing: str = NO_DATASET) -> str:
+    """``dataset`` if it exists and ``user`` may read it; else a 404 that names nothing."""
+    from nightshift.airflow.dagconfig import dataset_names
+
+    if dataset not in dataset_names() or not readable_datasets(user, [dataset]):
+        raise HTTPException(404, missing)
+    return dataset
 
 
 def _spec(dataset: str) -> Any:
-    from nightshift.airflow.dagconfig import dataset_names
     from nightshift.spec import SpecError, find_spec
 
-    if dataset not in dataset_names():
-        raise HTTPException(404, f"no dataset {dataset!r} (known: {', '.join(dataset_names()) or 'none'})")
     try:
         return find_spec(dataset)
     except SpecError as exc:
@@ -117,38 +166,71 @@ def collect(dataset: str) -> tuple[Any, Any, Any]:
     return result, spec, store
 
 
+def report_path(store: Any, path: str) -> tuple[str, str] | None:
+    """The real store path and media type of the report at ``path`` (relative to the store
+    root), or ``None``: not servable, not a file, or a symlink that leads outside the store
+    root or to anything the same path could not be served as (data, another dataset)."""
+    media = servable(path)
+    root = store.resolve_inside(store.root)
+    full = store.resolve_inside(store.path(path))
+    if media is None or root is None or full is None or not full.startswith(root.rstrip("/") + "/"):
+        return None
+    real = full[len(root.rstrip("/")) + 1 :]
+    if servable(real) != media or real.split("/")[:2] != path.split("/")[:2] or not store.is_file(full):
+        return None
+    return full, media
+
+
 def create_app() -> FastAPI:
+    from airflow.api_fastapi.core_api.security import get_user
+
     app = FastAPI(title="nightshift", description="Model health and reports of nightshift datasets")
+    # the logged-in user (cookie or bearer token); 401 without one
+    current_user = Depends(get_user)
 
-    @app.get("/health", dependencies=[_auth()], response_model=None)
-    def index(dag_id: str | None = None) -> Response:
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        # the store route sets its own (sandboxing) policy; everything else gets the strict one
+        response.headers.setdefault("Content-Security-Policy", STRICT_CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    @app.get("/health", response_model=None)
+    def index(dag_id: str | None = None, user: Any = current_user) -> Response:
         from nightshift.airflow.dagconfig import dataset_names
+        from nightshift.healthpage import render_index
 
-        names = dataset_names()
+        names = readable_datasets(user, dataset_names())
         if dag_id is not None:
             name = dag_id.split(".", 1)[1] if dag_id.startswith("nightshift_") and "." in dag_id else None
             if name not in names:
-                return HTMLResponse(f"<p>{dag_id} is not a nightshift DAG: no model health to show.</p>")
-            return RedirectResponse(f"health/{name}", status_code=307)
+                # the same answer for any other DAG and for a dataset the user may not read
+                message = "This DAG is not a nightshift DAG you may read: no model health to show."
+                return HTMLResponse(render_index({}, message))
+            return RedirectResponse(f"health/{quote(name, safe='')}", status_code=307)
         if len(names) == 1:
-            return RedirectResponse(f"health/{names[0]}", status_code=307)
-        items = "".join(f'<li><a href="health/{n}">{n}</a></li>' for n in names)
-        return HTMLResponse(f"<h1>Model health</h1><ul>{items or '<li>no datasets</li>'}</ul>")
+            return RedirectResponse(f"health/{quote(names[0], safe='')}", status_code=307)
+        return HTMLResponse(render_index({n: f"health/{quote(n, safe='')}" for n in names}))
 
-    @app.get("/health/{dataset}", dependencies=[_auth()])
-    def page(dataset: str) -> HTMLResponse:
+    @app.get("/health/{dataset}")
+    def page(dataset: str, user: Any = current_user) -> HTMLResponse:
         from nightshift import registry
         from nightshift.airflow.dagconfig import dataset_names
         from nightshift.airflow.links import store_url
         from nightshift.healthpage import render
 
+        _readable(user, dataset)
         result, spec, store = collect(dataset)
+        q = quote(dataset, safe="")
         actions = {
             "Approve / reject (Required actions)": airflow_url("required_actions"),
-            "Retrain with overrides": airflow_url(f"dags/nightshift_retrain.{dataset}"),
-            "Promote a version": airflow_url(f"dags/nightshift_promote.{dataset}"),
-            "Roll back": airflow_url(f"dags/nightshift_rollback.{dataset}"),
-            "JSON": f"../api/health/{dataset}",
+            "Retrain with overrides": airflow_url(f"dags/nightshift_retrain.{q}"),
+            "Promote a version": airflow_url(f"dags/nightshift_promote.{q}"),
+            "Roll back": airflow_url(f"dags/nightshift_rollback.{q}"),
+            "JSON": f"../api/health/{q}",
         }
         body = render(
             result,
@@ -156,26 +238,29 @@ def create_app() -> FastAPI:
             link=lambda uri: store_url(store, uri),
             mlflow=lambda run_id, version: registry.ui_links(dataset, run_id=run_id, version=version),
             actions=actions,
-            datasets={n: health_url(n) for n in dataset_names()},
+            datasets={n: health_url(quote(n, safe="")) for n in readable_datasets(user, dataset_names())},
         )
         return HTMLResponse(body)
 
-    @app.get("/api/health/{dataset}", dependencies=[_auth()])
-    def data(dataset: str) -> JSONResponse:
+    @app.get("/api/health/{dataset}")
+    def data(dataset: str, user: Any = current_user) -> JSONResponse:
+        _readable(user, dataset)
         result, _, _ = collect(dataset)
         return JSONResponse(result.to_dict())
 
-    @app.get("/store/{path:path}", dependencies=[_auth()])
-    def store_file(path: str) -> Response:
+    @app.get("/store/{path:path}")
+    def store_file(path: str, user: Any = current_user) -> Response:
         from nightshift.airflow.store import get_store
 
-        media = servable(path)
-        if media is None:
-            raise HTTPException(404, f"not a report: {path}")
+        # the dataset is the path's second part (reports|quarantine|audit/<dataset>/...)
+        if servable(path) is None:
+            raise HTTPException(404, NO_REPORT)
+        _readable(user, path.split("/")[1], missing=NO_REPORT)
         store = get_store()
-        full = store.path(path)
-        if not store.is_file(full):
-            raise HTTPException(404, f"no such report: {store.uri(full)}")
+        found = report_path(store, path)
+        if found is None:
+            raise HTTPException(404, NO_REPORT)
+        full, media = found
         headers = {"Content-Security-Policy": SANDBOX, "X-Content-Type-Options": "nosniff"}
         return Response(store.read_bytes(full), media_type=media, headers=headers)
 
