@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.airflow.plugin import report_path
+from nightshift.airflow.plugin import link_value, report_path
 from nightshift.storage import Store
 
 REPORT = "reports/payments/drift/dt=2026-05-01/v1-drift.html"
@@ -75,3 +75,22 @@ def test_a_store_under_a_linked_root_still_serves(tmp_path: Path) -> None:
     store.write_bytes_atomic(store.path(REPORT), b"<html>drift</html>")
     found = report_path(store, REPORT)
     assert found is not None and found[0] == str(real / REPORT)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "opens"),
+    [
+        (
+            '"http://127.0.0.1:5000/#/experiments/1/runs/abc"',
+            "http://127.0.0.1:5000/#/experiments/1/runs/abc",
+        ),
+        ("/nightshift/store/reports/payments/x.html", "/nightshift/store/reports/payments/x.html"),
+        ('"javascript:alert(document.cookie)"', ""),
+        ("JaVaScRiPt:alert(1)", ""),
+        ("data:text/html,<script>alert(1)</script>", ""),
+        ("42", ""),
+        (b'"https://mlflow.example/x"', "https://mlflow.example/x"),
+    ],
+)
+def test_an_extra_link_opens_only_http_or_relative_addresses(recorded: str | bytes, opens: str) -> None:
+    assert link_value(recorded) == opens

@@ -277,8 +277,6 @@ class NightshiftLink(BaseOperatorLink):
         return xcom_key(self.name)
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        import json
-
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
 
@@ -292,13 +290,20 @@ class NightshiftLink(BaseOperatorLink):
                     map_indexes=ti_key.map_index,
                 ).with_only_columns(XComModel.value)
             ).first()
-        if not row:
-            return ""
-        value = row.value
-        if isinstance(value, (str, bytes)):
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        return value if isinstance(value, str) else ""
+        return link_value(row.value) if row else ""
+
+
+def link_value(value: Any) -> str:
+    """The address an extra link may open from its recorded XCom value: http(s) or relative
+    only (a ``javascript:`` or ``data:`` value gives no button), else ``""``."""
+    import json
+
+    from nightshift.healthpage import safe_href
+
+    if isinstance(value, (str, bytes)):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    return (safe_href(value) or "") if isinstance(value, str) else ""
 
 
 def _link_class(name: str) -> type[NightshiftLink]:
