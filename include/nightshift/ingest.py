@@ -86,17 +86,16 @@ class _CastIssues:
             ex.extend(str(v) for v in bad.slice(0, 3 - len(ex)).to_pylist() if len(ex) < 3)
 
     def checks(self, spec: DatasetSpec) -> list[CheckResult]:
+        """One failed check per column; a pii column's says how many, never which values."""
+
+        def details(col: str, n: int) -> str:
+            head = f"{n} value(s) not parseable as {arrow_type(spec, col)}"
+            if col in spec.pii_columns:
+                return f"{head} (values withheld: pii column)"
+            return f"{head}, e.g. " + ", ".join(repr(e) for e in self.examples.get(col, []))
+
         return [
-            CheckResult(
-                name="values_castable",
-                column=col,
-                success=False,
-                source="read",
-                details=(
-                    f"{n} value(s) not parseable as {arrow_type(spec, col)}, e.g. "
-                    + ", ".join(repr(e) for e in self.examples.get(col, []))
-                ),
-            )
+            CheckResult("values_castable", False, column=col, details=details(col, n), source="read")
             for col, n in self.counts.items()
         ]
 
