@@ -238,7 +238,7 @@ def test_ingest_refuses_a_day_without_its_marker(tmp_path: Path, monkeypatch: py
     whole.unlink()
     _part(store, "part-1.csv", (header + "".join(lines[:100])).encode())
 
-    with pytest.raises(LandingIncomplete, match="1 file\\(s\\) landed .* but not '_SUCCESS'") as info:
+    with pytest.raises(LandingIncomplete, match=r"1 file\(s\) landed .* but not '_SUCCESS'") as info:
         ingest_partition(store, spec, "events", DAY)
     assert isinstance(info.value, NoLandingData)  # not a verdict on the data: the task retries
     for area in ("curated", "quarantine", "reports"):

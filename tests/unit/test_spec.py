@@ -451,7 +451,7 @@ def test_pii_features(spec: DatasetSpec) -> None:
 def test_pii_feature_cannot_be_a_slice() -> None:
     data = _minimal()
     data["features"]["categorical"][0]["pii"] = True
-    with pytest.raises(SpecError, match="slices may not be pii features.*: site"):
+    with pytest.raises(SpecError, match=r"slices may not be pii features.*: site"):
         parse_spec(data)
 
 

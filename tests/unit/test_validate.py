@@ -453,7 +453,9 @@ def private(sensors: DatasetSpec) -> DatasetSpec:
     return parse_spec(data)
 
 
-def test_suite_lists_the_specs_pii_columns(sensors: DatasetSpec, private: DatasetSpec, tmp_path: Path) -> None:
+def test_suite_lists_the_specs_pii_columns(
+    sensors: DatasetSpec, private: DatasetSpec, tmp_path: Path
+) -> None:
     assert build_suite(private, "events")["meta"]["pii_columns"] == ["note", "site", "temp"]
     assert "pii_columns" not in build_suite(private, "labels")["meta"]  # no feature in labels
     assert "pii_columns" not in build_suite(sensors, "events")["meta"]
