@@ -40,6 +40,33 @@ class NoLandingData(FileNotFoundError):
     """The day's landing folder has no files yet."""
 
 
+class LandingIncomplete(NoLandingData):
+    """Files landed but not the day's ``landing.complete_marker`` yet: upstream is still
+    delivering (an infrastructure-style wait, retried, not a verdict on the data)."""
+
+
+def landing_files(
+    store: Store, dataset: str, kind: BatchKind, dt: date, pattern: str = "*", marker: str | None = None
+) -> list[str]:
+    """The day's files to ingest (store paths), once the day is complete.
+
+    Raises :class:`NoLandingData` when no file matches ``pattern`` and, with a ``marker``
+    (``landing.complete_marker``), :class:`LandingIncomplete` until the marker is there. The
+    marker itself is never data: names starting with ``_`` or ``.`` are never listed, and the
+    spec refuses a marker that ``pattern`` would match.
+    """
+    where = store.landing_dir(dataset, kind, dt)
+    files = store.list_files(where, pattern)
+    if not files:
+        raise NoLandingData(f"no {kind} files for {dataset} in {store.uri(where)}")
+    if marker and not store.is_file(f"{where}/{marker}"):
+        raise LandingIncomplete(
+            f"{dataset} {kind} dt={dt}: {len(files)} file(s) landed in {store.uri(where)} but not "
+            f"{marker!r} (landing.complete_marker) yet: waiting for upstream to finish the day"
+        )
+    return files
+
+
 class _FatalRead(Exception):
     """A file that cannot be read at all (the check says why)."""
 
@@ -86,17 +113,16 @@ class _CastIssues:
             ex.extend(str(v) for v in bad.slice(0, 3 - len(ex)).to_pylist() if len(ex) < 3)
 
     def checks(self, spec: DatasetSpec) -> list[CheckResult]:
+        """One failed check per column; a pii column's says how many, never which values."""
+
+        def details(col: str, n: int) -> str:
+            head = f"{n} value(s) not parseable as {arrow_type(spec, col)}"
+            if col in spec.pii_columns:
+                return f"{head} (values withheld: pii column)"
+            return f"{head}, e.g. " + ", ".join(repr(e) for e in self.examples.get(col, []))
+
         return [
-            CheckResult(
-                name="values_castable",
-                column=col,
-                success=False,
-                source="read",
-                details=(
-                    f"{n} value(s) not parseable as {arrow_type(spec, col)}, e.g. "
-                    + ", ".join(repr(e) for e in self.examples.get(col, []))
-                ),
-            )
+            CheckResult("values_castable", False, column=col, details=details(col, n), source="read")
             for col, n in self.counts.items()
         ]
 
@@ -351,16 +377,13 @@ def ingest_partition(
     """Ingest one day of one batch kind: stage, validate, then publish or quarantine.
 
     Returns the outcome; raises :class:`BatchRejected` (after quarantining) when it failed,
-    :class:`NoLandingData` when there is nothing to ingest.
+    :class:`NoLandingData` when there is nothing to ingest (:class:`LandingIncomplete` when the
+    spec's ``landing.complete_marker`` has not landed yet).
     """
     from nightshift.validate import load_suite, run_suite, suite_parameters
 
     t0 = time.perf_counter()
-    files = store.list_files(store.landing_dir(spec.name, kind, dt), spec.landing.pattern)
-    if not files:
-        raise NoLandingData(
-            f"no {kind} files for {spec.name} in {store.uri(store.landing_dir(spec.name, kind, dt))}"
-        )
+    files = landing_files(store, spec.name, kind, dt, spec.landing.pattern, spec.landing.complete_marker)
     work = Path(work_dir or default_state_dir() / "tmp")
     work.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"ingest-{spec.name}-{kind}-{dt}-", dir=work))

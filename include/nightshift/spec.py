@@ -7,6 +7,7 @@ writing ``datasets/<name>.yaml`` and nothing else.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -22,12 +23,25 @@ NumericType = Literal["int64", "float64"]
 IdType = Literal["string", "int64"]
 
 
+# Columns nightshift itself adds next to a dataset's own: a spec column of the same name would
+# be overwritten or clash (the tests check these against the modules that add them).
+RESERVED_COLUMNS: dict[str, str] = {
+    "score": "the model's score in predictions and monitoring samples",
+    "model_version": "the scoring model's version in predictions",
+    "dt": "the partition key of the store's dt=YYYY-MM-DD folders",
+}
+# nightshift's own working columns (e.g. ``__row``, ``__dt`` while joining training days)
+RESERVED_PREFIX = "__"
+
+
 class SpecError(ValueError):
     """A dataset spec that cannot be used; the message names the file and the fields."""
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN or infinity is never a meaningful bound or threshold (NaN compares false with
+    # everything, so `min: .nan` would silently disable a range check)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NumericFeature(_Model):
@@ -38,6 +52,9 @@ class NumericFeature(_Model):
     min: float | None = None
     max: float | None = None
     max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # personal data: its values never appear in validation evidence, Data Docs, notifications
+    # or logs (counts only)
+    pii: bool = False
 
     @model_validator(mode="after")
     def _range(self) -> NumericFeature:
@@ -52,6 +69,8 @@ class CategoricalFeature(_Model):
     name: str
     values: list[str] | None = None
     max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # personal data: see NumericFeature.pii
+    pii: bool = False
 
     @field_validator("values")
     @classmethod
@@ -83,6 +102,11 @@ class Landing(_Model):
     encoding: Literal["utf-8"] = "utf-8"
     # glob of file names inside a dt=YYYY-MM-DD folder
     pattern: str = "*"
+    # A file upstream writes into the day's folder once every file of the day is there (e.g.
+    # ``_SUCCESS``): the landing wait fires, and the ingest runs, only once it exists. ``None``
+    # (the default): the wait fires on the first matching file, for upstreams that deliver a day
+    # in one file or write each file atomically into place.
+    complete_marker: str | None = None
 
     @field_validator("delimiter")
     @classmethod
@@ -90,6 +114,21 @@ class Landing(_Model):
         if len(v) != 1:
             raise ValueError("delimiter must be a single character")
         return v
+
+    @model_validator(mode="after")
+    def _marker(self) -> Landing:
+        m = self.complete_marker
+        if m is None:
+            return self
+        if not m or "/" in m or "\\" in m or m in (".", ".."):
+            raise ValueError(f"complete_marker must be a file name inside the day's folder, got {m!r}")
+        if not m.startswith((".", "_")) and fnmatch.fnmatch(m, self.pattern):
+            # names starting with '.' or '_' are never read as data (Store.list_files)
+            raise ValueError(
+                f"complete_marker {m!r} matches pattern {self.pattern!r} and would be read as data: "
+                f"name it '_{m}' or narrow the pattern"
+            )
+        return self
 
 
 class Partitioning(_Model):
@@ -308,10 +347,19 @@ class DatasetSpec(_Model):
             raise ValueError(f"column names used twice: {', '.join(dupes)}")
         if not self.feature_names:
             raise ValueError("at least one numeric or categorical feature is required")
+        reserved = self._reserved_names()
+        if reserved:
+            raise ValueError("; ".join(reserved))
         cats = {c.name for c in self.features.categorical}
         bad = [s for s in self.slices if s not in cats]
         if bad:
             raise ValueError(f"slices must be categorical features; not: {', '.join(bad)}")
+        personal = [s for s in self.slices if s in self.pii_columns]
+        if personal:
+            raise ValueError(
+                f"slices may not be pii features (slice values are named in gate reports): "
+                f"{', '.join(personal)}"
+            )
         if self.label.positive == self.label.negative:
             raise ValueError("label.positive and label.negative must differ")
         need = self.training.validation_days + self.training.holdout_days + 1
@@ -321,6 +369,27 @@ class DatasetSpec(_Model):
                 f"training day besides the {need - 1} validation + holdout day(s)"
             )
         return self
+
+    def _reserved_names(self) -> list[str]:
+        fields = [
+            ("id_column", self.id_column),
+            ("event_time_column", self.event_time_column),
+            ("label.column", self.label.column),
+            *((f"features.numeric.{i}.name", f.name) for i, f in enumerate(self.features.numeric)),
+            *((f"features.categorical.{i}.name", c.name) for i, c in enumerate(self.features.categorical)),
+        ]
+        out = []
+        for where, name in fields:
+            if name in RESERVED_COLUMNS:
+                out.append(
+                    f"{where}: {name!r} is a column nightshift adds ({RESERVED_COLUMNS[name]}): rename it"
+                )
+            elif name.startswith(RESERVED_PREFIX):
+                out.append(
+                    f"{where}: {name!r}: names starting with {RESERVED_PREFIX!r} are nightshift's own: "
+                    "rename it"
+                )
+        return out
 
     @property
     def retrain_min_days(self) -> int:
@@ -332,6 +401,12 @@ class DatasetSpec(_Model):
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features.numeric] + [f.name for f in self.features.categorical]
+
+    @property
+    def pii_columns(self) -> frozenset[str]:
+        """Features marked ``pii: true``: their values are never shown, only counted."""
+        numeric = {f.name for f in self.features.numeric if f.pii}
+        return frozenset(numeric | {c.name for c in self.features.categorical if c.pii})
 
     @property
     def event_columns(self) -> list[str]:
@@ -371,10 +446,24 @@ def parse_dt(value: str | date) -> date:
         raise ValueError(f"partition date must be YYYY-MM-DD, got {value!r}") from None
 
 
-def _format_errors(exc: ValidationError) -> str:
+def _feature_name(data: object, loc: tuple[int | str, ...]) -> str | None:
+    """The ``name`` of the feature an error location points into, if it has one."""
+    if len(loc) < 3 or loc[0] != "features" or not isinstance(loc[2], int) or not isinstance(data, dict):
+        return None
+    try:
+        name = data["features"][loc[1]][loc[2]]["name"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _format_errors(exc: ValidationError, data: object = None) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        feature = _feature_name(data, tuple(err["loc"]))
+        if feature is not None:
+            loc += f" (feature {feature!r})"
         lines.append(f"  - {loc}: {err['msg']}")
     return "\n".join(lines)
 
@@ -386,21 +475,68 @@ def parse_spec(data: object, source: str = "<spec>") -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"{source}: invalid dataset spec:\n{_format_errors(exc)}") from None
+        raise SpecError(f"{source}: invalid dataset spec:\n{_format_errors(exc, data)}") from None
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, at: yaml.Mark, first: yaml.Mark) -> None:
+        super().__init__(
+            f"line {at.line + 1}, column {at.column + 1}: duplicate key {key!r} "
+            f"(first at line {first.line + 1}, column {first.column + 1}); a key may appear only once"
+        )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML
+    keeps the last one silently, so a second ``max:`` would quietly replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        first: dict[tuple[str, object], yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` then an explicit key is an override, not a duplicate
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first.setdefault((type(key).__name__, key), key_node.start_mark)
+            except TypeError:
+                continue  # unhashable: the base constructor reports it
+            if seen is not key_node.start_mark:
+                raise _DuplicateKey(key, key_node.start_mark, seen)
+        return super().construct_mapping(node, deep)
 
 
 def load_spec(path: str | Path) -> DatasetSpec:
-    """Load and validate ``datasets/<name>.yaml``; errors name the file and the field."""
+    """Load and validate ``datasets/<name>.yaml``; errors name the file and the field.
+
+    The file must be UTF-8 YAML without duplicate keys, and its ``name`` must be its file name
+    (without ``.yaml``): DAGs are made per file name and the store is keyed on ``name``.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{p}: dataset spec not found") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            f"{p}: not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}); "
+            "save the spec as UTF-8"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except _DuplicateKey as exc:
+        raise SpecError(f"{p}: {exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{p}: not valid YAML: {exc}") from None
-    return parse_spec(data, str(p))
+    spec = parse_spec(data, str(p))
+    if p.stem != spec.name:
+        raise SpecError(
+            f"{p}: name {spec.name!r} differs from the file name {p.name!r}: rename the file to "
+            f"{spec.name}{p.suffix or '.yaml'} or set name: {p.stem}"
+        )
+    return spec
 
 
 def find_spec(name_or_path: str, datasets_dir: str | Path | None = None) -> DatasetSpec:

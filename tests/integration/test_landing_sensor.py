@@ -134,3 +134,118 @@ def test_dag_run_waits_for_late_files(
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
     assert "no events files for payments" in log_so_far, "the sensor never deferred"
     assert states["wait_events"] == "success" and states["ingest_events"] == "success", states
+
+
+# ---- landing.complete_marker: a day delivered in several files -----------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+MARKER = "_SUCCESS"
+
+
+def _marker_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The demo spec with ``landing.complete_marker: _SUCCESS``, as the tasks find it."""
+    from nightshift.spec import load_spec
+
+    text = (ROOT / "datasets" / "payments.yaml").read_text(encoding="utf-8")
+    old = "landing:\n  format: csv\n"
+    assert old in text
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    (datasets / "payments.yaml").write_text(text.replace(old, old + f"  complete_marker: {MARKER}\n"))
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(datasets))
+    return load_spec(datasets / "payments.yaml")
+
+
+def _part(store: Store, name: str, body: bytes = b"a,b\n1,2\n") -> str:
+    path = store.landing_dir("payments", "events", DAY) + "/" + name
+    store.write_bytes_atomic(path, body)
+    return store.uri(path)
+
+
+def test_trigger_waits_for_the_marker_not_the_first_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from nightshift.airflow.sensors import LandingTrigger
+
+    store = Store((tmp_path / "store").as_uri())
+    trigger = LandingTrigger(
+        "payments", "events", DAY.isoformat(), store_url=store.url, poke_interval=0.1, marker=MARKER
+    )
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["marker"] == MARKER and LandingTrigger(**kwargs).serialize() == (classpath, kwargs)
+    parts: list[str] = []
+
+    async def first_event() -> Any:  # a day in two files, a while apart, then the marker
+        task = asyncio.ensure_future(anext(trigger.run()))
+        await asyncio.sleep(0.3)
+        parts.append(_part(store, "part-1.csv"))
+        await asyncio.sleep(0.8)
+        assert not task.done(), "the trigger fired on the first file"
+        parts.append(_part(store, "part-2.csv"))
+        await asyncio.sleep(0.8)
+        assert not task.done(), "the trigger fired before the marker"
+        _part(store, MARKER, b"")
+        return await asyncio.wait_for(task, timeout=30)
+
+    capfd.readouterr()
+    event = asyncio.run(first_event())
+    out = capfd.readouterr()
+    log = out.out + out.err
+    # fired only once the marker landed, with every part and without the marker itself
+    assert event.payload == {"status": "found", "files": parts}
+    assert "but not '_SUCCESS' (landing.complete_marker) yet" in log, log
+    assert "1 file(s) landed" in log and "2 file(s) landed" in log
+
+
+def test_sensor_defers_until_the_marker_lands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from nightshift.airflow.sensors import LandingSensor, LandingTrigger
+
+    _marker_spec(tmp_path, monkeypatch)
+    store = Store((tmp_path / "store").as_uri())
+    sensor = LandingSensor(
+        task_id="wait_events",
+        dataset="payments",
+        kind="events",
+        dt=DAY.isoformat(),
+        store_url=store.url,
+        timeout=60,
+    )
+    parts = [_part(store, "part-1.csv"), _part(store, "part-2.csv")]
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, LandingTrigger) and trigger.marker == MARKER
+    assert not sensor.poke({})  # type: ignore[arg-type]
+    _part(store, MARKER, b"")
+    assert sensor.poke({})  # type: ignore[arg-type]
+    assert sensor.execute({}) == parts  # type: ignore[arg-type]
+
+
+def test_ingest_refuses_a_day_without_its_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manual or backfill ingest of a day still being delivered fails, retryably, and writes
+    nothing; once the marker is there, both parts are ingested as one batch."""
+    from nightshift.datagen import Scenario, write_day
+    from nightshift.ingest import LandingIncomplete, NoLandingData, ingest_partition
+
+    spec = _marker_spec(tmp_path, monkeypatch)
+    store = Store((tmp_path / "store").as_uri())
+    rows = 300
+    write_day(store, spec, DAY, 0, rows, 7, Scenario())
+    whole = Path(store.landing_dir(spec.name, "events", DAY)) / "events.csv"
+    header, *lines = whole.read_text(encoding="utf-8").splitlines(keepends=True)
+    whole.unlink()
+    _part(store, "part-1.csv", (header + "".join(lines[:100])).encode())
+
+    with pytest.raises(LandingIncomplete, match=r"1 file\(s\) landed .* but not '_SUCCESS'") as info:
+        ingest_partition(store, spec, "events", DAY)
+    assert isinstance(info.value, NoLandingData)  # not a verdict on the data: the task retries
+    for area in ("curated", "quarantine", "reports"):
+        assert not store.exists(store.path(area)), f"an incomplete day wrote {area}/"
+
+    _part(store, "part-2.csv", (header + "".join(lines[100:])).encode())
+    _part(store, MARKER, b"")
+    outcome = ingest_partition(store, spec, "events", DAY)
+    assert outcome.success and outcome.rows == rows
+    assert [f.rpartition("/")[2] for f in outcome.files] == ["part-1.csv", "part-2.csv"]

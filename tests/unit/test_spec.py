@@ -303,3 +303,178 @@ def test_partition_bounds() -> None:
     # year end and leap day
     assert partition_bounds(date(2025, 12, 31))[1] == datetime(2026, 1, 1, tzinfo=UTC)
     assert partition_bounds(date(2028, 2, 29))[1] == datetime(2028, 3, 1, tzinfo=UTC)
+
+
+# ---- bad input: duplicate keys, NaN bounds, reserved names, file name, encoding ----------------------
+
+DEMO_TEXT = SPEC_PATH.read_text(encoding="utf-8")
+
+
+def _demo_with(tmp_path: Path, old: str, new: str, name: str = "payments.yaml") -> Path:
+    assert old in DEMO_TEXT, old
+    path = tmp_path / name
+    path.write_text(DEMO_TEXT.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: "), msg
+    return msg
+
+
+AMOUNT = "{name: amount, dtype: float64, min: 0, max: 50000}"
+
+
+def _line_column(text: str, index: int) -> str:
+    line = text.count("\n", 0, index) + 1
+    return f"line {line}, column {index - (text.rfind(chr(10), 0, index) + 1) + 1}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("seed: 42\n", "seed: 42\nseed: 7\n", "seed"),
+        ("  delay_days: 3\n", "  delay_days: 3\n  delay_days: 0\n", "delay_days"),
+        # a flow mapping on one line: PyYAML would keep the second max (1) silently
+        (AMOUNT, AMOUNT.replace("}", ", max: 1}"), "max"),
+    ],
+)
+def test_duplicate_yaml_key_is_named_with_its_lines(tmp_path: Path, old: str, new: str, key: str) -> None:
+    path = _demo_with(tmp_path, old, new)
+    text = path.read_text(encoding="utf-8")
+    first = text.index(f"{key}:", text.index(new))
+    second = text.index(f"{key}:", first + 1)
+    msg = _error(path)
+    assert f"{_line_column(text, second)}: duplicate key {key!r}" in msg, msg
+    assert f"(first at {_line_column(text, first)})" in msg, msg
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    data = _minimal()
+    text = yaml.safe_dump(data).replace("label:\n", "defaults: &d {delay_days: 2}\nlabel:\n  <<: *d\n", 1)
+    # `defaults` is not a spec key: the merge itself must load, the unknown key is what fails
+    msg = _error(_write(tmp_path, text, "sensor_faults.yaml"))
+    assert "duplicate" not in msg and "defaults" in msg
+
+
+@pytest.mark.parametrize(
+    ("bound", "value"), [("min", ".nan"), ("max", ".NaN"), ("max", "nan"), ("min", "-.inf")]
+)
+def test_nan_or_infinite_bound_is_named(tmp_path: Path, bound: str, value: str) -> None:
+    other = "max" if bound == "min" else "min"
+    feature = f"{{name: amount, dtype: float64, {bound}: {value}, {other}: {'0' if other == 'min' else '9'}}}"
+    msg = _error(_demo_with(tmp_path, AMOUNT, feature))
+    assert f"features.numeric.0.{bound} (feature 'amount')" in msg
+    assert "finite number" in msg
+
+
+def test_nan_threshold_is_named(tmp_path: Path) -> None:
+    msg = _error(_demo_with(tmp_path, "max_regression: 0.005", "max_regression: .nan"))
+    assert "gate.max_regression" in msg and "finite number" in msg
+
+
+@pytest.mark.parametrize("reserved", ["score", "model_version", "dt", "__row"])
+@pytest.mark.parametrize(
+    ("kind", "where"),
+    [
+        ("numeric", "features.numeric.0.name"),
+        ("categorical", "features.categorical.1.name"),
+        ("label", "label.column"),
+        ("id", "id_column"),
+    ],
+)
+def test_column_nightshift_adds_is_refused(kind: str, where: str, reserved: str) -> None:
+    data = _minimal()
+    if kind == "numeric":
+        data["features"]["numeric"][0]["name"] = reserved
+    elif kind == "categorical":
+        data["features"]["categorical"].append({"name": reserved})
+    elif kind == "label":
+        data["label"]["column"] = reserved
+    else:
+        data["id_column"] = reserved
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, "sensor_faults.yaml")
+    msg = str(info.value)
+    assert f"{where}: {reserved!r}" in msg, msg
+    assert "nightshift" in msg and "rename it" in msg
+
+
+def test_reserved_columns_are_the_ones_nightshift_adds() -> None:
+    from nightshift import monitor, score
+    from nightshift.spec import RESERVED_COLUMNS
+
+    assert {score.SCORE, score.MODEL_VERSION, monitor.SCORE} <= set(RESERVED_COLUMNS)
+    assert "dt" in RESERVED_COLUMNS  # the store's partition key (dt=YYYY-MM-DD)
+
+
+def test_file_name_must_be_the_spec_name(tmp_path: Path) -> None:
+    path = tmp_path / "payment.yaml"
+    path.write_text(DEMO_TEXT, encoding="utf-8")
+    msg = _error(path)
+    assert "name 'payments'" in msg and "'payment.yaml'" in msg
+    assert "rename the file to payments.yaml or set name: payment" in msg
+    # the same content under its own name loads, by path and by name; .yml too
+    (tmp_path / "payments.yaml").write_text(DEMO_TEXT, encoding="utf-8")
+    assert find_spec("payments", tmp_path).name == "payments"
+    (tmp_path / "payments.yml").write_text(DEMO_TEXT, encoding="utf-8")
+    assert load_spec(tmp_path / "payments.yml").name == "payments"
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_non_utf8_file_names_file_and_byte(tmp_path: Path, encoding: str) -> None:
+    raw = DEMO_TEXT.replace("Card payments", "Card paym\xe9nts").encode(encoding)
+    offset = raw.index(b"\xe9") if encoding == "latin-1" else 0  # UTF-16: its BOM, 0xff
+    path = tmp_path / "payments.yaml"
+    path.write_bytes(raw)
+    msg = _error(path)
+    line = raw[:offset].count(b"\n") + 1
+    assert f"not UTF-8: byte 0x{raw[offset]:02x} at offset {offset} (line {line})" in msg, msg
+    assert encoding == "utf-16" or line > 1
+
+
+# ---- pii and landing.complete_marker -------------------------------------------------------------
+
+
+def test_pii_features(spec: DatasetSpec) -> None:
+    assert spec.pii_columns == {"customer_age"}  # the demo marks one personal column
+    data = _minimal()
+    assert parse_spec(data).pii_columns == set()
+    data["features"]["categorical"].append({"name": "owner", "pii": True})
+    data["features"]["numeric"][0]["pii"] = True
+    assert parse_spec(data).pii_columns == {"owner", "temperature"}
+
+
+def test_pii_feature_cannot_be_a_slice() -> None:
+    data = _minimal()
+    data["features"]["categorical"][0]["pii"] = True
+    with pytest.raises(SpecError, match=r"slices may not be pii features.*: site"):
+        parse_spec(data)
+
+
+def test_complete_marker() -> None:
+    assert parse_spec(_minimal()).landing.complete_marker is None  # default: the first file fires
+    data = _minimal()
+    data["landing"] = {"complete_marker": "_SUCCESS"}
+    assert parse_spec(data).landing.complete_marker == "_SUCCESS"
+    data["landing"] = {"pattern": "*.csv", "complete_marker": "DONE"}
+    assert parse_spec(data).landing.complete_marker == "DONE"
+
+
+@pytest.mark.parametrize(
+    ("landing", "error"),
+    [
+        ({"complete_marker": "DONE"}, "matches pattern '*' and would be read as data: name it '_DONE'"),
+        ({"pattern": "*.csv", "complete_marker": "done.csv"}, "would be read as data"),
+        ({"complete_marker": "sub/_SUCCESS"}, "must be a file name"),
+        ({"complete_marker": ""}, "must be a file name"),
+    ],
+)
+def test_bad_complete_marker(landing: dict[str, Any], error: str) -> None:
+    data = {**_minimal(), "landing": landing}
+    with pytest.raises(SpecError, match="landing") as info:
+        parse_spec(data, "sensor_faults.yaml")
+    assert error in str(info.value)

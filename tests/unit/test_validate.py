@@ -436,3 +436,85 @@ def test_outcome_round_trip() -> None:
     )
     assert ValidationOutcome.from_dict(ok.to_dict()) == ok
     assert ok.to_dict()["success"] is True
+
+
+# ---- pii columns: counts, never values -----------------------------------------------------------
+
+SECRETS = ("918273645", "SECRET-SITE-4111", "SECRET-NOTE-7734")
+
+
+@pytest.fixture(scope="module")
+def private(sensors: DatasetSpec) -> DatasetSpec:
+    """The sensors dataset with ``temp``, ``site`` and ``note`` marked personal."""
+    data = sensors.model_dump()
+    data["features"]["numeric"][0]["pii"] = True
+    for c in data["features"]["categorical"]:
+        c["pii"] = True
+    return parse_spec(data)
+
+
+def test_suite_lists_the_specs_pii_columns(
+    sensors: DatasetSpec, private: DatasetSpec, tmp_path: Path
+) -> None:
+    assert build_suite(private, "events")["meta"]["pii_columns"] == ["note", "site", "temp"]
+    assert "pii_columns" not in build_suite(private, "labels")["meta"]  # no feature in labels
+    assert "pii_columns" not in build_suite(sensors, "events")["meta"]
+    # the spec decides, not the suite file: an older file gets the spec's list, a stale one loses it
+    write_suite(sensors, "events", tmp_path)
+    assert load_suite(private, "events", tmp_path)["meta"]["pii_columns"] == ["note", "site", "temp"]
+    write_suite(private, "events", tmp_path, overwrite=True)
+    assert load_suite(sensors, "events", tmp_path)["meta"]["pii_columns"] == []
+
+
+def test_pii_values_never_leave_gx(private: DatasetSpec, tmp_path: Path) -> None:
+    """A batch whose pii columns break their checks: the checks, GX's JSON and the Data Docs
+    say how many values failed, never which; a column that is not pii still shows examples."""
+    temp = [float(i) for i in range(N)]
+    temp[4] = float(SECRETS[0])  # out of range
+    site = ["north", "south"] * (N // 2)
+    site[7] = SECRETS[1]  # not in the value set
+    note = [f"note {i}" for i in range(N)]
+    note[9] = SECRETS[2]
+    level = [i % 11 for i in range(N)]
+    level[3] = 424242  # out of range, not pii: named as an example
+    frame = _sensor_frame(private, temp=temp, site=site, note=note, level=level)
+    suite = build_suite(private, "events")
+    # expectations an operator may add whose results hold values of their own (observed values,
+    # distinct values, pairs): scrubbed as well
+    suite["expectations"] += [
+        {"type": "expect_column_max_to_be_between", "kwargs": {"column": "temp", "max_value": 125}},
+        {
+            "type": "expect_column_distinct_values_to_be_in_set",
+            "kwargs": {"column": "site", "value_set": ["north", "south"]},
+        },
+        {"type": "expect_column_pair_values_to_be_equal", "kwargs": {"column_A": "note", "column_B": "site"}},
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "note", "regex": "^note"}},
+    ]
+    docs = tmp_path / "docs"
+    checks, gx_json = run_suite(frame, suite, suite_parameters(private, DAY), docs_dir=docs)
+
+    details = {c.label: c.details for c in checks if not c.success}
+    assert details["expect_column_values_to_be_between(temp)"] == "1 unexpected (2.50%)"
+    assert details["expect_column_values_to_be_in_set(site)"] == "1 unexpected (2.50%)"
+    assert details["expect_column_values_to_match_regex(note)"] == "1 unexpected (2.50%)"
+    assert details["expect_column_max_to_be_between(temp)"] == "values withheld: pii column"
+    assert "424242" in details["expect_column_values_to_be_between(level)"]  # the control
+    evidence = {
+        "checks": " ".join(details.values()),
+        "gx_json": json.dumps(gx_json, default=str),
+        "data_docs": "".join(p.read_text(errors="replace") for p in docs.rglob("*") if p.is_file()),
+    }
+    assert list(docs.rglob("*.html")), "no Data Docs were built"
+    for where, text in evidence.items():
+        for secret in SECRETS:
+            assert secret not in text, f"{secret!r} in the {where}"
+    assert "424242" in evidence["gx_json"] and "424242" in evidence["data_docs"]
+    # the counts are kept
+    temp_range = next(
+        r
+        for part in gx_json["results"]
+        for r in part["results"]
+        if r["expectation_config"]["type"] == "expect_column_values_to_be_between"
+        and r["expectation_config"]["kwargs"]["column"] == "temp"
+    )
+    assert temp_range["result"]["unexpected_count"] == 1 and temp_range["result"]["element_count"] == N

@@ -12,19 +12,36 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from nightshift.airflow.store import get_store
-from nightshift.spec import BatchKind
+from nightshift.spec import BatchKind, DatasetSpec
 
 
-def landing_files(
-    store_url: str | None, conn_id: str | None, dataset: str, kind: BatchKind, dt: date
-) -> list[str]:
-    """The landing files present for one day (store URIs)."""
+def landing_state(
+    store_url: str | None,
+    conn_id: str | None,
+    dataset: str,
+    kind: BatchKind,
+    dt: date,
+    pattern: str = "*",
+    marker: str | None = None,
+) -> tuple[list[str], str]:
+    """The day's landing files (store URIs) once they can be ingested, else ``[]`` and why not:
+    no file matches ``pattern`` yet or, with a ``marker`` (``landing.complete_marker``), the
+    marker has not landed yet. The same rule as the ingest's (``nightshift.ingest.landing_files``)."""
+    from nightshift.ingest import NoLandingData, landing_files
+
     store = get_store(store_url, conn_id)
-    return [store.uri(p) for p in store.list_files(store.landing_dir(dataset, kind, dt))]
+    try:
+        files = landing_files(store, dataset, kind, dt, pattern, marker)
+    except NoLandingData as exc:
+        if type(exc) is NoLandingData:
+            return [], f"no {kind} files for {dataset} dt={dt.isoformat()} yet"
+        return [], str(exc)
+    return [store.uri(p) for p in files], ""
 
 
 class LandingTrigger(BaseTrigger):
-    """Polls the store in the triggerer until the day's landing folder has files."""
+    """Polls the store in the triggerer until the day's landing folder has files (and, with a
+    ``marker``, the completion marker)."""
 
     def __init__(
         self,
@@ -34,10 +51,13 @@ class LandingTrigger(BaseTrigger):
         store_url: str | None = None,
         conn_id: str | None = None,
         poke_interval: float = 30.0,
+        pattern: str = "*",
+        marker: str | None = None,
     ) -> None:
         super().__init__()
         self.dataset, self.kind, self.dt = dataset, kind, dt
         self.store_url, self.conn_id, self.poke_interval = store_url, conn_id, poke_interval
+        self.pattern, self.marker = pattern, marker
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -49,6 +69,8 @@ class LandingTrigger(BaseTrigger):
                 "store_url": self.store_url,
                 "conn_id": self.conn_id,
                 "poke_interval": self.poke_interval,
+                "pattern": self.pattern,
+                "marker": self.marker,
             },
         )
 
@@ -56,21 +78,31 @@ class LandingTrigger(BaseTrigger):
         day = date.fromisoformat(self.dt)
         while True:
             try:
-                files = await asyncio.to_thread(
-                    landing_files, self.store_url, self.conn_id, self.dataset, self.kind, day
+                files, why = await asyncio.to_thread(
+                    landing_state,
+                    self.store_url,
+                    self.conn_id,
+                    self.dataset,
+                    self.kind,
+                    day,
+                    self.pattern,
+                    self.marker,
                 )
             except Exception as exc:  # a store blip must not kill the wait; log and poll again
                 self.log.warning("checking %s %s dt=%s failed: %s", self.dataset, self.kind, self.dt, exc)
-                files = []
+                files, why = [], ""
             if files:
                 yield TriggerEvent({"status": "found", "files": files})
                 return
-            self.log.info("no %s files for %s dt=%s yet", self.kind, self.dataset, self.dt)
+            if why:
+                self.log.info("%s", why)
             await asyncio.sleep(self.poke_interval)
 
 
 class LandingSensor(BaseSensorOperator):
-    """Waits, deferred, for ``landing/<dataset>/<kind>/dt=<day>/`` to have files.
+    """Waits, deferred, for ``landing/<dataset>/<kind>/dt=<day>/`` to have files matching the
+    spec's ``landing.pattern`` and, when the spec sets ``landing.complete_marker``, that marker
+    (without it the sensor fires on the first matching file).
 
     With ``skip_unless_expected`` (for labels) the task is skipped at once on days when no
     labels are due: no events landed ``label delay`` days earlier.
@@ -97,29 +129,56 @@ class LandingSensor(BaseSensorOperator):
         self.skip_unless_due = skip_unless_due
         self.store_url, self.conn_id = store_url, conn_id
 
-    def poke(self, context: Context) -> bool:
-        return bool(
-            landing_files(self.store_url, self.conn_id, self.dataset, self.kind, date.fromisoformat(self.dt))
+    def _spec(self) -> DatasetSpec:
+        from nightshift.spec import find_spec
+
+        return find_spec(self.dataset)  # at run time, never at parse time
+
+    def _state(
+        self, spec: DatasetSpec, kind: BatchKind, day: date, marker: bool = True
+    ) -> tuple[list[str], str]:
+        landing = spec.landing
+        return landing_state(
+            self.store_url,
+            self.conn_id,
+            self.dataset,
+            kind,
+            day,
+            landing.pattern,
+            landing.complete_marker if marker else None,
         )
+
+    def poke(self, context: Context) -> bool:
+        files, why = self._state(self._spec(), self.kind, date.fromisoformat(self.dt))
+        if why:
+            self.log.info("%s", why)
+        return bool(files)
 
     def execute(self, context: Context) -> list[str]:
         day = date.fromisoformat(self.dt)
+        spec = self._spec()
         if self.skip_unless_due:
-            from nightshift.spec import find_spec
-
-            source_day = day - timedelta(days=find_spec(self.dataset).label.delay_days)
-            if not landing_files(self.store_url, self.conn_id, self.dataset, "events", source_day):
+            source_day = day - timedelta(days=spec.label.delay_days)
+            # events that landed at all (complete or not) make labels due
+            if not self._state(spec, "events", source_day, marker=False)[0]:
                 raise AirflowSkipException(
                     f"no labels due for {self.dataset} dt={self.dt}: no events landed on {source_day}"
                 )
-        files = landing_files(self.store_url, self.conn_id, self.dataset, self.kind, day)
+        files, _ = self._state(spec, self.kind, day)
         if files:
             return files
         if not self.deferrable:
             return super().execute(context)
         self.defer(
             trigger=LandingTrigger(
-                self.dataset, self.kind, self.dt, self.store_url, self.conn_id, self.poke_interval
+                self.dataset,
+                self.kind,
+                self.dt,
+                self.store_url,
+                self.conn_id,
+                self.poke_interval,
+                spec.landing.pattern,
+                spec.landing.complete_marker,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
