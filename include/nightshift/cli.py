@@ -56,13 +56,13 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from nightshift.ingest import ingest_partition
+    from nightshift.ingest import NoLandingData, ingest_partition
     from nightshift.validate import BatchRejected
 
     spec = find_spec(args.dataset)
     try:
         outcome = ingest_partition(_store(args), spec, args.kind, parse_dt(args.dt))
-    except BatchRejected as exc:
+    except (BatchRejected, NoLandingData) as exc:
         print(exc, file=sys.stderr)
         return 1
     print(f"{spec.name} {args.kind} dt={outcome.dt}: {outcome.rows} rows valid -> {outcome.published_uri}")
