@@ -99,17 +99,23 @@ def _objects(store: Any, directory: str) -> list[str]:
 
 
 class _Hooked:
-    """The store's S3 file system, calling ``hook`` before the n-th object written (pyarrow's
-    file systems cannot be patched, so they are wrapped)."""
+    """The store's S3 file system, calling ``hook(path)`` before every object it writes or
+    copies (pyarrow's file systems cannot be patched, so they are wrapped)."""
 
-    def __init__(self, fs: Any, n: int, hook: Any) -> None:
-        self.fs, self.n, self.hook, self.writes = fs, n, hook, 0
+    def __init__(self, fs: Any, hook: Any) -> None:
+        self.fs, self.hook = fs, hook
 
     def open_output_stream(self, path: str, *args: Any, **kw: Any) -> Any:
-        self.writes += 1
-        if self.writes == self.n:
-            self.hook(path)
+        self.hook(path)
         return self.fs.open_output_stream(path, *args, **kw)
+
+    def copy_file(self, src: str, dst: str) -> None:
+        self.hook(dst)
+        self.fs.copy_file(src, dst)
+
+    def move(self, src: str, dst: str) -> None:
+        self.hook(dst)
+        self.fs.move(src, dst)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.fs, name)
@@ -122,6 +128,7 @@ def test_publish_dir_on_s3_is_readers_safe(
     then the new one whole; a publish that dies midway leaves the old one and no new objects."""
     store = s3_store
     qdir = store.quarantine_dir("payments", "events", DAY)
+    real_fs = store.fs
 
     def publish(tag: str, n: int = 3) -> None:
         local = tmp_path / tag
@@ -132,31 +139,41 @@ def test_publish_dir_on_s3_is_readers_safe(
         store.publish_dir(qdir, local)
 
     def seen() -> dict[str, str]:
-        return {
-            rel: store.read_bytes(store.published_path(f"{qdir}/{rel}")).decode()
-            for rel in ("validation.json", "data_docs/0.html", "data_docs/2.html")
-        }
+        out = {}
+        for rel in ("validation.json", "data_docs/0.html", "data_docs/2.html"):
+            try:
+                out[rel] = store.read_bytes(store.published_path(f"{qdir}/{rel}")).decode()
+            except FileNotFoundError:
+                out[rel] = "missing"
+        return out
 
+    v1_whole = {"validation.json": '{"v": "v1"}', "data_docs/0.html": "v1", "data_docs/2.html": "v1"}
     publish("v1")
     v1 = store.current_version(qdir)
-    assert seen() == {"validation.json": '{"v": "v1"}', "data_docs/0.html": "v1", "data_docs/2.html": "v1"}
+    assert seen() == v1_whole
 
     during: list[dict[str, str]] = []
-    monkeypatch.setattr(store, "fs", _Hooked(store.fs, 3, lambda path: during.append(seen())))
+    monkeypatch.setattr(store, "fs", _Hooked(real_fs, lambda path: during.append(seen())))
     publish("v2")
-    assert during == [{"validation.json": '{"v": "v1"}', "data_docs/0.html": "v1", "data_docs/2.html": "v1"}]
+    monkeypatch.setattr(store, "fs", real_fs)
+    assert len(during) >= 4 and all(d == v1_whole for d in during), during  # never half of v2, or none
     assert seen() == {"validation.json": '{"v": "v2"}', "data_docs/0.html": "v2", "data_docs/2.html": "v2"}
     v2 = store.current_version(qdir)
     assert v2 != v1 and not any(o.startswith(str(v1)) for o in _objects(store, qdir))
 
-    def dies(path: str) -> None:
-        raise OSError("connection reset by peer")
+    writes: list[str] = []
 
-    monkeypatch.setattr(store, "fs", _Hooked(store.fs.fs, 3, dies))
+    def dies(path: str) -> None:
+        writes.append(path)
+        if len(writes) == 3:
+            raise OSError("connection reset by peer")
+
+    monkeypatch.setattr(store, "fs", _Hooked(real_fs, dies))
     with pytest.raises(
         StorageError, match=r"network error while publishing s3://.*/quarantine/payments/events/dt="
     ):
         publish("v3")
+    monkeypatch.setattr(store, "fs", real_fs)
     assert store.current_version(qdir) == v2
     assert seen()["data_docs/2.html"] == "v2"
     assert {o.split("/")[0] for o in _objects(store, qdir)} == {v2, "_CURRENT.json"}  # no v3 objects
