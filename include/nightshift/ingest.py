@@ -4,14 +4,24 @@ The reader streams: files are read block by block with pyarrow, cast, and writte
 staging Parquet file, so memory follows the block size, not the file size. File-level problems
 (empty, undecodable, corrupt, values that cannot be cast) become failed checks next to GX's
 own, so one report explains the whole verdict.
+
+Only the data's own faults are data errors (quarantined, never retried). A full or failing
+local disk while staging is a :class:`StagingError`, a store that cannot be read or written a
+:class:`~nightshift.storage.StorageError`: both are infrastructure errors, raised for the
+orchestrator to retry, and nothing half-written is left in the store.
 """
 
 from __future__ import annotations
 
 import codecs
+import collections
+import contextlib
 import csv
+import errno
 import io
 import json
+import logging
+import re
 import shutil
 import tempfile
 import time
@@ -28,12 +38,22 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from nightshift.spec import BatchKind, DatasetSpec
-from nightshift.storage import StorageError, Store, default_state_dir
+from nightshift.storage import (
+    DISK_FULL,
+    LEFTOVER_MAX_AGE_S,
+    StorageError,
+    Store,
+    default_state_dir,
+    sweep_local,
+)
 from nightshift.validate import BatchRejected, CheckResult, ValidationOutcome
 
 NULL_VALUES = ["", "NULL", "null", "NaN", "nan", "None"]
 BLOCK_SIZE = 16 << 20
 PARQUET_BATCH_ROWS = 256_000
+PARQUET_MAGIC = b"PAR1"
+
+log = logging.getLogger(__name__)
 
 
 class NoLandingData(FileNotFoundError):
@@ -65,6 +85,16 @@ def landing_files(
             f"{marker!r} (landing.complete_marker) yet: waiting for upstream to finish the day"
         )
     return files
+
+
+class StagingError(RuntimeError):
+    """The local staging disk failed (full, or an I/O error): an infrastructure error, retried;
+    the message says which file was being staged and where."""
+
+
+def staging_error(exc: OSError, doing: str, where: Path | str) -> StagingError:
+    what = "disk full" if exc.errno in DISK_FULL else "disk error"
+    return StagingError(f"{what} while {doing} to {where}: {exc}")
 
 
 class _FatalRead(Exception):
@@ -181,21 +211,84 @@ def _cast_batch(
 
 
 # ---- readers -------------------------------------------------------------------------------
-def _check_utf8_head(head: bytes, name: str) -> None:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head[:4096]:
-        raise _FatalRead(
-            CheckResult(
-                "file_encoding", False, source="read", details=f"{name}: not UTF-8 (looks like UTF-16)"
-            )
+class _Source:
+    """A landing file opened for a parser; it remembers whether reading the bytes failed, so an
+    I/O error in here (the store: disk or network) is told apart from one in the parser (the
+    data: a corrupt file)."""
+
+    def __init__(self, store: Store, path: str) -> None:
+        self.store, self.path = store, path
+        self.name = path.rpartition("/")[2]
+        self.error: OSError | None = None
+        self._f = store.open_input(path)
+
+    def _guard(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def read(self, nbytes: int | None = None) -> bytes:
+        return bytes(self._guard(self._f.read, nbytes))
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        return int(self._guard(self._f.seek, position, whence))
+
+    def tell(self) -> int:
+        return int(self._guard(self._f.tell))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._f.closed)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def stream(self) -> pa.PythonFile:
+        return pa.PythonFile(self, mode="r")
+
+    def failure(self) -> StorageError | None:
+        """The store error to raise instead of a data verdict, when the bytes could not be read."""
+        if self.error is None:
+            return None
+        return self.store.io_error("reading", self.path, self.error)
+
+
+def _fatal(check: str, details: str) -> _FatalRead:
+    return _FatalRead(CheckResult(check, False, source="read", details=details))
+
+
+def _check_unique(names: list[str], name: str) -> None:
+    """A column name given twice would leave one of the two columns unread: a data error."""
+    counts = collections.Counter(names)
+    repeated = [c for c, n in counts.items() if n > 1]
+    if repeated:
+        where = "; ".join(
+            f"{c!r} at columns " + ", ".join(str(i + 1) for i, n in enumerate(names) if n == c)
+            for c in repeated
         )
+        raise _fatal("file_columns_unique", f"{name}: column name(s) repeated in the header: {where}")
+
+
+def _check_utf8_head(head: bytes, name: str) -> None:
+    if head.startswith(PARQUET_MAGIC):
+        raise _fatal("file_format", f"{name}: a Parquet file, but the spec's landing.format is csv")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head[:4096]:
+        raise _fatal("file_encoding", f"{name}: not UTF-8 (looks like UTF-16)")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError as exc:
-        raise _FatalRead(
-            CheckResult(
-                "file_encoding", False, source="read", details=f"{name}: not valid UTF-8 at byte {exc.start}"
-            )
-        ) from None
+        raise _fatal("file_encoding", f"{name}: not valid UTF-8 at byte {exc.start}") from None
 
 
 def _csv_header(head: bytes, delimiter: str) -> list[str]:
@@ -205,25 +298,28 @@ def _csv_header(head: bytes, delimiter: str) -> list[str]:
     return next(csv.reader(io.StringIO(first), delimiter=delimiter), [])
 
 
-def _read_errors(exc: Exception, name: str) -> CheckResult:
+# Arrow's parse errors quote the offending row or value: with pii columns, those go
+_ROW_EXCERPT = re.compile(r"(got \d+(?: columns?)?):.*$")
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def _read_errors(exc: Exception, name: str, redact: bool = False) -> CheckResult:
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if redact:
+        msg = _QUOTED.sub("'…'", _ROW_EXCERPT.sub(r"\1 (row withheld: pii columns)", msg))
     if "UTF8" in msg or "utf-8" in msg.lower():
         return CheckResult("file_encoding", False, source="read", details=f"{name}: not valid UTF-8 ({msg})")
     return CheckResult("file_readable", False, source="read", details=f"{name}: corrupt or truncated ({msg})")
 
 
-def _iter_csv(
-    store: Store, path: str, spec: DatasetSpec, kind: BatchKind, lenient: bool
-) -> Iterator[pa.RecordBatch]:
-    name = path.rpartition("/")[2]
-    with store.open_input(path) as f:
-        head = bytes(f.read(1 << 16))
-    _check_utf8_head(head, name)
+def _iter_csv(src: _Source, spec: DatasetSpec, kind: BatchKind, lenient: bool) -> Iterator[pa.RecordBatch]:
+    head = src.read(1 << 16)
+    src.seek(0)
+    _check_utf8_head(head, src.name)
     header = _csv_header(head, spec.landing.delimiter)
     if not header or header == [""]:
-        raise _FatalRead(
-            CheckResult("file_has_header", False, source="read", details=f"{name}: no header row")
-        )
+        raise _fatal("file_has_header", f"{src.name}: no header row")
+    _check_unique(header, src.name)
     wanted = spec.columns_for(kind)
     types: dict[str, pa.DataType] = {
         c: (pa.string() if lenient else arrow_type(spec, c)) for c in header if c in wanted
@@ -236,20 +332,28 @@ def _iter_csv(
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
-    with store.open_input(path) as f:
-        reader = pacsv.open_csv(
-            f, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
+    reader = pacsv.open_csv(
+        src.stream(), read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
+    )
+    yield from reader
+
+
+def _iter_parquet(src: _Source) -> Iterator[pa.RecordBatch]:
+    head = src.read(len(PARQUET_MAGIC))
+    src.seek(0)
+    if head != PARQUET_MAGIC:
+        raise _fatal(
+            "file_format",
+            f"{src.name}: not a Parquet file (no PAR1 header), but the spec's landing.format is parquet",
         )
-        yield from reader
-
-
-def _iter_parquet(store: Store, path: str) -> Iterator[pa.RecordBatch]:
-    with store.open_input(path) as f:
-        try:
-            pf = pq.ParquetFile(f)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise _FatalRead(_read_errors(exc, path.rpartition("/")[2])) from None
-        yield from pf.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+    try:
+        pf = pq.ParquetFile(src.stream())
+    except (pa.ArrowInvalid, OSError) as exc:
+        if src.error is not None:
+            raise
+        raise _FatalRead(_read_errors(exc, src.name)) from None
+    _check_unique(pf.schema_arrow.names, src.name)
+    yield from pf.iter_batches(batch_size=PARQUET_BATCH_ROWS)
 
 
 @dataclass
@@ -289,7 +393,16 @@ def _stage(
     rows = bytes_in = 0
     checks: list[CheckResult] = []
     writer: pq.ParquetWriter | None = None
+    src: _Source | None = None
     name = ""
+
+    def write(batch: pa.RecordBatch) -> None:
+        try:
+            assert writer is not None
+            writer.write_batch(batch)
+        except OSError as exc:
+            raise staging_error(exc, f"staging {name}", staging) from exc
+
     # Parquet encoding runs on a second thread while the next block is parsed; one write in
     # flight at a time keeps memory at two blocks.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-writer")
@@ -300,58 +413,69 @@ def _stage(
             size = store.size(path)
             bytes_in += size
             if size == 0:
-                raise _FatalRead(
-                    CheckResult("file_not_empty", False, source="read", details=f"{name}: 0 bytes")
-                )
-            it = (
-                _iter_csv(store, path, spec, kind, lenient)
-                if spec.landing.format == "csv"
-                else _iter_parquet(store, path)
-            )
+                raise _fatal("file_not_empty", f"{name}: 0 bytes")
+            src = _Source(store, path)
+            it = _iter_csv(src, spec, kind, lenient) if spec.landing.format == "csv" else _iter_parquet(src)
             for raw in it:
                 batch = _cast_batch(raw, spec, kind, issues)
                 if writer is None:
-                    writer = pq.ParquetWriter(staging, batch.schema, compression="snappy")
+                    try:
+                        writer = pq.ParquetWriter(staging, batch.schema, compression="snappy")
+                    except OSError as exc:
+                        raise staging_error(exc, f"staging {name}", staging) from exc
                 elif not batch.schema.equals(writer.schema, check_metadata=False):
-                    raise _FatalRead(
-                        CheckResult(
-                            "files_share_schema",
-                            False,
-                            source="read",
-                            details=f"{name}: columns or types differ from the partition's first file",
-                        )
+                    raise _fatal(
+                        "files_share_schema",
+                        f"{name}: columns or types differ from the partition's first file",
                     )
                 if pending is not None:
                     pending.result()
-                pending = pool.submit(writer.write_batch, batch)
+                pending = pool.submit(write, batch)
                 rows += batch.num_rows
+            src.close()
         if pending is not None:
             pending.result()
+            pending = None
         if writer is None:
-            raise _FatalRead(CheckResult("file_has_rows", False, source="read", details=f"{name}: no data"))
+            raise _fatal("file_has_rows", f"{name}: no data")
+        try:  # closing writes the footer: a full disk can show here too
+            writer.close()
+        except OSError as exc:
+            raise staging_error(exc, f"staging {name}", staging) from exc
+        finally:
+            writer = None
     except _FatalRead as exc:
         checks.append(exc.check)
         return StagedBatch(staging, rows, bytes_in, checks, fatal=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        if src is not None and (failure := src.failure()):
+            raise failure from exc
         msg = str(exc)
         cast_failure = any(
             k in msg for k in ("conversion error", "Unsupported cast", "Failed to parse string")
         )
         if not lenient and cast_failure and "UTF8" not in msg:
             raise _NeedsLenient from exc
-        checks.append(_read_errors(exc, name))
+        checks.append(_read_errors(exc, name, redact=bool(spec.pii_columns)))
         return StagedBatch(staging, rows, bytes_in, checks, fatal=True)
     except (StorageError, FileNotFoundError):
         raise
     except OSError as exc:
-        checks.append(_read_errors(exc, name))
+        # the writer's errors are StagingError by now: an OSError is the source's bytes failing
+        # to arrive (the store) or a parser finding them corrupt (the data)
+        if src is not None and (failure := src.failure()):
+            raise failure from exc
+        checks.append(_read_errors(exc, name, redact=bool(spec.pii_columns)))
         return StagedBatch(staging, rows, bytes_in, checks, fatal=True)
     finally:
         if pending is not None:
             wait([pending])
         pool.shutdown()
         if writer is not None:
-            writer.close()
+            with contextlib.suppress(OSError):
+                writer.close()
+        if src is not None:
+            src.close()
     if issues is not None:
         checks.extend(issues.checks(spec))
     return StagedBatch(staging, rows, bytes_in, checks, fatal=False)
@@ -373,20 +497,25 @@ def ingest_partition(
     dt: date,
     gx_dir: Path | None = None,
     work_dir: Path | None = None,
+    leftover_max_age_s: float = LEFTOVER_MAX_AGE_S,
 ) -> ValidationOutcome:
     """Ingest one day of one batch kind: stage, validate, then publish or quarantine.
 
     Returns the outcome; raises :class:`BatchRejected` (after quarantining) when it failed,
     :class:`NoLandingData` when there is nothing to ingest (:class:`LandingIncomplete` when the
-    spec's ``landing.complete_marker`` has not landed yet).
+    spec's ``landing.complete_marker`` has not landed yet), :class:`StagingError` or
+    :class:`~nightshift.storage.StorageError` when the local disk or the store failed (retry).
+    First it removes what killed attempts left behind, once older than ``leftover_max_age_s``.
     """
     from nightshift.validate import load_suite, run_suite, suite_parameters
 
     t0 = time.perf_counter()
-    files = landing_files(store, spec.name, kind, dt, spec.landing.pattern, spec.landing.complete_marker)
     work = Path(work_dir or default_state_dir() / "tmp")
-    work.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"ingest-{spec.name}-{kind}-{dt}-", dir=work))
+    sweep_leftovers(store, spec, kind, work, leftover_max_age_s)
+    files = landing_files(store, spec.name, kind, dt, spec.landing.pattern, spec.landing.complete_marker)
+    with _local_disk("creating a staging folder", work):
+        work.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"ingest-{spec.name}-{kind}-{dt}-", dir=work))
     try:
         staged = stage_files(store, files, spec, kind, tmp / "staged.parquet")
         t_read = time.perf_counter()
@@ -396,14 +525,15 @@ def ingest_partition(
         if not staged.fatal:
             suite = load_suite(spec, kind, gx_dir)
             params = suite_parameters(spec, dt)
-            if staged.rows <= spec.validation.data_docs_max_rows:
-                gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
-            else:
-                # A large batch asks GX for verdicts only; if rejected it is validated again for
-                # the evidence: counts, examples and Data Docs.
-                gx_checks, gx_json = run_suite(staged.path, suite, params, result_format="BOOLEAN_ONLY")
-                if not all(c.success for c in [*checks, *gx_checks] if c.severity == "critical"):
+            with _local_disk("validating (GX writes its Data Docs)", docs_dir):
+                if staged.rows <= spec.validation.data_docs_max_rows:
                     gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
+                else:
+                    # A large batch asks GX for verdicts only; if rejected it is validated again
+                    # for the evidence: counts, examples and Data Docs.
+                    gx_checks, gx_json = run_suite(staged.path, suite, params, result_format="BOOLEAN_ONLY")
+                    if not all(c.success for c in [*checks, *gx_checks] if c.severity == "critical"):
+                        gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
             checks.extend(gx_checks)
         t_val = time.perf_counter()
         outcome = ValidationOutcome(
@@ -443,6 +573,38 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+@contextlib.contextmanager
+def _local_disk(doing: str, where: Path) -> Iterator[None]:
+    """Raise a failure of the local disk (full, I/O error, read-only) as :class:`StagingError`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (*DISK_FULL, errno.EIO, errno.EROFS):
+            raise staging_error(exc, doing, where) from exc
+        raise
+
+
+def sweep_leftovers(
+    store: Store, spec: DatasetSpec, kind: BatchKind, work: Path, max_age_s: float = LEFTOVER_MAX_AGE_S
+) -> list[str]:
+    """Remove what killed attempts left in the areas this ingest writes (temporary files, staged
+    and set-aside folders, unnamed S3 versions) and their local staging folders, once older
+    than ``max_age_s``; never fails the ingest. The paths removed."""
+    area = "curated" if kind == "events" else "labels"
+    dirs = [
+        store.path(area, spec.name),
+        store.path("quarantine", spec.name, kind),
+        store.path("reports", spec.name),
+    ]
+    removed: list[str] = []
+    try:
+        removed += store.sweep(dirs, max_age_s)
+        removed += sweep_local(work, max_age_s, match=lambda n: n.startswith("ingest-"))
+    except (StorageError, OSError) as exc:
+        log.warning("sweeping leftovers of %s %s failed (the ingest goes on): %s", spec.name, kind, exc)
+    return removed
+
+
 def _publish(
     store: Store, spec: DatasetSpec, kind: BatchKind, dt: date, staged: Path, outcome: ValidationOutcome
 ) -> None:
@@ -466,12 +628,14 @@ def _quarantine(
     """Replace ``quarantine/…/dt=`` with the rejected files, the full result and Data Docs."""
     qdir = store.quarantine_dir(spec.name, kind, dt)
     staged = tmp / "quarantine"
-    staged.mkdir()
     docs = tmp / "data_docs"
     outcome.report_uri = store.uri(qdir + "/validation.json")
-    if docs.exists():
-        outcome.data_docs_uri = store.uri(qdir + "/data_docs/index.html")
-        shutil.move(str(docs), staged / "data_docs")
+    with _local_disk("staging the quarantine evidence", staged):
+        staged.mkdir()
+        if docs.exists():
+            outcome.data_docs_uri = store.uri(qdir + "/data_docs/index.html")
+            shutil.move(str(docs), staged / "data_docs")
     report = {"outcome": outcome.to_dict(), **evidence}
-    (staged / "validation.json").write_text(json.dumps(report, indent=2, default=str))
+    with _local_disk("staging the quarantine evidence", staged):
+        (staged / "validation.json").write_text(json.dumps(report, indent=2, default=str))
     store.publish_dir(qdir, staged, copies={f: "files/" + f.rpartition("/")[2] for f in files})

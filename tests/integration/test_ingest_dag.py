@@ -221,3 +221,70 @@ def test_a_quarantine_notifies_the_webhook_with_a_link(
     # the failed task still links the quarantined batch's Data Docs
     docs = links_of(run_day.last, "ingest_events")["GX Data Docs"]
     assert docs.endswith(f"/nightshift/store/quarantine/payments/events/dt={DAY}/data_docs/index.html")
+
+
+def _try_numbers(dr: Any) -> dict[str, int]:
+    return {ti.task_id: ti.try_number for ti in dr.get_task_instances()}
+
+
+def test_a_full_disk_while_staging_is_retried_and_the_retry_publishes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: Any,
+    clean_store: Path,
+    run_day: Any,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ENOSPC once from the staging writer: not a bad batch (no quarantine, no "corrupt"), the
+    task is retried by Airflow and the retry publishes; the old partition stays until then."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "store"
+    shutil.copytree(clean_store, root)
+    monkeypatch.setenv("NIGHTSHIFT_STORE_URL", root.as_uri())
+    store = Store(root.as_uri())
+    write_day(store, spec, DAY, 0, ROWS + 50, SEED, Scenario())  # a re-delivery, 50 rows more
+    real, calls = pq.ParquetWriter.write_batch, []
+
+    def full_once(self: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            assert pq.read_metadata(store.published_file("payments", "events", DAY)).num_rows == ROWS
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_batch", full_once)
+    capfd.readouterr()
+    states = run_day(DAY)
+
+    assert states["ingest_events"] == "success", states
+    assert _try_numbers(run_day.last)["ingest_events"] == 2
+    log = "".join(capfd.readouterr()) + caplog.text
+    assert "disk full while staging events.csv" in log and "infrastructure error, to be retried" in log
+    assert "corrupt" not in log
+    assert pq.read_metadata(store.published_file("payments", "events", DAY)).num_rows == ROWS + 50
+    assert not store.exists(store.path("quarantine"))
+
+
+def test_a_repeated_column_name_is_a_data_error_not_retried(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: Any,
+    run_day: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    store = _fresh_store(tmp_path, monkeypatch)
+    landed = write_day(store, spec, DAY, 0, 50, SEED, Scenario())["events"].removeprefix("file://")
+    header, _, body = store.read_bytes(landed).partition(b"\n")
+    store.write_bytes_atomic(landed, header + b",amount\n" + body.replace(b"\n", b",1\n"))
+    capfd.readouterr()
+    states = run_day(DAY)
+    assert states["ingest_events"] == "failed"
+    assert _try_numbers(run_day.last)["ingest_events"] == 1
+    log = "".join(capfd.readouterr())
+    assert "events.csv: column name(s) repeated in the header: 'amount' at columns" in log
+    qdir = store.quarantine_dir("payments", "events", DAY)
+    assert store.read_bytes(qdir + "/files/events.csv") == store.read_bytes(landed)

@@ -3,7 +3,10 @@ the per-bad-batch-kind cases live in the integration tests)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,9 @@ import pytest
 
 from nightshift import ingest
 from nightshift.datagen import Scenario, write_day
-from nightshift.ingest import NoLandingData, arrow_schema, arrow_type, ingest_partition
+from nightshift.ingest import NoLandingData, StagingError, arrow_schema, arrow_type, ingest_partition
 from nightshift.spec import DatasetSpec, parse_spec
-from nightshift.storage import Store
+from nightshift.storage import StorageError, Store
 from nightshift.validate import BatchRejected, ValidationOutcome
 
 DAY = date(2026, 1, 1)
@@ -378,3 +381,234 @@ def test_report_json_is_plain_json(clean_day: dict[str, Any]) -> None:
     store = clean_day["store"]
     raw = store.read_bytes(store.reports_dir("payments", "validation", DAY) + "/events.json")
     assert json.loads(raw)["outcome"]["dataset"] == "payments"
+
+
+# ---- faults: the disk, the store and the data told apart ----------------------------------------
+
+
+def _enospc(*_: Any, **__: Any) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("step", ["write_batch", "close"])
+def test_a_full_disk_while_staging_is_an_infra_error_not_a_bad_batch(
+    step: str, sensors: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC from the staging Parquet writer: raised for a retry, named as a full disk; nothing
+    is quarantined, the published day and its report stay as they were, no staging is left."""
+    store = Store((tmp_path / "store").as_uri())
+    _sensor_csv(store, sensors, "day.csv", _sensor_rows(20))
+    assert _ingest(store, sensors, "events", DAY, tmp_path).success
+    before = {f: (Path(store.root) / f).read_bytes() for f in _files_under(Path(store.root))}
+    _sensor_csv(store, sensors, "day.csv", _sensor_rows(25))  # a re-delivery
+    before[f"landing/sensors/events/dt={DAY}/day.csv"] = (
+        Path(store.landing_dir("sensors", "events", DAY)) / "day.csv"
+    ).read_bytes()
+
+    monkeypatch.setattr(pq.ParquetWriter, step, _enospc)
+    with pytest.raises(StagingError, match=r"disk full while staging day\.csv to .*staged\.parquet") as info:
+        _ingest(store, sensors, "events", DAY, tmp_path)
+    assert not isinstance(info.value, BatchRejected)
+    monkeypatch.undo()
+
+    after = {f: (Path(store.root) / f).read_bytes() for f in _files_under(Path(store.root))}
+    assert after == before  # no quarantine/, curated/ and the report untouched, nothing half-written
+    assert list((tmp_path / "work").iterdir()) == []
+    retried = _ingest(store, sensors, "events", DAY, tmp_path)  # the retry, with space again
+    assert retried.success and retried.rows == 25
+
+
+def test_a_landing_file_that_cannot_be_read_is_a_store_error_not_a_corrupt_file(
+    sensors: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes stop arriving (a disk or network failure under the reader): retried, and said so."""
+    store = Store((tmp_path / "store").as_uri())
+    path = _sensor_csv(store, sensors, "day.csv", _sensor_rows(20))
+    reads = []
+
+    class Failing:
+        def __init__(self, data: bytes) -> None:
+            self.f = pa.BufferReader(data)
+
+        def read(self, n: int | None = None) -> bytes:
+            reads.append(n)
+            if len(reads) > 1:  # the header comes through, the body does not
+                raise OSError(errno.EIO, "Input/output error")
+            return bytes(self.f.read(n))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.f, name)
+
+    data = Path(path).read_bytes()
+    monkeypatch.setattr(store, "open_input", lambda p: pa.PythonFile(Failing(data), mode="r"))
+    with pytest.raises(StorageError, match=r"disk error while reading file://.*/day\.csv: .*Input/output"):
+        _ingest(store, sensors, "events", DAY, tmp_path)
+    assert not store.exists(store.path("quarantine"))
+    assert not store.exists(store.path("reports"))
+
+
+def test_a_corrupt_parquet_file_is_still_a_data_error(sensors: DatasetSpec, tmp_path: Path) -> None:
+    pspec = _with(sensors, landing={"format": "parquet", "pattern": "*"})
+    store = Store((tmp_path / "store").as_uri())
+    landing = Path(store.landing_dir("sensors", "events", DAY))
+    landing.mkdir(parents=True)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    table = pa.table({"reading_id": list(range(50)), "ts": [t0] * 50})
+    pq.write_table(table, landing / "day.parquet")
+    data = (landing / "day.parquet").read_bytes()
+    (landing / "day.parquet").write_bytes(data[:40] + b"\xff" * 200 + data[240:])  # garbled, whole length
+    outcome = _rejected(store, pspec, "events", DAY, tmp_path)
+    assert [c.name for c in outcome.failed] == ["file_readable"]
+    assert "day.parquet: corrupt or truncated" in outcome.failed[0].details
+
+
+def test_a_csv_header_with_a_repeated_name_is_rejected_naming_it(
+    sensors: DatasetSpec, tmp_path: Path
+) -> None:
+    """Reading would keep one of the two columns and silently drop the other."""
+    store = Store((tmp_path / "store").as_uri())
+    path = f"{store.landing_dir('sensors', 'events', DAY)}/day.csv"
+    rows = [f"{r};{i * 10}" for i, r in enumerate(_sensor_rows(20))]
+    store.write_bytes_atomic(path, ("reading_id;ts;temp;level;site;temp\n" + "\n".join(rows) + "\n").encode())
+    outcome = _rejected(store, sensors, "events", DAY, tmp_path)
+    assert [c.name for c in outcome.failed] == ["file_columns_unique"]
+    assert (
+        outcome.failed[0].details == "day.csv: column name(s) repeated in the header: 'temp' at columns 3, 6"
+    )
+    qdir = store.quarantine_dir("sensors", "events", DAY)
+    assert store.read_bytes(qdir + "/files/day.csv") == store.read_bytes(path)  # nothing lost
+    assert not store.exists(store.published_file("sensors", "events", DAY))
+
+
+def test_a_parquet_file_with_a_repeated_column_is_rejected_naming_it(
+    sensors: DatasetSpec, tmp_path: Path
+) -> None:
+    pspec = _with(sensors, landing={"format": "parquet", "pattern": "*"})
+    store = Store((tmp_path / "store").as_uri())
+    landing = Path(store.landing_dir("sensors", "events", DAY))
+    landing.mkdir(parents=True)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    cols = [
+        pa.array([1, 2]),
+        pa.array([t0, t0]),
+        pa.array([1.0, 2.0]),
+        pa.array(["a", "b"]),
+        pa.array([3, 4]),
+    ]
+    table = pa.Table.from_arrays(cols, names=["reading_id", "ts", "level", "site", "level"])
+    pq.write_table(table, landing / "day.parquet")
+    outcome = _rejected(store, pspec, "events", DAY, tmp_path)
+    assert [c.name for c in outcome.failed] == ["file_columns_unique"]
+    assert (
+        "day.parquet: column name(s) repeated in the header: 'level' at columns 3, 5"
+        in outcome.failed[0].details
+    )
+
+
+def test_a_parquet_file_in_a_csv_landing_folder_says_so(sensors: DatasetSpec, tmp_path: Path) -> None:
+    store = Store((tmp_path / "store").as_uri())
+    landing = Path(store.landing_dir("sensors", "events", DAY))
+    landing.mkdir(parents=True)
+    pq.write_table(pa.table({"reading_id": [1, 2]}), landing / "day.csv")
+    outcome = _rejected(store, sensors, "events", DAY, tmp_path)
+    assert [c.name for c in outcome.failed] == ["file_format"]
+    assert outcome.failed[0].details == "day.csv: a Parquet file, but the spec's landing.format is csv"
+    assert store.exists(store.quarantine_dir("sensors", "events", DAY) + "/files/day.csv")
+
+
+def test_a_csv_file_in_a_parquet_landing_folder_says_so(sensors: DatasetSpec, tmp_path: Path) -> None:
+    pspec = _with(sensors, landing={"format": "parquet", "pattern": "*"})
+    store = Store((tmp_path / "store").as_uri())
+    _sensor_csv(store, sensors, "day.parquet", _sensor_rows(5))
+    outcome = _rejected(store, pspec, "events", DAY, tmp_path)
+    assert [c.name for c in outcome.failed] == ["file_format"]
+    assert "day.parquet: not a Parquet file (no PAR1 header)" in outcome.failed[0].details
+
+
+def test_quarantine_cut_short_by_a_full_disk_leaves_nothing_half_written(
+    sensors: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fills up while the evidence is copied in: a retryable store error, no
+    quarantine folder (not half of one), no verdict written; the retry quarantines whole."""
+    import shutil
+
+    store = Store((tmp_path / "store").as_uri())
+    rows = _sensor_rows(20)
+    rows[3] = rows[3].replace(";4;", ";oops;")
+    _sensor_csv(store, sensors, "day.csv", rows)
+    real, copies = shutil.copyfile, []
+
+    def fills_up(src: Any, dst: Any, **kw: Any) -> Any:
+        copies.append(dst)
+        if len(copies) == 3:
+            _enospc()
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", fills_up)
+    with pytest.raises(
+        StorageError, match=r"disk full while publishing file://.*/quarantine/sensors/events/dt="
+    ):
+        _ingest(store, sensors, "events", DAY, tmp_path)
+    monkeypatch.undo()
+    assert _files_under(Path(store.root) / "quarantine") == []  # nothing, not half of it
+    assert not store.exists(store.reports_dir("sensors", "validation", DAY) + "/events.json")
+    outcome = _rejected(store, sensors, "events", DAY, tmp_path)
+    qdir = Path(store.quarantine_dir("sensors", "events", DAY))
+    assert {"validation.json", "files/day.csv", "data_docs/index.html"} <= set(_files_under(qdir))
+    assert outcome.failed[0].label == "values_castable(level)"
+
+
+def test_each_ingest_first_sweeps_old_leftovers_and_keeps_fresh_ones(
+    sensors: DatasetSpec, tmp_path: Path
+) -> None:
+    store = Store((tmp_path / "store").as_uri())
+    root = Path(store.root)
+    work = tmp_path / "work"
+    old = [
+        root / "curated/sensors/dt=2025-12-30/.tmp-0123456789ab-part-0.parquet",
+        root / "quarantine/sensors/events/dt=2025-12-30.tmp-01234567/validation.json",
+        root / "reports/sensors/validation/dt=2025-12-30/data_docs_events.old-89abcdef/index.html",
+        work / "ingest-sensors-events-2025-12-30-abc123/staged.parquet",
+    ]
+    fresh = [
+        root / "curated/sensors/dt=2025-12-31/.tmp-aaaaaaaaaaaa-part-0.parquet",
+        work / "ingest-sensors-events-2025-12-31-def456/staged.parquet",
+    ]
+    kept = [root / "curated/sensors/dt=2025-12-30/part-0.parquet"]
+    for f in old + fresh + kept:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    long_ago = time.time() - 7 * 3600
+    for f in old + kept:
+        for p in (f, f.parent):
+            os.utime(p, (long_ago, long_ago))
+    _sensor_csv(store, sensors, "day.csv", _sensor_rows(20))
+    assert _ingest(store, sensors, "events", DAY, tmp_path).success
+    assert not any(f.exists() for f in old)
+    assert not (root / "quarantine/sensors/events/dt=2025-12-30.tmp-01234567").exists()
+    assert all(f.exists() for f in fresh + kept)
+    assert sorted(p.name for p in work.iterdir()) == ["ingest-sensors-events-2025-12-31-def456"]
+
+
+def test_a_malformed_row_is_not_quoted_when_the_spec_has_pii_columns(
+    sensors: DatasetSpec, tmp_path: Path
+) -> None:
+    secret = "SECRET-4111111111111111"
+    rows = [*_sensor_rows(5), f"6;2026-01-01T02:00:00Z;1.5;3;{secret};extra"]
+    for pii, quoted in ((False, True), (True, False)):
+        spec = sensors
+        if pii:
+            data = sensors.model_dump()
+            data["features"]["categorical"][0]["pii"] = True
+            spec = parse_spec(data)
+        store = Store((tmp_path / f"store-{pii}").as_uri())
+        _sensor_csv(store, spec, "day.csv", rows)
+        outcome = _rejected(store, spec, "events", DAY, tmp_path / f"t-{pii}")
+        readable = next(c for c in outcome.checks if c.name == "file_readable")
+        assert "Expected 5 columns, got 6" in readable.details
+        assert (secret in readable.details) is quoted
+        assert (secret in json.dumps(outcome.to_dict())) is quoted

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from nightshift.storage import StorageError, Store
+from nightshift.storage import LEFTOVER_MAX_AGE_S, StorageError, Store, io_problem
 
 DAY = date(2026, 1, 1)
 
@@ -235,3 +239,207 @@ def test_delete_dir(store: Store) -> None:
     store.delete_dir(d)
     assert not store.exists(d)
     store.delete_dir(d)  # deleting twice is fine
+
+
+# ---- faults: full disks, failed swaps, leftovers ---------------------------------------------------
+
+
+def _enospc(*_: Any, **__: Any) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _tree(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+def test_put_file_on_a_full_disk_leaves_no_temp_file(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = store.published_file("ds", "events", DAY)
+    store.write_bytes_atomic(target, b"old partition")
+    new = tmp_path / "new.parquet"
+    new.write_bytes(b"new partition")
+    monkeypatch.setattr("nightshift.storage.os.replace", _enospc)
+    with pytest.raises(StorageError, match=r"disk full while publishing file://.*part-0\.parquet"):
+        store.put_file(new, target)
+    assert store.read_bytes(target) == b"old partition"
+    assert _names(Path(target).parent) == ["part-0.parquet"]  # no .tmp-* left
+
+
+def test_put_file_across_disks_cut_short_leaves_no_temp_file(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staged file is on another disk: it is copied, and the copy runs out of space."""
+    import shutil
+
+    target = store.published_file("ds", "events", DAY)
+    store.write_bytes_atomic(target, b"old partition")
+    new = tmp_path / "new.parquet"
+    new.write_bytes(b"x" * 10_000)
+
+    def copy_half(src: str, dst: str, **_: Any) -> None:
+        Path(dst).write_bytes(Path(src).read_bytes()[:5000])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def cross_device(src: str, dst: str) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(shutil, "copyfile", copy_half)  # what shutil.move copies with
+    monkeypatch.setattr("nightshift.storage.os.rename", cross_device)
+    with pytest.raises(StorageError, match="disk full"):
+        store.put_file(new, target)
+    assert store.read_bytes(target) == b"old partition"
+    assert _names(Path(target).parent) == ["part-0.parquet"]
+    assert new.read_bytes() == b"x" * 10_000  # nothing lost: the staged file is still there
+
+
+def test_atomic_write_on_a_full_disk_is_a_storage_error(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = store.path("reports", "ds", "r.json")
+    store.write_json_atomic(path, {"v": 1})
+    real = store.fs
+
+    class FullAtMove:  # pyarrow's file systems cannot be patched: wrap one
+        def __getattr__(self, name: str) -> Any:
+            return _enospc if name == "move" else getattr(real, name)
+
+    monkeypatch.setattr(store, "fs", FullAtMove())
+    with pytest.raises(StorageError, match=r"store file://.*: disk full while writing file://.*r\.json"):
+        store.write_json_atomic(path, {"v": 2})
+    assert store.read_json(path) == {"v": 1}
+    assert _names(Path(path).parent) == ["r.json"]
+
+
+def test_io_problem_names_disk_and_network() -> None:
+    assert io_problem(OSError(errno.ENOSPC, "full"), remote=False) == "disk full"
+    assert io_problem(OSError(errno.EDQUOT, "quota"), remote=True) == "disk full"
+    assert io_problem(OSError(errno.EIO, "io"), remote=False) == "disk error"
+    assert io_problem(OSError("connection reset"), remote=True) == "network error"
+
+
+def test_publish_dir_cut_short_by_a_full_disk_keeps_the_old_directory(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    qdir = store.quarantine_dir("ds", "events", DAY)
+    store.write_bytes_atomic(f"{qdir}/validation.json", b"old")
+    staged = tmp_path / "staged"
+    (staged / "data_docs").mkdir(parents=True)
+    for i in range(3):
+        (staged / "data_docs" / f"{i}.html").write_text("<html/>")
+    real, calls = shutil.copyfile, []
+
+    def fills_up(src: Any, dst: Any, **kw: Any) -> Any:
+        calls.append(dst)
+        if len(calls) == 2:
+            Path(dst).write_bytes(b"half")
+            _enospc()
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", fills_up)
+    with pytest.raises(
+        StorageError, match=r"disk full while publishing file://.*quarantine/ds/events/dt=2026"
+    ):
+        store.publish_dir(qdir, staged)
+    assert len(calls) == 2
+    assert _names(Path(qdir).parent) == ["dt=2026-01-01"]  # no staged folder left
+    assert _tree(Path(qdir)) == ["validation.json"]
+    assert store.read_bytes(f"{qdir}/validation.json") == b"old"
+
+
+def test_replace_dir_never_leaves_the_directory_missing(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every step of a publish keeps the directory in place (checked after each rename)."""
+    target = store.path("q", "dt=2026-01-01")
+    store.write_bytes_atomic(f"{target}/a.txt", b"v0")
+    real = os.rename
+    missing: list[str] = []
+
+    def watched(src: Any, dst: Any) -> None:
+        real(src, dst)
+        if not os.path.isdir(target):
+            missing.append(f"after rename {src} -> {dst}")
+
+    monkeypatch.setattr("nightshift.storage.os.rename", watched)
+    for i in range(1, 4):
+        (tmp_path / f"v{i}").mkdir()
+        (tmp_path / f"v{i}" / "a.txt").write_text(f"v{i}")
+        store.publish_dir(target, tmp_path / f"v{i}")
+        assert store.read_bytes(f"{target}/a.txt") == f"v{i}".encode()
+    assert not missing, missing
+    assert _names(Path(target).parent) == ["dt=2026-01-01"]
+
+
+def test_replace_dir_without_an_atomic_swap_puts_the_old_directory_back(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where renameat2 cannot swap (another OS, a file system without it): the old directory is
+    set aside, and put back when the new one cannot be moved in; no ``.old-*`` is left."""
+    from nightshift import storage
+
+    target = store.path("q", "dt=2026-01-01")
+    store.write_bytes_atomic(f"{target}/a.txt", b"old")
+    monkeypatch.setattr(storage, "_exchange", lambda a, b: False)
+    real = os.rename
+
+    def staged_cannot_move(src: Any, dst: Any) -> None:
+        if ".tmp-" in str(src):
+            raise OSError(errno.EIO, "Input/output error")
+        real(src, dst)
+
+    monkeypatch.setattr("nightshift.storage.os.rename", staged_cannot_move)
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "a.txt").write_text("new")
+    with pytest.raises(StorageError, match="disk error while publishing"):
+        store.publish_dir(target, tmp_path / "new")
+    assert store.read_bytes(f"{target}/a.txt") == b"old"
+    assert _names(Path(target).parent) == ["dt=2026-01-01"]
+
+    monkeypatch.setattr("nightshift.storage.os.rename", real)
+    store.publish_dir(target, tmp_path / "new")  # the fallback path, when it works
+    assert store.read_bytes(f"{target}/a.txt") == b"new"
+    assert _names(Path(target).parent) == ["dt=2026-01-01"]
+
+
+def test_sweep_removes_old_leftovers_and_keeps_fresh_ones(store: Store) -> None:
+    area = Path(store.path("quarantine", "ds", "events"))
+    keep = [area / "dt=2026-01-01" / "validation.json", area / "dt=2026-01-01" / "files" / "a.csv"]
+    old = [
+        area / "dt=2026-01-01" / ".tmp-0123456789ab-validation.json",  # a killed atomic write
+        area / "dt=2026-01-02.tmp-89abcdef" / "validation.json",  # a killed publish's staging
+        area / "dt=2026-01-03.old-01234567" / "files" / "a.csv",  # a killed swap's old folder
+    ]
+    fresh = [
+        area / "dt=2026-01-04" / ".tmp-aaaaaaaaaaaa-validation.json",
+        area / "dt=2026-01-05.tmp-bbbbbbbb" / "validation.json",
+    ]
+    for f in keep + old + fresh:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    long_ago = time.time() - LEFTOVER_MAX_AGE_S - 60
+    for f in keep + old:
+        for p in (f, *f.parents):
+            if p == area:
+                break
+            os.utime(p, (long_ago, long_ago))
+
+    removed = store.sweep([str(area), store.path("missing")])
+
+    assert sorted(removed) == sorted(
+        [str(old[0]), str(area / "dt=2026-01-02.tmp-89abcdef"), str(area / "dt=2026-01-03.old-01234567")]
+    )
+    assert all(f.exists() for f in keep + fresh)
+    assert not any(f.exists() for f in old)
+    # a leftover folder with one fresh file inside is still in use
+    busy = area / "dt=2026-01-06.tmp-cccccccc"
+    (busy / "sub").mkdir(parents=True)
+    (busy / "sub" / "x").write_bytes(b"x")
+    os.utime(busy, (long_ago, long_ago))
+    os.utime(busy / "sub", (long_ago, long_ago))
+    assert store.sweep([str(area)]) == []
+    later = store.sweep([str(area)], now=time.time() + LEFTOVER_MAX_AGE_S + 60)  # hours later
+    assert sorted(later) == sorted([str(busy), str(fresh[0]), str(fresh[1].parent)])
+    assert all(f.exists() for f in keep)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -12,6 +13,8 @@ from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
 from nightshift.airflow.store import get_store
 from nightshift.spec import BatchKind, find_spec
+
+log = logging.getLogger(__name__)
 
 
 def partition_day(context: Context) -> date:
@@ -30,9 +33,13 @@ def partition_day(context: Context) -> date:
 
 
 def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) -> dict[str, Any]:
-    """Ingest one day; a rejected batch fails the task without retries (the data will not
-    change by retrying), infrastructure errors are retried by Airflow."""
-    from nightshift.ingest import ingest_partition
+    """Ingest one day. A rejected batch (a data error: parse, cast or validation) fails the task
+    without retries, since the data will not change by retrying. A full or failing disk
+    (:class:`~nightshift.ingest.StagingError`) or a store that cannot be read or written
+    (:class:`~nightshift.storage.StorageError`) is an infrastructure error: raised as is, so
+    Airflow retries it with the task's retries and back-off."""
+    from nightshift.ingest import StagingError, ingest_partition
+    from nightshift.storage import StorageError
     from nightshift.validate import BatchRejected
 
     day = partition_day(context)
@@ -44,6 +51,9 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
 
         push_links(context, {"GX Data Docs": store_url(store, exc.outcome.data_docs_uri)})
         raise Quarantined(str(exc)) from None
+    except (StagingError, StorageError) as exc:
+        log.error("%s %s dt=%s: infrastructure error, to be retried: %s", dataset, kind, day, exc)
+        raise
     push_links(context, {"GX Data Docs": store_url(store, outcome.data_docs_uri)})
     summary: dict[str, Any] = {
         "dt": outcome.dt,

@@ -74,7 +74,7 @@ def servable(path: str) -> str | None:
     if (
         len(parts) < 3
         or parts[0] not in SERVED_AREAS
-        or any(p in ("", ".", "..") for p in parts)
+        or any(p in ("", "..") or p.startswith(".") for p in parts)
         or (parts[0] == "quarantine" and "files" in parts)
     ):
         return None
@@ -176,9 +176,11 @@ def report_path(store: Any, path: str) -> tuple[str, str] | None:
     if media is None or root is None or full is None or not full.startswith(root.rstrip("/") + "/"):
         return None
     real = full[len(root.rstrip("/")) + 1 :]
-    if servable(real) != media or real.split("/")[:2] != path.split("/")[:2] or not store.is_file(full):
+    if servable(real) != media or real.split("/")[:2] != path.split("/")[:2]:
         return None
-    return full, media
+    # on S3 a published directory is read through its marker (Store.publish_dir)
+    served = store.published_path(full)
+    return (served, media) if store.is_file(served) else None
 
 
 def create_app() -> FastAPI:
