@@ -459,6 +459,52 @@ def importance(booster: Any, transform: FeatureTransform, sample: pa.Table) -> l
     return sorted(rows, key=lambda r: -r["mean_abs_contribution"])
 
 
+def explain(booster: Any, transform: FeatureTransform, rows: pa.Table) -> list[dict[str, Any]]:
+    """Inference on single examples, step by step: for each row, every feature's raw value, the
+    value the booster sees (float, category code, ``None`` = missing), its contribution to the
+    log-odds (``pred_contribs``), the bias, the margin and the probability, checked against
+    :func:`nightshift.model.predict` (``matches``)."""
+    import xgboost as xgb
+
+    from nightshift.model import predict
+
+    x = transform.matrix(rows)
+    dm = xgb.DMatrix(x, feature_names=transform.feature_names, feature_types=transform.feature_types,
+                     enable_categorical=True)  # fmt: skip
+    best = booster.attributes().get("best_iteration")
+    rng = (0, int(best) + 1) if best is not None else (0, 0)
+    contribs = booster.predict(dm, pred_contribs=True, iteration_range=rng)
+    served = predict(booster, transform, rows)
+    out = []
+    for i in range(rows.num_rows):
+        steps = []
+        for j, name in enumerate(transform.feature_names):
+            v = float(x[i, j])
+            cats = transform.categorical.get(name)
+            steps.append(
+                {
+                    "feature": name,
+                    "raw": rows.column(name)[i].as_py(),
+                    "model_input": None if np.isnan(v) else v,
+                    "category": None if cats is None or np.isnan(v) else cats[int(v)],
+                    "contribution": float(contribs[i, j]),
+                }
+            )
+        margin = float(contribs[i].sum(dtype=np.float64))
+        probability = float(1.0 / (1.0 + np.exp(-margin)))
+        out.append(
+            {
+                "features": sorted(steps, key=lambda s: -abs(s["contribution"])),
+                "bias": float(contribs[i, -1]),
+                "margin": margin,
+                "probability": probability,
+                "served": float(served[i]),
+                "matches": bool(abs(probability - served[i]) <= 1e-5),
+            }
+        )
+    return out
+
+
 def calibration_plot(evals: list[Evaluation], path: Path) -> Path:
     """Reliability diagram of each evaluation (PNG)."""
     import matplotlib

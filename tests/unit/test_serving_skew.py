@@ -1,5 +1,6 @@
 """Serving skew: the packaged MLflow pyfunc, fed as scoring feeds it, must score the holdout
-rows as the in-process booster did at training (``nightshift.evaluate.serving_skew``).
+rows as the in-process booster did at training (``nightshift.evaluate.serving_skew``); and
+one example's inference step by step (``nightshift.evaluate.explain``).
 
 The model is a real pyfunc (``nightshift.model.NightshiftModel`` saved and loaded by MLflow),
 so the check sees what ``registry.load_model`` would load.
@@ -93,6 +94,8 @@ def trained(toy: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> dict[
     reordered = dataclasses.replace(transform, categorical={"kind": ("z", "y", "x")})
     return {
         "holdout": holdout,
+        "booster": booster,
+        "transform": transform,
         "scores": booster_predict(booster, transform, holdout),
         "faithful": package("faithful", transform),
         "skewed": package("skewed", reordered),
@@ -156,3 +159,31 @@ def test_small_holdouts_are_compared_whole(toy: DatasetSpec, trained: dict[str, 
     recorded = skew_sample(toy, small, trained["scores"][:40])
     assert recorded["positions"] == list(range(40))
     assert serving_skew(trained["faithful"], small, toy, recorded).passed
+
+
+def test_one_examples_inference_step_by_step(toy: DatasetSpec, trained: dict[str, Any]) -> None:
+    from nightshift.evaluate import explain
+
+    rows = trained["holdout"].slice(0, 4)
+    rows = rows.set_column(rows.column_names.index("kind"), "kind", pa.array(["z", "x", "unseen", "y"]))
+    rows = rows.set_column(rows.column_names.index("a"), "a", pa.array([0.3, None, 1.0, -2.0]))
+    out = explain(trained["booster"], trained["transform"], rows)
+    assert len(out) == 4
+    for e in out:
+        assert e["matches"], e
+        total = e["bias"] + sum(f["contribution"] for f in e["features"])
+        assert total == pytest.approx(e["margin"], abs=1e-5)
+        assert e["probability"] == pytest.approx(e["served"], abs=1e-5)
+        assert {f["feature"] for f in e["features"]} == {"a", "b", "kind"}
+        contributions = [abs(f["contribution"]) for f in e["features"]]
+        assert contributions == sorted(contributions, reverse=True)  # what moved the score most first
+    kind = [next(f for f in e["features"] if f["feature"] == "kind") for e in out]
+    assert [(k["raw"], k["model_input"], k["category"]) for k in kind] == [
+        ("z", 2.0, "z"),
+        ("x", 0.0, "x"),
+        ("unseen", None, None),  # an unknown category is missing for the model
+        ("y", 1.0, "y"),
+    ]
+    a = next(f for f in out[1]["features"] if f["feature"] == "a")
+    assert a["raw"] is None and a["model_input"] is None
+    json.dumps(out)
