@@ -6,9 +6,9 @@ orchestrator (as ``bench/loop.py`` does at length).
 Measured on the payments generator (4,000-row days, holdout AUC 0.900): with no change the
 AUC at ages 1-30 stays between 0.869 and 0.911 (mean 0.895 at ages 1-5, 0.889 at 26-30), so
 age alone costs this model next to nothing; after a concept drift it falls to 0.50-0.55, below
-the performance alert's floor (holdout - ``alerts.max_auc_drop``), from the first drifted day. Hence the policy: retrain on drift and performance alerts, with
-``alerts.max_model_age_days`` (30) as the backstop for a world that changes too slowly for
-either to fire.
+the performance alert's floor (holdout - ``alerts.max_auc_drop``), from the first drifted day.
+Hence the policy: retrain on drift and performance alerts, with ``alerts.max_model_age_days``
+(30) as the backstop for a world that changes too slowly for either to fire.
 """
 
 from __future__ import annotations
