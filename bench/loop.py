@@ -315,7 +315,8 @@ def nightshift(
             )
         history = monitor.merge_history(history, new)
         # alert: once per piece of evidence, as run_alert emits the Asset event
-        alert = monitor.decide_alert(history, spec, version, champion.holdout_auc)
+        trained = dt(max(champion.days))  # the newest day of its window, as alert_step reads it
+        alert = monitor.decide_alert(history, spec, version, champion.holdout_auc, trained)
         if alert is None:
             continue
         key = {k: getattr(alert, k) for k in ("version", "kind", "dt", "onset")}

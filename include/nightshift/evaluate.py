@@ -18,6 +18,8 @@ from nightshift.features import FeatureTransform
 from nightshift.spec import DatasetSpec, Gate
 
 HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False, "brier": False}
+# scores this close to constant carry no ranking: a broken model, not a cautious one
+MIN_SCORE_STD = 1e-9
 
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -25,9 +27,12 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
     y = np.asarray(y, dtype=np.float64)
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    p = np.asarray(p, dtype=np.float64)
     out = {"rows": float(len(y)), "positives": float(y.sum())}
-    if len(y) == 0 or y.min() == y.max():
+    # NaN scores have no rank (sklearn refuses them): the metrics are undefined, and the
+    # gate's stability check names why
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    if len(y) == 0 or y.min() == y.max() or np.isnan(p).any():
         return {**out, "roc_auc": float("nan"), "average_precision": float("nan"), "log_loss": float("nan"),
                 "brier": float("nan")}  # fmt: skip
     out.update(
@@ -68,6 +73,22 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, 
     return out
 
 
+def score_stats(p: np.ndarray) -> dict[str, float]:
+    """What the numerical-stability check needs of a model's scores: how many are NaN/inf,
+    whether the finite ones take 0, 1 or at least 2 distinct values, their spread and range."""
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    finite = p[np.isfinite(p)]
+    return {
+        "rows": float(len(p)),
+        "nan": float(np.isnan(p).sum()),
+        "inf": float(np.isinf(p).sum()),
+        "distinct": 0.0 if not len(finite) else 1.0 if finite.min() == finite.max() else 2.0,
+        "std": float(finite.std()) if len(finite) else float("nan"),
+        "min": float(finite.min()) if len(finite) else float("nan"),
+        "max": float(finite.max()) if len(finite) else float("nan"),
+    }
+
+
 @dataclass
 class Evaluation:
     """One model's results on the holdout."""
@@ -77,6 +98,7 @@ class Evaluation:
     slices: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration: list[dict[str, float]] = field(default_factory=list)
     version: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # score_stats of the predictions
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +111,12 @@ class Evaluation:
 def evaluate(name: str, table: pa.Table, y: np.ndarray, p: np.ndarray, spec: DatasetSpec,
              version: str | None = None) -> Evaluation:  # fmt: skip
     return Evaluation(
-        name, metrics(y, p), slice_metrics(table, y, p, spec.slices), calibration(y, p), version
+        name,
+        metrics(y, p),
+        slice_metrics(table, y, p, spec.slices),
+        calibration(y, p),
+        version,
+        score_stats(p),
     )
 
 
@@ -174,23 +201,54 @@ def _fmt(v: float) -> str:
     return "nan" if np.isnan(v) else f"{v:.4f}"
 
 
+def stability_check(stats: dict[str, float] | None, min_std: float = MIN_SCORE_STD) -> Check:
+    """The challenger's holdout scores must be finite and not (nearly) all equal."""
+    if not stats:
+        return Check("stability", False, "no score statistics recorded for the holdout scores")
+    rows = int(stats["rows"])
+    bad = int(stats["nan"] + stats["inf"])
+    if bad:
+        detail = (
+            f"{bad} of {rows} holdout score(s) are NaN/inf ({int(stats['nan'])} NaN, {int(stats['inf'])} inf)"
+        )
+        return Check("stability", False, detail)
+    if stats["distinct"] < 2:
+        return Check("stability", False, f"all {rows} holdout scores are equal ({_fmt(stats['min'])})")
+    if not stats["std"] >= min_std:
+        return Check(
+            "stability", False, f"holdout scores nearly constant: std {stats['std']:.3g} < {min_std:g}"
+        )
+    return Check(
+        "stability",
+        True,
+        f"{rows} finite holdout scores in [{_fmt(stats['min'])}, {_fmt(stats['max'])}], "
+        f"std {stats['std']:.4f}",
+    )
+
+
 def gate(
     rules: Gate,
     challenger: Evaluation,
     champion: Evaluation | None,
     baseline: Evaluation | None,
+    skew: Check | None = None,
 ) -> Verdict:
     """Decide whether ``challenger`` replaces ``champion``.
 
-    Always: absolute floors (``min_metrics``) and per-slice floors, and the challenger must
-    beat the logistic baseline by ``baseline_margin``. With ``floors_vs_champion``, a floor the
-    champion misses too on the same holdout is passed by a challenger better than the champion
-    (after a drift, the old model must not keep serving because the new one is merely good).
+    Always: the challenger's holdout scores are numerically sound (``stability``: finite, not
+    all equal), the packaged model scores as training did (``skew``, from
+    :func:`serving_skew`, when given), absolute floors (``min_metrics``) and per-slice floors,
+    and the challenger must beat the logistic baseline by ``baseline_margin``. With
+    ``floors_vs_champion``, a floor the champion misses too on the same holdout is passed by a
+    challenger better than the champion (after a drift, the old model must not keep serving
+    because the new one is merely good).
     With a champion: the main metric may fall at most ``max_regression`` (a tie passes) and no slice more than
     ``max_slice_regression``. Slices with too few rows or positives are reported, not judged.
     """
     m = rules.metric
-    checks: list[Check] = []
+    checks: list[Check] = [stability_check(challenger.scores)]
+    if skew is not None:
+        checks.append(skew)
     for floor_name, floor in rules.min_metrics.items():
         v = challenger.metrics.get(floor_name, float("nan"))
         higher = HIGHER_IS_BETTER[floor_name]
@@ -269,6 +327,86 @@ def gate(
     return Verdict(not failed, reason, checks, deltas, champion is None)
 
 
+# ---- serving skew ------------------------------------------------------------------------
+
+SKEW_ARTIFACT = "serving_check.json"
+SKEW_ROWS = 1_000
+SKEW_TOLERANCE = 1e-6  # |probability| difference allowed between training and serving
+
+
+def skew_sample(
+    spec: DatasetSpec, holdout: pa.Table, scores: np.ndarray, rows: int = SKEW_ROWS
+) -> dict[str, Any]:
+    """Training's side of the serving-skew check: the in-process booster's scores of a seeded
+    sample of holdout rows (positions and ids), logged with the run as :data:`SKEW_ARTIFACT`."""
+    n = min(rows, holdout.num_rows)
+    rng = np.random.default_rng(spec.seed)
+    pos = np.sort(rng.choice(holdout.num_rows, size=n, replace=False)) if n else np.zeros(0, np.int64)
+    ids = holdout.column(spec.id_column).take(pa.array(pos)).cast(pa.string()).to_pylist()
+    p = np.asarray(scores, dtype=np.float64).reshape(-1)[pos]
+    return {"positions": pos.tolist(), "ids": ids, "scores": p.tolist(), "tolerance": SKEW_TOLERANCE}
+
+
+def load_skew_sample(run_id: str) -> dict[str, Any] | None:
+    """The run's :data:`SKEW_ARTIFACT`, or ``None`` for a run trained before it was recorded."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    if SKEW_ARTIFACT not in {a.path for a in MlflowClient().list_artifacts(run_id)}:
+        return None
+    found: dict[str, Any] = mlflow.artifacts.load_dict(f"runs:/{run_id}/{SKEW_ARTIFACT}")
+    return found
+
+
+def serving_skew(model: Any, holdout: pa.Table, spec: DatasetSpec, recorded: dict[str, Any] | None) -> Check:
+    """Training and serving compute the same values: the packaged model (a pyfunc, fed as
+    :func:`nightshift.score.score_partition` feeds it) scores the recorded holdout rows as the
+    in-process booster did at training, within the recorded tolerance."""
+    from nightshift.features import model_input
+
+    name = "serving_skew"
+    if recorded is None:
+        return Check(
+            name, True, "not compared: the run recorded no training-time scores (trained before the check)"
+        )
+    pos = np.asarray(recorded["positions"], dtype=np.int64)
+    if len(pos) and int(pos.max()) >= holdout.num_rows:
+        return Check(
+            name, False, f"training scored holdout row {int(pos.max())}, the holdout has {holdout.num_rows}"
+        )
+    rows = holdout.take(pa.array(pos))
+    if rows.column(spec.id_column).cast(pa.string()).to_pylist() != list(recorded["ids"]):
+        return Check(name, False, "the holdout rows are not the ones training scored (ids differ)")
+    frame = model_input(
+        rows, [f.name for f in spec.features.numeric], [f.name for f in spec.features.categorical]
+    )
+    served = np.asarray(model.predict(frame), dtype=np.float64).reshape(-1)
+    expected = np.asarray(recorded["scores"], dtype=np.float64)
+    tol = float(recorded.get("tolerance", SKEW_TOLERANCE))
+    if served.shape != expected.shape:
+        return Check(
+            name, False, f"the packaged model returned {len(served)} scores for {len(expected)} rows"
+        )
+    close = np.isclose(served, expected, rtol=0.0, atol=tol, equal_nan=True)
+    diff = np.abs(served - expected)
+    worst = float(np.nanmax(diff)) if len(diff) and not np.isnan(diff).all() else 0.0
+    if not close.all():
+        i = int(np.flatnonzero(~close)[0])
+        return Check(
+            name,
+            False,
+            f"{int((~close).sum())} of {len(close)} holdout rows score differently in the packaged model "
+            f"than in training (max |diff| {worst:.3g} > {tol:g}; e.g. id {recorded['ids'][i]}: "
+            f"{expected[i]:.6f} trained, {served[i]:.6f} served)",
+        )
+    return Check(
+        name,
+        True,
+        f"packaged model = in-process booster on {len(close)} holdout rows "
+        f"(max |diff| {worst:.3g}, tolerance {tol:g})",
+    )
+
+
 def needs_review(rules: Gate, verdict: Verdict) -> str | None:
     """Why a human should decide this verdict (``gate.review``), or ``None``: the gate decides.
 
@@ -319,6 +457,52 @@ def importance(booster: Any, transform: FeatureTransform, sample: pa.Table) -> l
         for i, f in enumerate(transform.feature_names)
     ]
     return sorted(rows, key=lambda r: -r["mean_abs_contribution"])
+
+
+def explain(booster: Any, transform: FeatureTransform, rows: pa.Table) -> list[dict[str, Any]]:
+    """Inference on single examples, step by step: for each row, every feature's raw value, the
+    value the booster sees (float, category code, ``None`` = missing), its contribution to the
+    log-odds (``pred_contribs``), the bias, the margin and the probability, checked against
+    :func:`nightshift.model.predict` (``matches``)."""
+    import xgboost as xgb
+
+    from nightshift.model import predict
+
+    x = transform.matrix(rows)
+    dm = xgb.DMatrix(x, feature_names=transform.feature_names, feature_types=transform.feature_types,
+                     enable_categorical=True)  # fmt: skip
+    best = booster.attributes().get("best_iteration")
+    rng = (0, int(best) + 1) if best is not None else (0, 0)
+    contribs = booster.predict(dm, pred_contribs=True, iteration_range=rng)
+    served = predict(booster, transform, rows)
+    out = []
+    for i in range(rows.num_rows):
+        steps = []
+        for j, name in enumerate(transform.feature_names):
+            v = float(x[i, j])
+            cats = transform.categorical.get(name)
+            steps.append(
+                {
+                    "feature": name,
+                    "raw": rows.column(name)[i].as_py(),
+                    "model_input": None if np.isnan(v) else v,
+                    "category": None if cats is None or np.isnan(v) else cats[int(v)],
+                    "contribution": float(contribs[i, j]),
+                }
+            )
+        margin = float(contribs[i].sum(dtype=np.float64))
+        probability = float(1.0 / (1.0 + np.exp(-margin)))
+        out.append(
+            {
+                "features": sorted(steps, key=lambda s: -abs(s["contribution"])),
+                "bias": float(contribs[i, -1]),
+                "margin": margin,
+                "probability": probability,
+                "served": float(served[i]),
+                "matches": bool(abs(probability - served[i]) <= 1e-5),
+            }
+        )
+    return out
 
 
 def calibration_plot(evals: list[Evaluation], path: Path) -> Path:

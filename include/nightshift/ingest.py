@@ -548,6 +548,7 @@ def ingest_partition(
             "bytes_in": staged.bytes_in,
             "read_cast_s": round(t_read - t0, 3),
             "validate_s": round(t_val - t_read, 3),
+            "column_seconds": gx_json.get("column_seconds", {}),  # GX per column: its ingest cost
         }
         if outcome.success:
             if docs_dir.exists():

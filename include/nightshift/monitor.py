@@ -12,8 +12,9 @@ distances with one explicit threshold, so the verdict does not change method at 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -296,7 +297,7 @@ class Alert:
     """A monitoring decision that asks for a retrain; the Asset event's extra."""
 
     dataset: str
-    kind: str  # "drift", "performance" or "drift+performance"
+    kind: str  # "drift", "performance", "staleness", or those that hit joined by "+"
     dt: str  # the newest day monitored for this version when the alert was raised
     version: str  # the champion the evidence is about
     onset: str  # first day of the run of bad days: retraining uses data from here on
@@ -327,14 +328,28 @@ def _finite(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
+def trained_through(tags: dict[str, str]) -> date | None:
+    """The newest day of a training run's window, from its ``nightshift.window`` tag
+    (``"<first>..<last> (<n> days)"``); ``None`` when the run has no such tag."""
+    m = re.match(r"\d{4}-\d{2}-\d{2}\.\.(\d{4}-\d{2}-\d{2})\b", tags.get("nightshift.window", ""))
+    return date.fromisoformat(m.group(1)) if m else None
+
+
 def decide_alert(
-    history: list[dict[str, Any]], spec: DatasetSpec, version: str, holdout_auc: float | None
+    history: list[dict[str, Any]],
+    spec: DatasetSpec,
+    version: str,
+    holdout_auc: float | None,
+    trained_through: date | str | None = None,
 ) -> Alert | None:
     """Apply the spec's alert policy to the champion's history rows (oldest first).
 
     Drift: the last ``alerts.consecutive_days`` monitored days all drifting. Performance: the
     last ``alerts.performance_consecutive_days`` labelled days with an AUC below the floor
-    (the version's holdout AUC minus ``max_auc_drop``, and at least ``min_auc``).
+    (the version's holdout AUC minus ``max_auc_drop``, and at least ``min_auc``). Staleness:
+    the newest monitored day is more than ``alerts.max_model_age_days`` data days after
+    ``trained_through``, the newest day of the champion's training window (data days, not
+    wall time, so a backfill or a simulated month ages the model as a real month would).
     """
     a = spec.alerts
     mine = sorted((r for r in history if str(r["version"]) == str(version)), key=lambda r: r["dt"])
@@ -346,7 +361,11 @@ def decide_alert(
     perf_run = _trailing_run(labelled, lambda r: float(r["roc_auc"]) < floor) if floor is not None else []
     drift_hit = len(drift_run) >= a.consecutive_days
     perf_hit = len(perf_run) >= a.performance_consecutive_days
-    if not (drift_hit or perf_hit):
+    trained = date.fromisoformat(trained_through) if isinstance(trained_through, str) else trained_through
+    newest = date.fromisoformat(max(r["dt"] for r in mine)) if mine else None
+    age = (newest - trained).days if newest is not None and trained is not None else None
+    stale_hit = a.max_model_age_days is not None and age is not None and age > a.max_model_age_days
+    if not (drift_hit or perf_hit or stale_hit):
         return None
     reasons, days, onsets = [], [], []
     if drift_hit:
@@ -368,7 +387,18 @@ def decide_alert(
         )
         days += [{"dt": r["dt"], "roc_auc": r["roc_auc"], "log_loss": r["log_loss"]} for r in perf_run]
         onsets.append(perf_run[0]["dt"])
-    kind = "drift+performance" if drift_hit and perf_hit else "drift" if drift_hit else "performance"
+    if stale_hit:
+        assert newest is not None and trained is not None
+        reasons.append(
+            f"model {age} data day(s) old on {newest} (trained through {trained}; "
+            f"alerts.max_model_age_days {a.max_model_age_days})"
+        )
+        days.append({"dt": newest.isoformat(), "age_days": age, "trained_through": trained.isoformat()})
+        if not onsets:  # alone, it asks for the data the champion never saw; with others, theirs
+            onsets.append((trained + timedelta(days=1)).isoformat())
+    kind = "+".join(
+        k for k, hit in (("drift", drift_hit), ("performance", perf_hit), ("staleness", stale_hit)) if hit
+    )
     return Alert(
         dataset=spec.name,
         kind=kind,

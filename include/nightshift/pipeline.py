@@ -88,7 +88,7 @@ def train_step(
     from nightshift.features import labels
     from nightshift.model import BOOSTER, TRANSFORM, NightshiftModel
     from nightshift.model import predict as booster_predict
-    from nightshift.train import choose_device, load_window, train
+    from nightshift.train import FEATURE_COST, choose_device, feature_cost, load_window, train
 
     req = request or TrainRequest()
     client = registry.configure()
@@ -108,6 +108,7 @@ def train_step(
     challenger = ev.evaluate("challenger", holdout, y_hold, p_hold, spec)
     sample = holdout.slice(0, IMPORTANCE_SAMPLE)
     importance = ev.importance(result.booster, result.transform, sample)
+    cost = feature_cost(store, spec, window, importance, result.seconds)
 
     lineage: dict[str, Any] = {
         "dataset": spec.name,
@@ -176,6 +177,8 @@ def train_step(
             (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str))
             (tmp / "importance.json").write_text(json.dumps(importance, indent=2))
             (tmp / "evaluation_challenger.json").write_text(json.dumps(challenger.to_dict(), indent=2))
+            (tmp / ev.SKEW_ARTIFACT).write_text(json.dumps(ev.skew_sample(spec, holdout, p_hold)))
+            (tmp / FEATURE_COST).write_text(json.dumps(cost, indent=2))
             if result.trials:
                 (tmp / "tuning.json").write_text(json.dumps(result.trials, indent=2))
             _write_reference(spec, window.table, result, tmp / "reference")
@@ -297,6 +300,7 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
 
     with registry.speaking_errors(f"loading the challenger of run {run_id}"):
         model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+        recorded = ev.load_skew_sample(run_id)
     transform = FeatureTransform.from_spec(spec, train_t)
     frame = transform.frame(holdout)
     challenger = ev.evaluate("challenger", holdout, y, np.asarray(model.predict(frame)), spec)
@@ -310,7 +314,8 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         )
     p_base = ev.baseline_predict(transform, train_t, labels(train_t, spec), holdout, spec.seed)
     baseline = ev.evaluate("baseline", holdout, y, p_base, spec)
-    verdict = ev.gate(spec.gate, challenger, champion, baseline)
+    skew = ev.serving_skew(model, holdout, spec, recorded)
+    verdict = ev.gate(spec.gate, challenger, champion, baseline, skew=skew)
     review = ev.needs_review(spec.gate, verdict)
 
     evals = [e for e in (challenger, champion, baseline) if e is not None]
@@ -725,8 +730,9 @@ def alert_step(store: Store, spec: DatasetSpec) -> dict[str, Any] | None:
         return None
     with registry.speaking_errors(f"reading the holdout AUC of v{version}"):
         run_id = client.get_model_version(registry.model_name(spec.name), version).run_id
-        holdout = client.get_run(run_id).data.metrics.get("holdout_roc_auc")
-    alert = monitor.decide_alert(read_history(store, spec.name), spec, version, holdout)
+        run = client.get_run(run_id)
+    holdout, trained = run.data.metrics.get("holdout_roc_auc"), monitor.trained_through(run.data.tags)
+    alert = monitor.decide_alert(read_history(store, spec.name), spec, version, holdout, trained)
     return alert.to_dict() if alert else None
 
 

@@ -294,6 +294,9 @@ class Alerts(_Model):
     max_auc_drop: Annotated[float, Field(ge=0, le=1)] = 0.05
     min_auc: Annotated[float, Field(ge=0, le=1)] | None = None
     performance_consecutive_days: Annotated[int, Field(ge=1, le=30)] = 1
+    # staleness: the champion's newest training day is more than this many data days older
+    # than the newest monitored day (``None``: never)
+    max_model_age_days: Annotated[int, Field(ge=1, le=3660)] | None = 30
 
 
 class Retrain(_Model):

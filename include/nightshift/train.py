@@ -460,3 +460,96 @@ def train(
 
 def _public(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in ("nthread",)}
+
+
+# ---- what each feature brings and costs ----------------------------------------------------
+
+FEATURE_COST = "feature_cost.json"
+# below this share of the model's mean |contribution| a feature is "of little value"
+LOW_IMPORTANCE_SHARE = 0.01
+
+
+def feature_cost(
+    store: Store, spec: DatasetSpec, window: Window, importance: list[dict[str, Any]], train_seconds: float
+) -> dict[str, Any]:
+    """Per feature, what it brings and what it costs, from what the run already has (no
+    retraining per feature):
+
+    - brings: its share of the model's mean |contribution| (``importance``) and its gain;
+    - ingest: the GX validation seconds of its column, measured per column by ``run_suite``
+      and summed over the window's days (their validation reports), and its share of the read
+      + cast time, estimated by its share of the window's Arrow bytes;
+    - training: the Arrow bytes of its column in the window, the bytes of its float32 column
+      in the training matrix, and an even share of the training time (histogram building is
+      linear in the features: an estimate, not a measurement).
+
+    A feature is flagged when the model never uses it (zero gain and contribution) or when it
+    brings less than ``LOW_IMPORTANCE_SHARE`` of the importance for at least its fair share
+    (1 / features) of the ingest time or the memory."""
+    names = spec.feature_names
+    imp = {r["feature"]: r for r in importance}
+    total_imp = sum(max(float(r.get("mean_abs_contribution", 0.0)), 0.0) for r in importance) or 1.0
+    seconds: dict[str, float] = dict.fromkeys(names, 0.0)
+    read_cast_s, measured = 0.0, 0
+    for p in window.partitions:
+        path = store.reports_dir(spec.name, "validation", p.dt) + "/events.json"
+        stats = store.read_json(path).get("stats", {}) if store.exists(path) else {}
+        per_column = stats.get("column_seconds") or {}
+        if per_column:
+            measured += 1
+            read_cast_s += float(stats.get("read_cast_s") or 0.0)
+            for n in names:
+                seconds[n] += float(per_column.get(n, 0.0))
+    arrow = {n: int(window.table.column(n).nbytes) for n in names}
+    total_arrow = sum(arrow.values()) or 1
+    fit_rows = window.split("train").num_rows + window.split("validation").num_rows
+    total_s = sum(seconds.values()) or 0.0
+    fair = 1.0 / len(names)
+    rows: list[dict[str, Any]] = []
+    flagged: list[dict[str, str]] = []
+    for n in names:
+        r = imp.get(n, {})
+        share = max(float(r.get("mean_abs_contribution", 0.0)), 0.0) / total_imp
+        gain = float(r.get("gain", 0.0))
+        ingest_share = seconds[n] / total_s if total_s else 0.0
+        memory_share = arrow[n] / total_arrow
+        row = {
+            "feature": n,
+            "importance_share": share,
+            "gain": gain,
+            "ingest_validate_s": round(seconds[n], 4),
+            "ingest_read_cast_s_est": round(read_cast_s * memory_share, 4),
+            "ingest_share": ingest_share,
+            "window_bytes": arrow[n],
+            "matrix_bytes": 4 * fit_rows,
+            "memory_share": memory_share,
+            "train_s_est": round(train_seconds * fair, 4),
+        }
+        rows.append(row)
+        if gain == 0.0 and share == 0.0:
+            flagged.append({"feature": n, "reason": "never used by the model (zero gain and contribution)"})
+        elif share < LOW_IMPORTANCE_SHARE and max(ingest_share, memory_share) >= fair:
+            flagged.append(
+                {
+                    "feature": n,
+                    "reason": f"{share:.2%} of the importance for {ingest_share:.1%} of the validation "
+                    f"time and {memory_share:.1%} of the window's memory",
+                }
+            )
+    for f in flagged:
+        log.warning("%s feature %s: %s", spec.name, f["feature"], f["reason"])
+    return {
+        "features": sorted(rows, key=lambda r: -r["importance_share"]),
+        "flagged": flagged,
+        "totals": {
+            "ingest_validate_s": round(total_s, 4),
+            "ingest_read_cast_s": round(read_cast_s, 4),
+            "days": len(window.partitions),
+            "days_measured": measured,
+            "window_bytes": sum(arrow.values()),
+            "fit_rows": fit_rows,
+            "train_seconds": train_seconds,
+        },
+        "rule": f"flagged: unused, or importance share < {LOW_IMPORTANCE_SHARE} with an ingest or memory "
+        f"share >= 1/{len(names)}",
+    }

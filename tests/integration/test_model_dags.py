@@ -78,6 +78,21 @@ def test_first_run_trains_on_the_window_and_promotes_a_champion(
     assert lineage["split"]["holdout"]["days"] == ["2026-03-13", "2026-03-14"]
     importance = json.loads(Path(client.download_artifacts(mv.run_id, "importance.json")).read_text())
     assert importance[0]["mean_abs_contribution"] > 0
+    # the gate's numerical-stability and serving-skew checks ran on the real packaged model
+    assert {"feature_cost.json", "serving_check.json"} <= artifacts
+    verdict = json.loads(Path(client.download_artifacts(mv.run_id, "gate/verdict.json")).read_text())
+    checks = {c["name"]: c for c in verdict["checks"]}
+    assert checks["stability"]["passed"] and checks["serving_skew"]["passed"], checks
+    assert checks["serving_skew"]["detail"].startswith(
+        "packaged model = in-process booster on 1000 holdout rows"
+    )
+    # each feature's value and cost, the ingest side measured per column by the real GX ingest
+    cost = json.loads(Path(client.download_artifacts(mv.run_id, "feature_cost.json")).read_text())
+    features = {r["feature"]: r for r in cost["features"]}
+    assert set(features) == {f["feature"] for f in importance}
+    assert cost["totals"]["days_measured"] == cost["totals"]["days"] == 10
+    assert all(r["ingest_validate_s"] > 0 and r["window_bytes"] > 0 for r in features.values())
+    assert sum(r["importance_share"] for r in features.values()) == pytest.approx(1.0)
 
     events = registry.read_audit(store, "payments")
     assert [(e.action, e.version, e.previous_version) for e in events] == [("promote", "1", None)]

@@ -19,6 +19,7 @@ from nightshift.evaluate import (
     evaluate,
     gate,
     metrics,
+    score_stats,
     slice_metrics,
 )
 from nightshift.features import FeatureTransform
@@ -49,7 +50,7 @@ def _ev(
 ) -> Evaluation:
     m = {"rows": 5000.0, "positives": 300.0, "roc_auc": auc, "average_precision": ap, "log_loss": 0.2,
          "brier": 0.05}  # fmt: skip
-    return Evaluation(name, m, slices or {}, [], version)
+    return Evaluation(name, m, slices or {}, [], version, score_stats(np.linspace(0.01, 0.9, 5000)))
 
 
 def _names(v: Verdict) -> list[str]:
@@ -68,7 +69,7 @@ def test_first_model_passes_absolute_floors() -> None:
     assert v.promote
     assert v.first_model
     assert v.reason.startswith("first model")
-    assert _names(v) == ["min:roc_auc", "min:average_precision"]  # no champion check
+    assert _names(v) == ["stability", "min:roc_auc", "min:average_precision"]  # no champion check
     assert v.deltas == {}
     json.dumps(v.to_dict())  # logged as evidence
 
@@ -264,6 +265,93 @@ def test_every_failure_is_named() -> None:
 def test_evaluation_round_trip() -> None:
     ev = _ev("challenger", 0.85, slices={"channel": {"web": _slice(0.7)}}, version="2")
     assert Evaluation.from_dict(json.loads(json.dumps(ev.to_dict()))) == ev
+
+
+# ---- the gate: numerical stability of the scores ----------------------------------------------
+
+
+def _scored(spec: DatasetSpec, p: np.ndarray) -> Evaluation:
+    """The challenger's evaluation of ``p`` on a 400-row holdout with both classes."""
+    n = len(p)
+    table = pa.table({"channel": pa.array(["pos", "web"] * (n // 2)), "card_type": pa.array(["debit"] * n)})
+    y = (np.arange(n) % 5 == 0).astype(np.float64)
+    return evaluate("challenger", table, y, p, spec)
+
+
+def _healthy(n: int = 400) -> np.ndarray:
+    y = (np.arange(n) % 5 == 0).astype(np.float64)
+    return np.clip(0.1 + 0.7 * y + np.random.default_rng(3).normal(0, 0.1, n), 0.001, 0.999)
+
+
+def test_finite_varied_scores_pass_the_stability_check(spec: DatasetSpec) -> None:
+    v = gate(RULES, _scored(spec, _healthy()), None, None)
+    assert v.promote
+    assert v.checks[0].name == "stability" and v.checks[0].passed
+    assert "400 finite holdout scores" in v.checks[0].detail
+
+
+@pytest.mark.parametrize(
+    ("bad", "detail"),
+    [
+        (float("nan"), "3 of 400 holdout score(s) are NaN/inf (3 NaN, 0 inf)"),
+        (float("inf"), "3 of 400 holdout score(s) are NaN/inf (0 NaN, 3 inf)"),
+        (-float("inf"), "3 of 400 holdout score(s) are NaN/inf (0 NaN, 3 inf)"),
+    ],
+)
+def test_nan_or_inf_scores_fail_the_gate(spec: DatasetSpec, bad: float, detail: str) -> None:
+    p = _healthy()
+    p[[5, 50, 300]] = bad
+    ev = _scored(spec, p)  # evaluating NaN scores must not crash: the gate says what is wrong
+    assert ev.scores["nan"] + ev.scores["inf"] == 3
+    v = gate(RULES, ev, _ev("champion", 0.8, version="1"), _ev("baseline", 0.6))
+    assert not v.promote
+    assert "stability" in _failed(v)
+    assert f"stability: {detail}" in v.reason
+    json.dumps(v.to_dict())  # still logged as evidence
+
+
+def test_all_equal_scores_fail_the_gate(spec: DatasetSpec) -> None:
+    v = gate(RULES, _scored(spec, np.full(400, 0.07)), None, None)
+    assert not v.promote
+    assert _failed(v)[0] == "stability"
+    assert "all 400 holdout scores are equal (0.0700)" in v.reason
+
+
+def test_nearly_constant_scores_fail_the_gate(spec: DatasetSpec) -> None:
+    p = 0.2 + 1e-12 * np.random.default_rng(0).random(400)  # two+ distinct values, no ranking
+    ev = _scored(spec, p)
+    assert ev.scores["distinct"] == 2
+    v = gate(RULES, ev, None, None)
+    assert "stability" in _failed(v)
+    assert "nearly constant: std" in v.reason and "< 1e-09" in v.reason
+
+
+def test_an_evaluation_without_score_statistics_fails_closed() -> None:
+    ev = _ev("challenger", 0.9)
+    ev.scores = {}
+    v = gate(RULES, ev, None, None)
+    assert _failed(v) == ["stability"]
+
+
+def test_an_unstable_challenger_is_never_a_judgement_call(spec: DatasetSpec) -> None:
+    from nightshift.evaluate import needs_review
+    from nightshift.spec import Review
+
+    rules = RULES.model_copy(update={"review": Review(band=(-0.5, 0.5))})
+    p = _healthy()
+    p[0] = float("inf")  # the metrics are still defined (clipped): only the stability check fails
+    v = gate(rules, _scored(spec, p), _ev("champion", 0.7, version="1"), None)
+    assert _failed(v) == ["stability"] and not math.isnan(v.deltas["roc_auc"])
+    assert needs_review(rules, v) is None
+
+
+def test_score_stats() -> None:
+    s = score_stats(np.array([0.1, float("nan"), 0.3, float("inf"), 0.3]))
+    assert s == {"rows": 5.0, "nan": 1.0, "inf": 1.0, "distinct": 2.0, "std": pytest.approx(0.0942809),
+                 "min": 0.1, "max": 0.3}  # fmt: skip
+    assert score_stats(np.array([0.5, 0.5]))["distinct"] == 1.0
+    empty = score_stats(np.array([float("nan")]))
+    assert empty["distinct"] == 0.0 and math.isnan(empty["std"])
 
 
 # ---- metrics -------------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def test_clean_day_report(clean_day: dict[str, Any]) -> None:
     assert "gx_result" not in report  # kept lean on success
     stats = report["stats"]
     assert stats["bytes_in"] == _local(clean_day["landed"]["events"]).stat().st_size
-    assert set(stats) == {"bytes_in", "read_cast_s", "validate_s", "total_s"}
+    assert set(stats) == {"bytes_in", "read_cast_s", "validate_s", "column_seconds", "total_s"}
 
 
 def test_rerun_replaces(spec: DatasetSpec, clean_day: dict[str, Any]) -> None:

@@ -125,3 +125,88 @@ def test_sample_is_seeded_ordered_and_bounded() -> None:
     assert a.equals(b) and a.num_rows == 100
     assert a.column("x").to_pylist() == sorted(a.column("x").to_pylist())
     assert sample(t, 5000, 7) is t
+
+
+# ---- staleness -----------------------------------------------------------------------------
+
+
+def _with_age(spec: DatasetSpec, days: int | None) -> DatasetSpec:
+    data = spec.model_dump()
+    data["alerts"] = {**data["alerts"], "max_model_age_days": days}
+    return parse_spec(data)
+
+
+def test_the_demo_spec_sets_a_maximum_model_age(spec: DatasetSpec) -> None:
+    assert spec.alerts.max_model_age_days == 30
+    bare = parse_spec({k: v for k, v in spec.model_dump().items() if k != "alerts"})
+    assert bare.alerts.max_model_age_days == 30  # the default
+    with pytest.raises(ValueError, match="max_model_age_days"):
+        _with_age(spec, 0)
+
+
+def test_a_champion_older_than_the_maximum_age_raises_a_staleness_alert(spec: DatasetSpec) -> None:
+    trained = D0 - timedelta(days=1)  # the newest day of its window
+    rows = [_row(i, 0.05, 0.89) for i in range(30)]  # newest monitored day: D0 + 29 = 30 days on
+    assert decide_alert(rows, spec, "1", 0.89, trained_through=trained) is None  # 30: not older
+    rows.append(_row(30, 0.05))
+    alert = decide_alert(rows, spec, "1", 0.89, trained_through=trained)
+    assert alert is not None and alert.kind == "staleness" and alert.version == "1"
+    assert alert.dt == "2026-05-31"
+    # alone, it asks for the data the champion never saw
+    assert alert.onset == D0.isoformat()
+    assert alert.days == [{"dt": "2026-05-31", "age_days": 31, "trained_through": "2026-04-30"}]
+    assert "model 31 data day(s) old on 2026-05-31 (trained through 2026-04-30" in alert.reason
+    assert "alerts.max_model_age_days 30" in alert.reason
+    # the same from an ISO string (all but the wall-clock raised_at)
+    again = decide_alert(rows, spec, "1", 0.89, trained_through="2026-04-30")
+    assert again is not None and {**again.to_dict(), "raised_at": ""} == {**alert.to_dict(), "raised_at": ""}
+
+
+def test_staleness_counts_data_days_of_the_champion_only(spec: DatasetSpec) -> None:
+    trained = date(2020, 1, 1)  # years before the wall clock: data days decide, not today
+    rows = [_row(0, 0.05), _row(5, 0.05)]
+    assert decide_alert(rows, _with_age(spec, 10), "1", None, trained_through=trained) is not None
+    early = date.fromisoformat(_row(5)["dt"]) - timedelta(days=10)
+    assert decide_alert(rows, _with_age(spec, 10), "1", None, trained_through=early) is None
+    # another version's newer rows do not age this one
+    newer = [*rows, _row(40, 0.05, version="2")]
+    assert decide_alert(newer, _with_age(spec, 10), "1", None, trained_through=early) is None
+    # no rows for the champion yet: nothing to judge
+    assert decide_alert([], _with_age(spec, 1), "1", None, trained_through=trained) is None
+
+
+def test_staleness_can_be_switched_off_and_needs_a_known_window(spec: DatasetSpec) -> None:
+    rows = [_row(i, 0.05) for i in range(60)]
+    old = D0 - timedelta(days=100)
+    assert decide_alert(rows, _with_age(spec, None), "1", None, trained_through=old) is None
+    assert decide_alert(rows, spec, "1", None, trained_through=None) is None
+
+
+def test_staleness_with_drift_keeps_the_drift_onset(spec: DatasetSpec) -> None:
+    rows = [_row(i, 0.05) for i in range(40)] + [_row(40, 0.6), _row(41, 0.7)]
+    alert = decide_alert(rows, spec, "1", 0.89, trained_through=D0)
+    assert alert is not None and alert.kind == "drift+staleness"
+    assert alert.onset == "2026-06-10"  # the drift's, so a retrain trains on the new world only
+    assert [d.get("age_days") for d in alert.days] == [None, None, 41]
+
+
+def test_trained_through_reads_the_window_tag() -> None:
+    from nightshift.monitor import trained_through
+
+    assert trained_through({"nightshift.window": "2026-03-05..2026-03-14 (10 days)"}) == date(2026, 3, 14)
+    assert trained_through({}) is None
+    assert trained_through({"nightshift.window": "garbage"}) is None
+
+
+def test_the_guard_rails_retrain_a_stale_champion_on_the_days_it_never_saw(spec: DatasetSpec) -> None:
+    from nightshift.retrain import RETRAIN, decide
+
+    rows = [_row(i, 0.05) for i in range(40)]
+    alert = decide_alert(rows, spec, "1", None, trained_through=D0 - timedelta(days=1))
+    assert alert is not None and alert.kind == "staleness"
+    labelled = [D0 + timedelta(days=i) for i in range(37)]  # labels land 3 days late
+    d = decide(spec, "nightshift_retrain.payments/r1", [alert], [], "1", labelled, [])
+    assert d.action == RETRAIN, d.reason
+    assert d.since == D0.isoformat()
+    assert d.window == [x.isoformat() for x in labelled[-spec.training.window_days :]]
+    assert d.reason.startswith("staleness alert(s) on v1: training on 10 day(s)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
-from nightshift.evaluate import Evaluation, gate, needs_review
+from nightshift.evaluate import Evaluation, gate, needs_review, score_stats
 from nightshift.review import answer, evidence_markdown
 from nightshift.spec import DatasetSpec, Gate, Review, SpecError, parse_spec
 
@@ -25,7 +26,7 @@ def _ev(name: str, auc: float, slice_auc: float = 0.85, version: str | None = No
     slices = {
         "channel": {"web": {"rows": 900.0, "positives": 40.0, "roc_auc": slice_auc, "average_precision": 0.3}}
     }
-    return Evaluation(name, m, slices, [], version)
+    return Evaluation(name, m, slices, [], version, score_stats(np.linspace(0.01, 0.9, 5000)))
 
 
 def _verdict(challenger: float, champion: float | None, **kw: Any) -> Any:

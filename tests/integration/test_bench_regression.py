@@ -1,0 +1,95 @@
+"""The speed/memory regression check (``bench/regression.py``): the real ingest and training
+steps at small sizes, as ratios against bare baselines measured in the same run, within the
+bounds recorded in ``bench/baseline.json`` (no absolute time is judged)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+
+
+@pytest.fixture(scope="module")
+def regression() -> Any:
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module("regression")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_the_recorded_baseline_covers_every_ratio_measured(regression: Any) -> None:
+    baseline = json.loads((BENCH / "baseline.json").read_text())
+    assert set(baseline["metrics"]) == {
+        "ingest.stage_vs_bare",
+        "ingest.ingest_vs_bare",
+        "ingest.rss_vs_imports",
+        "train.step_vs_bare",
+        "train.rss_vs_imports",
+    }
+    assert all(m["recorded"] > 0 for m in baseline["metrics"].values())
+    bounds = regression.bounds(baseline)
+    assert bounds["train.step_vs_bare"] == pytest.approx(
+        baseline["metrics"]["train.step_vs_bare"]["recorded"] * (1 + baseline["tolerance"]["time"])
+    )
+    assert bounds["ingest.rss_vs_imports"] == pytest.approx(
+        baseline["metrics"]["ingest.rss_vs_imports"]["recorded"] * (1 + baseline["tolerance"]["memory"])
+    )
+
+
+def test_a_ratio_above_its_bound_or_missing_is_a_regression(regression: Any) -> None:
+    baseline = {
+        "tolerance": {"time": 0.5, "memory": 0.25},
+        "metrics": {
+            "a.x_vs_bare": {"recorded": 2.0},
+            "a.rss_vs_imports": {"recorded": 1.2},
+            "b.y": {"recorded": 1},
+        },
+    }
+    ok = {"a.x_vs_bare": 3.0, "a.rss_vs_imports": 1.5, "b.y": 1.5}
+    assert regression.compare(ok, baseline) == []
+    bad = regression.compare({"a.x_vs_bare": 3.01, "a.rss_vs_imports": 1.51}, baseline)
+    assert bad == [
+        "a.x_vs_bare: 3.01 > bound 3.00 (recorded 2.00)",
+        "a.rss_vs_imports: 1.51 > bound 1.50 (recorded 1.20)",
+        "b.y: not measured",
+    ]
+    assert regression.compare({**ok, "a.x_vs_bare": float("nan")}, baseline)  # NaN never passes
+
+
+def test_the_small_benchmarks_have_not_regressed(tmp_path: Path) -> None:
+    out = tmp_path / "regression.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONDONTWRITEBYTECODE")}
+    env["PYTHONPATH"] = str(ROOT / "include")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "regression.py"),
+            "--root",
+            str(tmp_path / "scratch"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    result = json.loads(out.read_text())
+    assert result["regressions"] == []
+    assert set(result["ratios"]) == set(result["bounds"])
+    for name, ratio in result["ratios"].items():
+        assert 0 < ratio <= result["bounds"][name], name
+    assert "PASS" in proc.stdout and "MISS" not in proc.stdout
+    assert not (tmp_path / "scratch").exists()  # scratch data removed
