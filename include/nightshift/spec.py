@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +21,8 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 NumericType = Literal["int64", "float64"]
+# bool first: pydantic keeps an exact type, so true stays a bool and 1 an int
+LabelValue = bool | int | str
 IdType = Literal["string", "int64"]
 
 
@@ -90,8 +93,26 @@ class Label(_Model):
 
     column: str
     delay_days: Annotated[int, Field(ge=0, le=365)]
-    positive: int = 1
-    negative: int = 0
+    # the two values the feed uses: ints (1/0), strings ("YES"/"NO": quote them, YAML reads a
+    # bare YES/NO as a boolean) or booleans (true/false); both of the same type
+    positive: LabelValue = 1
+    negative: LabelValue = 0
+
+    @model_validator(mode="after")
+    def _same_type(self) -> Label:
+        if type(self.positive) is not type(self.negative):
+            raise ValueError(
+                f"label.positive ({self.positive!r}) and label.negative ({self.negative!r}) must be of one "
+                "type: two ints, two strings or two booleans (quote YES/NO: YAML reads them as booleans)"
+            )
+        return self
+
+    @property
+    def dtype(self) -> Literal["bool", "int64", "string"]:
+        """The label column's type, from its two values."""
+        if isinstance(self.positive, bool):
+            return "bool"
+        return "int64" if isinstance(self.positive, int) else "string"
 
 
 class Landing(_Model):
@@ -132,10 +153,23 @@ class Landing(_Model):
 
 
 class Partitioning(_Model):
-    """Partition by calendar day of the event-time column (UTC)."""
+    """Partition by the local calendar day of the event-time column in ``timezone`` (an IANA
+    name such as ``America/Chicago``; default ``UTC``). A day is local midnight to local
+    midnight (23 or 25 hours across a DST change); timestamps with an offset are converted,
+    timestamps without one are read as local times in this zone."""
 
     by: Literal["day"] = "day"
-    timezone: Literal["UTC"] = "UTC"
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        zone_of(v)
+        return v
+
+    @property
+    def tz(self) -> tzinfo:
+        return zone_of(self.timezone)
 
 
 class ValidationThresholds(_Model):
@@ -145,6 +179,9 @@ class ValidationThresholds(_Model):
     max_rows: int | None = None
     # share of rows that must fall inside numeric ranges / categorical sets
     range_mostly: Annotated[float, Field(gt=0, le=1)] = 1.0
+    # a labels batch whose ids were never seen in curated events: above this share of its
+    # rows it is quarantined (the count is always in the labels report)
+    max_unmatched_label_fraction: Annotated[float, Field(ge=0, le=1)] = 0.05
     # a valid batch up to this many rows gets GX Data Docs too (a rejected one always does);
     # larger valid batches are validated for verdicts only, which is several times cheaper
     data_docs_max_rows: Annotated[int, Field(ge=0)] = 200_000
@@ -429,10 +466,24 @@ BatchKind = Literal["events", "labels"]
 BATCH_KINDS: tuple[BatchKind, ...] = ("events", "labels")
 
 
-def partition_bounds(dt: date) -> tuple[datetime, datetime]:
-    """The half-open UTC interval [start, end) covered by the day partition ``dt``."""
-    start = datetime.combine(dt, time(0), tzinfo=UTC)
-    return start, start + timedelta(days=1)
+def zone_of(name: str) -> tzinfo:
+    """The IANA time zone ``name``, or a ValueError naming it."""
+    if name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        example = "e.g. UTC, Europe/Paris, America/Chicago"
+        raise ValueError(f"unknown IANA time zone {name!r} ({example})") from None
+
+
+def partition_bounds(dt: date, tz: tzinfo | str = UTC) -> tuple[datetime, datetime]:
+    """The half-open UTC interval [start, end) covered by the day partition ``dt``: local
+    midnight to the next local midnight in ``tz`` (23 or 25 hours on a DST change)."""
+    zone = zone_of(tz) if isinstance(tz, str) else tz
+    start = datetime.combine(dt, time(0), tzinfo=zone)
+    end = datetime.combine(dt + timedelta(days=1), time(0), tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def parse_dt(value: str | date) -> date:

@@ -149,13 +149,15 @@ def quarantined_days(store: Store, spec: DatasetSpec) -> list[date]:
 
 
 def read_labels(store: Store, spec: DatasetSpec, paths: list[str]) -> pa.Table:
-    """Labels from published label files, one row per id (a label sent twice: positive wins)."""
+    """Labels from published label files (``paths`` in arrival order), one row per id: a label
+    re-sent for an id replaces the earlier one (the latest arrival wins, so a correction takes
+    effect)."""
     tables = [pq.read_table(store.open_input(p), columns=[spec.id_column, spec.label.column]) for p in paths]
     all_labels = pa.concat_tables(tables).combine_chunks()
-    how = "max" if spec.label.positive > spec.label.negative else "min"
-    agg = all_labels.group_by(spec.id_column).aggregate([(spec.label.column, how)])
+    # single-threaded grouping keeps row order, so "last" is the latest arrival
+    agg = all_labels.group_by(spec.id_column, use_threads=False).aggregate([(spec.label.column, "last")])
     return pa.table(
-        [agg.column(spec.id_column), agg.column(f"{spec.label.column}_{how}")],
+        [agg.column(spec.id_column), agg.column(f"{spec.label.column}_last")],
         names=[spec.id_column, spec.label.column],
     )
 

@@ -478,3 +478,54 @@ def test_bad_complete_marker(landing: dict[str, Any], error: str) -> None:
     with pytest.raises(SpecError, match="landing") as info:
         parse_spec(data, "sensor_faults.yaml")
     assert error in str(info.value)
+
+
+# ---- local days and label values ---------------------------------------------------------------
+
+
+def test_a_day_partition_is_the_local_calendar_day_of_its_zone() -> None:
+    start, end = partition_bounds(date(2017, 6, 1), "America/Chicago")
+    assert (start, end) == (datetime(2017, 6, 1, 5, tzinfo=UTC), datetime(2017, 6, 2, 5, tzinfo=UTC))
+    assert partition_bounds(date(2017, 6, 1)) == (
+        datetime(2017, 6, 1, tzinfo=UTC),
+        datetime(2017, 6, 2, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(("day", "hours"), [(date(2017, 3, 12), 23), (date(2017, 11, 5), 25)])
+def test_days_across_a_dst_change_have_23_or_25_hours(day: date, hours: int) -> None:
+    start, end = partition_bounds(day, "America/Chicago")
+    assert end - start == timedelta(hours=hours)
+    # the days around it meet it exactly: no gap, no overlap
+    assert partition_bounds(day - timedelta(days=1), "America/Chicago")[1] == start
+    assert partition_bounds(day + timedelta(days=1), "America/Chicago")[0] == end
+
+
+def test_an_unknown_time_zone_is_named() -> None:
+    data = _minimal()
+    data["partitioning"] = {"timezone": "America/Gotham"}
+    with pytest.raises(SpecError, match=r"partitioning.timezone: .*unknown IANA time zone 'America/Gotham'"):
+        parse_spec(data, "gotham.yaml")
+    data["partitioning"] = {"timezone": "Europe/Paris"}
+    assert parse_spec(data).partitioning.timezone == "Europe/Paris"
+
+
+@pytest.mark.parametrize(
+    ("positive", "negative", "dtype"), [(1, 0, "int64"), ("YES", "NO", "string"), (True, False, "bool")]
+)
+def test_label_values_may_be_ints_strings_or_booleans(positive: Any, negative: Any, dtype: str) -> None:
+    data = _minimal()
+    data["label"] = {**data["label"], "positive": positive, "negative": negative}
+    label = parse_spec(data).label
+    assert (label.positive, label.negative, label.dtype) == (positive, negative, dtype)
+    assert type(label.positive) is type(positive)
+
+
+def test_label_values_of_two_types_are_refused_with_a_hint_about_yaml_booleans(tmp_path: Path) -> None:
+    data = _minimal()
+    path = tmp_path / "sensor_faults.yaml"
+    # a bare YES is a boolean in YAML: with a quoted "NO" the two differ in type
+    text = yaml.safe_dump(data).replace("delay_days: 0", 'delay_days: 0\n  positive: YES\n  negative: "NO"')
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError, match=r"label: .*must be of one type.*quote YES/NO"):
+        load_spec(path)

@@ -494,3 +494,22 @@ def test_tuning_respects_timeout(clicks: DatasetSpec, small_window: Window) -> N
     # the spec's tuning section applies when no arguments are given
     spec = _with(clicks, training={"tuning": {"trials": 1, "timeout_s": 600}})
     assert len(train(spec, small_window, CPU, num_boost_round=15).trials) == 2
+
+
+def test_a_corrected_label_takes_effect_the_latest_arrival_wins(store: Store, clicks: DatasetSpec) -> None:
+    tables = _fill(store, clicks)
+    lbl = tables[_day(1)][1]
+    y = lbl.column("bought").to_numpy()
+    # a day later every label of day 1 is re-sent with the other value (positive -> negative too)
+    flipped = lbl.set_column(2, "bought", pa.array(1 - y))
+    _write(
+        store,
+        store.published_file(clicks.name, "labels", _day(4)),
+        pa.concat_tables([tables[_day(2)][1], flipped]),
+    )
+    w = load_window(store, clicks, as_of=DAYS[-1])
+    day1 = w.table.filter(pa.compute.equal(w.table.column("__dt"), pa.scalar(_day(1))))
+    got = dict(zip(day1.column("click_id").to_pylist(), day1.column("bought").to_pylist(), strict=True))
+    want = dict(zip(lbl.column("click_id").to_pylist(), (1 - y).tolist(), strict=True))
+    assert got == want
+    assert next(p for p in w.partitions if p.dt == _day(1)).positives == int((1 - y).sum())
