@@ -451,7 +451,8 @@ def manual_promote_step(
 ) -> dict[str, Any]:
     """Make ``version`` the champion by hand, after checking it: it exists, is not already the
     champion, its model loads, and the gate did not reject it (unless ``override_gate``).
-    Raises :class:`nightshift.registry.RegistryError` naming what is wrong."""
+    Raises :class:`nightshift.registry.RegistryError` naming what is wrong. A retry of the run
+    (``run_key``) that already made it the champion only re-records its promotion."""
     from nightshift import registry
 
     version = str(version).strip().lstrip("v")
@@ -463,9 +464,26 @@ def manual_promote_step(
     name = registry.model_name(spec.name)
     mv = registry.get_version(client, spec.name, version)
     champion = registry.alias_version(client, spec.name, registry.CHAMPION)
-    if champion == version:
-        raise registry.RegistryError(f"{name} v{version} is already the champion")
     tags = mv.tags or {}
+    if champion == version:
+        if not run_key or tags.get("nightshift.promote.run_key") != run_key:
+            raise registry.RegistryError(f"{name} v{version} is already the champion")
+        # a retry of this run's own promotion (its audit write failed, say): only re-record
+        reason = tags.get("nightshift.promote.reason") or reason
+        retried = registry.promote(
+            client,
+            store,
+            spec.name,
+            version,
+            actor=actor,
+            trigger=trigger,
+            reason=reason,
+            run_id=mv.run_id,
+            triggered_by=triggered_by,
+            on_behalf_of=on_behalf_of,
+            run_key=run_key,
+        )
+        return retried.to_dict()
     blocked = {
         "the gate rejected it": tags.get("nightshift.verdict") == "reject",
         "it was rejected": tags.get("nightshift.status") == "rejected",

@@ -30,6 +30,25 @@ def registry_env(model_store: str, tmp_path_factory: pytest.TempPathFactory) -> 
         yield {"client": registry.configure(), "store": Store(model_store), "root": root}
 
 
+@pytest.fixture
+def audit_write_fails_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fault: the store refuses the next audit record once (ENOSPC); the paths it refused."""
+    import errno
+
+    from nightshift.storage import Store
+
+    real, failed = Store.write_json_atomic, []
+
+    def full_disk_once(self: Store, path: str, obj: Any) -> None:
+        if "/audit/" in path and not failed:
+            failed.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device (injected)", path)
+        real(self, path, obj)
+
+    monkeypatch.setattr(Store, "write_json_atomic", full_disk_once)
+    return failed
+
+
 def _versions(client: Any) -> list[Any]:
     return client.search_model_versions("name = 'nightshift-payments'")
 
@@ -221,20 +240,27 @@ def test_a_manual_promotion_is_checked_before_anything_changes(
     assert len(registry.read_audit(store, "payments")) == audit
 
 
-def test_a_manual_promotion_is_audited_with_its_actor_and_notified(
+def test_fault_a_manual_promotion_whose_audit_write_fails_once_is_audited_once_and_notified(
     model_dags: dict[str, Any],
     registry_env: dict[str, Any],
     webhook_sink: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
+    audit_write_fails_once: list[str],
 ) -> None:
+    """Fault: the audit write fails once after the aliases moved; the retry finds the
+    promotion its first attempt made (not "already the champion") and only records it."""
     from nightshift import registry
 
     client, store = registry_env["client"], registry_env["store"]
     url, received = webhook_sink
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", url)
     conf = {"version": 2, "reason": "v1 misses the new merchants", "override_gate": True, "actor": "bob"}
+    before = len(registry.read_audit(store, "payments"))
     dr = run_dag(model_dags["promote"], conf)
+    assert audit_write_fails_once, "the fault was not injected"
     assert task_states(dr) == {"promote": "success"}
+    assert dr.get_task_instance("promote").try_number == 2
+    assert len(registry.read_audit(store, "payments")) == before + 1
     assert registry.alias_version(client, "payments", "champion") == "2"
     assert registry.alias_version(client, "payments", "previous") == "1"
     last = registry.read_audit(store, "payments")[-1]
@@ -249,6 +275,7 @@ def test_a_manual_promotion_is_audited_with_its_actor_and_notified(
     assert note["severity"] == "info"
     assert note["links"]["model health"].endswith("/nightshift/health/payments")
     assert note["details"]["version"] == "2" and note["task_id"] == "promote"
+    assert [n["event"] for n in received] == ["promotion"]
 
 
 def test_fault_a_rollback_whose_audit_write_fails_once_is_finished_by_its_retry(
@@ -256,13 +283,11 @@ def test_fault_a_rollback_whose_audit_write_fails_once_is_finished_by_its_retry(
     registry_env: dict[str, Any],
     webhook_sink: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
+    audit_write_fails_once: list[str],
 ) -> None:
     """Fault: the store refuses the audit record once (ENOSPC) after the aliases moved. Airflow
     retries; the retry finds the rollback its first attempt made and only records it."""
-    import errno
-
     from nightshift import registry
-    from nightshift.storage import Store
 
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     client, store = registry_env["client"], registry_env["store"]
@@ -271,17 +296,8 @@ def test_fault_a_rollback_whose_audit_write_fails_once_is_finished_by_its_retry(
         registry.alias_version(client, "payments", "previous"),
     ) == ("2", "1")
     before = len(registry.read_audit(store, "payments"))
-    real, failed = Store.write_json_atomic, []
-
-    def full_disk_once(self: Store, path: str, obj: Any) -> None:
-        if "/audit/" in path and not failed:
-            failed.append(path)
-            raise OSError(errno.ENOSPC, "No space left on device (injected)", path)
-        real(self, path, obj)
-
-    monkeypatch.setattr(Store, "write_json_atomic", full_disk_once)
     dr = run_dag(model_dags["rollback"], {"reason": "fault: the audit write fails once"})
-    assert failed, "the fault was not injected"
+    assert audit_write_fails_once, "the fault was not injected"
     assert task_states(dr) == {"rollback": "success"}
     assert dr.get_task_instance("rollback").try_number == 2
     assert registry.alias_version(client, "payments", "champion") == "1"
