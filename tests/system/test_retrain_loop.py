@@ -133,6 +133,10 @@ def _borderline_retrain(stack: AirflowStack, note: str) -> str:
     while time.monotonic() < deadline:
         states = stack.task_states(RETRAIN, run_id)
         if states.get("review") == "awaiting_input":
+            # the pausing task process is still exiting: an answer within ~0.1 s races with its
+            # executor event, and the scheduler retries the task (a fresh, unanswered form)
+            time.sleep(5)
+            assert stack.task_states(RETRAIN, run_id)["review"] == "awaiting_input"
             return run_id
         assert not {"failed", "upstream_failed"} & set(states.values()), states
         if states.get("review") in ("success", "skipped"):
