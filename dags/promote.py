@@ -2,7 +2,8 @@
 ### nightshift_promote.&lt;dataset&gt;
 
 Make a given model version the champion, by hand (Trigger → the Params form). The `version`
-and a `reason` are required; `actor` defaults to the user who triggered the run. The version
+and a `reason` are required. The audit trail's actor is the user who triggered the run; the
+optional `actor` Param is recorded as *on behalf of*. The version
 is checked first: it must exist, not be the champion already, and load; a version the gate
 rejected (or that was rejected or rolled back) needs `override_gate`. The promotion is verified
 and recorded in the audit trail like the gate's (the former champion becomes `previous`, so
@@ -38,7 +39,9 @@ def build(name: str) -> DAG:
             "override_gate": Param(
                 False, type="boolean", description="Promote even if the gate rejected this version"
             ),
-            "actor": Param(None, type=["null", "string"], description="Who (default: the triggering user)"),
+            "actor": Param(
+                None, type=["null", "string"], description="On whose behalf (you, the trigger, are the actor)"
+            ),
         },
         tags=["nightshift", "registry", f"dataset:{name}"],
     ) as dag:

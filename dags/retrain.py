@@ -13,7 +13,7 @@ naming the problem) and recorded with the decision.
    retrain was running are merged, not retrained again; a cooldown after each retrain; a
    weekly budget; never quarantined days; training only on days from the drift onset once
    enough of them are labelled. Every decision, retrain or skip, is recorded with its reason
-   in `reports/<dataset>/retrain/`.
+   in `reports/<dataset>/retrain/`; a skip is notified once (`retrain_skipped`).
 2. **train** (queue `gpu`) → **gate** → **promote** (pool `nightshift_registry`): the same
    steps, gate and audit trail as `nightshift_train`.
 3. **record**: how the retrain ended (promoted, rejected, not trained, failed).
@@ -44,7 +44,7 @@ def build(name: str) -> DAG:
         default_args=default_args(),
         params={
             "force": Param(False, type="boolean", description="Retrain without an alert (manual)"),
-            "actor": Param(None, type=["null", "string"], description="Who asks (for the record)"),
+            "actor": Param(None, type=["null", "string"], description="On whose behalf (for the record)"),
             "note": Param(None, type=["null", "string"], description="Why (for the record)"),
             "since": Param(
                 None,

@@ -2,7 +2,8 @@
 ### nightshift_rollback.&lt;dataset&gt;
 
 Put the `champion` alias back on the `previous` model version, by hand. The `reason` param
-is required; `actor` defaults to the user who triggered the run. The rollback is verified
+is required. The audit trail's actor is the user who triggered the run; the optional `actor`
+Param is recorded as *on behalf of*. A retried rollback finds its own. The rollback is verified
 and recorded in the audit trail (model-version tags and `audit/<dataset>/` in the store),
 and emits the *champion* Asset event so scoring picks the restored model up.
 """
@@ -32,7 +33,9 @@ def build(name: str) -> DAG:
         default_args=default_args(),
         params={
             "reason": Param("", type="string", minLength=3, description="Why (recorded in the audit trail)"),
-            "actor": Param(None, type=["null", "string"], description="Who (default: the triggering user)"),
+            "actor": Param(
+                None, type=["null", "string"], description="On whose behalf (you, the trigger, are the actor)"
+            ),
         },
         tags=["nightshift", "registry", f"dataset:{name}"],
     ) as dag:

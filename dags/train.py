@@ -16,7 +16,8 @@ tuning budget).
    the challenger is registered (a retry finds its version).
 3. **promote** (pool `nightshift_registry`, one slot): move the `champion` alias (former one →
    `previous`), verify, audit, emit the *champion* Asset event; a rejected challenger is
-   recorded in the audit trail and the task is skipped.
+   recorded in the audit trail, notified (`rejection`) and the task is skipped. A verdict whose
+   champion was replaced since the gate (another DAG promoted meanwhile) is refused the same way.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"{'time (UTC)':<25}{'action':<10}{'version':<9}{'before':<8}{'actor':<16}reason / trigger")
     for e in events:
         before = f"v{e.previous_version}" if e.previous_version else "-"
-        print(f"{e.time[:23]:<25}{e.action:<10}{'v' + e.version:<9}{before:<8}{e.actor[:15]:<16}{e.reason}")
+        print(f"{e.time[:23]:<25}{e.action:<10}{'v' + e.version:<9}{before:<8}{e.who[:15]:<16}{e.reason}")
         deltas = ", ".join(f"{k} {v:+.4f}" for k, v in sorted(e.deltas.items()))
         print(f"{'':<68}{e.trigger}{'; ' + deltas if deltas else ''}")
     return 0
@@ -117,7 +117,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             client,
             _store(args),
             spec.name,
-            actor=args.actor or getpass.getuser(),
+            actor=getpass.getuser(),
+            on_behalf_of=args.actor,
+            triggered_by=getpass.getuser(),
             trigger="cli: nightshift rollback",
             reason=args.reason,
         )
@@ -219,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rollback", help="put the champion alias back on the previous version (audited)")
     r.add_argument("--dataset", default="payments")
     r.add_argument("--reason", required=True)
-    r.add_argument("--actor", default=None, help="who (default: the current user)")
+    r.add_argument("--actor", default=None, help="on whose behalf (the OS user is always recorded)")
     r.set_defaults(func=cmd_rollback)
 
     c = sub.add_parser("champion", help="the champion model: version, holdout metrics, device")

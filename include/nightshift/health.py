@@ -204,7 +204,8 @@ def collect(
 
     now = now or datetime.now(UTC)
     errors: list[str] = []
-    audit = [e.to_dict() for e in registry.read_audit(store, spec.name)]
+    # "who": the actor, on behalf of whom, and who ran it (e.g. "admin on behalf of bob")
+    audit = [{**e.to_dict(), "who": e.who} for e in registry.read_audit(store, spec.name)]
     records = retrain.read_records(store, spec.name)
     reported = store.list_partitions(store.path("reports", spec.name, "validation"))
     days: list[dict[str, Any]] = []
@@ -274,6 +275,7 @@ def collect(
             "reason": d.reason,
             "forced": d.forced,
             "actor": d.actor,
+            "who": d.who,
             "alerts": [f"{a['kind']} (onset {a['onset']})" for a in d.alerts],
             "status": (d.outcome or {}).get("status"),
             "version": (d.outcome or {}).get("version"),

@@ -197,7 +197,7 @@ def _timeline(health: Health) -> list[list[Cell]]:
                 [Piece(str(e["action"]), cls="ok" if e["action"] == "promote" else "bad")],
                 [text(f"v{e['version']}")],
                 [text(f"v{e['previous_version']}" if e.get("previous_version") else "-")],
-                [text(e["actor"])],
+                [text(e.get("who") or e["actor"])],
                 [text(e["trigger"])],
                 [text(e["reason"])],
                 [text(rv)],
@@ -244,7 +244,7 @@ def _retrains(health: Health) -> list[list[Cell]]:
             [text(d["action"] + (" (forced)" if d["forced"] else ""))],
             [text(d.get("status") or "-")],
             [text(f"v{d['version']}" if d.get("version") else "-")],
-            [text(d["actor"])],
+            [text(d.get("who") or d["actor"])],
             [text(", ".join(d["alerts"]) or "-")],
             [text(d["reason"])],
         ]

@@ -26,8 +26,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Event = Literal["failure", "quarantine", "alert", "promotion", "rollback", "review"]
-EVENTS: tuple[str, ...] = ("failure", "quarantine", "alert", "promotion", "rollback", "review")
+Event = Literal[
+    "failure", "quarantine", "alert", "promotion", "rollback", "review", "rejection", "retrain_skipped"
+]
+EVENTS: tuple[str, ...] = (
+    "failure",
+    "quarantine",
+    "alert",
+    "promotion",
+    "rollback",
+    "review",
+    "rejection",
+    "retrain_skipped",
+)
+Severity = Literal["info", "warning", "error"]
+# what breaks is an error; a decision that keeps the champion (or asks a human) a warning
+SEVERITY: dict[str, Severity] = {
+    "failure": "error",
+    "quarantine": "error",
+    "alert": "warning",
+    "rejection": "warning",
+    "review": "warning",
+    "rollback": "warning",
+    "promotion": "info",
+    "retrain_skipped": "info",
+}
 
 
 class NotifyError(RuntimeError):
@@ -48,10 +71,15 @@ class Notification:
     try_number: int | None = None
     links: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    severity: Severity | None = None  # None: the event's (SEVERITY)
 
     def __post_init__(self) -> None:
         if self.event not in EVENTS:
             raise ValueError(f"unknown notification event {self.event!r}; expected one of {EVENTS}")
+        if self.severity is None:
+            object.__setattr__(self, "severity", SEVERITY[self.event])
+        elif self.severity not in ("info", "warning", "error"):
+            raise ValueError(f"unknown notification severity {self.severity!r}: info, warning or error")
 
     @property
     def subject(self) -> str:

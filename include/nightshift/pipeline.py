@@ -395,10 +395,17 @@ def decide_step(
     actor: str,
     trigger: str,
     review: dict[str, Any] | None = None,
+    *,
+    triggered_by: str | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     """Promote the challenger if the gate said so, else record the rejection. A human
     ``review`` of a borderline verdict (``decision``: approve/reject, ``by``, ``comment``)
-    decides instead of the gate, and is recorded with the approver as the actor."""
+    decides instead of the gate, and is recorded with the approver as the actor.
+
+    A verdict is only good against the champion it was compared with (``gate_result
+    ["champion"]``): if another version was promoted since (another DAG, while a review
+    waited), the promotion is refused and recorded as a rejection saying so."""
     from nightshift import registry
 
     client = registry.configure()
@@ -410,19 +417,27 @@ def decide_step(
         how = "on timeout (no answer)" if review.get("timed_out") else f"by {actor}"
         comment = f": {review['comment']}" if review.get("comment") else ""
         reason = f"{verb} {how} after review{comment} (gate: {reason})"
-    action = registry.promote if promote else registry.reject
-    event = action(
-        client,
-        store,
-        spec.name,
-        gate_result["version"],
-        actor=actor,
-        trigger=trigger,
-        reason=reason,
-        deltas=gate_result.get("deltas") or {},
-        run_id=gate_result.get("run_id"),
-        review=review if review and review.get("decision") else None,
-    )
+    common: dict[str, Any] = {
+        "actor": actor,
+        "trigger": trigger,
+        "deltas": gate_result.get("deltas") or {},
+        "run_id": gate_result.get("run_id"),
+        "review": review if review and review.get("decision") else None,
+        "triggered_by": triggered_by,
+        "run_key": run_key,
+    }
+    version = gate_result["version"]
+    if not promote:
+        return registry.reject(client, store, spec.name, version, reason=reason, **common).to_dict()
+    # a verdict from before the champion existed in the XCom carries no "champion": unchecked
+    expected = gate_result.get("champion", registry.UNCHECKED)
+    try:
+        event = registry.promote(
+            client, store, spec.name, version, reason=reason, expected_champion=expected, **common
+        )
+    except registry.ChampionMoved as moved:
+        why = f"stale verdict: {moved} (was: {reason})"
+        event = registry.reject(client, store, spec.name, version, reason=why, **common)
     return event.to_dict()
 
 
@@ -435,10 +450,14 @@ def manual_promote_step(
     trigger: str,
     reason: str,
     override_gate: bool = False,
+    triggered_by: str | None = None,
+    on_behalf_of: str | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     """Make ``version`` the champion by hand, after checking it: it exists, is not already the
     champion, its model loads, and the gate did not reject it (unless ``override_gate``).
-    Raises :class:`nightshift.registry.RegistryError` naming what is wrong."""
+    Raises :class:`nightshift.registry.RegistryError` naming what is wrong. A retry of the run
+    (``run_key``) that already made it the champion only re-records its promotion."""
     from nightshift import registry
 
     version = str(version).strip().lstrip("v")
@@ -450,9 +469,26 @@ def manual_promote_step(
     name = registry.model_name(spec.name)
     mv = registry.get_version(client, spec.name, version)
     champion = registry.alias_version(client, spec.name, registry.CHAMPION)
-    if champion == version:
-        raise registry.RegistryError(f"{name} v{version} is already the champion")
     tags = mv.tags or {}
+    if champion == version:
+        if not run_key or tags.get("nightshift.promote.run_key") != run_key:
+            raise registry.RegistryError(f"{name} v{version} is already the champion")
+        # a retry of this run's own promotion (its audit write failed, say): only re-record
+        reason = tags.get("nightshift.promote.reason") or reason
+        retried = registry.promote(
+            client,
+            store,
+            spec.name,
+            version,
+            actor=actor,
+            trigger=trigger,
+            reason=reason,
+            run_id=mv.run_id,
+            triggered_by=triggered_by,
+            on_behalf_of=on_behalf_of,
+            run_key=run_key,
+        )
+        return retried.to_dict()
     blocked = {
         "the gate rejected it": tags.get("nightshift.verdict") == "reject",
         "it was rejected": tags.get("nightshift.status") == "rejected",
@@ -466,7 +502,17 @@ def manual_promote_step(
     registry.load_model(spec.name, version)  # refuse a version whose artifact cannot serve
     note = f"manual promotion: {reason.strip()}" + (f" (overriding: {why})" if why else "")
     event = registry.promote(
-        client, store, spec.name, version, actor=actor, trigger=trigger, reason=note, run_id=mv.run_id
+        client,
+        store,
+        spec.name,
+        version,
+        actor=actor,
+        trigger=trigger,
+        reason=note,
+        run_id=mv.run_id,
+        triggered_by=triggered_by,
+        on_behalf_of=on_behalf_of,
+        run_key=run_key,
     )
     return event.to_dict()
 
@@ -578,14 +624,23 @@ def read_history(store: Store, dataset: str) -> list[dict[str, Any]]:
     return list(pq.read_table(store.open_input(path)).to_pylist())
 
 
-def _publish(store: Store, client: Any, run_id: str, local: Path, directory: str, artifact_path: str) -> None:
-    """Copy a report folder to the store (each file atomically) and to the version's run."""
+def _publish(
+    store: Store, client: Any, run_id: str, local: Path, directory: str, artifact_path: str, last: str
+) -> None:
+    """Copy a report folder to the store (each file atomically) and to the version's run,
+    except the file ``last`` (the day's summary: written after its metrics, it marks the day
+    done), which the caller publishes with :func:`_publish_last`."""
     from nightshift import registry
 
     for f in sorted(local.iterdir()):
-        store.upload_file_atomic(f, f"{directory}/{f.name}")
+        if f.name != last:
+            store.upload_file_atomic(f, f"{directory}/{f.name}")
     with registry.speaking_errors(f"logging monitoring reports to run {run_id}"):
         client.log_artifacts(run_id, str(local), artifact_path=artifact_path)
+
+
+def _publish_last(store: Store, local: Path, directory: str, last: str) -> None:
+    store.upload_file_atomic(local / last, f"{directory}/{last}")
 
 
 def _day_metric(key: str, value: float, dt: date) -> Any:
@@ -598,10 +653,37 @@ def _day_metric(key: str, value: float, dt: date) -> Any:
     return Metric(key, float(value), ts, (dt - date(1970, 1, 1)).days)
 
 
+def _live_metrics(drift: dict[str, Any] | None, perf: dict[str, Any] | None, dt: date) -> list[Any]:
+    """The ``live_*`` metrics of a day's drift or performance summary (NaN left out)."""
+    out = []
+    if drift is not None:
+        if drift.get("enough_rows"):
+            out.append(_day_metric("live_drift_share", drift["drift_share"], dt))
+        out.append(_day_metric("live_prediction_drift", drift["prediction_drift"], dt))
+    if perf is not None:
+        m = perf["metrics"]
+        out += [_day_metric(f"live_{k}", m[k], dt) for k in ("roc_auc", "log_loss", "average_precision")]
+        out.append(_day_metric("live_ece", perf["ece"], dt))
+    return [x for x in out if x.value is not None and not np.isnan(x.value)]
+
+
+def _log_live(client: Any, run_id: str, metrics: list[Any], what: str) -> None:
+    """Log a day's live metrics (MLflow drops an identical point logged again: idempotent)."""
+    from nightshift import registry
+
+    with registry.speaking_errors(f"logging {what} to run {run_id}"):
+        client.log_batch(run_id, metrics=metrics)
+
+
 def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
     """Report every recent scored day not reported yet (drift, data quality) and every day
     whose labels have landed since (performance of the version that scored it); update the
-    history table. Idempotent: a (day, version) already reported is not redone."""
+    history table. Idempotent: a (day, version) already reported is not redone.
+
+    A day's summary JSON is written last, after its reports and its MLflow ``live_*`` metrics,
+    and the history is derived from the summaries: a summary the history lacks (a run that
+    failed before writing the history) has its row rebuilt and its metrics logged again on the
+    next run, so a failure anywhere loses nothing."""
     import pyarrow.parquet as pq
 
     from nightshift import evaluate as ev
@@ -617,15 +699,28 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
     days = [d for d in predicted if d >= first]
     arrivals = store.list_partitions(store.path("labels", spec.name))
     refs: dict[str, _Reference] = {}
+    known = {(r["dt"], str(r["version"])): r for r in read_history(store, spec.name)}
+    new_rows: list[dict[str, Any]] = []
+    drifted: list[dict[str, Any]] = []
+    perfs: list[dict[str, Any]] = []
+    recovered: list[dict[str, Any]] = []
 
     def ref_for(version: str) -> _Reference:  # loaded once per version and monitor run
         if version not in refs:
             refs[version] = _reference(client, spec, version)
         return refs[version]
 
-    new_rows: list[dict[str, Any]] = []
-    drifted: list[dict[str, Any]] = []
-    perfs: list[dict[str, Any]] = []
+    def recover(kind: str, path: str, dt: date, version: str) -> None:
+        """A day reported before whose history row is missing: rebuild it, re-log its metrics."""
+        row = known.get((dt.isoformat(), version)) or {}
+        if row.get(f"{kind}_report"):
+            return
+        summary = store.read_json(path)
+        drift_s, perf_s = (summary, None) if kind == "drift" else (None, summary)
+        _log_live(client, ref_for(version).run_id, _live_metrics(drift_s, perf_s, dt), f"{kind} of {dt}")
+        new_rows.append(monitor.history_row(drift_s, perf_s))
+        recovered.append({"dt": dt.isoformat(), "version": version, "kind": kind})
+
     for dt in days:
         if not store.exists(store.published_file(spec.name, "events", dt)):
             continue
@@ -633,21 +728,22 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
         version = _predictions_version(store, spec, dt)
         drift_dir = store.reports_dir(spec.name, "drift", dt)
         drift_summary = f"{drift_dir}/v{version}-summary.json"
-        if not store.exists(drift_summary):
+        if store.exists(drift_summary):
+            recover("drift", drift_summary, dt, version)
+        else:
             table, version = _scored(store, spec, dt)
             ref = ref_for(version)
             result, snapshot = monitor.drift(ref.table, table, spec, ref.weights, dt, version)
+            last = f"v{version}-summary.json"
             with tempfile.TemporaryDirectory() as tmp_s:
                 tmp = Path(tmp_s)
                 snapshot.save_html(str(tmp / f"v{version}-drift.html"))
                 (tmp / f"v{version}-drift.json").write_text(snapshot.json())
                 summary = {**result.to_dict(), "report": store.uri(f"{drift_dir}/v{version}-drift.html")}
-                (tmp / f"v{version}-summary.json").write_text(json.dumps(summary, indent=2))
-                _publish(store, client, ref.run_id, tmp, drift_dir, f"monitoring/dt={dt}")
-            metrics = [_day_metric("live_drift_share", result.drift_share, dt)] if result.enough_rows else []
-            metrics += [_day_metric("live_prediction_drift", result.prediction_drift, dt)]
-            with registry.speaking_errors(f"logging drift of {dt} to run {ref.run_id}"):
-                client.log_batch(ref.run_id, metrics=[m for m in metrics if not np.isnan(m.value)])
+                (tmp / last).write_text(json.dumps(summary, indent=2))
+                _publish(store, client, ref.run_id, tmp, drift_dir, f"monitoring/dt={dt}", last)
+                _log_live(client, ref.run_id, _live_metrics(summary, None, dt), f"drift of {dt}")
+                _publish_last(store, tmp, drift_dir, last)
             new_rows.append(monitor.history_row(summary, None))
             drifted.append(
                 {
@@ -661,7 +757,10 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
             )
         perf_dir = store.reports_dir(spec.name, "performance", dt)
         perf_summary = f"{perf_dir}/v{version}-summary.json"
-        if not arrivals or store.exists(perf_summary):
+        if not arrivals:
+            continue
+        if store.exists(perf_summary):
+            recover("performance", perf_summary, dt, version)
             continue
         day_labels = _day_labels(store, spec, dt, arrivals[-1])
         if day_labels is None:
@@ -684,28 +783,28 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
             "evaluation": evaluation.to_dict(),
             "report": store.uri(f"{perf_dir}/v{version}-performance.html"),
         }
+        last = f"v{version}-summary.json"
         with tempfile.TemporaryDirectory() as tmp_s:
             tmp = Path(tmp_s)
             ev.calibration_plot([evaluation], tmp / f"v{version}-calibration.png")
             (tmp / f"v{version}-performance.html").write_text(ev.report_html(spec, [evaluation], None))
-            (tmp / f"v{version}-summary.json").write_text(json.dumps(summary, indent=2))
-            _publish(store, client, ref.run_id, tmp, perf_dir, f"monitoring/dt={dt}")
-        m = evaluation.metrics
-        metrics = [_day_metric(f"live_{k}", m[k], dt) for k in ("roc_auc", "log_loss", "average_precision")]
-        metrics.append(_day_metric("live_ece", summary["ece"], dt))
-        with registry.speaking_errors(f"logging performance of {dt} to run {ref.run_id}"):
-            client.log_batch(ref.run_id, metrics=[x for x in metrics if not np.isnan(x.value)])
+            (tmp / last).write_text(json.dumps(summary, indent=2))
+            _publish(store, client, ref.run_id, tmp, perf_dir, f"monitoring/dt={dt}", last)
+            _log_live(client, ref.run_id, _live_metrics(None, summary, dt), f"performance of {dt}")
+            _publish_last(store, tmp, perf_dir, last)
         new_rows.append(monitor.history_row(None, summary))
+        m = evaluation.metrics
         perfs.append(
             {"dt": dt.isoformat(), "version": version, "roc_auc": m["roc_auc"], "report": summary["report"]}
         )
-    rows = monitor.merge_history(read_history(store, spec.name), new_rows)
+    rows = monitor.merge_history(list(known.values()), new_rows)
     if new_rows:
         with store.open_output_atomic(history_path(store, spec.name)) as sink:
             pq.write_table(monitor.history_table(rows), sink)
     return {
         "drift": drifted,
         "performance": perfs,
+        "recovered": recovered,
         "history": store.uri(history_path(store, spec.name)),
         "history_rows": len(rows),
     }
@@ -745,6 +844,8 @@ def retrain_decide_step(
     force: bool = False,
     actor: str = "nightshift-monitor",
     overrides: dict[str, Any] | None = None,
+    triggered_by: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> dict[str, Any]:
     """Apply the guard rails to a run's alerts and record the decision (a retried task gets
     the recorded decision back). Invalid ``overrides`` raise ``ValueError`` before anything
@@ -769,6 +870,8 @@ def retrain_decide_step(
         force=force,
         actor=actor,
         overrides=overrides,
+        triggered_by=triggered_by,
+        on_behalf_of=on_behalf_of,
     )
     retrain.write_record(store, decision)
     return decision.to_dict()

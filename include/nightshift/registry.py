@@ -245,7 +245,13 @@ def load_model(dataset: str, version: str) -> Any:
 
 @dataclass
 class AuditEvent:
-    """One registry decision: who/what, which versions, why, with which numbers."""
+    """One registry decision: who/what, which versions, why, with which numbers.
+
+    ``actor`` is who decided: the user who started a manual run (authenticated by Airflow),
+    ``nightshift-gate`` for the gate, the approver of a review. ``triggered_by`` is who started
+    the run (``scheduler`` for scheduled and asset-triggered runs), always recorded;
+    ``on_behalf_of`` the free-text ``actor`` a manual run was given, never trusted as the actor.
+    """
 
     action: str  # promote | reject | rollback
     dataset: str
@@ -259,9 +265,27 @@ class AuditEvent:
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
     # a human's decision on a borderline verdict: needed, decision, by, at, comment, timed_out
     review: dict[str, Any] | None = None
+    triggered_by: str | None = None
+    on_behalf_of: str | None = None
+    run_key: str | None = None  # the orchestrator run that made the decision (a retry finds it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AuditEvent:
+        """An event from its JSON record; records written before a field existed still load."""
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    @property
+    def who(self) -> str:
+        """``actor``, ``on behalf of`` whom, and who ran it when that is somebody else."""
+        out = self.actor
+        if self.on_behalf_of and self.on_behalf_of != self.actor:
+            out += f" on behalf of {self.on_behalf_of}"
+        if self.triggered_by and self.triggered_by != self.actor:
+            out += f" (run by {self.triggered_by})"
+        return out
 
     @property
     def key(self) -> str:
@@ -282,7 +306,8 @@ def write_audit(store: Store, event: AuditEvent) -> str:
 
 def read_audit(store: Store, dataset: str) -> list[AuditEvent]:
     """Every recorded decision for ``dataset``, oldest first."""
-    events = [AuditEvent(**store.read_json(p)) for p in store.list_files(audit_dir(store, dataset), "*.json")]
+    paths = store.list_files(audit_dir(store, dataset), "*.json")
+    events = [AuditEvent.from_dict(store.read_json(p)) for p in paths]
     return sorted(events, key=lambda e: e.time)
 
 
@@ -297,6 +322,9 @@ def _tag_decision(client: Any, event: AuditEvent, status: str) -> None:
         f"nightshift.{event.action}.reason": event.reason[:4900],
         f"nightshift.{event.action}.previous_version": event.previous_version or "",
         f"nightshift.{event.action}.deltas": json.dumps(event.deltas, sort_keys=True),
+        f"nightshift.{event.action}.triggered_by": event.triggered_by or "",
+        f"nightshift.{event.action}.on_behalf_of": event.on_behalf_of or "",
+        f"nightshift.{event.action}.run_key": event.run_key or "",
     }
     if event.review:
         tags[f"nightshift.{event.action}.review"] = json.dumps(event.review, sort_keys=True)[:4900]
@@ -313,6 +341,21 @@ def _verify(client: Any, dataset: str, alias: str, version: str) -> None:
         )
 
 
+class ChampionMoved(RegistryError):
+    """The champion is not the one the gate compared the challenger with (a stale verdict)."""
+
+    def __init__(self, dataset: str, expected: str | None, current: str | None) -> None:
+        self.expected, self.current = expected, current
+        was, now = (f"v{v}" if v else "none" for v in (expected, current))
+        super().__init__(
+            f"{model_name(dataset)}: champion moved from {was} to {now} since the gate; "
+            "the challenger was never compared with it (train or gate again)"
+        )
+
+
+UNCHECKED: Any = object()  # promote(expected_champion=UNCHECKED): no staleness check
+
+
 def promote(
     client: Any,
     store: Store,
@@ -325,9 +368,18 @@ def promote(
     deltas: dict[str, float] | None = None,
     run_id: str | None = None,
     review: dict[str, Any] | None = None,
+    expected_champion: str | None = UNCHECKED,
+    triggered_by: str | None = None,
+    on_behalf_of: str | None = None,
+    run_key: str | None = None,
 ) -> AuditEvent:
     """Move ``champion`` to ``version`` (the former champion becomes ``previous``), verify,
-    record. Promoting the current champion again (a retry) only re-records."""
+    record. Promoting the current champion again (a retry) only re-records.
+
+    ``expected_champion`` (``None``: no champion): the champion the gate compared ``version``
+    with; if another one serves now, nothing moves and :class:`ChampionMoved` is raised (the
+    caller records the rejection). Call it inside the registry pool, so nothing moves between
+    this check and the alias write."""
     name = model_name(dataset)
     with speaking_errors(f"promoting {name} v{version}"):
         client.get_model_version(name, version)  # exists, or a clear MLflow error
@@ -335,6 +387,8 @@ def promote(
         if current == version:
             previous = alias_version(client, dataset, PREVIOUS)
         else:
+            if expected_champion is not UNCHECKED and current != expected_champion:
+                raise ChampionMoved(dataset, expected_champion, current)
             previous = current
             if current is not None:
                 client.set_registered_model_alias(name, PREVIOUS, current)
@@ -344,7 +398,19 @@ def promote(
         if previous is not None:
             _verify(client, dataset, PREVIOUS, previous)
         event = AuditEvent(
-            "promote", dataset, version, previous, actor, trigger, reason, deltas or {}, run_id, review=review
+            "promote",
+            dataset,
+            version,
+            previous,
+            actor,
+            trigger,
+            reason,
+            deltas or {},
+            run_id,
+            review=review,
+            triggered_by=triggered_by,
+            on_behalf_of=on_behalf_of,
+            run_key=run_key,
         )
         _tag_decision(client, event, CHAMPION)
     write_audit(store, event)
@@ -363,37 +429,112 @@ def reject(
     deltas: dict[str, float] | None = None,
     run_id: str | None = None,
     review: dict[str, Any] | None = None,
+    triggered_by: str | None = None,
+    on_behalf_of: str | None = None,
+    run_key: str | None = None,
 ) -> AuditEvent:
     """Record that ``version`` was not promoted, and why; the aliases are untouched."""
     with speaking_errors(f"recording the rejection of {model_name(dataset)} v{version}"):
         champion = alias_version(client, dataset, CHAMPION)
         event = AuditEvent(
-            "reject", dataset, version, champion, actor, trigger, reason, deltas or {}, run_id, review=review
+            "reject",
+            dataset,
+            version,
+            champion,
+            actor,
+            trigger,
+            reason,
+            deltas or {},
+            run_id,
+            review=review,
+            triggered_by=triggered_by,
+            on_behalf_of=on_behalf_of,
+            run_key=run_key,
         )
         _tag_decision(client, event, "rejected")
     write_audit(store, event)
     return event
 
 
-def rollback(client: Any, store: Store, dataset: str, *, actor: str, trigger: str, reason: str) -> AuditEvent:
+def _recorded_rollback(client: Any, dataset: str, version: str, run_key: str) -> AuditEvent | None:
+    """The rollback to ``version`` that run ``run_key`` recorded on its tags, if it did."""
+    t = client.get_model_version(model_name(dataset), version).tags or {}
+    p = "nightshift.rollback."
+    if t.get(p + "run_key") != run_key:
+        return None
+    return AuditEvent(
+        "rollback",
+        dataset,
+        version,
+        t.get(p + "previous_version") or None,
+        t.get(p + "actor", ""),
+        t.get(p + "trigger", ""),
+        t.get(p + "reason", ""),
+        time=t.get(p + "time") or datetime.now(UTC).isoformat(timespec="milliseconds"),
+        triggered_by=t.get(p + "triggered_by") or None,
+        on_behalf_of=t.get(p + "on_behalf_of") or None,
+        run_key=run_key,
+    )
+
+
+def rollback(
+    client: Any,
+    store: Store,
+    dataset: str,
+    *,
+    actor: str,
+    trigger: str,
+    reason: str,
+    triggered_by: str | None = None,
+    on_behalf_of: str | None = None,
+    run_key: str | None = None,
+) -> AuditEvent:
     """Put ``champion`` back on the ``previous`` version; the rolled-back one is tagged, and
-    ``previous`` is cleared (a second rollback needs an explicit promotion)."""
+    ``previous`` is cleared (a second rollback needs an explicit promotion).
+
+    With ``run_key`` (the orchestrator's run) a retry finds the rollback its first attempt
+    made (the decision is tagged on the restored version before any alias moves): it finishes
+    what is left and re-records, instead of finding nothing to roll back to. A rollback of
+    that run since superseded by a promotion is only re-recorded."""
     name = model_name(dataset)
     with speaking_errors(f"rolling back {name}"):
         champion = alias_version(client, dataset, CHAMPION)
         previous = alias_version(client, dataset, PREVIOUS)
-        if previous is None:
-            raise RegistryError(
-                f"{name}: nothing to roll back to (no {PREVIOUS!r} alias; champion is "
-                f"{'v' + champion if champion else 'unset'})"
+        event = None
+        if run_key:
+            for v in dict.fromkeys(x for x in (champion, previous) if x):
+                event = _recorded_rollback(client, dataset, v, run_key)
+                if event is not None:
+                    break
+        if event is None:
+            if previous is None:
+                raise RegistryError(
+                    f"{name}: nothing to roll back to (no {PREVIOUS!r} alias; champion is "
+                    f"{'v' + champion if champion else 'unset'})"
+                )
+            event = AuditEvent(
+                "rollback",
+                dataset,
+                previous,
+                champion,
+                actor,
+                trigger,
+                reason,
+                triggered_by=triggered_by,
+                on_behalf_of=on_behalf_of,
+                run_key=run_key,
             )
-        client.set_registered_model_alias(name, CHAMPION, previous)
-        _verify(client, dataset, CHAMPION, previous)
-        client.delete_registered_model_alias(name, PREVIOUS)
-        event = AuditEvent("rollback", dataset, previous, champion, actor, trigger, reason)
-        if champion is not None:
-            client.set_model_version_tag(name, champion, "nightshift.status", "rolled_back")
-        _tag_decision(client, event, CHAMPION)
+            _tag_decision(client, event, CHAMPION)  # first: what a retry finds
+        # a later promotion may have superseded this run's finished rollback: then only re-record
+        moved = champion == event.version
+        if moved or (champion == event.previous_version and previous == event.version):
+            if not moved:
+                client.set_registered_model_alias(name, CHAMPION, event.version)
+            _verify(client, dataset, CHAMPION, event.version)
+            if event.previous_version is not None:
+                client.set_model_version_tag(name, event.previous_version, "nightshift.status", "rolled_back")
+            if alias_version(client, dataset, PREVIOUS) is not None:
+                client.delete_registered_model_alias(name, PREVIOUS)
     write_audit(store, event)
     return event
 

@@ -51,10 +51,19 @@ class RetrainDecision:
     actor: str = "nightshift-monitor"
     outcome: dict[str, Any] | None = None  # status, version, finished_at
     overrides: dict[str, Any] = field(default_factory=dict)  # a manual retrain's (validated)
+    triggered_by: str | None = None  # the user Airflow says started the run (or "scheduler")
+    on_behalf_of: str | None = None  # the run's free-text ``actor`` Param
 
     @property
     def ran(self) -> bool:
         return self.action == RETRAIN
+
+    @property
+    def who(self) -> str:
+        """``actor``, and on behalf of whom when the run said so."""
+        if self.on_behalf_of and self.on_behalf_of != self.actor:
+            return f"{self.actor} on behalf of {self.on_behalf_of}"
+        return self.actor
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +91,8 @@ def decide(
     actor: str = "nightshift-monitor",
     now: datetime | None = None,
     overrides: dict[str, Any] | None = None,
+    triggered_by: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> RetrainDecision:
     """Apply the guard rails to this run's alerts, given earlier decisions (any order).
 
@@ -105,6 +116,8 @@ def decide(
         forced=force,
         actor=actor,
         overrides=ov,
+        triggered_by=triggered_by,
+        on_behalf_of=on_behalf_of,
     )
 
     def skip(reason: str) -> RetrainDecision:
@@ -114,7 +127,8 @@ def decide(
     ran = sorted((d for d in records if d.ran and d.run_key != run_key), key=lambda d: d.decided_at)
     current = [a for a in alerts if champion is None or a.version == champion]
     if force:
-        _check(checks, "forced", True, f"manual retrain by {actor}: alert, cooldown and budget not checked")
+        unchecked = "alert, cooldown and budget not checked"
+        _check(checks, "forced", True, f"manual retrain by {decision.who}: {unchecked}")
     else:
         if not _check(checks, "alert", bool(alerts), f"{len(alerts)} alert(s) in this run"):
             return skip("no alert triggered this run (trigger with force=true to retrain by hand)")
@@ -189,7 +203,7 @@ def decide(
         decision.reason = f"{what} alert(s) on v{champion}: training on {span}"
     else:
         why = f" ({ov['note']})" if ov.get("note") else ""
-        decision.reason = f"forced by {actor}{why}: training on {span}"
+        decision.reason = f"forced by {decision.who}{why}: training on {span}"
         shown = {k: v for k, v in ov.items() if k != "note"}
         if shown:
             decision.reason += f" with {', '.join(f'{k}={v}' for k, v in sorted(shown.items()))}"

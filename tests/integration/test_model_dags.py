@@ -30,6 +30,25 @@ def registry_env(model_store: str, tmp_path_factory: pytest.TempPathFactory) -> 
         yield {"client": registry.configure(), "store": Store(model_store), "root": root}
 
 
+@pytest.fixture
+def audit_write_fails_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fault: the store refuses the next audit record once (ENOSPC); the paths it refused."""
+    import errno
+
+    from nightshift.storage import Store
+
+    real, failed = Store.write_json_atomic, []
+
+    def full_disk_once(self: Store, path: str, obj: Any) -> None:
+        if "/audit/" in path and not failed:
+            failed.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device (injected)", path)
+        real(self, path, obj)
+
+    monkeypatch.setattr(Store, "write_json_atomic", full_disk_once)
+    return failed
+
+
 def _versions(client: Any) -> list[Any]:
     return client.search_model_versions("name = 'nightshift-payments'")
 
@@ -142,11 +161,15 @@ def test_a_retried_run_finds_its_run_and_version(registry_env: dict[str, Any]) -
     assert len(promotions) == 1
 
 
-def test_a_worse_challenger_is_never_promoted(
-    model_dags: dict[str, Any], registry_env: dict[str, Any]
+def test_a_worse_challenger_is_never_promoted_and_the_rejection_is_notified(
+    model_dags: dict[str, Any],
+    registry_env: dict[str, Any],
+    webhook_sink: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from nightshift import registry
 
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     client, store = registry_env["client"], registry_env["store"]
     champion = registry.alias_version(client, "payments", "champion")
     dr = run_dag(model_dags["train"], {"num_boost_round": 2, "xgb_params": {"max_depth": 1}})
@@ -160,6 +183,16 @@ def test_a_worse_challenger_is_never_promoted(
     last = registry.read_audit(store, "payments")[-1]
     assert (last.action, last.version, last.previous_version) == ("reject", str(worse.version), champion)
     assert "champion" in last.reason and last.deltas["roc_auc"] < 0
+    assert (last.actor, last.triggered_by, last.on_behalf_of) == ("nightshift-gate", "dag_test", None)
+    assert last.run_key == f"nightshift_train.payments/{dr.run_id}"
+    # one notification for the decision, below a failure's severity, with its links
+    (note,) = webhook_sink[1]
+    assert (note["event"], note["severity"], note["task_id"]) == ("rejection", "warning", "promote")
+    assert note["title"] == f"v{worse.version} not promoted (champion stays v{champion})"
+    assert note["message"] == f"by nightshift-gate: {last.reason}"
+    assert note["links"]["task"].endswith(f"/runs/{dr.run_id}/tasks/promote")
+    assert note["links"]["model health"].endswith("/nightshift/health/payments")
+    assert note["details"]["action"] == "reject" and note["details"]["version"] == str(worse.version)
 
 
 def test_rollback_restores_the_previous_champion_and_is_audited(
@@ -181,16 +214,14 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
     assert registry.alias_version(client, "payments", "champion") == previous
     assert registry.alias_version(client, "payments", "previous") is None
     last = registry.read_audit(store, "payments")[-1]
-    assert (last.action, last.version, last.previous_version, last.actor) == (
-        "rollback",
-        previous,
-        champion,
-        "alice",
-    )
+    assert (last.action, last.version, last.previous_version) == ("rollback", previous, champion)
+    # who acted is the user Airflow says triggered the run (dag.test's); the param is on behalf of
+    assert (last.actor, last.on_behalf_of, last.triggered_by) == ("dag_test", "alice", "dag_test")
+    assert last.who == "dag_test on behalf of alice"
     assert last.reason == "bad scores reported by ops"
     (note,) = [n for n in webhook_sink[1] if n["event"] == "rollback"]
     assert note["title"] == f"rolled back to v{previous} (was v{champion})"
-    assert note["message"] == "by alice: bad scores reported by ops"
+    assert note["message"] == "by dag_test on behalf of alice: bad scores reported by ops"
     assert (
         client.get_model_version("nightshift-payments", champion).tags["nightshift.status"] == "rolled_back"
     )
@@ -224,31 +255,127 @@ def test_a_manual_promotion_is_checked_before_anything_changes(
     assert len(registry.read_audit(store, "payments")) == audit
 
 
-def test_a_manual_promotion_is_audited_with_its_actor_and_notified(
+def test_fault_a_manual_promotion_whose_audit_write_fails_once_is_audited_once_and_notified(
     model_dags: dict[str, Any],
     registry_env: dict[str, Any],
     webhook_sink: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
+    audit_write_fails_once: list[str],
 ) -> None:
+    """Fault: the audit write fails once after the aliases moved; the retry finds the
+    promotion its first attempt made (not "already the champion") and only records it."""
     from nightshift import registry
 
     client, store = registry_env["client"], registry_env["store"]
     url, received = webhook_sink
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", url)
     conf = {"version": 2, "reason": "v1 misses the new merchants", "override_gate": True, "actor": "bob"}
+    before = len(registry.read_audit(store, "payments"))
     dr = run_dag(model_dags["promote"], conf)
+    assert audit_write_fails_once, "the fault was not injected"
     assert task_states(dr) == {"promote": "success"}
+    assert dr.get_task_instance("promote").try_number == 2
+    assert len(registry.read_audit(store, "payments")) == before + 1
     assert registry.alias_version(client, "payments", "champion") == "2"
     assert registry.alias_version(client, "payments", "previous") == "1"
     last = registry.read_audit(store, "payments")[-1]
-    assert (last.action, last.version, last.previous_version, last.actor) == ("promote", "2", "1", "bob")
+    assert (last.action, last.version, last.previous_version, last.actor) == ("promote", "2", "1", "dag_test")
+    assert (last.on_behalf_of, last.triggered_by) == ("bob", "dag_test")
     assert last.reason == "manual promotion: v1 misses the new merchants (overriding: it was rolled back)"
     assert last.trigger.startswith(f"dag nightshift_promote.payments run {dr.run_id}")
     assert links_of(dr, "promote") == {"Model health": "http://127.0.0.1:8080/nightshift/health/payments"}
     (note,) = [n for n in received if n["event"] == "promotion"]
-    assert note["title"] == "promoted v2 (was v1)" and note["message"].startswith("by bob: manual promotion")
+    assert note["title"] == "promoted v2 (was v1)"
+    assert note["message"].startswith("by dag_test on behalf of bob: manual promotion")
+    assert note["severity"] == "info"
     assert note["links"]["model health"].endswith("/nightshift/health/payments")
     assert note["details"]["version"] == "2" and note["task_id"] == "promote"
+    assert [n["event"] for n in received] == ["promotion"]
+
+
+def test_fault_a_rollback_whose_audit_write_fails_once_is_finished_by_its_retry(
+    model_dags: dict[str, Any],
+    registry_env: dict[str, Any],
+    webhook_sink: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    audit_write_fails_once: list[str],
+) -> None:
+    """Fault: the store refuses the audit record once (ENOSPC) after the aliases moved. Airflow
+    retries; the retry finds the rollback its first attempt made and only records it."""
+    from nightshift import registry
+
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
+    client, store = registry_env["client"], registry_env["store"]
+    assert (
+        registry.alias_version(client, "payments", "champion"),
+        registry.alias_version(client, "payments", "previous"),
+    ) == ("2", "1")
+    before = len(registry.read_audit(store, "payments"))
+    dr = run_dag(model_dags["rollback"], {"reason": "fault: the audit write fails once"})
+    assert audit_write_fails_once, "the fault was not injected"
+    assert task_states(dr) == {"rollback": "success"}
+    assert dr.get_task_instance("rollback").try_number == 2
+    assert registry.alias_version(client, "payments", "champion") == "1"
+    assert registry.alias_version(client, "payments", "previous") is None
+    events = registry.read_audit(store, "payments")
+    assert len(events) == before + 1
+    last = events[-1]
+    assert (last.action, last.version, last.previous_version) == ("rollback", "1", "2")
+    assert last.run_key == f"nightshift_rollback.payments/{dr.run_id}"
+    assert last.reason == "fault: the audit write fails once"
+    assert client.get_model_version("nightshift-payments", "2").tags["nightshift.status"] == "rolled_back"
+    assert client.get_model_version("nightshift-payments", "1").tags["nightshift.status"] == "champion"
+    assert [n["event"] for n in webhook_sink[1]] == ["rollback"]
+
+
+def test_fault_a_verdict_against_a_champion_replaced_meanwhile_is_refused_audited_and_notified(
+    model_dags: dict[str, Any],
+    registry_env: dict[str, Any],
+    webhook_sink: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fault: while the challenger's review is pending, another DAG promotes a new champion.
+    The promotion of the stale verdict is refused inside the registry pool."""
+    from nightshift import pipeline, registry
+    from nightshift.airflow.review import ReviewOperator
+    from nightshift.spec import find_spec
+
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
+    client, store = registry_env["client"], registry_env["store"]
+    assert registry.alias_version(client, "payments", "champion") == "1"
+    review = ReviewOperator.execute
+
+    def promoted_meanwhile(self: ReviewOperator, context: Any) -> Any:
+        pipeline.manual_promote_step(
+            store,
+            find_spec("payments"),
+            "2",
+            actor="carol",
+            trigger="another dag",
+            reason="promoted while the review waited",
+            override_gate=True,
+        )
+        return review(self, context)
+
+    monkeypatch.setattr(ReviewOperator, "execute", promoted_meanwhile)
+    dr = run_dag(model_dags["train"])
+    states = task_states(dr)
+    assert states == {"train": "success", "gate": "success", "review": "success", "promote": "skipped"}, (
+        states
+    )
+    verdict = dr.get_task_instance("gate").xcom_pull(task_ids="gate")
+    assert verdict["promote"] and verdict["champion"] == "1"  # a tie with v1: the gate said promote
+    assert registry.alias_version(client, "payments", "champion") == "2"
+    assert registry.alias_version(client, "payments", "previous") == "1"
+    last = registry.read_audit(store, "payments")[-1]
+    assert (last.action, last.version, last.previous_version) == ("reject", verdict["version"], "2")
+    assert "champion moved from v1 to v2 since the gate" in last.reason
+    mv = client.get_model_version("nightshift-payments", verdict["version"])
+    assert mv.tags["nightshift.status"] == "rejected"
+    (note,) = webhook_sink[1]
+    assert (note["event"], note["severity"]) == ("rejection", "warning")
+    assert note["title"] == f"v{verdict['version']} not promoted (champion stays v2)"
+    assert "champion moved from v1 to v2 since the gate" in note["message"]
 
 
 def test_a_manual_run_without_enough_labelled_days_fails_clearly(

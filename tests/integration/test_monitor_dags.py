@@ -59,6 +59,61 @@ def test_champion_on_the_clean_days_scores_the_drifted_ones(
     assert scored["champion"] == "1" and len(scored["scored"]) == len(SCORED)
 
 
+def test_fault_failures_between_a_days_monitor_writes_lose_no_history_row_or_metric(
+    env: dict[str, Any], spec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault: the first attempt loses MLflow while logging the third day's drift metrics; the
+    second fills the disk when writing the history (every day's summary written by then). The
+    third attempt (Airflow's next retry) ends with every row and every live metric, once."""
+    import errno
+
+    from mlflow import MlflowClient
+
+    from nightshift.pipeline import monitor_step, read_history
+    from nightshift.storage import Store
+
+    store, client = env["store"], env["client"]
+    log_batch, open_atomic = MlflowClient.log_batch, Store.open_output_atomic
+    drift_logs: list[int] = []
+    faults: list[str] = []
+
+    def mlflow_drops_once(self: Any, run_id: str, metrics: Any = (), *a: Any, **kw: Any) -> Any:
+        if any(m.key == "live_prediction_drift" for m in metrics):
+            drift_logs.append(1)
+            if len(drift_logs) == 3 and "mlflow" not in faults:
+                faults.append("mlflow")
+                raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer (injected)")
+        return log_batch(self, run_id, metrics, *a, **kw)
+
+    def full_disk_once(self: Store, path: str) -> Any:
+        if path.endswith("history.parquet") and "disk" not in faults:
+            faults.append("disk")
+            raise OSError(errno.ENOSPC, "No space left on device (injected)", path)
+        return open_atomic(self, path)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", mlflow_drops_once)
+    monkeypatch.setattr(Store, "open_output_atomic", full_disk_once)
+    from nightshift.registry import RegistryUnavailable
+
+    with pytest.raises(RegistryUnavailable, match="unreachable"):
+        monitor_step(store, spec)
+    with pytest.raises(OSError, match="No space left"):
+        monitor_step(store, spec)
+    assert faults == ["mlflow", "disk"] and read_history(store, "payments") == []
+    result = monitor_step(store, spec)  # the retry that gets through
+
+    history = {r["dt"]: r for r in read_history(store, "payments")}
+    assert sorted(history) == [d.isoformat() for d in SCORED]
+    assert all(r["drift_report"] and r["performance_report"] for r in history.values())
+    run_id = client.get_model_version("nightshift-payments", "1").run_id
+    for metric in ("live_drift_share", "live_prediction_drift", "live_roc_auc", "live_ece"):
+        steps = [m.step for m in client.get_metric_history(run_id, metric)]
+        assert sorted(steps) == sorted(set(steps)) and len(steps) == len(SCORED), metric
+    # nothing was computed twice: the rows came back from the summaries
+    assert result["drift"] == [] and result["performance"] == []
+    assert len(result["recovered"]) == 2 * len(SCORED)
+
+
 def test_monitor_reports_drift_and_performance_and_raises_the_alert(
     model_dags: dict[str, Any],
     env: dict[str, Any],
@@ -128,15 +183,27 @@ def test_a_second_monitor_run_adds_nothing_and_does_not_alert_twice(
     assert summary["drift"] == [] and summary["performance"] == []
 
 
-def test_retrain_without_an_alert_is_skipped_and_recorded(
-    model_dags: dict[str, Any], env: dict[str, Any]
+def test_retrain_without_an_alert_is_skipped_recorded_and_notified_once(
+    model_dags: dict[str, Any],
+    env: dict[str, Any],
+    webhook_sink: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from nightshift import retrain
 
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     dr = run_dag(model_dags["retrain"])
     assert set(task_states(dr).values()) == {"skipped"}
     (rec,) = retrain.read_records(env["store"], "payments")
     assert rec.action == "skip" and "no alert" in rec.reason
+    assert (rec.actor, rec.triggered_by, rec.on_behalf_of) == ("dag_test", "dag_test", None)
+    # one notification for the decision (not one per skipped task), at the lowest severity
+    (note,) = webhook_sink[1]
+    assert (note["event"], note["severity"], note["task_id"]) == ("retrain_skipped", "info", "decide")
+    assert note["title"] == "retrain skipped by the guard rails" and note["message"] == rec.reason
+    assert note["details"]["failed_check"] == "alert" and note["details"]["action"] == "skip"
+    assert note["links"]["task"].endswith(f"/runs/{dr.run_id}/tasks/decide")
+    assert note["links"]["model health"].endswith("/nightshift/health/payments")
 
 
 def test_a_manual_retrain_with_bad_overrides_fails_naming_them_and_records_nothing(
@@ -167,8 +234,11 @@ def test_a_forced_retrain_goes_through_the_gate_and_is_recorded(
     assert states["decide"] == states["train"] == states["gate"] == states["review"] == "success"
     assert states["record"] == "success"
     rec = retrain.read_records(env["store"], "payments")[-1]
-    assert rec.action == "retrain" and rec.forced and rec.actor == "test-operator"
-    assert rec.overrides == overrides and "(check the drifted days)" in rec.reason
+    assert rec.action == "retrain" and rec.forced
+    # the actor is who Airflow says triggered the run; the "actor" Param is on behalf of
+    assert (rec.actor, rec.on_behalf_of, rec.triggered_by) == ("dag_test", "test-operator", "dag_test")
+    assert rec.overrides == overrides
+    assert "forced by dag_test on behalf of test-operator (check the drifted days)" in rec.reason
     assert rec.outcome is not None and rec.outcome["status"] in ("promoted", "rejected")
     assert rec.outcome["version"] == "2"
     # trained on the most recent labelled days, drifted ones included, with the overrides

@@ -133,6 +133,10 @@ def _borderline_retrain(stack: AirflowStack, note: str) -> str:
     while time.monotonic() < deadline:
         states = stack.task_states(RETRAIN, run_id)
         if states.get("review") == "awaiting_input":
+            # the pausing task process is still exiting: an answer within ~0.1 s races with its
+            # executor event, and the scheduler retries the task (a fresh, unanswered form)
+            time.sleep(5)
+            assert stack.task_states(RETRAIN, run_id)["review"] == "awaiting_input"
             return run_id
         assert not {"failed", "upstream_failed"} & set(states.values()), states
         if states.get("review") in ("success", "skipped"):
@@ -214,6 +218,9 @@ def test_a_rejected_review_keeps_the_champion_and_is_audited(loop: dict[str, Any
     assert client.get_model_version("nightshift-payments", "4").tags["nightshift.status"] == "rejected"
     rec = retrain.find_record(store, "payments", f"{RETRAIN}/{run_id}")
     assert rec is not None and rec.outcome is not None and rec.outcome["status"] == "rejected"
+    (note,) = [n for n in loop["notes"] if n["event"] == "rejection" and n["run_id"] == run_id]
+    assert note["severity"] == "warning" and note["title"] == "v4 not promoted (champion stays v3)"
+    assert note["message"].startswith("by admin: rejected by admin after review: no change needed")
 
 
 # ---- the UI in a browser -------------------------------------------------------------------
@@ -287,3 +294,45 @@ def test_the_model_health_page_and_extra_links_in_a_browser(loop: dict[str, Any]
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(f"{base}/nightshift/health/payments", timeout=10)
     assert denied.value.code in (401, 403)
+
+
+# ---- faults ------------------------------------------------------------------------------------
+
+
+def test_fault_a_review_pending_while_another_version_is_promoted_is_refused(loop: dict[str, Any]) -> None:
+    """Fault: while a borderline challenger waits for its review, an operator promotes another
+    version (nightshift_promote, in the registry pool). Approving the stale verdict afterwards
+    must not replace a champion the challenger was never compared with."""
+    from nightshift import registry, retrain
+
+    stack, store, client = loop["stack"], loop["store"], loop["client"]
+    assert registry.alias_version(client, "payments", "champion") == "3"
+    run_id = _borderline_retrain(stack, "fault: the champion moves while the review waits")
+    assert _hitl(stack, run_id)["subject"] == "payments: promote v5 over champion v3?"
+
+    promote_dag = "nightshift_promote.payments"
+    stack.wait_dag(promote_dag)
+    stack.unpause(promote_dag)
+    conf = {"version": 2, "reason": "promoted while a review waits", "actor": "carol"}
+    manual = stack.trigger(promote_dag, conf)
+    assert stack.wait_run(promote_dag, lambda r: r["dag_run_id"] == manual)["state"] == "success"
+    assert registry.alias_version(client, "payments", "champion") == "2"
+    moved = registry.read_audit(store, "payments")[-1]
+    assert (moved.action, moved.version) == ("promote", "2")
+
+    _hitl(stack, run_id, {"chosen_options": ["Approve"], "params_input": {"comment": "looks fine"}})
+    states = _finished(stack, run_id)
+    assert states["review"] == "success" and states["promote"] == "skipped", states
+    # the registry and the store agree, and nothing was lost: the stale approval is a rejection
+    assert registry.alias_version(client, "payments", "champion") == "2"
+    assert registry.alias_version(client, "payments", "previous") == "3"
+    last = registry.read_audit(store, "payments")[-1]
+    assert (last.action, last.version, last.previous_version, last.actor) == ("reject", "5", "2", "admin")
+    assert "stale verdict: nightshift-payments: champion moved from v3 to v2 since the gate" in last.reason
+    assert last.review is not None and last.review["decision"] == "approve"
+    assert client.get_model_version("nightshift-payments", "5").tags["nightshift.status"] == "rejected"
+    rec = retrain.find_record(store, "payments", f"{RETRAIN}/{run_id}")
+    assert rec is not None and rec.outcome is not None and rec.outcome["status"] == "rejected"
+    (note,) = [n for n in loop["notes"] if n["event"] == "rejection" and n["run_id"] == run_id]
+    assert note["severity"] == "warning" and "champion moved from v3 to v2" in note["message"]
+    assert (moved.actor, moved.on_behalf_of) == ("admin", "carol")  # the operator, on carol's behalf

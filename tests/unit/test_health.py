@@ -161,8 +161,13 @@ ATTR = 'x" onmouseover="alert(1)'
 def test_every_value_on_the_page_comes_back_inert(store: Store, spec: DatasetSpec) -> None:
     h = collect(store, spec, now=T0 + timedelta(days=7))
     h.dataset = XSS  # a dataset name, the operator's name and reason, a review, an error ...
-    h.timeline[0].update(actor=XSS, reason="<script>alert(2)</script>", review={"decision": "ok", "by": ATTR})
-    h.retrains[0].update(actor=XSS, reason=ATTR)
+    h.timeline[0].update(
+        actor=XSS,
+        who=f"{XSS} on behalf of {ATTR}",
+        reason="<script>alert(2)</script>",
+        review={"decision": "ok", "by": ATTR},
+    )
+    h.retrains[0].update(actor=XSS, who=XSS, reason=ATTR)
     h.errors.append(f"MLflow at {XSS} unreachable")
     h.days[2]["events"]["reason"] = XSS
     h.versions = {
@@ -191,6 +196,7 @@ def test_every_value_on_the_page_comes_back_inert(store: Store, spec: DatasetSpe
         "x&#34;onmouseover=&#34;alert(1)",  # relative, its quotes escaped: one attribute still
     ]
     assert "rows report Data Docs" in page  # the labels stay, as text
+    assert "&lt;img src=x onerror=alert(1)&gt; on behalf of x" in page  # who acted, for whom
 
 
 @pytest.mark.parametrize(

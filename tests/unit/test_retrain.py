@@ -178,3 +178,23 @@ def test_empty_overrides_change_nothing(spec: DatasetSpec) -> None:
     plain = _decide(spec, [_alert(29, 18)])
     same = _decide(spec, [_alert(29, 18)], overrides={"since": None, "xgb_params": {}, "window_days": None})
     assert (same.action, same.window, same.overrides) == (plain.action, plain.window, {})
+
+
+def test_a_forced_retrain_names_who_ran_it_and_on_whose_behalf(tmp_path: Any, spec: DatasetSpec) -> None:
+    d = _decide(spec, [], force=True, actor="alice", triggered_by="alice", on_behalf_of="bob")
+    assert (d.actor, d.on_behalf_of, d.triggered_by, d.who) == (
+        "alice",
+        "bob",
+        "alice",
+        "alice on behalf of bob",
+    )
+    assert "forced by alice on behalf of bob: training on" in d.reason
+    assert d.checks[0]["detail"].startswith("manual retrain by alice on behalf of bob")
+    # a record written before these fields existed still reads
+    store = Store(tmp_path.as_uri())
+    write_record(store, d)
+    old = {k: v for k, v in d.to_dict().items() if k not in ("triggered_by", "on_behalf_of")}
+    store.write_json_atomic(
+        store.path("reports", "payments", "retrain", "old.json"), {**old, "run_key": "old"}
+    )
+    assert {r.run_key: r.who for r in read_records(store, "payments")} == {d.run_key: d.who, "old": "alice"}

@@ -9,7 +9,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
-from nightshift.airflow.model import run_key, trigger
+from nightshift.airflow.model import on_behalf_of, run_key, trigger, triggering_user
+from nightshift.airflow.notify import notify_decision
 from nightshift.airflow.store import get_store
 from nightshift.airflow.urls import health_url
 from nightshift.spec import find_spec
@@ -73,32 +74,43 @@ def _alerts(context: Context) -> list[dict[str, Any]]:
 
 
 def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
-    """The guard rails on this run's alerts; a skip is recorded and skips the retrain. A
-    manual run's overrides are validated first (a bad request fails, nothing is recorded)."""
+    """The guard rails on this run's alerts; a skip is recorded, notified (once, by the run
+    that decided it) and skips the retrain. A manual run's overrides are validated first (a
+    bad request fails, nothing is recorded). The actor is the user Airflow says started the
+    run (``nightshift-monitor`` for an alert's run); the ``actor`` Param is *on behalf of*."""
     from nightshift.pipeline import retrain_decide_step
     from nightshift.registry import RegistryUnavailable
-    from nightshift.retrain import OVERRIDES
+    from nightshift.retrain import OVERRIDES, find_record
 
     p = context.get("params") or {}
     force = bool(p.get("force"))
     who = getattr(context["dag_run"], "triggering_user_name", None)
-    actor = str(p.get("actor") or who or ("nightshift-monitor" if not force else "unknown"))
     overrides = {k: p.get(k) for k in OVERRIDES}
+    store, key = get_store(), run_key(context)
+    known = find_record(store, dataset, key) is not None  # a retry: decided (and told) before
     try:
         decision = retrain_decide_step(
-            get_store(),
+            store,
             find_spec(dataset),
-            run_key(context),
+            key,
             _alerts(context),
             force=force,
-            actor=actor,
+            actor=str(who or "nightshift-monitor"),
             overrides=overrides,
+            triggered_by=triggering_user(context),
+            on_behalf_of=on_behalf_of(context),
         )
     except RegistryUnavailable:
         raise
     except ValueError as exc:
         raise AirflowFailException(str(exc)) from None
     if decision["action"] != "retrain":
+        if not known:
+            details = {k: decision.get(k) for k in ("action", "day", "merged_into", "forced", "actor")}
+            failed = [c["name"] for c in decision.get("checks") or [] if not c["ok"]]
+            details["failed_check"] = failed[0] if failed else None
+            title = "retrain skipped by the guard rails"
+            notify_decision("retrain_skipped", context, title, decision["reason"], details)
         raise AirflowSkipException(f"{dataset}: not retraining: {decision['reason']}")
     return decision
 

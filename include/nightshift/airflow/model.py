@@ -14,6 +14,7 @@ from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from nightshift.airflow.links import push as push_links
+from nightshift.airflow.notify import notify_decision
 from nightshift.airflow.store import get_store, use_mlflow_connection
 from nightshift.airflow.urls import health_url
 from nightshift.registry import ui_links
@@ -42,6 +43,18 @@ def trigger(context: Context) -> str:
     dr = _run(context)
     who = getattr(dr, "triggering_user_name", None)
     return f"dag {dr.dag_id} run {dr.run_id} ({run_type(context)}{', by ' + who if who else ''})"
+
+
+def triggering_user(context: Context) -> str:
+    """The user Airflow authenticated as starting this run; ``scheduler`` for the runs it
+    starts itself (scheduled, asset-triggered), which have none."""
+    return str(getattr(_run(context), "triggering_user_name", None) or "scheduler")
+
+
+def on_behalf_of(context: Context) -> str | None:
+    """The run's free-text ``actor`` Param: recorded as *on behalf of*, never as the actor."""
+    value = str((context.get("params") or {}).get("actor") or "").strip()
+    return value[:200] or None
 
 
 def _fail(exc: Exception) -> AirflowFailException:
@@ -125,8 +138,9 @@ def run_promote(
     asset: Asset,
     review: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Promote (emitting the champion Asset event), or record the rejection and skip. A human
-    review of a borderline verdict decides instead of the gate (the approver is the actor)."""
+    """Promote (emitting the champion Asset event), or record the rejection, notify it and
+    skip. A human review of a borderline verdict decides instead of the gate (the approver is
+    the actor); a verdict against a champion that has been replaced since is refused."""
     from nightshift.pipeline import decide_step
 
     event = decide_step(
@@ -136,9 +150,21 @@ def run_promote(
         actor="nightshift-gate",
         trigger=trigger(context),
         review=review if review and review.get("needed") else None,
+        triggered_by=triggering_user(context),
+        run_key=run_key(context),
     )
-    push_links(context, {**ui_links(dataset, version=event["version"]), "Model health": health_url(dataset)})
+    links = {**ui_links(dataset, version=event["version"]), "Model health": health_url(dataset)}
+    push_links(context, links)
     if event["action"] != "promote":
+        champion = f"v{event['previous_version']}" if event.get("previous_version") else "none"
+        notify_decision(
+            "rejection",
+            context,
+            f"v{event['version']} not promoted (champion stays {champion})",
+            f"by {event['actor']}: {event['reason']}",
+            event,
+            {k: v for k, v in links.items() if k != "Model health"},
+        )
         raise AirflowSkipException(f"v{event['version']} not promoted: {event['reason']}")
     context["outlet_events"][asset].extra = {
         "version": event["version"],
@@ -192,11 +218,6 @@ def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     return result
 
 
-def _actor(context: Context) -> str:
-    p = context.get("params") or {}
-    return str(p.get("actor") or getattr(_run(context), "triggering_user_name", None) or "unknown")
-
-
 def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     from nightshift import registry
 
@@ -208,7 +229,15 @@ def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]
     client = registry.configure()
     try:
         event = registry.rollback(
-            client, get_store(), dataset, actor=_actor(context), trigger=trigger(context), reason=reason
+            client,
+            get_store(),
+            dataset,
+            actor=triggering_user(context),
+            trigger=trigger(context),
+            reason=reason,
+            triggered_by=triggering_user(context),
+            on_behalf_of=on_behalf_of(context),
+            run_key=run_key(context),
         )
     except registry.RegistryUnavailable:
         raise
@@ -233,10 +262,13 @@ def run_manual_promote(dataset: str, context: Context, asset: Asset) -> dict[str
             get_store(),
             find_spec(dataset),
             str(p["version"]),
-            actor=_actor(context),
+            actor=triggering_user(context),
             trigger=trigger(context),
             reason=str(p.get("reason") or ""),
             override_gate=bool(p.get("override_gate")),
+            triggered_by=triggering_user(context),
+            on_behalf_of=on_behalf_of(context),
+            run_key=run_key(context),
         )
     except registry.RegistryUnavailable:
         raise

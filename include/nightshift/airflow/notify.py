@@ -1,6 +1,7 @@
 """The Airflow side of notifications: a notifier for task callbacks — failures and quarantines
 (every task, in the default args), alerts, promotions, rollbacks, and approvals waiting for a
-human — each with links into the Airflow UI."""
+human — and :func:`notify_decision` for what a task decides and then skips on (a rejected
+challenger, a retrain the guard rails skipped); each with links into the Airflow UI."""
 
 from __future__ import annotations
 
@@ -30,11 +31,21 @@ def _describe(event: str, result: dict[str, Any], dataset: str) -> tuple[str, st
         was = f" (was v{prev})" if prev else ""
         verb = "rolled back to" if event == "rollback" else "promoted"
         title = f"{verb} v{result.get('version')}{was}"
-        return title, f"by {result.get('actor')}: {result.get('reason')}"
+        who = str(result.get("actor"))
+        if result.get("on_behalf_of") and result["on_behalf_of"] != who:
+            who += f" on behalf of {result['on_behalf_of']}"
+        return title, f"by {who}: {result.get('reason')}"
     return f"{dataset}: {event}", ""
 
 
-def from_context(event: str, context: Any, title: str = "", message: str = "") -> Notification:
+def from_context(
+    event: str,
+    context: Any,
+    title: str = "",
+    message: str = "",
+    details: dict[str, Any] | None = None,
+    links_extra: dict[str, str] | None = None,
+) -> Notification:
     """A notification about the task instance in ``context`` (dataset from the DAG id)."""
     ti = context["ti"]
     dag_id, run_id, task_id = ti.dag_id, ti.run_id, ti.task_id
@@ -43,11 +54,11 @@ def from_context(event: str, context: Any, title: str = "", message: str = "") -
         event = "quarantine"
     dataset = dag_id.split(".", 1)[1] if "." in dag_id else dag_id
     links = {"task": task_url(dag_id, run_id, task_id)}
-    details: dict[str, Any] = {}
+    found: dict[str, Any] = {}
     if event in ("alert", "promotion", "rollback") and not title:
         result = ti.xcom_pull(task_ids=task_id) or {}
         title, message = _describe(event, result, dataset)
-        details = {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool)) or v is None}
+        found = {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool)) or v is None}
     elif event == "review" and not title:
         task = context.get("task")
         title = getattr(task, "subject", "") or "a promotion waits for approval"
@@ -55,6 +66,7 @@ def from_context(event: str, context: Any, title: str = "", message: str = "") -
         links["approve or reject"] = task_url(dag_id, run_id, task_id) + "/required_actions"
     if event != "failure" and event != "quarantine":
         links["model health"] = health_url(dataset)
+    links.update(links_extra or {})
     default_title = f"{task_id} {'quarantined its batch' if event == 'quarantine' else 'failed'}"
     return Notification(
         event=event,
@@ -66,8 +78,29 @@ def from_context(event: str, context: Any, title: str = "", message: str = "") -
         task_id=task_id,
         try_number=getattr(ti, "try_number", None),
         links=links,
-        details=details,
+        details=found if details is None else details,
     )
+
+
+def notify_decision(
+    event: str,
+    context: Any,
+    title: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    links: dict[str, str] | None = None,
+) -> None:
+    """Tell the operator now about a decision this task made (it then skips, and a skip has no
+    callback with its reason). Logged, never raised: it must not change the task's outcome."""
+    try:
+        plain = {
+            k: v for k, v in (details or {}).items() if isinstance(v, (str, int, float, bool)) or v is None
+        }
+        note = from_context(event, context, title, message, plain, links)
+        used = send(note)
+        log.info("nightshift %s notification sent via %s", event, ", ".join(used))
+    except (NotifyError, ValueError) as exc:
+        log.error("nightshift %s notification not delivered: %s", event, exc)
 
 
 class NightshiftNotifier(BaseNotifier):
