@@ -455,11 +455,30 @@ class DatasetSpec(_Model):
 
     @property
     def label_columns(self) -> list[str]:
-        """Columns of a labels batch, in canonical order."""
+        """Columns a labels batch may have, in canonical order (the event time is optional:
+        most label feeds carry only the id and the outcome)."""
         return [self.id_column, self.event_time_column, self.label.column]
 
     def columns_for(self, kind: BatchKind) -> list[str]:
+        """Every column a batch of this kind may have, in canonical order."""
         return self.event_columns if kind == "events" else self.label_columns
+
+    def required_columns_for(self, kind: BatchKind) -> list[str]:
+        """The columns a batch of this kind must have: every event column; a labels batch
+        needs only the id and the label."""
+        return self.event_columns if kind == "events" else [self.id_column, self.label.column]
+
+    def optional_columns_for(self, kind: BatchKind) -> list[str]:
+        """Columns a batch of this kind may leave out (the labels' event time)."""
+        required = set(self.required_columns_for(kind))
+        return [c for c in self.columns_for(kind) if c not in required]
+
+    @property
+    def label_match_days(self) -> int:
+        """How many event days before a labels batch's arrival day (and that day) its ids are
+        looked up in, and earlier arrivals compared with: the label delay plus the training
+        window (a correction older than that can no longer change a model's training data)."""
+        return self.label.delay_days + self.training.window_days
 
 
 BatchKind = Literal["events", "labels"]
