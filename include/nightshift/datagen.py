@@ -517,7 +517,10 @@ def generate_day(
             ids = _fixed_width_strings(id_prefix, numbers, width)
         else:
             ids = pa.array(int(day.strftime("%Y%m%d")) * 10**9 + numbers, type=pa.int64())
-        local_us = tod_us if day_us == US_PER_DAY else tod_us * day_us // US_PER_DAY
+        if day_us == US_PER_DAY:
+            local_us = tod_us
+        else:  # a 23- or 25-hour local day: the same profile, stretched (float: no int64 overflow)
+            local_us = np.minimum(np.rint(tod_us * (day_us / US_PER_DAY)), day_us - 1).astype(np.int64)
         times = pa.array(day_start_us + local_us, type=pa.timestamp("us", tz="UTC"))
         columns: list[pa.Array] = [ids, times]
         for name in spec.feature_names:
