@@ -198,6 +198,10 @@ def event_time(arr: pa.Array, zone: str, column: str = "", issues: _CastIssues |
         return pc.cast(arr, EVENT_TIME)  # every value with an offset (the common case)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
+    try:
+        return localize(pc.cast(arr, pa.timestamp("us")), zone)  # none with an offset
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     text = pc.utf8_trim_whitespace(arr)
     aware = pc.fill_null(pc.match_substring_regex(text, _HAS_OFFSET), False)
     none = pa.scalar(None, text.type)
