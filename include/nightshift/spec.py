@@ -156,7 +156,9 @@ class Partitioning(_Model):
     """Partition by the local calendar day of the event-time column in ``timezone`` (an IANA
     name such as ``America/Chicago``; default ``UTC``). A day is local midnight to local
     midnight (23 or 25 hours across a DST change); timestamps with an offset are converted,
-    timestamps without one are read as local times in this zone."""
+    timestamps without one are read as local times in this zone (a time the clocks skip moves
+    forward past the gap, a repeated one is its first occurrence). Event times are stored as
+    UTC instants."""
 
     by: Literal["day"] = "day"
     timezone: str = "UTC"
@@ -179,8 +181,9 @@ class ValidationThresholds(_Model):
     max_rows: int | None = None
     # share of rows that must fall inside numeric ranges / categorical sets
     range_mostly: Annotated[float, Field(gt=0, le=1)] = 1.0
-    # a labels batch whose ids were never seen in curated events: above this share of its
-    # rows it is quarantined (the count is always in the labels report)
+    # a labels batch whose ids were never seen in curated events (of the last
+    # ``label_match_days`` days): above this share of its ids it is quarantined (the count is
+    # always in the labels report)
     max_unmatched_label_fraction: Annotated[float, Field(ge=0, le=1)] = 0.05
     # a valid batch up to this many rows gets GX Data Docs too (a rejected one always does);
     # larger valid batches are validated for verdicts only, which is several times cheaper
