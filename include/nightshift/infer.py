@@ -233,10 +233,8 @@ def column(sample: Sample, name: str) -> Column:
         kind = "timestamp"
     else:
         kind = "other"
-    if kind in ("int", "float"):
+    if kind == "float":
         values = pd.Series(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
-        if kind == "int":
-            values = pd.Series(arr.to_pylist(), dtype="object")
     elif kind == "bool":
         values = pd.Series([None if v is None else str(v).lower() for v in arr.to_pylist()], dtype="object")
     elif kind == "timestamp":
