@@ -1,4 +1,5 @@
-"""Notifications: failures, quarantines, alerts and promotions, to a webhook, by SMTP, or to the
+"""Notifications: failures, quarantines, alerts, promotions and validation warnings, each with a
+severity (critical, warning, info), to a webhook, by SMTP, or to the
 log when neither is configured. No Airflow here; ``nightshift.airflow.notify`` builds them.
 
 Settings (environment):
@@ -26,8 +27,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Event = Literal["failure", "quarantine", "alert", "promotion", "rollback", "review"]
-EVENTS: tuple[str, ...] = ("failure", "quarantine", "alert", "promotion", "rollback", "review")
+Event = Literal["failure", "quarantine", "alert", "promotion", "rollback", "review", "validation_warning"]
+EVENTS: tuple[str, ...] = (
+    "failure",
+    "quarantine",
+    "alert",
+    "promotion",
+    "rollback",
+    "review",
+    "validation_warning",
+)
+SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+# each event's severity unless the notification says otherwise
+EVENT_SEVERITY = {
+    "failure": "critical",
+    "quarantine": "critical",
+    "alert": "warning",
+    "promotion": "info",
+    "rollback": "warning",
+    "review": "info",
+    "validation_warning": "warning",  # a batch published with failed warning-severity checks
+}
 
 
 class NotifyError(RuntimeError):
@@ -48,17 +68,22 @@ class Notification:
     try_number: int | None = None
     links: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    severity: str = ""  # critical | warning | info; "" is the event's own (EVENT_SEVERITY)
 
     def __post_init__(self) -> None:
         if self.event not in EVENTS:
             raise ValueError(f"unknown notification event {self.event!r}; expected one of {EVENTS}")
+        if not self.severity:
+            object.__setattr__(self, "severity", EVENT_SEVERITY[self.event])
+        elif self.severity not in SEVERITIES:
+            raise ValueError(f"unknown notification severity {self.severity!r}; expected one of {SEVERITIES}")
 
     @property
     def subject(self) -> str:
         return f"[nightshift] {self.event}: {self.dataset}: {self.title}"
 
     def text(self) -> str:
-        lines = [self.subject, "", self.message, ""]
+        lines = [self.subject, "", self.message, "", f"severity: {self.severity}"]
         where = "/".join(p for p in (self.dag_id, self.run_id, self.task_id) if p)
         if where:
             lines.append(f"where: {where}" + (f" (try {self.try_number})" if self.try_number else ""))
