@@ -399,3 +399,24 @@ def test_model_health_shows_a_day_valid_with_its_warnings(tmp_path: Path, spec: 
     assert '<span class="warn">valid, 2 warnings</span>' in page
     assert "expect_column_values_to_not_be_null(temp), expect_column_values_to_be_in_set(site)" in page
     assert '<span class="ok">valid</span>' in page  # the clean day
+
+
+# ---- notifications -------------------------------------------------------------------------------
+
+
+def test_a_notification_has_its_event_severity_unless_told_and_refuses_another_word() -> None:
+    from nightshift.notify import Notification
+
+    def note(event: str, **kw: Any) -> Notification:
+        return Notification(event=event, dataset="d", title="t", message="m", **kw)
+
+    assert [note(e).severity for e in ("quarantine", "validation_warning", "promotion")] == [
+        "critical",
+        "warning",
+        "info",
+    ]
+    warned = note("validation_warning")
+    assert warned.payload()["severity"] == "warning" and "severity: warning" in warned.text()
+    assert note("alert", severity="critical").severity == "critical"
+    with pytest.raises(ValueError, match="unknown notification severity 'loud'"):
+        note("alert", severity="loud")
