@@ -1,4 +1,5 @@
-"""``nightshift`` command line: generate demo data, write suites, ingest a day, summarise."""
+"""``nightshift`` command line: onboard a dataset, generate demo data, write suites, ingest a day,
+summarise."""
 
 from __future__ import annotations
 
@@ -131,6 +132,52 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Infer ``datasets/NAME.yaml`` and its GX suites from a sample file. Exit 0: written;
+    1: a file that cannot be used, or files that exist without ``--force`` (nothing written,
+    each named); 2: bad usage (a missing option, a bad name or time zone)."""
+    from pathlib import Path
+
+    from nightshift import infer
+    from nightshift.spec import NAME_RE, default_datasets_dir, zone_of
+    from nightshift.validate import default_gx_dir
+
+    usage = None
+    if not NAME_RE.match(args.dataset):
+        usage = f"--dataset {args.dataset!r}: lower-case letters, digits and '_', starting with a letter"
+    elif not args.label:
+        usage = "--label COL is required: the binary outcome, in --labels FILE or else in --events FILE"
+    elif len({args.id, args.time, args.label}) < 3:
+        usage = "--id, --time and --label must name three different columns"
+    else:
+        try:
+            zone_of(args.timezone)
+        except ValueError as exc:
+            usage = f"--timezone: {exc}"
+    if usage:
+        print(f"nightshift init: {usage}", file=sys.stderr)
+        return 2
+    try:
+        events = infer.read_sample(args.events, "events")
+        labels = infer.read_sample(args.labels, "labels") if args.labels else None
+        inferred = infer.infer_spec(
+            args.dataset, events, args.id, args.time, args.label, labels, args.timezone
+        )
+        datasets_dir = Path(args.datasets_dir) if args.datasets_dir else default_datasets_dir()
+        gx_dir = Path(args.gx_dir) if args.gx_dir else default_gx_dir()
+        written = infer.write_spec(inferred, datasets_dir, gx_dir, force=args.force)
+    except (infer.InferError, FileExistsError, SpecError) as exc:
+        print(f"nightshift init: {exc}", file=sys.stderr)
+        return 1
+    kinds = {r: sum(f.role == r for f in inferred.features) for r in ("numeric", "categorical", "excluded")}
+    features = f"{kinds['numeric']} numeric and {kinds['categorical']} categorical feature(s)"
+    print(f"wrote {written[0]}: {features}, {kinds['excluded']} column(s) left out; "
+          f"{inferred.checks} line(s) marked 'check:' to review")  # fmt: skip
+    for path in written[1:]:
+        print(f"wrote {path}")
+    return 0
+
+
 def champion_summary(dataset: str) -> dict[str, Any] | None:
     """The champion's version, holdout metrics, device and window, from the registry."""
     from nightshift import registry
@@ -223,6 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reason", required=True)
     r.add_argument("--actor", default=None, help="on whose behalf (the OS user is always recorded)")
     r.set_defaults(func=cmd_rollback)
+
+    n = sub.add_parser("init", help="infer datasets/NAME.yaml and its GX suites from a sample file")
+    n.add_argument("--dataset", required=True, metavar="NAME", help="the dataset's name (and file name)")
+    n.add_argument("--events", required=True, metavar="FILE", help="a sample of the events (CSV or Parquet)")
+    n.add_argument("--id", required=True, metavar="COL", help="the id column (unique per event)")
+    n.add_argument("--time", required=True, metavar="COL", help="the event-time column")
+    n.add_argument("--labels", metavar="FILE", help="a sample of the labels feed (default: the events file)")
+    n.add_argument("--label", metavar="COL", help="the label column (two values)")
+    n.add_argument(
+        "--timezone", default="UTC", metavar="ZONE", help="IANA zone of the local days (default UTC)"
+    )
+    n.add_argument("--force", action="store_true", help="replace an existing spec and its suites")
+    n.add_argument("--datasets-dir", metavar="DIR", help="default $NIGHTSHIFT_DATASETS_DIR or datasets/")
+    n.add_argument(
+        "--gx-dir", metavar="DIR", help="suites go to DIR/expectations/ (default $NIGHTSHIFT_GX_DIR)"
+    )
+    n.set_defaults(func=cmd_init)
 
     c = sub.add_parser("champion", help="the champion model: version, holdout metrics, device")
     c.add_argument("--dataset", default="payments")

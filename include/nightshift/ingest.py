@@ -773,10 +773,11 @@ def ingest_partition(
                 if staged.rows <= spec.validation.data_docs_max_rows:
                     gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
                 else:
-                    # A large batch asks GX for verdicts only; if rejected it is validated again
-                    # for the evidence: counts, examples and Data Docs.
+                    # A large batch asks GX for verdicts only; if any check failed (rejected, or
+                    # published with warnings) it is validated again for the evidence: counts,
+                    # examples and Data Docs.
                     gx_checks, gx_json = run_suite(staged.path, suite, params, result_format="BOOLEAN_ONLY")
-                    if not all(c.success for c in [*checks, *gx_checks] if c.severity == "critical"):
+                    if not all(c.success for c in [*checks, *gx_checks]):
                         gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
             checks.extend(name_label_classes(gx_checks, spec) if kind == "labels" else gx_checks)
         t_val = time.perf_counter()
@@ -801,6 +802,15 @@ def ingest_partition(
                 store.publish_dir(docs, docs_dir)
                 outcome.data_docs_uri = store.uri(docs + "/index.html")
             _publish(store, spec, kind, dt, staged.path, outcome)
+            if outcome.warnings:
+                log.warning(
+                    "%s %s dt=%s published with %d warning(s): %s",
+                    spec.name,
+                    kind,
+                    dt,
+                    len(outcome.warnings),
+                    outcome.warning_text(limit=8),
+                )
         else:
             _quarantine(store, spec, kind, dt, files, outcome, {"stats": stats, "gx_result": gx_json}, tmp)
         stats["total_s"] = round(time.perf_counter() - t0, 3)

@@ -11,7 +11,7 @@ import fnmatch
 import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -24,6 +24,9 @@ NumericType = Literal["int64", "float64"]
 # bool first: pydantic keeps an exact type, so true stays a bool and 1 an int
 LabelValue = bool | int | str
 IdType = Literal["string", "int64"]
+# what a failed check does: quarantine the batch (critical, the default) or only report it
+Severity = Literal["critical", "warning"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
 
 
 # Columns nightshift itself adds next to a dataset's own: a spec column of the same name would
@@ -47,8 +50,71 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class NumericFeature(_Model):
+class _Checked(_Model):
+    """A feature whose checks each have a severity: ``severity: warning`` (all of its checks)
+    or ``severity: {max_null_fraction: warning, range: critical}`` (check by check)."""
+
+    # the feature's checks, by the name a spec's ``severity`` mapping uses
+    CHECKS: ClassVar[tuple[str, ...]] = ("max_null_fraction",)
+
+    severity: Severity | dict[str, Severity] | None = None
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, v: object) -> object:
+        known = ", ".join(cls.CHECKS)
+        allowed = " or ".join(repr(s) for s in SEVERITIES)
+        if v is None or (isinstance(v, str) and v in SEVERITIES):
+            return v
+        if isinstance(v, dict):
+            unknown = [str(k) for k in v if k not in cls.CHECKS]
+            if unknown:
+                raise ValueError(
+                    f"unknown check(s) {', '.join(map(repr, unknown))}; this feature's checks: {known}"
+                )
+            bad = [f"{k}: {s!r}" for k, s in v.items() if s not in SEVERITIES]
+            if bad:
+                raise ValueError(f"severity must be {allowed}, got {', '.join(bad)}")
+            return v
+        raise ValueError(
+            f"severity must be {allowed} (all of the feature's checks) or a mapping of check to "
+            f"severity (checks: {known}), got {v!r}"
+        )
+
+    def _has_check(self, check: str) -> bool:
+        return check == "max_null_fraction"
+
+    def stated_severity(self, check: str) -> Severity | None:
+        """The severity the spec gives ``check`` (``None``: the spec does not say)."""
+        if check not in self.CHECKS:
+            raise KeyError(f"{check!r} is not a check of a {type(self).__name__}; checks: {self.CHECKS}")
+        if isinstance(self.severity, dict):
+            return self.severity.get(check)
+        return self.severity
+
+    def severity_of(self, check: str) -> Severity:
+        """What a failure of ``check`` does: ``critical`` (quarantine) unless the spec says otherwise."""
+        return self.stated_severity(check) or "critical"
+
+    @model_validator(mode="after")
+    def _severity_of_checks(self) -> _Checked:
+        if isinstance(self.severity, dict):
+            absent = [c for c in self.severity if not self._has_check(c)]
+            if absent:
+                raise ValueError(
+                    f"feature {getattr(self, 'name', '?')!r}: severity given for check(s) it does not "
+                    f"have: {', '.join(absent)} ({self._why_absent()})"
+                )
+        return self
+
+    def _why_absent(self) -> str:
+        return ""
+
+
+class NumericFeature(_Checked):
     """A numeric feature with an optional allowed range and null budget."""
+
+    CHECKS: ClassVar[tuple[str, ...]] = ("max_null_fraction", "range")
 
     name: str
     dtype: NumericType = "float64"
@@ -65,9 +131,17 @@ class NumericFeature(_Model):
             raise ValueError(f"feature {self.name!r}: min ({self.min}) is greater than max ({self.max})")
         return self
 
+    def _has_check(self, check: str) -> bool:
+        return check == "max_null_fraction" or (check == "range" and (self.min, self.max) != (None, None))
 
-class CategoricalFeature(_Model):
+    def _why_absent(self) -> str:
+        return "a range check needs min or max"
+
+
+class CategoricalFeature(_Checked):
     """A categorical feature; ``values`` is the allowed set (``None``: any string)."""
+
+    CHECKS: ClassVar[tuple[str, ...]] = ("max_null_fraction", "values")
 
     name: str
     values: list[str] | None = None
@@ -81,6 +155,12 @@ class CategoricalFeature(_Model):
         if v is not None and (not v or len(set(v)) != len(v)):
             raise ValueError("values must be a non-empty list without duplicates")
         return v
+
+    def _has_check(self, check: str) -> bool:
+        return check == "max_null_fraction" or (check == "values" and self.values is not None)
+
+    def _why_absent(self) -> str:
+        return "a values check needs values"
 
 
 class Features(_Model):

@@ -38,7 +38,8 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
     without retries, since the data will not change by retrying. A full or failing disk
     (:class:`~nightshift.ingest.StagingError`) or a store that cannot be read or written
     (:class:`~nightshift.storage.StorageError`) is an infrastructure error: raised as is, so
-    Airflow retries it with the task's retries and back-off."""
+    Airflow retries it with the task's retries and back-off. A batch published with warnings
+    (failed checks of severity ``warning``) sends one ``validation_warning`` notification."""
     from nightshift.ingest import StagingError, ingest_partition
     from nightshift.storage import StorageError
     from nightshift.validate import BatchRejected
@@ -55,12 +56,19 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
     except (StagingError, StorageError) as exc:
         log.error("%s %s dt=%s: infrastructure error, to be retried: %s", dataset, kind, day, exc)
         raise
-    push_links(context, {"GX Data Docs": store_url(store, outcome.data_docs_uri)})
+    docs = store_url(store, outcome.data_docs_uri)
+    push_links(context, {"GX Data Docs": docs})
     summary: dict[str, Any] = {
         "dt": outcome.dt,
         "rows": outcome.rows,
         "uri": outcome.published_uri,
         "report": outcome.report_uri,
     }
+    if outcome.warnings:
+        # a strange but true day: published, and the operator hears of it once per batch
+        from nightshift.airflow.notify import deliver, validation_warnings
+
+        summary["warnings"] = [c.label for c in outcome.warnings]
+        deliver(validation_warnings(context, outcome, store_url(store, outcome.report_uri), docs))
     context["outlet_events"][asset].extra = summary
     return summary
