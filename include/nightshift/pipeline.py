@@ -11,13 +11,13 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nightshift.spec import DatasetSpec, parse_dt
+from nightshift.spec import DatasetSpec, parse_dt, partition_bounds
 from nightshift.storage import Store
 
 log = logging.getLogger(__name__)
@@ -643,27 +643,28 @@ def _publish_last(store: Store, local: Path, directory: str, last: str) -> None:
     store.upload_file_atomic(local / last, f"{directory}/{last}")
 
 
-def _day_metric(key: str, value: float, dt: date) -> Any:
-    """A metric stepped by the day it describes (days since 1970), timestamped at that day."""
-    from datetime import UTC, datetime
-
+def _day_metric(key: str, value: float, dt: date, tz: tzinfo) -> Any:
+    """A metric stepped by the day it describes (days since 1970), timestamped at that day's
+    local midnight in ``tz`` (the spec's ``partitioning.timezone``)."""
     from mlflow.entities import Metric
 
-    ts = int(datetime(dt.year, dt.month, dt.day, tzinfo=UTC).timestamp() * 1000)
+    ts = int(partition_bounds(dt, tz)[0].timestamp() * 1000)
     return Metric(key, float(value), ts, (dt - date(1970, 1, 1)).days)
 
 
-def _live_metrics(drift: dict[str, Any] | None, perf: dict[str, Any] | None, dt: date) -> list[Any]:
+def _live_metrics(
+    drift: dict[str, Any] | None, perf: dict[str, Any] | None, dt: date, tz: tzinfo
+) -> list[Any]:
     """The ``live_*`` metrics of a day's drift or performance summary (NaN left out)."""
     out = []
     if drift is not None:
         if drift.get("enough_rows"):
-            out.append(_day_metric("live_drift_share", drift["drift_share"], dt))
-        out.append(_day_metric("live_prediction_drift", drift["prediction_drift"], dt))
+            out.append(_day_metric("live_drift_share", drift["drift_share"], dt, tz))
+        out.append(_day_metric("live_prediction_drift", drift["prediction_drift"], dt, tz))
     if perf is not None:
         m = perf["metrics"]
-        out += [_day_metric(f"live_{k}", m[k], dt) for k in ("roc_auc", "log_loss", "average_precision")]
-        out.append(_day_metric("live_ece", perf["ece"], dt))
+        out += [_day_metric(f"live_{k}", m[k], dt, tz) for k in ("roc_auc", "log_loss", "average_precision")]
+        out.append(_day_metric("live_ece", perf["ece"], dt, tz))
     return [x for x in out if x.value is not None and not np.isnan(x.value)]
 
 
@@ -692,6 +693,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
     from nightshift.score import SCORE
 
     client = registry.configure()
+    tz = spec.partitioning.tz
     predicted = store.list_partitions(store.path("predictions", spec.name))
     if not predicted:
         return {"drift": [], "performance": [], "history_rows": len(read_history(store, spec.name))}
@@ -717,7 +719,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
             return
         summary = store.read_json(path)
         drift_s, perf_s = (summary, None) if kind == "drift" else (None, summary)
-        _log_live(client, ref_for(version).run_id, _live_metrics(drift_s, perf_s, dt), f"{kind} of {dt}")
+        _log_live(client, ref_for(version).run_id, _live_metrics(drift_s, perf_s, dt, tz), f"{kind} of {dt}")
         new_rows.append(monitor.history_row(drift_s, perf_s))
         recovered.append({"dt": dt.isoformat(), "version": version, "kind": kind})
 
@@ -742,7 +744,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
                 summary = {**result.to_dict(), "report": store.uri(f"{drift_dir}/v{version}-drift.html")}
                 (tmp / last).write_text(json.dumps(summary, indent=2))
                 _publish(store, client, ref.run_id, tmp, drift_dir, f"monitoring/dt={dt}", last)
-                _log_live(client, ref.run_id, _live_metrics(summary, None, dt), f"drift of {dt}")
+                _log_live(client, ref.run_id, _live_metrics(summary, None, dt, tz), f"drift of {dt}")
                 _publish_last(store, tmp, drift_dir, last)
             new_rows.append(monitor.history_row(summary, None))
             drifted.append(
@@ -790,7 +792,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
             (tmp / f"v{version}-performance.html").write_text(ev.report_html(spec, [evaluation], None))
             (tmp / last).write_text(json.dumps(summary, indent=2))
             _publish(store, client, ref.run_id, tmp, perf_dir, f"monitoring/dt={dt}", last)
-            _log_live(client, ref.run_id, _live_metrics(None, summary, dt), f"performance of {dt}")
+            _log_live(client, ref.run_id, _live_metrics(None, summary, dt, tz), f"performance of {dt}")
             _publish_last(store, tmp, perf_dir, last)
         new_rows.append(monitor.history_row(None, summary))
         m = evaluation.metrics

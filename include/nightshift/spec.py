@@ -236,7 +236,9 @@ class Partitioning(_Model):
     """Partition by the local calendar day of the event-time column in ``timezone`` (an IANA
     name such as ``America/Chicago``; default ``UTC``). A day is local midnight to local
     midnight (23 or 25 hours across a DST change); timestamps with an offset are converted,
-    timestamps without one are read as local times in this zone."""
+    timestamps without one are read as local times in this zone (a time the clocks skip moves
+    forward past the gap, a repeated one is its first occurrence). Event times are stored as
+    UTC instants."""
 
     by: Literal["day"] = "day"
     timezone: str = "UTC"
@@ -259,8 +261,9 @@ class ValidationThresholds(_Model):
     max_rows: int | None = None
     # share of rows that must fall inside numeric ranges / categorical sets
     range_mostly: Annotated[float, Field(gt=0, le=1)] = 1.0
-    # a labels batch whose ids were never seen in curated events: above this share of its
-    # rows it is quarantined (the count is always in the labels report)
+    # a labels batch whose ids were never seen in curated events (of the last
+    # ``label_match_days`` days): above this share of its ids it is quarantined (the count is
+    # always in the labels report)
     max_unmatched_label_fraction: Annotated[float, Field(ge=0, le=1)] = 0.05
     # a valid batch up to this many rows gets GX Data Docs too (a rejected one always does);
     # larger valid batches are validated for verdicts only, which is several times cheaper
@@ -535,11 +538,30 @@ class DatasetSpec(_Model):
 
     @property
     def label_columns(self) -> list[str]:
-        """Columns of a labels batch, in canonical order."""
+        """Columns a labels batch may have, in canonical order (the event time is optional:
+        most label feeds carry only the id and the outcome)."""
         return [self.id_column, self.event_time_column, self.label.column]
 
     def columns_for(self, kind: BatchKind) -> list[str]:
+        """Every column a batch of this kind may have, in canonical order."""
         return self.event_columns if kind == "events" else self.label_columns
+
+    def required_columns_for(self, kind: BatchKind) -> list[str]:
+        """The columns a batch of this kind must have: every event column; a labels batch
+        needs only the id and the label."""
+        return self.event_columns if kind == "events" else [self.id_column, self.label.column]
+
+    def optional_columns_for(self, kind: BatchKind) -> list[str]:
+        """Columns a batch of this kind may leave out (the labels' event time)."""
+        required = set(self.required_columns_for(kind))
+        return [c for c in self.columns_for(kind) if c not in required]
+
+    @property
+    def label_match_days(self) -> int:
+        """How many event days before a labels batch's arrival day (and that day) its ids are
+        looked up in, and earlier arrivals compared with: the label delay plus the training
+        window (a correction older than that can no longer change a model's training data)."""
+        return self.label.delay_days + self.training.window_days
 
 
 BatchKind = Literal["events", "labels"]

@@ -61,6 +61,9 @@ class ValidationOutcome:
     report_uri: str | None = None
     data_docs_uri: str | None = None
     published_uri: str | None = None
+    # labels batches: the labels report's counts (ids, unmatched, resent, changed; see
+    # ``nightshift.ingest.label_checks``)
+    label_report: dict[str, Any] | None = None
 
     @property
     def success(self) -> bool:
@@ -337,12 +340,46 @@ def write_suite(
     return path
 
 
+def suite_for_columns(
+    suite: dict[str, Any], spec: DatasetSpec, kind: BatchKind, columns: Collection[str]
+) -> dict[str, Any]:
+    """The suite for a batch that left out optional columns of its kind (a labels file
+    without the event time): expectations on an absent optional column are left out, and it
+    is no longer expected among the table's columns. Other suites come back as they are."""
+    absent = {c for c in spec.optional_columns_for(kind) if c not in columns}
+    if not absent:
+        return suite
+    exps = []
+    for exp in suite.get("expectations") or []:
+        kwargs = exp.get("kwargs") or {}
+        if _columns_of(kwargs) & absent:
+            continue
+        listed = kwargs.get("column_set")
+        if exp.get("type") == "expect_table_columns_to_match_set" and isinstance(listed, list):
+            exp = {**exp, "kwargs": {**kwargs, "column_set": [c for c in listed if c not in absent]}}
+        exps.append(exp)
+    return {**suite, "expectations": exps}
+
+
 def suite_parameters(spec: DatasetSpec, dt: date) -> dict[str, Any]:
-    """Values for the suite's ``$PARAMETER`` placeholders for partition ``dt``."""
+    """Values for the suite's ``$PARAMETER`` placeholders for partition ``dt``: the local
+    day's bounds in ``partitioning.timezone``, as UTC instants."""
     import pandas as pd
 
-    start, end = partition_bounds(dt)
+    start, end = partition_bounds(dt, spec.partitioning.tz)
     return {"partition_start": pd.Timestamp(start), "partition_end": pd.Timestamp(end)}
+
+
+def name_label_classes(checks: list[CheckResult], spec: DatasetSpec) -> list[CheckResult]:
+    """Checks of a labels batch, with a label value outside the two classes said as such
+    ("3 value(s) neither 'YES' nor 'NO' (…)") instead of GX's "3 unexpected"."""
+    lab = spec.label
+    for c in checks:
+        if c.name == "expect_column_values_to_be_in_set" and c.column == lab.column and not c.success:
+            head, sep, rest = c.details.partition(" unexpected")
+            if sep and head.isdigit():
+                c.details = f"{head} value(s) neither {lab.positive!r} nor {lab.negative!r}{rest}"
+    return checks
 
 
 # ---- running ------------------------------------------------------------------------------

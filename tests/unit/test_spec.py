@@ -95,6 +95,13 @@ def test_demo_derived_views(spec: DatasetSpec, raw: dict[str, Any]) -> None:
     assert spec.columns_for("labels") == spec.label_columns
     assert BATCH_KINDS == ("events", "labels")
     assert len(set(spec.event_columns)) == len(spec.event_columns)
+    # a labels batch needs only the id and the outcome; the event time is optional
+    assert spec.required_columns_for("labels") == ["payment_id", "is_fraud"]
+    assert spec.optional_columns_for("labels") == ["event_time"]
+    assert spec.required_columns_for("events") == spec.event_columns
+    assert spec.optional_columns_for("events") == []
+    # label ids are looked up over the label delay plus the training window
+    assert spec.label_match_days == spec.label.delay_days + spec.training.window_days == 13
 
 
 def test_find_spec_by_name_and_path(spec: DatasetSpec) -> None:

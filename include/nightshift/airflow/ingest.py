@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, tzinfo
 from typing import Any
 
 from airflow.sdk import Asset, Context
@@ -17,8 +17,9 @@ from nightshift.spec import BatchKind, find_spec
 log = logging.getLogger(__name__)
 
 
-def partition_day(context: Context) -> date:
-    """The day a run covers: ``params.dt`` when given, else the start of its data interval."""
+def partition_day(context: Context, tz: tzinfo = UTC) -> date:
+    """The day a run covers: ``params.dt`` when given, else the local date, in ``tz`` (the
+    spec's ``partitioning.timezone``), that its data interval starts on."""
     params = context.get("params") or {}
     if params.get("dt"):
         from nightshift.spec import parse_dt
@@ -29,7 +30,7 @@ def partition_day(context: Context) -> date:
         raise AirflowFailException(
             "this run has no data interval: trigger it with the 'dt' param (YYYY-MM-DD)"
         )
-    return start.date()
+    return start.astimezone(tz).date()
 
 
 def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) -> dict[str, Any]:
@@ -43,8 +44,8 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
     from nightshift.storage import StorageError
     from nightshift.validate import BatchRejected
 
-    day = partition_day(context)
     spec, store = find_spec(dataset), get_store()
+    day = partition_day(context, spec.partitioning.tz)
     try:
         outcome = ingest_partition(store, spec, kind, day)
     except BatchRejected as exc:
