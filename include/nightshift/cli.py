@@ -99,16 +99,20 @@ def _finish(results: Sequence[Any], what: str) -> int:
 
 def _use_stack() -> None:
     """The running stack's MLflow server when ``make up`` started one (and
-    ``$MLFLOW_TRACKING_URI`` is unset); else the embedded SQLite default stays. MLflow's own
-    chatter (database set-up, pickling advice) is kept out of the command's output."""
+    ``$MLFLOW_TRACKING_URI`` is unset); else the embedded SQLite default stays."""
+    from nightshift.stack import use_stack_mlflow
+
+    use_stack_mlflow()
+
+
+def _quiet_libraries() -> None:
+    """Keep MLflow's chatter (database set-up, pickling and type-hint advice) out of the
+    command's output; set before anything imports mlflow."""
     import os
     import warnings
 
-    from nightshift.stack import use_stack_mlflow
-
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(mlflow|nightshift)(\.|$)")
-    use_stack_mlflow()
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -323,6 +327,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     from nightshift import registry
 
+    _use_stack()
     spec = find_spec(args.dataset)
     client = registry.configure()
     try:
@@ -419,6 +424,7 @@ def champion_summary(dataset: str) -> dict[str, Any] | None:
 def cmd_champion(args: argparse.Namespace) -> int:
     import json
 
+    _use_stack()
     info = champion_summary(find_spec(args.dataset).name)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -554,6 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # bad usage (argparse printed why: 2) or --help (0)
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    _quiet_libraries()
     try:
         return int(args.func(args))
     except (SpecError, StorageError, ValueError) as exc:
