@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TextIO
 
 from nightshift.spec import BATCH_KINDS, SpecError, find_spec, parse_dt
 from nightshift.storage import StorageError, Store
@@ -112,7 +112,22 @@ def _quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+    # MLflow shows some of its advice under its own `simplefilter("once")`, past any filter
+    # set here: those are dropped where they would be shown
+    show = warnings.showwarning
+
+    def show_unless_mlflow(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not (issubclass(category, UserWarning) and f"{os.sep}mlflow{os.sep}" in filename):
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_unless_mlflow
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
