@@ -115,3 +115,50 @@ def test_monitor_as_of_a_day_reports_only_what_was_known_then(
     # then up to date: the last day's turn
     assert main(["monitor", "--dataset", "payments"]) == 0
     assert f"{LAST}  drift        v1" in capsys.readouterr().out
+
+
+def test_a_borderline_verdict_waits_for_a_human_and_review_approve_is_that_answer(
+    cli_env: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import yaml
+
+    from nightshift import registry
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / "datasets" / "payments.yaml").read_text())
+    # a review band wide enough for a quick challenger (60 rounds) against v1; floors and a
+    # baseline margin it passes (a hard failure is never a judgement call)
+    data["gate"].update(
+        review={"band": [-0.2, 0.2]},
+        min_metrics={"roc_auc": 0.6, "average_precision": 0.05},
+        baseline_margin=-0.1,
+        floors_vs_champion=False,
+    )
+    data["training"]["num_boost_round"] = 60
+    (tmp_path / "payments.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(tmp_path))
+    client = registry.configure()
+    champion = registry.alias_version(client, "payments", registry.CHAMPION)
+
+    assert main(["train", "--dataset", "payments"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "is borderline (roc_auc delta " in err and "run again with --review approve or --review reject" in err
+    )
+    assert registry.alias_version(client, "payments", registry.CHAMPION) == champion  # nothing decided
+    audited = len(registry.read_audit(cli_env["store"], "payments"))
+
+    assert main(["train", "--dataset", "payments", "--review", "approve"]) == 0
+    out = capsys.readouterr().out
+    new = registry.alias_version(client, "payments", registry.CHAMPION)
+    assert new not in (None, champion) and f"promoted: nightshift-payments v{new} is the champion" in out
+    events = registry.read_audit(cli_env["store"], "payments")
+    assert len(events) == audited + 1
+    user = getpass.getuser()
+    last = events[-1]
+    assert (last.action, last.version, last.actor, last.previous_version) == ("promote", new, user, champion)
+    assert last.review and last.review["decision"] == "approve" and last.review["by"] == user
+    assert last.reason.startswith(f"approved by {user} after review")
