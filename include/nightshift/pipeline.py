@@ -676,10 +676,12 @@ def _log_live(client: Any, run_id: str, metrics: list[Any], what: str) -> None:
         client.log_batch(run_id, metrics=metrics)
 
 
-def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
+def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> dict[str, Any]:
     """Report every recent scored day not reported yet (drift, data quality) and every day
     whose labels have landed since (performance of the version that scored it); update the
-    history table. Idempotent: a (day, version) already reported is not redone.
+    history table. Idempotent: a (day, version) already reported is not redone. With
+    ``as_of``, only what was known on that day: predictions of days up to it, labels that
+    arrived by then (a replay of the past).
 
     A day's summary JSON is written last, after its reports and its MLflow ``live_*`` metrics,
     and the history is derived from the summaries: a summary the history lacks (a run that
@@ -695,11 +697,13 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
     client = registry.configure()
     tz = spec.partitioning.tz
     predicted = store.list_partitions(store.path("predictions", spec.name))
+    predicted = [d for d in predicted if as_of is None or d <= as_of]
     if not predicted:
         return {"drift": [], "performance": [], "history_rows": len(read_history(store, spec.name))}
     first = predicted[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
     days = [d for d in predicted if d >= first]
     arrivals = store.list_partitions(store.path("labels", spec.name))
+    arrivals = [d for d in arrivals if as_of is None or d <= as_of]
     refs: dict[str, _Reference] = {}
     known = {(r["dt"], str(r["version"])): r for r in read_history(store, spec.name)}
     new_rows: list[dict[str, Any]] = []
