@@ -402,6 +402,7 @@ def _fit(
 
 
 def _trial_params(rng: np.random.Generator) -> dict[str, Any]:
+    """One draw of the search space (the order of the draws is part of the seeded sequence)."""
     return {
         "max_depth": int(rng.integers(3, 11)),
         "eta": float(np.exp(rng.uniform(np.log(0.02), np.log(0.3)))),
@@ -412,6 +413,16 @@ def _trial_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+def tuning_trials(spec: DatasetSpec, first_model: bool, trials: int | None = None) -> int:
+    """How many search trials a run makes: ``trials`` when given (a manual run's request),
+    else ``training.tuning.trials`` for a first model (no champion) or for every run when
+    ``tuning.first_model_only`` is off, else 0."""
+    if trials is not None:
+        return trials
+    tuning = spec.training.tuning
+    return tuning.trials if first_model or not tuning.first_model_only else 0
+
+
 def train(
     spec: DatasetSpec,
     window: Window,
@@ -420,13 +431,16 @@ def train(
     num_boost_round: int | None = None,
     trials: int | None = None,
     timeout_s: float | None = None,
+    first_model: bool = False,
 ) -> TrainResult:
     """Fit the transform on the training days, train with early stopping on the validation
-    days; with ``trials`` > 0 a seeded random search within ``timeout_s`` picks the params
-    with the best validation score (the spec's params are always trial 0)."""
+    days; with search trials (:func:`tuning_trials`: by default for a ``first_model`` only) a
+    seeded random search within ``timeout_s`` picks the params with the best validation score
+    (the spec's params are always trial 0). The search is reproducible from the seed for the
+    trials it completes: the time budget only cuts the sequence short (each trial is logged)."""
     t = spec.training
     rounds = num_boost_round or t.num_boost_round
-    n_trials = t.tuning.trials if trials is None else trials
+    n_trials = tuning_trials(spec, first_model, trials)
     budget = t.tuning.timeout_s if timeout_s is None else timeout_s
     train_t, val_t = window.split("train"), window.split("validation")
     transform = FeatureTransform.from_spec(spec, train_t)
@@ -441,7 +455,8 @@ def train(
         if time.perf_counter() - start > budget:
             log.info("tuning stopped after %d trial(s): %.0f s budget spent", i - 1, budget)
             break
-        params = {**base, **_trial_params(rng)}
+        # an override (a manual run's xgb_params) is kept in every trial: the search is around it
+        params = xgb_params(spec, device, {**_trial_params(rng), **(overrides or {})})
         cand, hist = _fit(params, dtrain, dval, rounds, t.early_stopping_rounds)
         done.append({"trial": i, "params": _public(params), "score": float(cand.best_score)})
         if cand.best_score > best.best_score:

@@ -491,9 +491,13 @@ def test_tuning_records_trials(clicks: DatasetSpec, small_window: Window) -> Non
 def test_tuning_respects_timeout(clicks: DatasetSpec, small_window: Window) -> None:
     r = train(clicks, small_window, CPU, num_boost_round=15, trials=5, timeout_s=1e-9)
     assert [t["trial"] for t in r.trials] == [0]
-    # the spec's tuning section applies when no arguments are given
+    # the spec's tuning section applies when no arguments are given: to a first model (no
+    # champion) only, unless tuning.first_model_only is off
     spec = _with(clicks, training={"tuning": {"trials": 1, "timeout_s": 600}})
-    assert len(train(spec, small_window, CPU, num_boost_round=15).trials) == 2
+    assert len(train(spec, small_window, CPU, num_boost_round=15, first_model=True).trials) == 2
+    assert train(spec, small_window, CPU, num_boost_round=15).trials == []
+    always = _with(clicks, training={"tuning": {"trials": 1, "timeout_s": 600, "first_model_only": False}})
+    assert len(train(always, small_window, CPU, num_boost_round=15).trials) == 2
 
 
 def test_a_corrected_label_takes_effect_the_latest_arrival_wins(store: Store, clicks: DatasetSpec) -> None:
