@@ -465,7 +465,8 @@ def compete(rules: Gate, xgb: Verdict, logistic: Verdict, xgb_eval: Evaluation, 
             if not (np.isnan(b) or np.isnan(v))
             else f"{m} {_fmt(b)} vs XGBoost {_fmt(v)}"
         )
-        lost = ", ".join(competition["xgboost_failed"])
+        names = competition["xgboost_failed"]
+        lost = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
         reason = f"baseline won: logistic {lead}; XGBoost failed {lost}; {logistic.reason}"
         out = Verdict(True, reason, logistic.checks, logistic.deltas, logistic.first_model, LOGISTIC, competition)
         return out

@@ -1019,3 +1019,26 @@ def retrain_decide_step(
     )
     retrain.write_record(store, decision)
     return decision.to_dict()
+
+
+def bootstrap_decide_step(
+    store: Store, spec: DatasetSpec, run_key: str, *, triggered_by: str | None = None
+) -> dict[str, Any]:
+    """The bootstrap guard rail for an automatic training run while there is no champion
+    (:func:`nightshift.retrain.decide_bootstrap`), recorded once per run (a retried task gets
+    the recorded decision back)."""
+    from nightshift import retrain
+    from nightshift.train import labelled_days
+
+    found = retrain.find_record(store, spec.name, run_key, retrain.BOOTSTRAP)
+    if found is not None:
+        return found.to_dict()
+    decision = retrain.decide_bootstrap(
+        spec,
+        run_key,
+        retrain.read_records(store, spec.name, retrain.BOOTSTRAP),
+        labelled_days(store, spec),
+        triggered_by=triggered_by,
+    )
+    retrain.write_record(store, decision, retrain.BOOTSTRAP)
+    return decision.to_dict()
