@@ -301,6 +301,8 @@ XGB_OVERRIDABLE = {
     "max_bin": int,
     "scale_pos_weight": float,
     "max_delta_step": float,
+    "max_cat_to_onehot": int,
+    "max_cat_threshold": int,
 }
 OVERRIDES = ("since", "window_days", "xgb_params", "num_boost_round", "note")
 

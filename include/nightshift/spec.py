@@ -194,6 +194,11 @@ DEFAULT_XGB_PARAMS: dict[str, float | int | str] = {
     "subsample": 0.8,
     "colsample_bytree": 0.7,
     "max_bin": 256,
+    # categorical features are XGBoost-native (codes): one-vs-rest splits up to 32 categories,
+    # above that partition splits over at most 16 categories, so a high-cardinality column
+    # (87 neighbourhoods, a few thousand rows) does not overfit (docs/benchmarks.md)
+    "max_cat_to_onehot": 32,
+    "max_cat_threshold": 16,
 }
 
 

@@ -517,3 +517,46 @@ def test_a_corrected_label_takes_effect_the_latest_arrival_wins(store: Store, cl
     want = dict(zip(lbl.column("click_id").to_pylist(), (1 - y).tolist(), strict=True))
     assert got == want
     assert next(p for p in w.partitions if p.dt == _day(1)).positives == int((1 - y).sum())
+
+
+def test_high_cardinality_categoricals_are_regularised_by_default() -> None:
+    """A categorical of 150 values on a few thousand rows: the default params cap XGBoost's
+    partition splits (``max_cat_threshold``) and one-hot the small ones (``max_cat_to_onehot``);
+    the booster trains with them, and an unseen category at scoring is missing, not an error."""
+    import json
+
+    from nightshift.spec import DEFAULT_XGB_PARAMS
+
+    assert (DEFAULT_XGB_PARAMS["max_cat_to_onehot"], DEFAULT_XGB_PARAMS["max_cat_threshold"]) == (32, 16)
+    spec = parse_spec(
+        {
+            "name": "stops",
+            "id_column": "id",
+            "event_time_column": "ts",
+            "label": {"column": "searched", "delay_days": 0, "positive": "YES", "negative": "NO"},
+            "features": {"numeric": [{"name": "lat"}], "categorical": [{"name": "neighborhood"}]},
+            "training": {"window_days": 5, "validation_days": 1, "holdout_days": 1, "min_rows": 30},
+        }
+    )
+    rng = np.random.default_rng(0)
+    n, hoods = 3000, np.array([f"n{i:03d}" for i in range(150)])
+    hood = rng.choice(hoods, n)
+    y = np.where(rng.random(n) < 0.2, "YES", "NO")
+    days = np.repeat([D0 + timedelta(days=i) for i in range(5)], n // 5)
+    table = pa.table(
+        {
+            "id": [str(i) for i in range(n)],
+            "lat": rng.normal(45, 0.1, n),
+            "neighborhood": hood,
+            "searched": y,
+            "__dt": pa.array(days, pa.date32()),
+        }
+    )
+    window = Window(table, [], split_days(sorted(set(days.tolist())), 1, 1))
+    r = train(spec, window, CPU)
+    config = json.loads(r.booster.save_config())["learner"]["gradient_booster"]["tree_train_param"]
+    assert (config["max_cat_to_onehot"], config["max_cat_threshold"]) == ("32", "16")
+    hold = window.split("holdout")
+    assert len(r.transform.categorical["neighborhood"]) == 150
+    unseen = hold.slice(0, 3).set_column(2, "neighborhood", pa.array(["never-seen"] * 3))
+    assert np.isfinite(predict(r.booster, r.transform, unseen)).all()
