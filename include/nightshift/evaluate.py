@@ -143,7 +143,7 @@ class LogisticModel:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """``(rows, features + 1)`` log-odds contributions, the bias last (XGBoost's
-        ``pred_contribs`` layout): feature j's is the sum of coefficient × value over its own
+        ``pred_contribs`` layout): feature j's is the sum of coefficient * value over its own
         standardised / one-hot columns, so a row's contributions + bias = its margin."""
         import scipy.sparse as sp
 
@@ -160,7 +160,7 @@ class LogisticModel:
 
     def weights(self) -> dict[str, float]:
         """Per feature: the sum of |coefficient| over its standardised / one-hot columns (a
-        numeric one's is |coefficient × standard deviation| in its own units)."""
+        numeric one's is |coefficient * standard deviation| in its own units)."""
         pre, lr = self.pipeline[0], self.pipeline[-1]
         coef = np.abs(np.asarray(lr.coef_[0], dtype=np.float64))
         return {f: float(coef[pre.output_indices_[f"f{j}"]].sum()) for j, f in enumerate(self.features)}
@@ -177,7 +177,7 @@ class LogisticModel:
         import pickle
 
         with open(path, "rb") as f:
-            data = pickle.load(f)  # noqa: S301 - our own artifact, logged by train/gate
+            data = pickle.load(f)  # our own artifact, logged by the gate
         return cls(data["pipeline"], data["features"])
 
 
@@ -442,7 +442,9 @@ def baseline_competes(rules: Gate, verdict: Verdict) -> bool:
     )
 
 
-def compete(rules: Gate, xgb: Verdict, logistic: Verdict, xgb_eval: Evaluation, base_eval: Evaluation) -> Verdict:
+def compete(
+    rules: Gate, xgb: Verdict, logistic: Verdict, xgb_eval: Evaluation, base_eval: Evaluation
+) -> Verdict:
     """The verdict of a competition between a rejected XGBoost challenger (``xgb``) and the
     logistic baseline judged by the same gate (``logistic``): the baseline's when it passes
     (it is the candidate that is registered), else the XGBoost challenger's; both record the
@@ -450,13 +452,14 @@ def compete(rules: Gate, xgb: Verdict, logistic: Verdict, xgb_eval: Evaluation, 
     m = rules.metric
     v, b = xgb_eval.metrics.get(m, float("nan")), base_eval.metrics.get(m, float("nan"))
     won = logistic.promote
-    competition = {
+    names = [c.name for c in xgb.failed]
+    competition: dict[str, Any] = {
         "metric": m,
         "winner": LOGISTIC if won else None,
         XGBOOST: v,
         LOGISTIC: b,
         "margin": b - v,  # the baseline's lead (negative: XGBoost was better but failed elsewhere)
-        "xgboost_failed": [c.name for c in xgb.failed],
+        "xgboost_failed": names,
         "logistic_failed": [c.name for c in logistic.failed],
     }
     if won:
@@ -465,10 +468,11 @@ def compete(rules: Gate, xgb: Verdict, logistic: Verdict, xgb_eval: Evaluation, 
             if not (np.isnan(b) or np.isnan(v))
             else f"{m} {_fmt(b)} vs XGBoost {_fmt(v)}"
         )
-        names = competition["xgboost_failed"]
         lost = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
         reason = f"baseline won: logistic {lead}; XGBoost failed {lost}; {logistic.reason}"
-        out = Verdict(True, reason, logistic.checks, logistic.deltas, logistic.first_model, LOGISTIC, competition)
+        out = Verdict(
+            True, reason, logistic.checks, logistic.deltas, logistic.first_model, LOGISTIC, competition
+        )
         return out
     reason = xgb.reason + f"; the logistic baseline competed too and was rejected: {logistic.reason}"
     out = Verdict(False, reason, xgb.checks, xgb.deltas, xgb.first_model, XGBOOST, competition)
@@ -477,43 +481,41 @@ def compete(rules: Gate, xgb: Verdict, logistic: Verdict, xgb_eval: Evaluation, 
 
 
 def hints(rules: Gate, verdict: Verdict) -> list[str]:
-    """What to try about each kind of failed check (for the rejection notification)."""
+    """What to try about each kind of failed check (for the rejection notification); slices
+    failing the same way are named together."""
     out: list[str] = []
+    slices: dict[str, list[str]] = {}
     for c in verdict.failed:
-        name = c.name
-        if name == "stability":
-            tip = "the model's scores are broken (NaN or constant): check the features and the params"
-        elif name == "serving_skew":
-            tip = "the packaged model scores differently from training: check the transform and the code version"
-        elif name == "baseline":
-            tip = (
+        kind, _, what = c.name.partition(":")
+        if kind in ("slice_baseline", "slice", "slice_min"):
+            slices.setdefault(kind, []).append(what)
+        elif kind == "stability":
+            out.append("the model's scores are broken (NaN or constant): check the features and the params")
+        elif kind == "serving_skew":
+            out.append(
+                "the packaged model scores differently from training: check the transform and the code"
+            )
+        elif kind == "baseline":
+            out.append(
                 "a logistic regression is as good: consider more data (training.window_days) or better "
                 "features; gate.baseline_candidate lets the baseline serve"
             )
-        elif name.startswith("slice_baseline:"):
-            tip = (
-                f"slice {name.split(':', 1)[1]} is worse than the baseline's: check the slice or raise "
-                f"gate.max_slice_regression ({rules.max_slice_regression})"
+        elif kind in ("min", "defined"):
+            out.append(
+                f"{what} is below its floor (gate.min_metrics): more data or features, or a floor that fits "
+                "this dataset"
             )
-        elif name.startswith("slice:"):
-            tip = (
-                f"slice {name.split(':', 1)[1]} fell below the champion's: check the slice or raise "
-                f"gate.max_slice_regression ({rules.max_slice_regression})"
-            )
-        elif name.startswith("slice_min:"):
-            tip = f"slice {name.split(':', 1)[1]} is below gate.slice_min_metric: check the slice or lower it"
-        elif name.startswith("min:") or name.startswith("defined:"):
-            tip = (
-                f"{name.split(':', 1)[1]} is below its floor (gate.min_metrics): more data or features, or "
-                "a floor that fits this dataset"
-            )
-        elif name == "champion":
-            tip = "worse than the champion on the same holdout: the champion keeps serving"
-        else:
-            continue
-        if tip not in out:
-            out.append(tip)
-    return out
+        elif kind == "champion":
+            out.append("worse than the champion on the same holdout: the champion keeps serving")
+    allowed = f"gate.max_slice_regression ({rules.max_slice_regression})"
+    says = {
+        "slice_baseline": f"worse than the baseline's: check the slice or raise {allowed}",
+        "slice": f"fell below the champion's: check the slice or raise {allowed}",
+        "slice_min": "below gate.slice_min_metric: check the slice or lower it",
+    }
+    for kind, names in slices.items():
+        out.append(f"slice{'s' if len(names) > 1 else ''} {', '.join(names)} {says[kind]}")
+    return list(dict.fromkeys(out))
 
 
 # ---- serving skew ------------------------------------------------------------------------
@@ -625,7 +627,7 @@ def needs_review(rules: Gate, verdict: Verdict) -> str | None:
 def contributions(model: Any, transform: FeatureTransform, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """``(matrix, contributions)`` of ``rows``: the transform's matrix and each feature's
     log-odds contribution, bias last — XGBoost's ``pred_contribs`` (TreeSHAP) for a booster,
-    coefficient × value per feature for the logistic baseline (:class:`LogisticModel`)."""
+    coefficient * value per feature for the logistic baseline (:class:`LogisticModel`)."""
     x = transform.matrix(rows)
     if isinstance(model, LogisticModel):
         return x, model.contributions(x)
@@ -642,10 +644,7 @@ def importance(model: Any, transform: FeatureTransform, sample: pa.Table) -> lis
     """Per feature: mean |contribution| (log-odds, :func:`contributions`) on ``sample``, its
     mean, and ``gain``: the booster's gain importance, or for the logistic baseline the sum of
     |coefficient| over the feature's standardised / one-hot columns."""
-    if isinstance(model, LogisticModel):
-        gain = model.weights()
-    else:
-        gain = model.get_score(importance_type="gain")
+    gain = model.weights() if isinstance(model, LogisticModel) else model.get_score(importance_type="gain")
     _, contribs = contributions(model, transform, sample)
     mean_abs = np.abs(contribs[:, :-1]).mean(axis=0)
     mean = contribs[:, :-1].mean(axis=0)

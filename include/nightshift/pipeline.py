@@ -404,10 +404,14 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     version = registry.register(client, spec.name, winner_run, run_key)
     name = registry.model_name(spec.name)
     with registry.speaking_errors(f"tagging v{version}"):
-        client.set_model_version_tag(name, version, "nightshift.verdict", "promote" if final.promote else "reject")
+        client.set_model_version_tag(
+            name, version, "nightshift.verdict", "promote" if final.promote else "reject"
+        )
         client.set_model_version_tag(name, version, "nightshift.model_kind", final.model_kind)
         if final.competition is not None:
-            client.set_model_version_tag(name, version, "nightshift.competition", json.dumps(final.competition))
+            client.set_model_version_tag(
+                name, version, "nightshift.competition", json.dumps(final.competition)
+            )
     return {
         "run_id": winner_run,
         "challenger_run_id": run_id,
@@ -500,11 +504,15 @@ def _baseline_run(
         "run_key": key,
         "model_kind": ev.LOGISTIC,
         "competed_with": run_id,
-        "device": {"name": "cpu", "reason": "the logistic baseline is fitted by the gate, on CPU", "gpus": 0,
-                   "host": host},  # fmt: skip
+        "device": {
+            "name": "cpu",
+            "reason": "the logistic baseline is fitted by the gate, on CPU",
+            "gpus": 0,
+            "host": host,
+        },
     }
     params = {"model_kind": ev.LOGISTIC, "logistic.fit_days": "train", "logistic.max_iter": "500"}
-    tags = {k: str(lineage[k]) for k in ("dag_id", "run_id", "run_type") if k in lineage}
+    tags: dict[str, str] = {k: str(lineage[k]) for k in ("dag_id", "run_id", "run_type") if k in lineage}
     evaluation = ev.Evaluation.from_dict({**baseline.to_dict(), "name": "challenger"})
     run = _log_model_run(
         client, exp_id, store, spec, window, key, logistic, transform, evaluation, p_base, importance,

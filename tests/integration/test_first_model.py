@@ -62,7 +62,12 @@ def test_xgboost_no_better_than_its_baseline_gets_a_logistic_champion_that_is_sc
     monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(_spec_dir(tmp_path)))
     client, store = own_registry["client"], own_registry["store"]
     dr = run_dag(model_dags["train"])
-    assert task_states(dr) == {"train": "success", "gate": "success", "review": "success", "promote": "success"}
+    assert task_states(dr) == {
+        "train": "success",
+        "gate": "success",
+        "review": "success",
+        "promote": "success",
+    }
     assert registry.alias_version(client, "payments", "champion") == "1"
     verdict = dr.get_task_instance("gate").xcom_pull(task_ids="gate")
     xgb_run = verdict["challenger_run_id"]
@@ -80,7 +85,9 @@ def test_xgboost_no_better_than_its_baseline_gets_a_logistic_champion_that_is_sc
     }
     # the evidence: which model won and by how much, the same gate on both
     comp = verdict["competition"]
-    assert comp["winner"] == "logistic" and comp["margin"] == pytest.approx(comp["logistic"] - comp["xgboost"])
+    assert comp["winner"] == "logistic" and comp["margin"] == pytest.approx(
+        comp["logistic"] - comp["xgboost"]
+    )
     assert comp["margin"] > 0 and "baseline" in comp["xgboost_failed"] and comp["logistic_failed"] == []
     assert verdict["reason"].startswith(
         f"baseline won: logistic roc_auc {comp['logistic']:.4f} vs XGBoost {comp['xgboost']:.4f} "

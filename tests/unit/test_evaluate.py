@@ -506,7 +506,8 @@ def test_a_slice_worse_than_the_baselines_on_a_first_run_is_named() -> None:
     v = gate(DEFAULTS, _ev("challenger", 0.62, slices=slices), None, base)
     assert _failed(v) == ["slice_baseline:race=Black"]
     assert "roc_auc 0.5200 vs logistic baseline 0.5700 (delta -0.0500, allowed -0.03)" in v.reason
-    assert any("slice race=Black is worse than the baseline's" in h for h in v.hints)
+    tip = "slice race=Black worse than the baseline's: check the slice or raise gate.max_slice_regression"
+    assert f"{tip} (0.03)" in v.hints
     # with a champion the slices are compared with the champion's, not the baseline's
     champ = _ev("champion", 0.61, slices={"race": {"Black": _slice(0.53)}}, version="1")
     v = gate(DEFAULTS, _ev("challenger", 0.62, slices=slices), champ, base)
@@ -516,7 +517,9 @@ def test_a_slice_worse_than_the_baselines_on_a_first_run_is_named() -> None:
 
 def test_an_absolute_slice_floor_applies_only_where_the_spec_sets_one() -> None:
     slices = {"channel": {"web": _slice(0.62)}}
-    assert not any(n.startswith("slice_min") for n in _names(gate(DEFAULTS, _ev("c", 0.85, slices=slices), None, None)))
+    assert not any(
+        n.startswith("slice_min") for n in _names(gate(DEFAULTS, _ev("c", 0.85, slices=slices), None, None))
+    )
     floored = DEFAULTS.model_copy(update={"slice_min_metric": 0.65})
     assert _failed(gate(floored, _ev("c", 0.85, slices=slices), None, None)) == ["slice_min:channel=web"]
 
@@ -594,7 +597,9 @@ def test_a_rejection_says_what_to_try(check: str, hint: str) -> None:
 # ---- the logistic baseline as a model --------------------------------------------------------------
 
 
-def test_the_logistic_model_predicts_as_the_baseline_and_its_contributions_add_up(toy: DatasetSpec, tmp_path: Any) -> None:
+def test_the_logistic_model_predicts_as_the_baseline_and_its_contributions_add_up(
+    toy: DatasetSpec, tmp_path: Any
+) -> None:
     transform = FeatureTransform.from_spec(toy)
     train, y_train = _toy_table(2000, 3)
     hold, _ = _toy_table(500, 4)
@@ -611,7 +616,7 @@ def test_the_logistic_model_predicts_as_the_baseline_and_its_contributions_add_u
     np.testing.assert_array_equal(again.predict(transform.matrix(hold)), p)
     # importance: a (the signal) first, b (noise) last; gain is the |coefficient| weight
     rows = importance(model, transform, hold)
-    assert [r["feature"] for r in rows][0] == "a" and rows[-1]["feature"] == "b"
+    assert rows[0]["feature"] == "a" and rows[-1]["feature"] == "b"
     assert all(r["gain"] >= 0 for r in rows) and rows[0]["mean_abs_contribution"] > 0
     # explain: each row's steps add up to the served probability
     steps = explain(model, transform, hold.slice(0, 4))

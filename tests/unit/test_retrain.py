@@ -203,7 +203,9 @@ def test_a_forced_retrain_names_who_ran_it_and_on_whose_behalf(tmp_path: Any, sp
 # ---- the bootstrap guard rail (no champion yet) ------------------------------------------------
 
 
-def _boot(spec: DatasetSpec, key: str, records: list[RetrainDecision], last_day: int, at: int) -> RetrainDecision:
+def _boot(
+    spec: DatasetSpec, key: str, records: list[RetrainDecision], last_day: int, at: int
+) -> RetrainDecision:
     from nightshift.retrain import decide_bootstrap
 
     labelled = [_day(i) for i in range(last_day + 1)]
@@ -221,8 +223,9 @@ def test_bootstrap_trains_at_most_once_per_period_and_tells_a_wait_once(spec: Da
     # the next days' automatic runs wait; the first skip of the wait is told, not the next ones
     skip1 = _boot(spec, "b", records, 10, 1)
     assert not skip1.ran
-    assert "last bootstrap attempt (data of 2026-05-10) was rejected: next attempt on data from 2026-05-13" in (
-        skip1.reason
+    assert (
+        "last bootstrap attempt (data of 2026-05-10) was rejected: next attempt on data from 2026-05-13"
+        in (skip1.reason)
     )
     notify = {c["name"]: c["ok"] for c in skip1.checks}
     assert notify == {"bootstrap": False, "notify": True}
