@@ -259,23 +259,26 @@ def main(argv: list[str] | None = None) -> int:
     for name in ns.datasets.split(","):
         spec, table = payments(ns.days, ns.rows) if name == "payments" else mplsstops()
         t0 = time.perf_counter()
-        models = compare_models(spec, table, ns.windows, ns.trials)
+        models = compare_models(spec, table, ns.windows, ns.trials) if ns.windows else None
         loop = until_champion(spec, table, ns.max_days)
         out[name] = {"models": models, "loop": loop, "seconds": time.perf_counter() - t0}
-        f, m = models["first"] or {}, models["mean"]
         n_days = len(set(table.column("__dt").to_pylist()))
         print(f"\n{name}: {table.num_rows} labelled rows over {n_days} days")
-        print("| holdout AUC | default XGBoost | logistic baseline | tuned XGBoost |")
-        print("|---|---|---|---|")
-        if f:
-            where = f"first window (ends day {f['end']}, {f['rows']} rows)"
-            tuned = f"{f['tuned']:.4f} ({f['tuned_trials']} trials)"
-            print(f"| {where} | {f['default']:.4f} | {f['baseline']:.4f} | {tuned} |")
-        means = f"{m['default']:.4f} | {m['baseline']:.4f} | {m['tuned']:.4f}"
-        print(f"| mean of {models['windows']} windows | {means} |")
-        beats = models["xgb_beats_baseline"]
-        print(f"XGBoost beats the baseline in {beats['default']} (default) / {beats['tuned']} (tuned) "
-              f"of {models['windows']} windows")  # fmt: skip
+        if models:
+            f, m = models["first"] or {}, models["mean"]
+            print("| holdout AUC | default XGBoost | logistic baseline | tuned XGBoost |")
+            print("|---|---|---|---|")
+            if f:
+                where = f"first window (ends day {f['end']}, {f['rows']} rows)"
+                tuned = f"{f['tuned']:.4f} ({f['tuned_trials']} trials)"
+                print(f"| {where} | {f['default']:.4f} | {f['baseline']:.4f} | {tuned} |")
+            means = f"{m['default']:.4f} | {m['baseline']:.4f} | {m['tuned']:.4f}"
+            print(f"| mean of {models['windows']} windows | {means} |")
+            beats = models["xgb_beats_baseline"]
+            print(
+                f"XGBoost beats the baseline in {beats['default']} (default) / {beats['tuned']} (tuned) "
+                f"of {models['windows']} windows"
+            )
         print(
             f"first champion: day {loop['champion_day']} ({loop['champion_kind']}) after {loop['attempts']} "
             f"attempt(s), first attempt day {loop['first_attempt_day']}, {loop['skipped_by_guard_rail']} "
