@@ -384,9 +384,16 @@ def dmatrices(
 
 
 def _fit(
-    params: dict[str, Any], dtrain: Any, dval: Any, rounds: int, early: int
+    params: dict[str, Any], dtrain: Any, dval: Any, rounds: int, early: int, deadline: float | None = None
 ) -> tuple[Any, dict[str, Any]]:
+    """Train with early stopping on the validation days; past ``deadline`` (a
+    ``time.perf_counter()`` value) the boosting stops after the current round (a search trial
+    must not outlive the tuning budget; its best round so far is still a fair candidate)."""
     import xgboost as xgb
+
+    class _Deadline(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return deadline is not None and time.perf_counter() > deadline
 
     history: dict[str, Any] = {}
     booster = xgb.train(
@@ -397,6 +404,7 @@ def _fit(
         early_stopping_rounds=early,
         evals_result=history,
         verbose_eval=False,
+        callbacks=[_Deadline()] if deadline is not None else None,
     )
     return booster, history.get("validation", {})
 
@@ -437,7 +445,8 @@ def train(
     days; with search trials (:func:`tuning_trials`: by default for a ``first_model`` only) a
     seeded random search within ``timeout_s`` picks the params with the best validation score
     (the spec's params are always trial 0). The search is reproducible from the seed for the
-    trials it completes: the time budget only cuts the sequence short (each trial is logged)."""
+    trials it completes: the time budget cuts the sequence short, and stops a trial still
+    running when it is spent (each trial is logged; the spec's params always train in full)."""
     t = spec.training
     rounds = num_boost_round or t.num_boost_round
     n_trials = tuning_trials(spec, first_model, trials)
@@ -457,8 +466,13 @@ def train(
             break
         # an override (a manual run's xgb_params) is kept in every trial: the search is around it
         params = xgb_params(spec, device, {**_trial_params(rng), **(overrides or {})})
-        cand, hist = _fit(params, dtrain, dval, rounds, t.early_stopping_rounds)
-        done.append({"trial": i, "params": _public(params), "score": float(cand.best_score)})
+        cand, hist = _fit(params, dtrain, dval, rounds, t.early_stopping_rounds, deadline=start + budget)
+        trial = {"trial": i, "params": _public(params), "score": float(cand.best_score)}
+        if time.perf_counter() - start > budget:
+            trial["stopped"] = (
+                f"time budget ({budget:.0f} s) spent after {cand.num_boosted_rounds()} round(s)"
+            )
+        done.append(trial)
         if cand.best_score > best.best_score:
             best, best_params, best_hist = cand, params, hist
     return TrainResult(

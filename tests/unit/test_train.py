@@ -560,3 +560,24 @@ def test_high_cardinality_categoricals_are_regularised_by_default() -> None:
     assert len(r.transform.categorical["neighborhood"]) == 150
     unseen = hold.slice(0, 3).set_column(2, "neighborhood", pa.array(["never-seen"] * 3))
     assert np.isfinite(predict(r.booster, r.transform, unseen)).all()
+
+
+def test_a_search_trial_stops_when_the_tuning_budget_is_spent(
+    clicks: DatasetSpec, small_window: Window
+) -> None:
+    """The budget bounds the search, not only when the next trial may start: a trial still
+    boosting at the deadline stops after its current round (its best round so far counts)."""
+    import time
+
+    from nightshift.features import FeatureTransform
+    from nightshift.train import _fit, dmatrices
+
+    train_t, val_t = small_window.split("train"), small_window.split("validation")
+    transform = FeatureTransform.from_spec(clicks, train_t)
+    dtrain, dval = dmatrices(transform, train_t, val_t, clicks)
+    params = xgb_params(clicks, CPU, {"eta": 1e-4})  # would boost for 100k rounds
+    t0 = time.perf_counter()
+    booster, history = _fit(params, dtrain, dval, 100_000, 100_000, deadline=t0 + 0.5)
+    assert time.perf_counter() - t0 < 10
+    assert 1 <= booster.num_boosted_rounds() < 100_000 and len(history["auc"]) == booster.num_boosted_rounds()
+    assert booster.best_score == pytest.approx(max(history["auc"]))
