@@ -111,6 +111,7 @@ def mplsstops(wheel: Path = WHEEL, spec_path: Path | None = None) -> tuple[Datas
     )
     if spec_path is not None:  # a committed spec (e.g. tests/specs/mplsstops.yaml): its own names
         spec = find_spec(spec_path)
+        df = df.drop(columns=[spec.id_column, spec.event_time_column], errors="ignore")
         df = df.rename(columns={"id": spec.id_column, "event_time": spec.event_time_column})
     cols = [spec.id_column, spec.event_time_column, "lat", "long", *MPLS_CATEGORICAL, "personSearch", "__dt"]
     table = pa.Table.from_pandas(df[cols], preserve_index=False)
