@@ -536,3 +536,14 @@ def test_label_values_of_two_types_are_refused_with_a_hint_about_yaml_booleans(t
     path.write_text(text, encoding="utf-8")
     with pytest.raises(SpecError, match=r"label: .*must be of one type.*quote YES/NO"):
         load_spec(path)
+
+
+def test_defaults_fit_a_real_dataset_not_only_the_demo() -> None:
+    """A spec that sets no gate, tuning or guard rails: chance-level absolute floor, relative
+    slice floors, the baseline as a candidate, the first model tuned, bootstrap runs spaced."""
+    s = parse_spec(_minimal())
+    g, t = s.gate, s.training
+    assert g.min_metrics == {"roc_auc": 0.55} and g.slice_min_metric is None and g.baseline_candidate
+    assert (t.tuning.trials, t.tuning.timeout_s, t.tuning.first_model_only) == (20, 120.0, True)
+    assert (t.params["max_cat_to_onehot"], t.params["max_cat_threshold"]) == (32, 16)
+    assert s.retrain.bootstrap_every_days == 3
