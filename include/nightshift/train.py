@@ -464,6 +464,14 @@ def train(
     n_trials = tuning_trials(spec, first_model, trials)
     budget = t.tuning.timeout_s if timeout_s is None else timeout_s
     train_t, val_t = window.split("train"), window.split("validation")
+    log.info(
+        "training on %s: %d training and %d validation rows, %d tuning trial(s) within %.0f s",
+        device.name,
+        train_t.num_rows,
+        val_t.num_rows,
+        n_trials,
+        budget,
+    )
     transform = FeatureTransform.from_spec(spec, train_t)
     start = time.perf_counter()
     base = xgb_params(spec, device, overrides)

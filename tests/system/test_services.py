@@ -127,6 +127,25 @@ def wait_task(
     raise TimeoutError(f"{dag_id}/{task_id} never reached {states}; last: {last.get('state')}")
 
 
+def wait_log(topo: Topology, dag_id: str, run_id: str, task_id: str, text: str, timeout: float = 300) -> None:
+    """Poll the task's first-attempt log (the workers write it under AIRFLOW_HOME) for ``text``."""
+    log = (
+        topo.home
+        / "airflow"
+        / "logs"
+        / f"dag_id={dag_id}"
+        / f"run_id={run_id}"
+        / f"task_id={task_id}"
+        / "attempt=1.log"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} not in {log} within {timeout:.0f} s")
+
+
 def tis(client: AirflowClient, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
     return {t["task_id"]: t for t in client.task_instances(dag_id, run_id)}
 
@@ -304,10 +323,12 @@ def test_a_worker_killed_mid_training_is_retried_and_registers_one_version(
     topo: Topology, client: AirflowClient, flow: dict[str, Any]
 ) -> None:
     known = [v.version for v in versions(topo)]
-    run_id = client.trigger(TRAIN, {"tuning_trials": 3})  # a training long enough to interrupt
+    # A search bounded by time, not by trials, so the training outlasts the wait on any machine.
+    run_id = client.trigger(TRAIN, {"tuning_trials": 200, "tuning_timeout_s": 30, "num_boost_round": 3000})
     ti = wait_task(client, TRAIN, run_id, "train", {"running"})
     assert ti["hostname"] == "worker-gpu"
-    time.sleep(8)  # past the imports, inside training
+    wait_log(topo, TRAIN, run_id, "train", "training on ")  # past the imports, inside training
+    assert tis(client, TRAIN, run_id)["train"]["state"] == "running"  # the kill lands mid-training
     topo.kill("worker-gpu")  # SIGKILL to the worker's whole process group
     topo.start_worker("worker-gpu")
     run = client.wait_run(TRAIN, lambda r: r["dag_run_id"] == run_id, timeout=900)
