@@ -396,15 +396,20 @@ def _fit(
             return deadline is not None and time.perf_counter() > deadline
 
     history: dict[str, Any] = {}
+    # Early stopping before the deadline: xgboost asks the callbacks in order and stops asking
+    # at the first that says stop, so this order records every round's score (best_score
+    # included) even when the deadline cuts the very first round.
+    callbacks: list[Any] = [xgb.callback.EarlyStopping(rounds=early)]
+    if deadline is not None:
+        callbacks.append(_Deadline())
     booster = xgb.train(
         {k: v for k, v in params.items() if k != "max_bin"},
         dtrain,
         num_boost_round=rounds,
         evals=[(dval, "validation")],
-        early_stopping_rounds=early,
         evals_result=history,
         verbose_eval=False,
-        callbacks=[_Deadline()] if deadline is not None else None,
+        callbacks=callbacks,
     )
     return booster, history.get("validation", {})
 

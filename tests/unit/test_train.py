@@ -583,6 +583,25 @@ def test_a_search_trial_stops_when_the_tuning_budget_is_spent(
     assert booster.best_score == pytest.approx(max(history["auc"]))
 
 
+def test_a_deadline_spent_before_the_first_round_still_leaves_a_scored_booster(
+    clicks: DatasetSpec, small_window: Window
+) -> None:
+    """On a loaded machine the budget can be spent before a trial's first round ends: the trial
+    stops after that round and still has its best score and round (the early-stopping callback
+    must see every round the deadline lets through)."""
+    import time
+
+    from nightshift.features import FeatureTransform
+    from nightshift.train import _fit, dmatrices
+
+    train_t, val_t = small_window.split("train"), small_window.split("validation")
+    transform = FeatureTransform.from_spec(clicks, train_t)
+    dtrain, dval = dmatrices(transform, train_t, val_t, clicks)
+    booster, history = _fit(xgb_params(clicks, CPU), dtrain, dval, 100, 10, deadline=time.perf_counter() - 1)
+    assert booster.num_boosted_rounds() == 1 and len(history["auc"]) == 1
+    assert booster.best_iteration == 0 and booster.best_score == pytest.approx(history["auc"][0])
+
+
 def test_a_trial_must_beat_the_specs_params_by_more_than_the_validation_noise(
     clicks: DatasetSpec, small_window: Window
 ) -> None:
