@@ -1,4 +1,5 @@
-# nightshift: two set-up commands on a fresh machine — `make demo` and `make test`.
+# nightshift: two set-up commands on a fresh machine — `make demo` and `make test`;
+# `make up` / `make down` run the same stack on your own datasets/ and store.
 SHELL := /bin/bash
 STATE := $(CURDIR)/.nightshift
 VENV := $(STATE)/venv
@@ -8,7 +9,7 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo down test lint unit dags integration system bench clean venv services-deps browser-deps services-up services-down
+.PHONY: demo up down test lint unit dags integration system bench clean venv services-deps browser-deps services-up services-down
 
 venv: $(VENV)/.synced
 
@@ -45,6 +46,10 @@ services-down:
 
 demo: venv
 	scripts/demo.sh
+
+# the demo's stack (MLflow + Airflow on 127.0.0.1) on datasets/ and the store, generating nothing
+up: venv
+	scripts/up.sh
 
 down:
 	scripts/down.sh

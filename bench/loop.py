@@ -16,7 +16,9 @@ served model's AUC on every day is compared for three policies:
     ``run_alert`` emits it) goes through ``retrain.decide`` with the earlier decisions kept in
     memory; a retrain trains on the decision's window and is gated exactly as ``gate_step``
     does (challenger, champion and logistic baseline on the challenger's holdout,
-    ``evaluate.gate``); a promoted challenger serves from day ``d + 1`` with its own reference.
+    ``evaluate.gate``; the baseline's competition is not simulated: an XGBoost challenger that
+    does not beat the baseline is rejected, as with ``gate.baseline_candidate: false``); a
+    promoted challenger serves from day ``d + 1`` with its own reference.
 
 All three share the generated days and the bootstrap model (trained on days
 ``0..window_days-1``, serving from day ``window_days``). The served AUC of a day uses that

@@ -159,7 +159,10 @@ def w_prep(a: Result) -> Result:
         "seconds": out,
         "champion": verdict_["version"],
         "champion_window": trained["window"],
-        "champion_auc": trained["holdout_roc_auc"],
+        # the version's own holdout AUC: the logistic baseline's when it competed and won
+        "champion_auc": verdict_["metrics"].get("roc_auc", trained["holdout_roc_auc"]),
+        "champion_kind": verdict_.get("model_kind", "xgboost"),
+        "champion_reason": verdict_["reason"],
     }
 
 
@@ -554,7 +557,12 @@ def bench(rows: int, root: Path, timeout: float, poll_s: float, keep: bool) -> R
         t0 = time.perf_counter()
         prep_args = {"start": START.isoformat(), "prep_days": PREP_DAYS, "rows": rows}
         prep = run_worker("prep", prep_args, paths, show_stderr=True)
-        log(f"initial state in {time.perf_counter() - t0:.0f} s (champion v{prep.result['champion']})")
+        champ = prep.result
+        kind, why = champ.get("champion_kind", "xgboost"), champ.get("champion_reason")
+        log(
+            f"initial state in {time.perf_counter() - t0:.0f} s (champion v{champ['champion']}, "
+            f"{kind}, AUC {champ['champion_auc']:.4f}: {why})"
+        )
         shutil.copytree(paths.live, paths.snapshot)
 
         log("import costs, each group alone in a fresh interpreter ...")

@@ -3,14 +3,18 @@
 
 Daily ingestion of one dataset (one DAG per `datasets/<name>.yaml`).
 
-For the run's day (its data interval, or the `dt` param), two independent branches:
+The schedule cuts the dataset's local days: daily after local midnight in the spec's
+`partitioning.timezone` (23- and 25-hour days across DST changes included). For the run's day
+(the local date its data interval starts on, or the `dt` param), two branches:
 
 1. **events**: wait (deferred, no worker slot) for `landing/<dataset>/events/dt=<day>/`,
    read and cast to the spec's schema, validate with the Great Expectations suite in
    `great_expectations/expectations/<dataset>.events.json`, then publish
    `curated/<dataset>/dt=<day>/` atomically and emit the *curated* Asset event.
 2. **labels**: the same for `landing/<dataset>/labels/dt=<day>/` into `labels/`, skipped on
-   days when no labels are due (no events landed *label delay* days before).
+   days when no labels are due (no events landed *label delay* days before). Label ids are
+   matched with the curated events, so with a label delay of 0 days the labels wait for the
+   day's events to be ingested (whatever the verdict).
 
 A failing batch is copied to `quarantine/<dataset>/<kind>/dt=<day>/` with its validation
 result and GX Data Docs; the task fails, naming the failed expectations and the report; the
@@ -26,25 +30,29 @@ from typing import Any
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 
 from nightshift.airflow.assets import curated_asset, labels_asset
-from nightshift.airflow.dagconfig import dataset_names, default_args
+from nightshift.airflow.dagconfig import dag_shape, dataset_names, default_args
 from nightshift.airflow.sensors import LandingSensor
 
-DAY = "{{ params.dt or data_interval_start | ds }}"
+# the `dt` param; without it the sensor and the task take the local date the run's data
+# interval starts on, in the spec's zone
+DAY = "{{ params.dt or '' }}"
 
 
-def ingest_schedule() -> CronDataIntervalTimetable | None:
-    """Daily after midnight UTC; ``NIGHTSHIFT_INGEST_SCHEDULE`` sets another cron, or ``none``
-    for runs triggered only with ``dt`` (the demo lets its simulated past days land that way)."""
+def ingest_schedule(timezone: str = "UTC") -> CronDataIntervalTimetable | None:
+    """Daily after local midnight in ``timezone``; ``NIGHTSHIFT_INGEST_SCHEDULE`` sets another
+    cron (in that zone), or ``none`` for runs triggered only with ``dt`` (the demo lets its
+    simulated past days land that way)."""
     cron = os.environ.get("NIGHTSHIFT_INGEST_SCHEDULE", "0 0 * * *").strip()
-    return None if cron.lower() == "none" else CronDataIntervalTimetable(cron, timezone="UTC")
+    return None if cron.lower() == "none" else CronDataIntervalTimetable(cron, timezone=timezone)
 
 
 def build(name: str) -> DAG:
+    shape = dag_shape(name)
     with DAG(
         dag_id=f"nightshift_ingest.{name}",
         description=f"Ingest and validate the daily {name} batches",
         doc_md=__doc__,
-        schedule=ingest_schedule(),
+        schedule=ingest_schedule(shape.timezone),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=3,
@@ -52,7 +60,9 @@ def build(name: str) -> DAG:
         params={"dt": Param(None, type=["null", "string"], description="Day to ingest (YYYY-MM-DD)")},
         tags=["nightshift", "ingest", f"dataset:{name}"],
     ) as dag:
+        ingest: dict[str, Any] = {}
         for kind, asset in (("events", curated_asset(name)), ("labels", labels_asset(name))):
+            same_day = kind == "labels" and shape.label_delay_days == 0
             wait = LandingSensor(
                 task_id=f"wait_{kind}",
                 dataset=name,
@@ -61,8 +71,13 @@ def build(name: str) -> DAG:
                 skip_unless_due=kind == "labels",
                 timeout=int(timedelta(hours=12).total_seconds()),
                 poke_interval=30,
+                # labels of the day's own events: after their ingest, whatever its verdict
+                trigger_rule="all_done" if same_day else "all_success",
             )
-            wait >> _ingest_task(name, kind, asset)()
+            if same_day:
+                ingest["events"] >> wait
+            ingest[kind] = _ingest_task(name, kind, asset)()
+            wait >> ingest[kind]
     return dag
 
 

@@ -9,11 +9,15 @@ tuning budget).
    train / validation / holdout; XGBoost with early stopping, on CUDA when the worker sees a
    GPU (else CPU, with a warning; a worker with `NIGHTSHIFT_REQUIRE_GPU=1` fails instead). One
    MLflow run: params, metrics, lineage (partitions + hashes, validation, code version, device),
-   feature contributions, the model packaged with its feature transform. Too little labelled
-   data yet skips an automatic run and fails a manual one.
+   feature contributions, the model packaged with its feature transform; a first model (no
+   champion) is tuned within `training.tuning`. Too little labelled data yet skips an automatic
+   run and fails a manual one; while there is no champion, automatic runs train at most once per
+   `retrain.bootstrap_every_days` labelled days (the first skip of a wait is notified).
 2. **gate**: challenger vs the current champion and a logistic baseline on the same holdout,
-   with the spec's thresholds and slice checks; the verdict and its evidence go to the run;
-   the challenger is registered (a retry finds its version).
+   with the spec's thresholds and slice checks; when XGBoost does not beat the baseline, the
+   baseline competes (packaged as a run of its own, judged by the same gate) and is the version
+   registered if it passes; the verdict and its evidence go to the run(s); the candidate is
+   registered (a retry finds its version).
 3. **promote** (pool `nightshift_registry`, one slot): move the `champion` alias (former one →
    `previous`), verify, audit, emit the *champion* Asset event; a rejected challenger is
    recorded in the audit trail, notified (`rejection`) and the task is skipped. A verdict whose

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make down: stop every component `make demo` started, by its process group.
+# make down: stop every component `make up` (or `make demo`) started, by its process group.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUN="${NIGHTSHIFT_HOME:-$(pwd)/.nightshift}/run"
@@ -15,3 +15,4 @@ for f in "$RUN"/*.pid; do
   fi
   rm -f "$f"
 done
+rm -f "$RUN/stack.json"

@@ -1,4 +1,4 @@
-# Settings shared by `make demo`, `make down` and the tests: everything lives under .nightshift/.
+# Settings shared by `make up`, `make demo`, `make down` and the tests: everything lives under .nightshift/.
 # Source it from the repository root.
 ROOT="$(pwd)"
 export NIGHTSHIFT_HOME="${NIGHTSHIFT_HOME:-$ROOT/.nightshift}"
@@ -20,7 +20,8 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export GX_ANALYTICS_ENABLED=False
-# the demo's days are in the past: they land when scripts/step_days.py triggers them
+# days land when `nightshift replay` triggers them (the demo's and your history are in the past);
+# NIGHTSHIFT_INGEST_SCHEDULE='0 0 * * *' makes `make up` ingest each new day by itself
 export NIGHTSHIFT_INGEST_SCHEDULE="${NIGHTSHIFT_INGEST_SCHEDULE:-none}"
 export MLFLOW_DISABLE_TELEMETRY=true
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false

@@ -1,45 +1,26 @@
 """Wait until every run of a DAG over a range of days has finished, via the REST API.
 
 Usage: python scripts/wait_runs.py DAG_ID START END [--timeout S]
-Prints progress; exits 0 when all runs finished (whatever their state), 1 on timeout.
+Prints progress; exits 0 when all runs finished (whatever their state), 1 on timeout. Logs in
+with the running stack's credentials (``make up`` records where they are).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from datetime import date, timedelta
-from typing import Any
 
-BASE = os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
-FINISHED = {"success", "failed"}
-
-
-def _request(method: str, path: str, token: str | None = None, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(BASE + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"null")
+from nightshift import stack
+from nightshift.restclient import FINISHED, AirflowAPI, ApiError, ApiUnavailable
 
 
-def token() -> str:
-    return str(
-        _request("POST", "/auth/token", body={"username": "admin", "password": "admin"})["access_token"]
-    )
-
-
-def runs(tok: str, dag_id: str) -> list[dict[str, Any]]:
-    q = urllib.parse.urlencode({"limit": 1000})
-    return list(_request("GET", f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns?{q}", tok)["dag_runs"])
+def api() -> AirflowAPI:
+    """The running stack's API, logged in as its user with the password from its password file."""
+    info = stack.StackInfo.read()
+    user = info.user if info else stack.DEFAULT_USER
+    return AirflowAPI(stack.api_base(None, info), user, stack.password(user, stack.passwords_file(info)))
 
 
 def main() -> int:
@@ -51,19 +32,17 @@ def main() -> int:
     a = p.parse_args()
     want = {(a.start + timedelta(days=i)).isoformat() for i in range((a.end - a.start).days + 1)}
     deadline = time.monotonic() + a.timeout
-    tok = None
+    client = api()
     last = ""
     while time.monotonic() < deadline:
         try:
-            tok = tok or token()
             states = {}
-            for r in runs(tok, a.dag_id):
-                day = (r.get("logical_date") or "")[:10]
+            for r in client.runs(a.dag_id):
+                day = ((r.get("conf") or {}).get("dt") or r.get("logical_date") or "")[:10]
                 if day in want:
                     states[day] = r["state"]
-        except (urllib.error.URLError, ConnectionError, KeyError) as exc:
+        except (ApiUnavailable, ApiError, KeyError) as exc:
             states = {}
-            tok = None
             print(f"  (API not ready: {exc})", flush=True)
         done = sum(1 for d in want if states.get(d) in FINISHED)
         failed = sum(1 for d in want if states.get(d) == "failed")

@@ -1,12 +1,17 @@
-"""``nightshift`` command line: generate demo data, write suites, ingest a day, summarise."""
+"""``nightshift`` command line: onboard a dataset, generate demo data, write suites; run the loop's
+steps on ranges of days without Airflow (ingest, train, score, monitor) or let landed days pass
+through the running scheduler (replay); summarise, audit, roll back.
+
+Exit codes: 0 all went well; 1 a day failed or was quarantined (each named on stderr), or the
+step could not run; 2 bad usage."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any
+from datetime import date, timedelta
+from typing import Any, TextIO
 
 from nightshift.spec import BATCH_KINDS, SpecError, find_spec, parse_dt
 from nightshift.storage import StorageError, Store
@@ -55,18 +60,245 @@ def cmd_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(value: str) -> date:
+    try:
+        return parse_dt(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _days(args: argparse.Namespace) -> list[date] | None:
+    """The days of ``--from``/``--to`` (or ``--dt``); ``None`` after printing a usage error."""
+    from nightshift.runner import day_range
+
+    start, end = (args.dt, args.dt) if getattr(args, "dt", None) else (args.start, args.end)
+    problem = None
+    if getattr(args, "dt", None) and (args.start or args.end):
+        problem = "give --dt DAY or --from DAY --to DAY, not both"
+    elif start is None or end is None:
+        problem = "--from DAY and --to DAY are required" + (" (or --dt DAY)" if hasattr(args, "dt") else "")
+    else:
+        try:
+            return day_range(start, end)
+        except ValueError as exc:
+            problem = str(exc)
+    print(f"nightshift {args.command}: {problem}", file=sys.stderr)
+    return None
+
+
+def _finish(results: Sequence[Any], what: str) -> int:
+    """Print the range's summary; name each failed or quarantined day on stderr; the exit code."""
+    from nightshift.runner import summary
+
+    print(summary(results, what))
+    bad = [r for r in results if not r.ok]
+    for r in bad:
+        print(f"nightshift: {r.day} {r.status}: {r.message}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _use_stack() -> None:
+    """The running stack's MLflow server when ``make up`` started one (and
+    ``$MLFLOW_TRACKING_URI`` is unset); else the embedded SQLite default stays."""
+    from nightshift.stack import use_stack_mlflow
+
+    use_stack_mlflow()
+
+
+def _quiet_libraries() -> None:
+    """Keep MLflow's chatter (database set-up, pickling and type-hint advice) out of the
+    command's output; set before anything imports mlflow."""
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    # MLflow shows some of its advice under its own `simplefilter("once")`, past any filter
+    # set here: those are dropped where they would be shown
+    show = warnings.showwarning
+
+    def show_unless_mlflow(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not (issubclass(category, UserWarning) and f"{os.sep}mlflow{os.sep}" in filename):
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_unless_mlflow
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from nightshift.ingest import NoLandingData, ingest_partition
-    from nightshift.validate import BatchRejected
+    """Ingest each day of the range (events, labels or both): the DAG's core, without Airflow."""
+    from nightshift.runner import ingest_day, kinds_of, reporter_for, run_days
 
     spec = find_spec(args.dataset)
+    days = _days(args)
+    if days is None:
+        return 2
+    store, kinds = _store(args), kinds_of(args.kind)
+    results = run_days(
+        days, lambda d: ingest_day(store, spec, d, kinds), reporter_for(sys.stdout), f"ingest {spec.name}"
+    )
+    return _finish(results, "ingested")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train on the window, gate against the champion and the baseline, promote or reject
+    (audited; the actor is the OS user). A borderline verdict (``gate.review``) waits for a
+    human: ``--review approve|reject`` is that human's answer."""
+    import getpass
+    import socket
+    from datetime import UTC, datetime
+
+    from nightshift import registry
+    from nightshift.features import FeatureError
+    from nightshift.pipeline import TrainRequest, decide_step, gate_step, train_step
+    from nightshift.train import DeviceError, InsufficientData
+
+    _use_stack()
+    spec, store = find_spec(args.dataset), _store(args)
+    user = getpass.getuser()
+    now = datetime.now(UTC)
+    key = f"cli/{user}@{socket.gethostname()}/train.{spec.name}/{now:%Y%m%dT%H%M%S.%fZ}"
+    request = TrainRequest(as_of=args.as_of, window_days=args.window_days)
     try:
-        outcome = ingest_partition(_store(args), spec, args.kind, parse_dt(args.dt))
-    except (BatchRejected, NoLandingData) as exc:
-        print(exc, file=sys.stderr)
+        trained = train_step(store, spec, key, request, {"run_type": "cli", "triggered_by": user})
+        auc = trained.get("holdout_roc_auc")
+        where = f" on {trained['window']}, device {trained['device']}" if trained.get("window") else ""
+        print(
+            f"trained:  MLflow run {trained['run_id']}{where}" + (f", holdout AUC {auc:.4f}" if auc else "")
+        )
+        verdict = gate_step(store, spec, trained["run_id"], key)
+        says = "promote" if verdict["promote"] else "reject"
+        print(f"gate:     v{verdict['version']}: {says}: {verdict['reason']}")
+        review = None
+        if verdict.get("review"):
+            if not args.review:
+                print(
+                    f"nightshift train: v{verdict['version']} is borderline ({verdict['review']}): a human "
+                    f"decides; run again with --review approve or --review reject, or promote it from the "
+                    f"Airflow UI (nightshift_promote.{spec.name}, version={verdict['version']})",
+                    file=sys.stderr,
+                )
+                return 1
+            review = {
+                "needed": True,
+                "decision": args.review,
+                "by": user,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "comment": f"nightshift train --review {args.review}",
+            }
+        event = decide_step(
+            store,
+            spec,
+            verdict,
+            actor=user,
+            trigger=f"cli: nightshift train --dataset {spec.name} (run {trained['run_id']})",
+            review=review,
+            triggered_by=user,
+            run_key=key,
+        )
+    except (InsufficientData, DeviceError, FeatureError, registry.RegistryError) as exc:
+        print(f"nightshift train: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(f"{spec.name} {args.kind} dt={outcome.dt}: {outcome.rows} rows valid -> {outcome.published_uri}")
+    name = registry.model_name(spec.name)
+    before = f"v{event['previous_version']}" if event.get("previous_version") else "none"
+    if event["action"] == "promote":
+        print(f"promoted: {name} v{event['version']} is the champion (previous: {before}); audited as {user}")
+    else:
+        print(
+            f"rejected: {name} v{event['version']} not promoted (champion stays {before}): {event['reason']}"
+        )
     return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score each curated day of the range with the champion (the DAG's step)."""
+    from nightshift import registry
+    from nightshift.runner import reporter_for, run_days, score_day
+
+    _use_stack()
+    spec = find_spec(args.dataset)
+    days = _days(args)
+    if days is None:
+        return 2
+    store = _store(args)
+    try:
+        pinned = registry.alias_version(registry.configure(), spec.name, registry.CHAMPION)
+    except registry.RegistryError as exc:
+        print(f"nightshift score: {exc}", file=sys.stderr)
+        return 1
+    if pinned is None:
+        print(f"nightshift score: {spec.name}: no champion yet; train one: nightshift train --dataset "
+              f"{spec.name}", file=sys.stderr)  # fmt: skip
+        return 1
+    results = run_days(
+        days, lambda d: score_day(store, spec, d, pinned), reporter_for(sys.stdout), f"score {spec.name}"
+    )
+    return _finish(results, "scored")
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Drift and performance reports of the scored days not reported yet (as of a day), then the
+    alert policy (an alert is shown; under the scheduler it would start nightshift_retrain)."""
+    from nightshift import registry
+    from nightshift.monitor import MonitoringError
+    from nightshift.pipeline import alert_step, monitor_step
+
+    _use_stack()
+    spec, store = find_spec(args.dataset), _store(args)
+    try:
+        result = monitor_step(store, spec, as_of=args.as_of)
+        alert = alert_step(store, spec)
+    except (MonitoringError, FileNotFoundError, registry.RegistryError) as exc:
+        print(f"nightshift monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for d in result["drift"]:
+        flag = " DRIFTING" if d["drifting"] else ""
+        print(f"{d['dt']}  drift        v{d['version']}: share {d['drift_share']:.2f}{flag}  {d['report']}")
+    for p in result["performance"]:
+        print(f"{p['dt']}  performance  v{p['version']}: AUC {p['roc_auc']:.4f}  {p['report']}")
+    if not result["drift"] and not result["performance"]:
+        print(f"{spec.name}: nothing new to monitor" + (f" as of {args.as_of}" if args.as_of else ""))
+    print(f"history:  {result.get('history', '-')} ({result['history_rows']} row(s))")
+    if alert:
+        print(f"alert:    {alert['kind']} on v{alert['version']} since {alert['onset']}: {alert['reason']}")
+        print(f"          (the scheduler would start nightshift_retrain.{spec.name}; here: "
+              f"nightshift train --dataset {spec.name})")  # fmt: skip
+    else:
+        print("alert:    none")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Let landed days pass through the running scheduler (``make up``) via its REST API."""
+    from nightshift import stack
+    from nightshift.restclient import AirflowAPI, ApiError, ApiUnavailable
+    from nightshift.runner import replay, reporter_for
+
+    spec = find_spec(args.dataset)
+    days = _days(args)
+    if days is None:
+        return 2
+    info = stack.StackInfo.read()
+    base = stack.api_base(args.api, None if args.api else info)
+    user = args.user or (info.user if info else stack.DEFAULT_USER)
+    store = _store(args) if args.store or not (info and info.store) else Store(info.store)
+    unpause = ("score", "train", "monitor", "retrain") if "all" in args.unpause else tuple(args.unpause)
+    try:
+        AirflowAPI(base, user, "").check()  # nothing running: say so before asking for a password
+        api = AirflowAPI(base, user, stack.password(user, stack.passwords_file(info)))
+        results = replay(
+            api, store, spec, days, reporter_for(sys.stdout), together=args.together,
+            timeout_s=args.timeout, unpause=unpause,
+        )  # fmt: skip
+    except (ApiUnavailable, ApiError, stack.CredentialsError) as exc:
+        print(f"nightshift replay: {exc}", file=sys.stderr)
+        return 1
+    return _finish(results, "replayed")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -110,6 +342,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     from nightshift import registry
 
+    _use_stack()
     spec = find_spec(args.dataset)
     client = registry.configure()
     try:
@@ -128,6 +361,52 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return 1
     name = registry.model_name(spec.name)
     print(f"{name}: champion is v{event.version} again (v{event.previous_version} rolled back)")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Infer ``datasets/NAME.yaml`` and its GX suites from a sample file. Exit 0: written;
+    1: a file that cannot be used, or files that exist without ``--force`` (nothing written,
+    each named); 2: bad usage (a missing option, a bad name or time zone)."""
+    from pathlib import Path
+
+    from nightshift import infer
+    from nightshift.spec import NAME_RE, default_datasets_dir, zone_of
+    from nightshift.validate import default_gx_dir
+
+    usage = None
+    if not NAME_RE.match(args.dataset):
+        usage = f"--dataset {args.dataset!r}: lower-case letters, digits and '_', starting with a letter"
+    elif not args.label:
+        usage = "--label COL is required: the binary outcome, in --labels FILE or else in --events FILE"
+    elif len({args.id, args.time, args.label}) < 3:
+        usage = "--id, --time and --label must name three different columns"
+    else:
+        try:
+            zone_of(args.timezone)
+        except ValueError as exc:
+            usage = f"--timezone: {exc}"
+    if usage:
+        print(f"nightshift init: {usage}", file=sys.stderr)
+        return 2
+    try:
+        events = infer.read_sample(args.events, "events")
+        labels = infer.read_sample(args.labels, "labels") if args.labels else None
+        inferred = infer.infer_spec(
+            args.dataset, events, args.id, args.time, args.label, labels, args.timezone
+        )
+        datasets_dir = Path(args.datasets_dir) if args.datasets_dir else default_datasets_dir()
+        gx_dir = Path(args.gx_dir) if args.gx_dir else default_gx_dir()
+        written = infer.write_spec(inferred, datasets_dir, gx_dir, force=args.force)
+    except (infer.InferError, FileExistsError, SpecError) as exc:
+        print(f"nightshift init: {exc}", file=sys.stderr)
+        return 1
+    kinds = {r: sum(f.role == r for f in inferred.features) for r in ("numeric", "categorical", "excluded")}
+    features = f"{kinds['numeric']} numeric and {kinds['categorical']} categorical feature(s)"
+    print(f"wrote {written[0]}: {features}, {kinds['excluded']} column(s) left out; "
+          f"{inferred.checks} line(s) marked 'check:' to review")  # fmt: skip
+    for path in written[1:]:
+        print(f"wrote {path}")
     return 0
 
 
@@ -160,6 +439,7 @@ def champion_summary(dataset: str) -> dict[str, Any] | None:
 def cmd_champion(args: argparse.Namespace) -> int:
     import json
 
+    _use_stack()
     info = champion_summary(find_spec(args.dataset).name)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -199,11 +479,53 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace edited suite files")
     s.set_defaults(func=cmd_suite)
 
-    i = sub.add_parser("ingest", help="ingest one day without Airflow (same core as the DAG)")
+    def days_of(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument(
+            "--from", dest="start", type=_date, metavar="DAY", help="first local day, YYYY-MM-DD"
+        )
+        cmd.add_argument("--to", dest="end", type=_date, metavar="DAY", help="last local day (included)")
+
+    i = sub.add_parser("ingest", help="ingest and validate days without Airflow (same core as the DAG)")
     i.add_argument("--dataset", default="payments")
-    i.add_argument("--kind", choices=BATCH_KINDS, default="events")
-    i.add_argument("--dt", required=True)
+    days_of(i)
+    i.add_argument("--dt", type=_date, metavar="DAY", help="one day (the same as --from DAY --to DAY)")
+    i.add_argument("--kind", choices=[*BATCH_KINDS, "both"], default="both", help="default: both")
     i.set_defaults(func=cmd_ingest)
+
+    t = sub.add_parser("train", help="train -> gate -> promote or reject, audited (actor: the OS user)")
+    t.add_argument("--dataset", default="payments")
+    t.add_argument("--as-of", type=_date, metavar="DAY", help="train on the window ending by DAY")
+    t.add_argument(
+        "--window-days", type=int, metavar="N", help="labelled days in the window (spec's default)"
+    )
+    t.add_argument("--review", choices=("approve", "reject"), help="your answer to a borderline verdict")
+    t.set_defaults(func=cmd_train)
+
+    sc = sub.add_parser("score", help="score curated days with the champion (same step as the DAG)")
+    sc.add_argument("--dataset", default="payments")
+    days_of(sc)
+    sc.set_defaults(func=cmd_score)
+
+    mo = sub.add_parser("monitor", help="drift and performance reports, then the alert policy")
+    mo.add_argument("--dataset", default="payments")
+    mo.add_argument("--as-of", type=_date, metavar="DAY", help="only what was known on DAY")
+    mo.set_defaults(func=cmd_monitor)
+
+    rp = sub.add_parser("replay", help="let landed days pass through the running scheduler (make up)")
+    rp.add_argument("--dataset", default="payments")
+    days_of(rp)
+    rp.add_argument("--together", action="store_true", help="trigger every day at once, wait once")
+    rp.add_argument(
+        "--unpause",
+        nargs="*",
+        default=[],
+        choices=("score", "train", "monitor", "retrain", "all"),
+        help="DAG families to unpause besides ingest (all: the whole loop)",
+    )
+    rp.add_argument("--timeout", type=float, default=1200, metavar="S", help="per day (default 1200)")
+    rp.add_argument("--api", metavar="URL", help="Airflow API (default: the running stack's, or :8080)")
+    rp.add_argument("--user", help="Airflow user (default: the running stack's, admin)")
+    rp.set_defaults(func=cmd_replay)
 
     m = sub.add_parser("summary", help="per-day table: batches, scoring version, drift, AUC, retrains")
     m.add_argument("--dataset", default="payments")
@@ -224,6 +546,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--actor", default=None, help="on whose behalf (the OS user is always recorded)")
     r.set_defaults(func=cmd_rollback)
 
+    n = sub.add_parser("init", help="infer datasets/NAME.yaml and its GX suites from a sample file")
+    n.add_argument("--dataset", required=True, metavar="NAME", help="the dataset's name (and file name)")
+    n.add_argument("--events", required=True, metavar="FILE", help="a sample of the events (CSV or Parquet)")
+    n.add_argument("--id", required=True, metavar="COL", help="the id column (unique per event)")
+    n.add_argument("--time", required=True, metavar="COL", help="the event-time column")
+    n.add_argument("--labels", metavar="FILE", help="a sample of the labels feed (default: the events file)")
+    n.add_argument("--label", metavar="COL", help="the label column (two values)")
+    n.add_argument(
+        "--timezone", default="UTC", metavar="ZONE", help="IANA zone of the local days (default UTC)"
+    )
+    n.add_argument("--force", action="store_true", help="replace an existing spec and its suites")
+    n.add_argument("--datasets-dir", metavar="DIR", help="default $NIGHTSHIFT_DATASETS_DIR or datasets/")
+    n.add_argument(
+        "--gx-dir", metavar="DIR", help="suites go to DIR/expectations/ (default $NIGHTSHIFT_GX_DIR)"
+    )
+    n.set_defaults(func=cmd_init)
+
     c = sub.add_parser("champion", help="the champion model: version, holdout metrics, device")
     c.add_argument("--dataset", default="payments")
     c.add_argument("--json", action="store_true")
@@ -232,7 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # bad usage (argparse printed why: 2) or --help (0)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    _quiet_libraries()
     try:
         return int(args.func(args))
     except (SpecError, StorageError, ValueError) as exc:

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from nightshift.spec import DatasetSpec, NumericFeature
+from nightshift.spec import DatasetSpec, NumericFeature, partition_bounds
 from nightshift.storage import Store
 
 __all__ = [
@@ -457,7 +457,8 @@ def _events_schema(spec: DatasetSpec) -> pa.Schema:
 
 def _labels_schema(spec: DatasetSpec) -> pa.Schema:
     ev = _events_schema(spec)
-    return pa.schema([ev.field(0), ev.field(1), pa.field(spec.label.column, pa.int64())])
+    label = {"bool": pa.bool_(), "int64": pa.int64(), "string": pa.string()}[spec.label.dtype]
+    return pa.schema([ev.field(0), ev.field(1), pa.field(spec.label.column, label)])
 
 
 # ---- generation ------------------------------------------------------------------------------
@@ -490,7 +491,10 @@ def generate_day(
     ev_schema, lb_schema = _events_schema(spec), _labels_schema(spec)
     covariate = scenario.covariate_drift(day_index)
     weights = _DRIFTED if scenario.concept_drift(day_index) else _BASE
-    day_start_us = int(datetime.combine(day, time(0), tzinfo=UTC).timestamp()) * 1_000_000
+    # the spec's local day (23 or 25 hours across a DST change), as UTC microseconds
+    start_utc, end_utc = partition_bounds(day, spec.partitioning.tz)
+    day_start_us = int(start_utc.timestamp()) * 1_000_000
+    day_us = int((end_utc - start_utc).total_seconds()) * 1_000_000
     width = max(7, len(str(rows)))
     id_prefix = f"{ID_PREFIX}-{day.isoformat()}-"
     numeric = {f.name: f for f in spec.features.numeric}
@@ -513,7 +517,11 @@ def generate_day(
             ids = _fixed_width_strings(id_prefix, numbers, width)
         else:
             ids = pa.array(int(day.strftime("%Y%m%d")) * 10**9 + numbers, type=pa.int64())
-        times = pa.array(day_start_us + tod_us, type=pa.timestamp("us", tz="UTC"))
+        if day_us == US_PER_DAY:
+            local_us = tod_us
+        else:  # a 23- or 25-hour local day: the same profile, stretched (float: no int64 overflow)
+            local_us = np.minimum(np.rint(tod_us * (day_us / US_PER_DAY)), day_us - 1).astype(np.int64)
+        times = pa.array(day_start_us + local_us, type=pa.timestamp("us", tz="UTC"))
         columns: list[pa.Array] = [ids, times]
         for name in spec.feature_names:
             mask = masks.get(name)
@@ -521,7 +529,7 @@ def generate_day(
                 columns.append(_numeric_array(values[name], numeric[name], mask))
             else:
                 columns.append(_categorical_array(codes[name], DOMAIN_CATEGORICAL[name], mask))
-        label = pa.array(np.where(is_fraud, positive, negative).astype(np.int64), type=pa.int64())
+        label = pa.array(np.where(is_fraud, positive, negative), type=lb_schema.field(2).type)
         yield (
             pa.RecordBatch.from_arrays(columns, schema=ev_schema),
             pa.RecordBatch.from_arrays([ids, times, label], schema=lb_schema),

@@ -122,6 +122,102 @@ def evaluate(name: str, table: pa.Table, y: np.ndarray, p: np.ndarray, spec: Dat
 
 # ---- the baseline ------------------------------------------------------------------------
 
+LOGISTIC, XGBOOST = "logistic", "xgboost"  # the model kinds a version can be
+
+
+class LogisticModel:
+    """The logistic baseline as a model: a fitted scikit-learn pipeline on the transform's matrix
+    (each numeric feature imputed with its median + a missing indicator, then standardised;
+    each categorical code one-hot, missing/unknown its own column), one transformer per feature
+    so every output column belongs to one feature (its contributions add up exactly)."""
+
+    kind = LOGISTIC
+
+    def __init__(self, pipeline: Any, features: list[str]) -> None:
+        self.pipeline = pipeline
+        self.features = list(features)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probability of the positive class for the transform's matrix ``x``."""
+        return np.asarray(self.pipeline.predict_proba(x)[:, 1], dtype=np.float64)
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """``(rows, features + 1)`` log-odds contributions, the bias last (XGBoost's
+        ``pred_contribs`` layout): feature j's is the sum of coefficient * value over its own
+        standardised / one-hot columns, so a row's contributions + bias = its margin."""
+        import scipy.sparse as sp
+
+        pre, lr = self.pipeline[0], self.pipeline[-1]
+        z = pre.transform(x)
+        z = z.tocsc() if sp.issparse(z) else np.asarray(z)
+        coef = np.asarray(lr.coef_[0], dtype=np.float64)
+        out = np.zeros((x.shape[0], len(self.features) + 1), dtype=np.float64)
+        for j in range(len(self.features)):
+            cols = pre.output_indices_[f"f{j}"]
+            out[:, j] = np.asarray(z[:, cols] @ coef[cols]).reshape(-1)
+        out[:, -1] = float(lr.intercept_[0])
+        return out
+
+    def weights(self) -> dict[str, float]:
+        """Per feature: the sum of |coefficient| over its standardised / one-hot columns (a
+        numeric one's is |coefficient * standard deviation| in its own units)."""
+        pre, lr = self.pipeline[0], self.pipeline[-1]
+        coef = np.abs(np.asarray(lr.coef_[0], dtype=np.float64))
+        return {f: float(coef[pre.output_indices_[f"f{j}"]].sum()) for j, f in enumerate(self.features)}
+
+    def save(self, path: Path) -> None:
+        """Pickle the scikit-learn pipeline (served with the same scikit-learn version)."""
+        import pickle
+
+        with open(path, "wb") as f:
+            pickle.dump({"pipeline": self.pipeline, "features": self.features}, f, protocol=5)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LogisticModel:
+        import pickle
+
+        with open(path, "rb") as f:
+            data = pickle.load(f)  # our own artifact, logged by the gate
+        return cls(data["pipeline"], data["features"])
+
+
+def baseline_fit(
+    transform: FeatureTransform,
+    train: pa.Table,
+    y_train: np.ndarray,
+    seed: int,
+    max_rows: int = 200_000,
+) -> LogisticModel:
+    """A logistic regression on the same features (imputed, scaled, one-hot categories): what
+    "a simpler model" would score, fitted on the training days."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    x_train = transform.matrix(train)
+    if len(x_train) > max_rows:  # a bounded cost: the baseline is evidence, not a product
+        idx = np.random.default_rng(seed).choice(len(x_train), max_rows, replace=False)
+        x_train, y_train = x_train[idx], y_train[idx]
+    n_num = len(transform.numeric)
+    parts: list[tuple[str, Any, list[int]]] = []
+    for j in range(n_num):
+        num = make_pipeline(
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()
+        )
+        parts.append((f"f{j}", num, [j]))
+    for k, values in enumerate(transform.categorical.values()):
+        cats = [np.arange(-1, len(values), dtype=np.float32)]
+        cat = make_pipeline(
+            SimpleImputer(strategy="constant", fill_value=-1),
+            OneHotEncoder(categories=cats, handle_unknown="ignore"),
+        )
+        parts.append((f"f{n_num + k}", cat, [n_num + k]))
+    model = make_pipeline(ColumnTransformer(parts), LogisticRegression(max_iter=500, random_state=seed))
+    model.fit(x_train, y_train)
+    return LogisticModel(model, transform.feature_names)
+
 
 def baseline_predict(
     transform: FeatureTransform,
@@ -131,42 +227,8 @@ def baseline_predict(
     seed: int,
     max_rows: int = 200_000,
 ) -> np.ndarray:
-    """A logistic regression on the same features (imputed, scaled, one-hot categories):
-    what "a simpler model" would score on the holdout."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    x_train, x_hold = transform.matrix(train), transform.matrix(holdout)
-    if len(x_train) > max_rows:  # a bounded cost: the baseline is evidence, not a product
-        idx = np.random.default_rng(seed).choice(len(x_train), max_rows, replace=False)
-        x_train, y_train = x_train[idx], y_train[idx]
-    n_num = len(transform.numeric)
-    num = list(range(n_num))
-    cat = list(range(n_num, n_num + len(transform.categorical)))
-    cats = [np.arange(-1, len(v), dtype=np.float32) for v in transform.categorical.values()]
-    pre = ColumnTransformer(
-        [
-            (
-                "num",
-                make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
-                num,
-            ),
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value=-1),
-                    OneHotEncoder(categories=cats, handle_unknown="ignore"),
-                ),
-                cat,
-            ),
-        ]
-    )
-    model = make_pipeline(pre, LogisticRegression(max_iter=500, random_state=seed))
-    model.fit(x_train, y_train)
-    return np.asarray(model.predict_proba(x_hold)[:, 1], dtype=np.float64)
+    """The logistic baseline's (:func:`baseline_fit`) scores of the holdout."""
+    return baseline_fit(transform, train, y_train, seed, max_rows).predict(transform.matrix(holdout))
 
 
 # ---- the gate ----------------------------------------------------------------------------
@@ -181,16 +243,28 @@ class Check:
 
 @dataclass
 class Verdict:
-    """The gate's decision and the checks behind it."""
+    """The gate's decision and the checks behind it.
+
+    ``model_kind``: what the judged candidate is (``xgboost``, or ``logistic`` when the baseline
+    competed); ``competition``: when the baseline competed, both candidates' main metric, which
+    one won and by how much, and what each failed; ``hints``: for a rejection, what to try."""
 
     promote: bool
     reason: str
     checks: list[Check]
     deltas: dict[str, float]
     first_model: bool
+    model_kind: str = XGBOOST
+    competition: dict[str, Any] | None = None
+    hints: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        checks = [Check(**c) for c in d.get("checks") or []]
+        return cls(**{**{k: d[k] for k in cls.__dataclass_fields__ if k in d}, "checks": checks})
 
     @property
     def failed(self) -> list[Check]:
@@ -232,20 +306,27 @@ def gate(
     champion: Evaluation | None,
     baseline: Evaluation | None,
     skew: Check | None = None,
+    *,
+    kind: str = XGBOOST,
 ) -> Verdict:
-    """Decide whether ``challenger`` replaces ``champion``.
+    """Decide whether ``challenger`` (a model of ``kind``) replaces ``champion``.
 
     Always: the challenger's holdout scores are numerically sound (``stability``: finite, not
     all equal), the packaged model scores as training did (``skew``, from
-    :func:`serving_skew`, when given), absolute floors (``min_metrics``) and per-slice floors,
-    and the challenger must beat the logistic baseline by ``baseline_margin``. With
-    ``floors_vs_champion``, a floor the champion misses too on the same holdout is passed by a
-    challenger better than the champion (after a drift, the old model must not keep serving
-    because the new one is merely good).
-    With a champion: the main metric may fall at most ``max_regression`` (a tie passes) and no slice more than
-    ``max_slice_regression``. Slices with too few rows or positives are reported, not judged.
+    :func:`serving_skew`, when given), absolute floors (``min_metrics``, and
+    ``slice_min_metric`` where the spec sets one), and the challenger must beat the logistic
+    baseline by ``baseline_margin``; a challenger that *is* the baseline (``kind="logistic"``)
+    is not compared with itself (the check passes, saying so). With ``floors_vs_champion``, a
+    floor the champion misses too on the same holdout is passed by a challenger better than the
+    champion (after a drift, the old model must not keep serving because the new one is merely
+    good).
+    Slices, relative: no slice more than ``max_slice_regression`` below the champion's on the
+    same slice, or on a first run below the baseline's. With a champion, the main metric may
+    fall at most ``max_regression`` (a tie passes). Slices with too few rows or positives are
+    reported, not judged.
     """
     m = rules.metric
+    is_baseline = kind == LOGISTIC
     checks: list[Check] = [stability_check(challenger.scores)]
     if skew is not None:
         checks.append(skew)
@@ -263,7 +344,9 @@ def gate(
     if m not in rules.min_metrics:  # a NaN main metric (one-class holdout) never passes
         v = challenger.metrics.get(m, float("nan"))
         checks.append(Check(f"defined:{m}", not np.isnan(v), f"{m} {_fmt(v)} must be defined on the holdout"))
-    if baseline is not None:
+    if is_baseline:
+        checks.append(Check("baseline", True, "not compared: the candidate is the logistic baseline itself"))
+    elif baseline is not None:
         v, b = challenger.metrics[m], baseline.metrics[m]
         # strictly better: when the simple model is as good, the simple model should win
         ok = not np.isnan(v) and (np.isnan(b) or v > b + rules.baseline_margin)
@@ -290,6 +373,8 @@ def gate(
                 f"{_fmt(champion.metrics[m])} (delta {d:+.4f}, allowed -{rules.max_regression})",
             )
         )
+    # on a first run the slices are compared with the baseline's (unless the candidate is it)
+    versus = baseline if champion is None and not is_baseline else None
     for col, values in challenger.slices.items():
         for value, sm in values.items():
             label = f"{col}={value}"
@@ -314,17 +399,123 @@ def gate(
                         f"allowed -{rules.max_slice_regression})",
                     )
                 )
+            b = versus.slices.get(col, {}).get(value, {}).get(m, float("nan")) if versus else float("nan")
+            if versus is not None and not np.isnan(b):
+                ok = not np.isnan(v) and v >= b - rules.max_slice_regression - 1e-12
+                checks.append(
+                    Check(
+                        f"slice_baseline:{label}",
+                        ok,
+                        f"{m} {_fmt(v)} vs logistic baseline {_fmt(b)} (delta {v - b:+.4f}, "
+                        f"allowed -{rules.max_slice_regression})",
+                    )
+                )
     failed = [c for c in checks if not c.passed]
     if failed:
         reason = "rejected: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
     elif champion is None:
-        reason = f"first model: passes the absolute thresholds ({m} {_fmt(challenger.metrics[m])})"
+        what = " (logistic baseline)" if is_baseline else ""
+        reason = f"first model{what}: passes the gate ({m} {_fmt(challenger.metrics[m])})"
     else:
         reason = (
-            f"promoted: {m} {_fmt(challenger.metrics[m])} vs champion v{champion.version} "
-            f"{_fmt(champion.metrics[m])} ({deltas[m]:+.4f})"
+            f"promoted{' (logistic baseline)' if is_baseline else ''}: {m} {_fmt(challenger.metrics[m])} "
+            f"vs champion v{champion.version} {_fmt(champion.metrics[m])} ({deltas[m]:+.4f})"
         )
-    return Verdict(not failed, reason, checks, deltas, champion is None)
+    verdict = Verdict(not failed, reason, checks, deltas, champion is None, kind)
+    verdict.hints = hints(rules, verdict)
+    return verdict
+
+
+def _compared_with_baseline(c: Check) -> bool:
+    return c.name == "baseline" or c.name.startswith("slice_baseline:")
+
+
+def baseline_competes(rules: Gate, verdict: Verdict) -> bool:
+    """Whether the logistic baseline should compete with a rejected XGBoost challenger: the
+    spec allows it (``gate.baseline_candidate``) and the challenger did not beat the baseline,
+    overall or on a slice."""
+    return (
+        rules.baseline_candidate
+        and verdict.model_kind == XGBOOST
+        and not verdict.promote
+        and any(_compared_with_baseline(c) for c in verdict.failed)
+    )
+
+
+def compete(
+    rules: Gate, xgb: Verdict, logistic: Verdict, xgb_eval: Evaluation, base_eval: Evaluation
+) -> Verdict:
+    """The verdict of a competition between a rejected XGBoost challenger (``xgb``) and the
+    logistic baseline judged by the same gate (``logistic``): the baseline's when it passes
+    (it is the candidate that is registered), else the XGBoost challenger's; both record the
+    two candidates' main metric, the winner and the margin."""
+    m = rules.metric
+    v, b = xgb_eval.metrics.get(m, float("nan")), base_eval.metrics.get(m, float("nan"))
+    won = logistic.promote
+    names = [c.name for c in xgb.failed]
+    competition: dict[str, Any] = {
+        "metric": m,
+        "winner": LOGISTIC if won else None,
+        XGBOOST: v,
+        LOGISTIC: b,
+        "margin": b - v,  # the baseline's lead (negative: XGBoost was better but failed elsewhere)
+        "xgboost_failed": names,
+        "logistic_failed": [c.name for c in logistic.failed],
+    }
+    if won:
+        lead = (
+            f"{m} {_fmt(b)} vs XGBoost {_fmt(v)} ({b - v:+.4f})"
+            if not (np.isnan(b) or np.isnan(v))
+            else f"{m} {_fmt(b)} vs XGBoost {_fmt(v)}"
+        )
+        lost = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
+        reason = f"baseline won: logistic {lead}; XGBoost failed {lost}; {logistic.reason}"
+        out = Verdict(
+            True, reason, logistic.checks, logistic.deltas, logistic.first_model, LOGISTIC, competition
+        )
+        return out
+    reason = xgb.reason + f"; the logistic baseline competed too and was rejected: {logistic.reason}"
+    out = Verdict(False, reason, xgb.checks, xgb.deltas, xgb.first_model, XGBOOST, competition)
+    out.hints = list(dict.fromkeys([*xgb.hints, *logistic.hints]))
+    return out
+
+
+def hints(rules: Gate, verdict: Verdict) -> list[str]:
+    """What to try about each kind of failed check (for the rejection notification); slices
+    failing the same way are named together."""
+    out: list[str] = []
+    slices: dict[str, list[str]] = {}
+    for c in verdict.failed:
+        kind, _, what = c.name.partition(":")
+        if kind in ("slice_baseline", "slice", "slice_min"):
+            slices.setdefault(kind, []).append(what)
+        elif kind == "stability":
+            out.append("the model's scores are broken (NaN or constant): check the features and the params")
+        elif kind == "serving_skew":
+            out.append(
+                "the packaged model scores differently from training: check the transform and the code"
+            )
+        elif kind == "baseline":
+            out.append(
+                "a logistic regression is as good: consider more data (training.window_days) or better "
+                "features; gate.baseline_candidate lets the baseline serve"
+            )
+        elif kind in ("min", "defined"):
+            out.append(
+                f"{what} is below its floor (gate.min_metrics): more data or features, or a floor that fits "
+                "this dataset"
+            )
+        elif kind == "champion":
+            out.append("worse than the champion on the same holdout: the champion keeps serving")
+    allowed = f"gate.max_slice_regression ({rules.max_slice_regression})"
+    says = {
+        "slice_baseline": f"worse than the baseline's: check the slice or raise {allowed}",
+        "slice": f"fell below the champion's: check the slice or raise {allowed}",
+        "slice_min": "below gate.slice_min_metric: check the slice or lower it",
+    }
+    for kind, names in slices.items():
+        out.append(f"slice{'s' if len(names) > 1 else ''} {', '.join(names)} {says[kind]}")
+    return list(dict.fromkeys(out))
 
 
 # ---- serving skew ------------------------------------------------------------------------
@@ -335,16 +526,17 @@ SKEW_TOLERANCE = 1e-6  # |probability| difference allowed between training and s
 
 
 def skew_sample(
-    spec: DatasetSpec, holdout: pa.Table, scores: np.ndarray, rows: int = SKEW_ROWS
+    spec: DatasetSpec, holdout: pa.Table, scores: np.ndarray, rows: int = SKEW_ROWS, kind: str = XGBOOST
 ) -> dict[str, Any]:
-    """Training's side of the serving-skew check: the in-process booster's scores of a seeded
+    """Training's side of the serving-skew check: the in-process model's scores of a seeded
     sample of holdout rows (positions and ids), logged with the run as :data:`SKEW_ARTIFACT`."""
     n = min(rows, holdout.num_rows)
     rng = np.random.default_rng(spec.seed)
     pos = np.sort(rng.choice(holdout.num_rows, size=n, replace=False)) if n else np.zeros(0, np.int64)
     ids = holdout.column(spec.id_column).take(pa.array(pos)).cast(pa.string()).to_pylist()
     p = np.asarray(scores, dtype=np.float64).reshape(-1)[pos]
-    return {"positions": pos.tolist(), "ids": ids, "scores": p.tolist(), "tolerance": SKEW_TOLERANCE}
+    return {"positions": pos.tolist(), "ids": ids, "scores": p.tolist(), "tolerance": SKEW_TOLERANCE,
+            "kind": kind}  # fmt: skip
 
 
 def load_skew_sample(run_id: str) -> dict[str, Any] | None:
@@ -399,10 +591,11 @@ def serving_skew(model: Any, holdout: pa.Table, spec: DatasetSpec, recorded: dic
             f"than in training (max |diff| {worst:.3g} > {tol:g}; e.g. id {recorded['ids'][i]}: "
             f"{expected[i]:.6f} trained, {served[i]:.6f} served)",
         )
+    noun = "booster" if recorded.get("kind", XGBOOST) == XGBOOST else f"{recorded['kind']} model"
     return Check(
         name,
         True,
-        f"packaged model = in-process booster on {len(close)} holdout rows "
+        f"packaged model = in-process {noun} on {len(close)} holdout rows "
         f"(max |diff| {worst:.3g}, tolerance {tol:g})",
     )
 
@@ -431,20 +624,28 @@ def needs_review(rules: Gate, verdict: Verdict) -> str | None:
 # ---- artifacts ---------------------------------------------------------------------------
 
 
-def importance(booster: Any, transform: FeatureTransform, sample: pa.Table) -> list[dict[str, Any]]:
-    """Per feature: gain importance, and mean |SHAP contribution| from ``pred_contribs``."""
+def contributions(model: Any, transform: FeatureTransform, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """``(matrix, contributions)`` of ``rows``: the transform's matrix and each feature's
+    log-odds contribution, bias last — XGBoost's ``pred_contribs`` (TreeSHAP) for a booster,
+    coefficient * value per feature for the logistic baseline (:class:`LogisticModel`)."""
+    x = transform.matrix(rows)
+    if isinstance(model, LogisticModel):
+        return x, model.contributions(x)
     import xgboost as xgb
 
-    gain = booster.get_score(importance_type="gain")
-    dm = xgb.DMatrix(
-        transform.matrix(sample),
-        feature_names=transform.feature_names,
-        feature_types=transform.feature_types,
-        enable_categorical=True,
-    )
-    best = booster.attributes().get("best_iteration")
+    dm = xgb.DMatrix(x, feature_names=transform.feature_names, feature_types=transform.feature_types,
+                     enable_categorical=True)  # fmt: skip
+    best = model.attributes().get("best_iteration")
     rng = (0, int(best) + 1) if best is not None else (0, 0)
-    contribs = booster.predict(dm, pred_contribs=True, iteration_range=rng)
+    return x, np.asarray(model.predict(dm, pred_contribs=True, iteration_range=rng), dtype=np.float64)
+
+
+def importance(model: Any, transform: FeatureTransform, sample: pa.Table) -> list[dict[str, Any]]:
+    """Per feature: mean |contribution| (log-odds, :func:`contributions`) on ``sample``, its
+    mean, and ``gain``: the booster's gain importance, or for the logistic baseline the sum of
+    |coefficient| over the feature's standardised / one-hot columns."""
+    gain = model.weights() if isinstance(model, LogisticModel) else model.get_score(importance_type="gain")
+    _, contribs = contributions(model, transform, sample)
     mean_abs = np.abs(contribs[:, :-1]).mean(axis=0)
     mean = contribs[:, :-1].mean(axis=0)
     rows = [
@@ -459,22 +660,15 @@ def importance(booster: Any, transform: FeatureTransform, sample: pa.Table) -> l
     return sorted(rows, key=lambda r: -r["mean_abs_contribution"])
 
 
-def explain(booster: Any, transform: FeatureTransform, rows: pa.Table) -> list[dict[str, Any]]:
+def explain(model: Any, transform: FeatureTransform, rows: pa.Table) -> list[dict[str, Any]]:
     """Inference on single examples, step by step: for each row, every feature's raw value, the
-    value the booster sees (float, category code, ``None`` = missing), its contribution to the
-    log-odds (``pred_contribs``), the bias, the margin and the probability, checked against
-    :func:`nightshift.model.predict` (``matches``)."""
-    import xgboost as xgb
-
+    value the model sees (float, category code, ``None`` = missing), its contribution to the
+    log-odds (:func:`contributions`), the bias, the margin and the probability, checked against
+    :func:`nightshift.model.predict` (``matches``). Works for either model kind."""
     from nightshift.model import predict
 
-    x = transform.matrix(rows)
-    dm = xgb.DMatrix(x, feature_names=transform.feature_names, feature_types=transform.feature_types,
-                     enable_categorical=True)  # fmt: skip
-    best = booster.attributes().get("best_iteration")
-    rng = (0, int(best) + 1) if best is not None else (0, 0)
-    contribs = booster.predict(dm, pred_contribs=True, iteration_range=rng)
-    served = predict(booster, transform, rows)
+    x, contribs = contributions(model, transform, rows)
+    served = predict(model, transform, rows)
     out = []
     for i in range(rows.num_rows):
         steps = []

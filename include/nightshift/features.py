@@ -154,16 +154,31 @@ def _as_table(data: pa.Table | pd.DataFrame) -> pa.Table:
 
 
 def labels(table: pa.Table, spec: DatasetSpec) -> np.ndarray:
-    """The label column as 0/1 float32, with an error naming any value that is neither class."""
-    col = table.column(spec.label.column)
+    """The label column as 0/1 float32 (1 = ``label.positive``, whether the classes are ints,
+    strings or booleans), with an error naming any value that is neither class."""
+    lab = spec.label
+    col = table.column(lab.column)
     if col.null_count:
-        raise FeatureError(f"label {spec.label.column!r} has {col.null_count} missing value(s)")
-    values = col.to_numpy(zero_copy_only=False)
-    pos, neg = values == spec.label.positive, values == spec.label.negative
+        raise FeatureError(f"label {lab.column!r} has {col.null_count} missing value(s)")
+    # compared in Arrow, typed: "1" is not 1, and True is not 1
+    kind = {"bool": pa.bool_(), "int64": pa.int64(), "string": pa.string()}[lab.dtype]
+    same = {
+        "bool": pa.types.is_boolean,
+        "int64": pa.types.is_integer,
+        "string": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    }[lab.dtype]
+    if not same(col.type):
+        raise FeatureError(
+            f"label {lab.column!r} is {col.type}, but label.positive/negative are {lab.dtype} "
+            f"({lab.positive!r}/{lab.negative!r})"
+        )
+    values = col if col.type == kind else pc.cast(col, kind)
+    pos = pc.equal(values, pa.scalar(lab.positive, kind)).to_numpy(zero_copy_only=False)
+    neg = pc.equal(values, pa.scalar(lab.negative, kind)).to_numpy(zero_copy_only=False)
     other = int((~(pos | neg)).sum())
     if other:
         raise FeatureError(
-            f"label {spec.label.column!r} has {other} value(s) that are neither "
-            f"{spec.label.positive} nor {spec.label.negative}"
+            f"label {lab.column!r} has {other} value(s) that are neither "
+            f"{lab.positive!r} nor {lab.negative!r}"
         )
-    return pos.astype(np.float32)
+    return np.asarray(pos, dtype=np.float32)

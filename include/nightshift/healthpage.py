@@ -215,15 +215,19 @@ def _days(health: Health, store_link: Callable[[str | None], str | None]) -> lis
             if not b:
                 cells.append([Piece("-", cls="muted")])
                 continue
-            cell = [
-                Piece("valid", cls="ok") if b["valid"] else Piece("QUARANTINED", cls="bad"),
-                text(f"{b['rows']:,} rows"),
-                anchor(store_link(b.get("report")), "report"),
-            ]
+            warnings = [str(w) for w in b.get("warnings") or []] if b["valid"] else []
+            if warnings:
+                n = len(warnings)
+                verdict = Piece(f"valid, {n} warning{'s' if n != 1 else ''}", cls="warn")
+            else:
+                verdict = Piece("valid", cls="ok") if b["valid"] else Piece("QUARANTINED", cls="bad")
+            cell = [verdict, text(f"{b['rows']:,} rows"), anchor(store_link(b.get("report")), "report")]
             if b.get("data_docs"):
                 cell.append(anchor(store_link(b.get("data_docs")), "Data Docs"))
             if not b["valid"]:
                 cell.append(Piece(str(b["reason"]), note=True))
+            elif warnings:
+                cell.append(Piece(", ".join(warnings), note=True))
             cells.append(cell)
         cells.append([text(f"v{r['scored_by']}" if r.get("scored_by") else "-")])
         share = _num(r.get("drift_share"), 2) + ("*" if r.get("drifting") else "")

@@ -110,9 +110,9 @@ def arrow_type(spec: DatasetSpec, column: str) -> pa.DataType:
     if column == spec.id_column:
         return pa.string() if spec.id_dtype == "string" else pa.int64()
     if column == spec.event_time_column:
-        return pa.timestamp("us", tz="UTC")
+        return EVENT_TIME
     if column == spec.label.column:
-        return pa.int64()
+        return {"bool": pa.bool_(), "int64": pa.int64(), "string": pa.string()}[spec.label.dtype]
     for f in spec.features.numeric:
         if f.name == column:
             return pa.int64() if f.dtype == "int64" else pa.float64()
@@ -123,8 +123,104 @@ def arrow_type(spec: DatasetSpec, column: str) -> pa.DataType:
 
 
 def arrow_schema(spec: DatasetSpec, kind: BatchKind) -> pa.Schema:
-    """The schema a published batch of this kind has."""
+    """The schema a published batch of this kind has (a labels batch delivered without its
+    optional event-time column is published without it)."""
     return pa.schema([pa.field(c, arrow_type(spec, c)) for c in spec.columns_for(kind)])
+
+
+# ---- event time ---------------------------------------------------------------------------
+# Event times are stored as UTC instants; the day partition is their local calendar day in
+# ``partitioning.timezone`` (the partition check compares them with local-day bounds).
+EVENT_TIME = pa.timestamp("us", tz="UTC")
+# an offset after a time of day: Z, UTC/GMT, +hh, +hhmm or +hh:mm (a bare date has no ':')
+_HAS_OFFSET = r":\d{2}(?:[.,]\d+)?\s*(?:[Zz]|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def localize(naive: pa.Array, zone: str) -> pa.Array:
+    """Wall-clock times without an offset, read as local times in ``zone``, as UTC instants.
+
+    Across a DST change a local time can be ambiguous (the repeated hour when clocks go back:
+    the *first* occurrence is taken, i.e. still daylight time) or nonexistent (the hour skipped
+    when clocks go forward: shifted forward to the first valid instant after the gap), as
+    pandas' ``tz_localize(ambiguous=True, nonexistent="shift_forward")`` would.
+    """
+    naive = pc.cast(naive, pa.timestamp("us"), safe=False)
+    if zone == "UTC":
+        return pc.cast(naive, EVENT_TIME)
+    local = pc.assume_timezone(naive, timezone=zone, ambiguous="earliest", nonexistent="latest")
+    return pc.cast(local, EVENT_TIME)
+
+
+def _pandas_times(arr: pa.Array, utc: bool) -> pa.Array:
+    """Leniently parsed timestamps (unparseable → null), naive unless ``utc``."""
+    import pandas as pd
+
+    s = pd.Series(arr.to_pandas(), dtype="object")
+    try:
+        conv = pd.to_datetime(s, errors="coerce", utc=utc, format="mixed")
+    except (ValueError, TypeError):  # naive and aware values mixed (an offset we did not spot)
+        conv = pd.to_datetime(s.map(lambda v: _one_time(v, utc)), errors="coerce", utc=utc)
+    return pc.cast(
+        pa.array(conv, from_pandas=True), pa.timestamp("us", tz="UTC" if utc else None), safe=False
+    )
+
+
+def _one_time(value: Any, utc: bool) -> Any:
+    import pandas as pd
+
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    if t.tzinfo is None:
+        return t.tz_localize("UTC") if utc else t
+    return t.tz_convert("UTC") if utc else None  # an aware value among naive ones: not parseable here
+
+
+def event_time(arr: pa.Array, zone: str, column: str = "", issues: _CastIssues | None = None) -> pa.Array:
+    """The event-time column as UTC instants: times with an offset (or ``Z``) are converted,
+    times without one are local times in ``zone`` (see :func:`localize`); Parquet timestamps
+    without a time zone and dates likewise. Strict (``issues`` None): a value that is not an
+    ISO 8601 time raises ``ArrowInvalid``; lenient: it becomes null and is counted in ``issues``."""
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        return localize(arr, zone) if t.tz is None else pc.cast(arr, EVENT_TIME, safe=False)
+    if pa.types.is_date(t):
+        return localize(pc.cast(arr, pa.timestamp("us")), zone)
+    if pa.types.is_null(t):
+        return pa.nulls(len(arr), EVENT_TIME)
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        if issues is None:
+            raise pa.ArrowInvalid(f"conversion error: {column} of type {t} is not a time")
+        issues.add(column, pc.cast(pc.drop_null(arr), pa.string()))
+        return pa.nulls(len(arr), EVENT_TIME)
+    try:
+        return pc.cast(arr, EVENT_TIME)  # every value with an offset (the common case)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        return localize(pc.cast(arr, pa.timestamp("us")), zone)  # none with an offset
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    text = pc.utf8_trim_whitespace(arr)
+    aware = pc.fill_null(pc.match_substring_regex(text, _HAS_OFFSET), False)
+    none = pa.scalar(None, text.type)
+    with_offset, without = pc.if_else(aware, text, none), pc.if_else(aware, none, text)
+    if issues is None:
+        converted = pc.cast(with_offset, EVENT_TIME)
+        local = localize(pc.cast(without, pa.timestamp("us")), zone)
+        return pc.if_else(aware, converted, local)
+    try:
+        converted = pc.cast(with_offset, EVENT_TIME)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        converted = _pandas_times(with_offset, utc=True)
+    try:
+        naive = pc.cast(without, pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        naive = _pandas_times(without, utc=False)
+    out = pc.if_else(aware, converted, localize(naive, zone))
+    issues.add(column, pc.filter(arr, pc.and_(pc.is_valid(arr), pc.is_null(out))))
+    return out
 
 
 # ---- casting ------------------------------------------------------------------------------
@@ -163,6 +259,11 @@ def _coerce(arr: pa.Array, target: pa.DataType, column: str, issues: _CastIssues
         return pc.cast(arr, target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
+    if pa.types.is_boolean(target) and pa.types.is_string(arr.type):
+        text = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+        ok = pc.fill_null(pc.is_in(text, value_set=pa.array(["true", "false", "1", "0"])), False)
+        issues.add(column, pc.filter(arr, pc.and_(pc.is_valid(arr), pc.invert(ok))))
+        return pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), target)
     if pa.types.is_integer(target) and pa.types.is_string(arr.type):
         # integers are matched as text so large ids keep every digit (no float round-trip)
         text = pc.utf8_trim_whitespace(arr)
@@ -199,7 +300,9 @@ def _cast_batch(
             continue
         target = arrow_type(spec, col)
         arr = batch.column(names.index(col))
-        if arr.type != target:
+        if col == spec.event_time_column:
+            arr = event_time(arr, spec.partitioning.timezone, col, issues)
+        elif arr.type != target:
             arr = _coerce(arr, target, col, issues) if issues is not None else pc.cast(arr, target, safe=True)
         arrays.append(arr)
         fields.append(pa.field(col, target))
@@ -321,8 +424,12 @@ def _iter_csv(src: _Source, spec: DatasetSpec, kind: BatchKind, lenient: bool) -
         raise _fatal("file_has_header", f"{src.name}: no header row")
     _check_unique(header, src.name)
     wanted = spec.columns_for(kind)
+    # event times are read as text: with or without an offset, they are converted by
+    # ``event_time`` (Arrow's CSV reader takes only one of the two forms per column)
     types: dict[str, pa.DataType] = {
-        c: (pa.string() if lenient else arrow_type(spec, c)) for c in header if c in wanted
+        c: (pa.string() if lenient or c == spec.event_time_column else arrow_type(spec, c))
+        for c in header
+        if c in wanted
     }
     read_opts = pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=True)
     parse_opts = pacsv.ParseOptions(delimiter=spec.landing.delimiter)
@@ -489,6 +596,131 @@ def to_validation_frame(table: pa.Table, spec: DatasetSpec) -> Any:
     return arrow_to_frame(table)
 
 
+# ---- the labels report ---------------------------------------------------------------------
+def _ids(table: pa.Table, column: str, like: pa.DataType) -> pa.Array | None:
+    col = table.column(column).combine_chunks()
+    if col.type != like:
+        try:
+            col = pc.cast(col, like)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None  # an older partition of another id type: nothing in it can match
+    return col
+
+
+def label_checks(
+    store: Store, spec: DatasetSpec, dt: date, staged: Path
+) -> tuple[list[CheckResult], dict[str, Any]]:
+    """What a labels batch arriving on ``dt`` says about earlier data: the checks and the
+    counts of the labels report.
+
+    - ``labels_match_events``: ids never seen in the curated events of the event days
+      ``dt - spec.label_match_days`` .. ``dt`` (the label delay plus the training window) are
+      counted; above ``validation.max_unmatched_label_fraction`` of the batch's ids the check
+      fails and the batch is quarantined. While the events of the day the labels are due for
+      (``dt - label.delay_days``) have landed but are not ingested yet, it is not judged.
+    - ``labels_changed`` (informational, never fails): ids already labelled by an earlier
+      arrival in that window, and how many of them now have another value (the latest
+      arrival wins: a correction takes effect).
+
+    Both read only the id (and label) columns, one partition at a time.
+    """
+    id_col, label_col = spec.id_column, spec.label.column
+    names = pq.ParquetFile(staged).schema_arrow.names
+    if id_col not in names or label_col not in names:
+        return [], {}  # the suite names the missing column
+    batch = pq.read_table(staged, columns=[id_col, label_col])
+    ids = pc.unique(batch.column(id_col).combine_chunks().drop_null())
+    first = date.fromordinal(dt.toordinal() - spec.label_match_days)
+    due = date.fromordinal(dt.toordinal() - spec.label.delay_days)
+    window = f"{first}..{dt}"
+    threshold = spec.validation.max_unmatched_label_fraction
+    report: dict[str, Any] = {"ids": len(ids), "matched_against": window}
+
+    # ids never seen in curated events: the due day first (most labels are for it), then
+    # the newest days; stop once every id is found
+    days = [
+        d
+        for d in store.list_partitions(store.path("curated", spec.name))
+        if first <= d <= dt and store.exists(store.published_file(spec.name, "events", d))
+    ]
+    days.sort(key=lambda d: (d != due, -d.toordinal()))
+    remaining = ids
+    for d in days:
+        if not len(remaining):
+            break
+        table = pq.read_table(
+            store.open_input(store.published_file(spec.name, "events", d)), columns=[id_col]
+        )
+        day_ids = _ids(table, id_col, ids.type)
+        if day_ids is None:
+            continue
+        found = pc.unique(pc.filter(day_ids, pc.is_in(day_ids, value_set=remaining)))
+        remaining = pc.filter(remaining, pc.invert(pc.is_in(remaining, value_set=found)))
+    unmatched = len(remaining)
+    share = unmatched / len(ids) if len(ids) else 0.0
+    pending = (
+        due not in days
+        and not store.exists(store.reports_dir(spec.name, "validation", due) + "/events.json")
+        and bool(store.list_files(store.landing_dir(spec.name, "events", due), spec.landing.pattern))
+    )
+    report.update(unmatched=unmatched, unmatched_fraction=round(share, 6), max_unmatched_fraction=threshold)
+    detail = (
+        f"{unmatched} of {len(ids)} label id(s) ({share:.1%}) match no curated event of {window} "
+        f"(at most {threshold:.1%}: validation.max_unmatched_label_fraction)"
+    )
+    if due not in days and unmatched:
+        status = _events_valid(store, spec, due)
+        why = {True: "", False: "were quarantined", None: "were not delivered"}[status]
+        if pending:
+            why = "have landed but are not ingested yet: not judged"
+        if why:
+            detail += f"; the events of dt={due} (the day these labels are due for) {why}"
+    report["pending"] = pending
+    match = CheckResult("labels_match_events", pending or share <= threshold, details=detail, source="read")
+
+    # labels that change an earlier arrival's value (read per partition, only this batch's ids)
+    earlier: list[pa.Table] = []
+    for a in store.list_partitions(store.path("labels", spec.name)):
+        path = store.published_file(spec.name, "labels", a)
+        if not first <= a < dt or not store.exists(path):
+            continue
+        part = pq.read_table(store.open_input(path), columns=[id_col, label_col])
+        part_ids = _ids(part, id_col, ids.type)
+        if part_ids is not None:
+            keep = pc.is_in(part_ids, value_set=ids)
+            values = pc.cast(pc.filter(part.column(label_col), keep), pa.string())
+            earlier.append(pa.table([pc.filter(part_ids, keep), values], names=[id_col, "before"]))
+    resent = changed = 0
+    if earlier:
+        # single-threaded grouping keeps row order: "last" is the latest earlier arrival
+        grouped = pa.concat_tables(earlier).group_by(id_col, use_threads=False)
+        before = grouped.aggregate([("before", "last")])
+        now = pa.table(
+            [batch.column(id_col), pc.cast(batch.column(label_col), pa.string())], names=[id_col, "now"]
+        )
+        both = now.join(before, keys=id_col, join_type="inner")
+        resent = both.num_rows
+        differ = pc.fill_null(pc.not_equal(both["now"], both["before_last"]), False)
+        changed = int(pc.sum(differ).as_py() or 0)
+    report.update(resent=resent, changed=changed)
+    change = CheckResult(
+        "labels_changed",
+        True,
+        details=f"{changed} label(s) changed from an earlier arrival since {first} ({resent} id(s) re-sent); "
+        "the latest arrival wins",
+        source="read",
+    )
+    return [match, change], report
+
+
+def _events_valid(store: Store, spec: DatasetSpec, dt: date) -> bool | None:
+    """Whether the latest events batch of ``dt`` was valid (``None``: never validated)."""
+    path = store.reports_dir(spec.name, "validation", dt) + "/events.json"
+    if not store.exists(path):
+        return None
+    return bool(store.read_json(path).get("outcome", {}).get("success"))
+
+
 # ---- the whole step ------------------------------------------------------------------------
 def ingest_partition(
     store: Store,
@@ -507,7 +739,13 @@ def ingest_partition(
     :class:`~nightshift.storage.StorageError` when the local disk or the store failed (retry).
     First it removes what killed attempts left behind, once older than ``leftover_max_age_s``.
     """
-    from nightshift.validate import load_suite, run_suite, suite_parameters
+    from nightshift.validate import (
+        load_suite,
+        name_label_classes,
+        run_suite,
+        suite_for_columns,
+        suite_parameters,
+    )
 
     t0 = time.perf_counter()
     work = Path(work_dir or default_state_dir() / "tmp")
@@ -521,20 +759,27 @@ def ingest_partition(
         t_read = time.perf_counter()
         checks = list(staged.checks)
         gx_json: dict[str, Any] = {}
+        label_report: dict[str, Any] | None = None
         docs_dir = tmp / "data_docs"
         if not staged.fatal:
-            suite = load_suite(spec, kind, gx_dir)
+            present = pq.ParquetFile(staged.path).schema_arrow.names
+            if kind == "labels":
+                found, label_report = label_checks(store, spec, dt, staged.path)
+                checks.extend(found)
+            # a labels file without its (optional) event-time column is validated without it
+            suite = suite_for_columns(load_suite(spec, kind, gx_dir), spec, kind, present)
             params = suite_parameters(spec, dt)
             with _local_disk("validating (GX writes its Data Docs)", docs_dir):
                 if staged.rows <= spec.validation.data_docs_max_rows:
                     gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
                 else:
-                    # A large batch asks GX for verdicts only; if rejected it is validated again
-                    # for the evidence: counts, examples and Data Docs.
+                    # A large batch asks GX for verdicts only; if any check failed (rejected, or
+                    # published with warnings) it is validated again for the evidence: counts,
+                    # examples and Data Docs.
                     gx_checks, gx_json = run_suite(staged.path, suite, params, result_format="BOOLEAN_ONLY")
-                    if not all(c.success for c in [*checks, *gx_checks] if c.severity == "critical"):
+                    if not all(c.success for c in [*checks, *gx_checks]):
                         gx_checks, gx_json = run_suite(staged.path, suite, params, docs_dir=docs_dir)
-            checks.extend(gx_checks)
+            checks.extend(name_label_classes(gx_checks, spec) if kind == "labels" else gx_checks)
         t_val = time.perf_counter()
         outcome = ValidationOutcome(
             dataset=spec.name,
@@ -543,6 +788,7 @@ def ingest_partition(
             rows=staged.rows,
             checks=checks,
             files=[store.uri(f) for f in files],
+            label_report=label_report or None,
         )
         stats = {
             "bytes_in": staged.bytes_in,
@@ -556,6 +802,15 @@ def ingest_partition(
                 store.publish_dir(docs, docs_dir)
                 outcome.data_docs_uri = store.uri(docs + "/index.html")
             _publish(store, spec, kind, dt, staged.path, outcome)
+            if outcome.warnings:
+                log.warning(
+                    "%s %s dt=%s published with %d warning(s): %s",
+                    spec.name,
+                    kind,
+                    dt,
+                    len(outcome.warnings),
+                    outcome.warning_text(limit=8),
+                )
         else:
             _quarantine(store, spec, kind, dt, files, outcome, {"stats": stats, "gx_result": gx_json}, tmp)
         stats["total_s"] = round(time.perf_counter() - t0, 3)

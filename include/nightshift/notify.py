@@ -1,4 +1,5 @@
-"""Notifications: failures, quarantines, alerts and promotions, to a webhook, by SMTP, or to the
+"""Notifications: failures, quarantines, alerts, promotions and validation warnings, each with a
+severity (error, warning, info), to a webhook, by SMTP, or to the
 log when neither is configured. No Airflow here; ``nightshift.airflow.notify`` builds them.
 
 Settings (environment):
@@ -27,7 +28,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Event = Literal[
-    "failure", "quarantine", "alert", "promotion", "rollback", "review", "rejection", "retrain_skipped"
+    "failure",
+    "quarantine",
+    "alert",
+    "promotion",
+    "rollback",
+    "review",
+    "rejection",
+    "retrain_skipped",
+    "validation_warning",
 ]
 EVENTS: tuple[str, ...] = (
     "failure",
@@ -38,6 +47,7 @@ EVENTS: tuple[str, ...] = (
     "review",
     "rejection",
     "retrain_skipped",
+    "validation_warning",
 )
 Severity = Literal["info", "warning", "error"]
 # what breaks is an error; a decision that keeps the champion (or asks a human) a warning
@@ -50,6 +60,7 @@ SEVERITY: dict[str, Severity] = {
     "rollback": "warning",
     "promotion": "info",
     "retrain_skipped": "info",
+    "validation_warning": "warning",  # a batch published with failed warning-severity checks
 }
 
 
@@ -86,7 +97,7 @@ class Notification:
         return f"[nightshift] {self.event}: {self.dataset}: {self.title}"
 
     def text(self) -> str:
-        lines = [self.subject, "", self.message, ""]
+        lines = [self.subject, "", self.message, "", f"severity: {self.severity}"]
         where = "/".join(p for p in (self.dag_id, self.run_id, self.task_id) if p)
         if where:
             lines.append(f"where: {where}" + (f" (try {self.try_number})" if self.try_number else ""))

@@ -11,13 +11,13 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nightshift.spec import DatasetSpec, parse_dt
+from nightshift.spec import DatasetSpec, parse_dt, partition_bounds
 from nightshift.storage import Store
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _pip_requirements() -> list[str]:
 
     return [
         f"{p}=={version(p)}"
-        for p in ("mlflow", "xgboost", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
+        for p in ("mlflow", "xgboost", "scikit-learn", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
     ]
 
 
@@ -76,18 +76,14 @@ def train_step(
 ) -> dict[str, Any]:
     """Train on the window and log one MLflow run (params, metrics, lineage, model).
 
-    A finished run already logged for ``run_key`` is returned as is (``reused: True``).
+    The first model of a dataset (no champion) is tuned within ``training.tuning``'s budget
+    (:func:`nightshift.train.tuning_trials`). A finished run already logged for ``run_key`` is
+    returned as is (``reused: True``).
     """
-    import mlflow
-    from mlflow.entities import Metric
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
     from nightshift import evaluate as ev
     from nightshift import registry
     from nightshift.features import labels
-    from nightshift.model import BOOSTER, TRANSFORM, NightshiftModel
-    from nightshift.model import predict as booster_predict
+    from nightshift.model import predict as model_predict
     from nightshift.train import FEATURE_COST, choose_device, feature_cost, load_window, train
 
     req = request or TrainRequest()
@@ -95,19 +91,21 @@ def train_step(
     with registry.speaking_errors("starting the training run"):
         exp_id = registry.ensure_experiment(client, spec.name)
         found = registry.find_run(client, exp_id, run_key)
+        champion = None if found else registry.alias_version(client, spec.name, registry.CHAMPION)
     if found is not None:
         log.info("run %s already trained by MLflow run %s; reusing it", run_key, found.info.run_id)
         return _train_summary(found, reused=True)
 
     window = load_window(store, spec, req.as_of, req.window_days, req.since)
     device = choose_device()
-    result = train(spec, window, device, req.params, req.num_boost_round, req.trials, req.timeout_s)
+    first = champion is None
+    result = train(
+        spec, window, device, req.params, req.num_boost_round, req.trials, req.timeout_s, first_model=first
+    )
     holdout = window.split("holdout")
-    y_hold = labels(holdout, spec)
-    p_hold = booster_predict(result.booster, result.transform, holdout)
-    challenger = ev.evaluate("challenger", holdout, y_hold, p_hold, spec)
-    sample = holdout.slice(0, IMPORTANCE_SAMPLE)
-    importance = ev.importance(result.booster, result.transform, sample)
+    p_hold = model_predict(result.booster, result.transform, holdout)
+    challenger = ev.evaluate("challenger", holdout, labels(holdout, spec), p_hold, spec)
+    importance = ev.importance(result.booster, result.transform, holdout.slice(0, IMPORTANCE_SAMPLE))
     cost = feature_cost(store, spec, window, importance, result.seconds)
 
     lineage: dict[str, Any] = {
@@ -123,103 +121,160 @@ def train_step(
         "run_key": run_key,
         **(tags or {}),
     }
+    params = {
+        **_flat("xgb.", {k: v for k, v in result.params.items() if k not in ("eval_metric", "nthread")}),
+        "model_kind": ev.XGBOOST,
+        "num_boost_round": str(result.num_boost_round),
+        "early_stopping_rounds": str(spec.training.early_stopping_rounds),
+        "tuning_trials": str(len(result.trials)),
+        "first_model": str(first),
+    }
+    metrics = {
+        "best_iteration": float(result.best_iteration),
+        "validation_auc": result.best_score,
+        "train_seconds": result.seconds,
+    }
+    extra = {FEATURE_COST: cost, **({"tuning.json": result.trials} if result.trials else {})}
+    run = _log_model_run(
+        client, exp_id, store, spec, window, run_key, result.booster, result.transform, challenger, p_hold,
+        importance, lineage, params, metrics, tags=tags, extra=extra, history=result.history,
+    )  # fmt: skip
+    return _train_summary(run, reused=False)
+
+
+def _log_model_run(
+    client: Any,
+    exp_id: str,
+    store: Store,
+    spec: DatasetSpec,
+    window: Any,
+    run_key: str,
+    model: Any,
+    transform: Any,
+    evaluation: Any,
+    p_hold: np.ndarray,
+    importance: list[dict[str, Any]],
+    lineage: dict[str, Any],
+    params: dict[str, str],
+    metrics: dict[str, float],
+    tags: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    run_tags_extra: dict[str, str] | None = None,
+    history: dict[str, list[float]] | None = None,
+) -> Any:
+    """One MLflow run of a model of either kind (an XGBoost booster or the logistic baseline),
+    laid out the same way: params, metrics, split inputs, lineage, importance, the holdout
+    evaluation, the serving-skew sample, the monitoring reference and the packaged pyfunc
+    (``model``: the transform + ``booster.ubj`` or ``logistic.pkl``). Returns the finished run."""
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from nightshift import evaluate as ev
+    from nightshift import registry
+    from nightshift.model import BOOSTER, LOGISTIC_ARTIFACT, TRANSFORM, NightshiftModel, kind_of
+
+    kind = kind_of(model)
+    holdout = window.split("holdout")
     days = [p.dt for p in window.partitions]
     run_tags = {
         registry.RUN_KEY: run_key,
         "nightshift.dataset": spec.name,
+        "nightshift.model_kind": kind,
         "nightshift.window": f"{days[0]}..{days[-1]} ({len(days)} days)",
         "nightshift.window_fingerprint": window.fingerprint,
         "nightshift.code_version": lineage["code_version"],
-        "nightshift.device": device.name,
-        "nightshift.device_reason": device.reason,
-        "nightshift.host": device.host,
+        "nightshift.device": lineage["device"]["name"],
+        "nightshift.device_reason": lineage["device"]["reason"],
+        "nightshift.host": lineage["device"]["host"],
         "nightshift.validation": "all passed"
         if all(p.validation.get("success") for p in window.partitions)
         else "see lineage.json",
         **{f"nightshift.{k}": str(v) for k, v in (tags or {}).items()},
+        **(run_tags_extra or {}),
     }
-    params = {
-        **_flat("xgb.", {k: v for k, v in result.params.items() if k not in ("eval_metric", "nthread")}),
-        "num_boost_round": str(result.num_boost_round),
-        "early_stopping_rounds": str(spec.training.early_stopping_rounds),
+    all_params = {
+        **params,
         "window_days": str(lineage["window_days"]),
         "train_days": str(len(window.days["train"])),
         "validation_days": str(len(window.days["validation"])),
         "holdout_days": str(len(window.days["holdout"])),
-        "tuning_trials": str(len(result.trials)),
         "seed": str(spec.seed),
     }
     split_rows = {k: v["rows"] for k, v in lineage["split"].items()}
-    metrics = {
-        **{f"holdout_{k}": v for k, v in challenger.metrics.items() if not np.isnan(v)},
-        "best_iteration": float(result.best_iteration),
-        "validation_auc": result.best_score,
-        "train_seconds": result.seconds,
+    all_metrics = {
+        **{f"holdout_{k}": v for k, v in evaluation.metrics.items() if not np.isnan(v)},
+        **metrics,
         **{f"{k}_rows": float(v) for k, v in split_rows.items()},
     }
     with registry.speaking_errors("logging the training run"), tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        run_name = f"train {days[-1]} {run_key.rsplit('/', 1)[-1]}"[:200]
+        what = "train" if kind == ev.XGBOOST else "baseline"
+        run_name = f"{what} {days[-1]} {run_key.rsplit('/', 1)[-1]}"[:200]
         with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=run_tags) as run:
-            mlflow.log_params(params)
-            history = [
-                Metric(f"round_validation_{name}", v, 0, step)
-                for name, values in result.history.items()
+            mlflow.log_params(all_params)
+            now = int(mlflow.utils.time.get_current_time_millis())
+            logged = [Metric(k, float(v), now, 0) for k, v in all_metrics.items()] + [
+                Metric(f"round_validation_{name}", float(v), now, step)
+                for name, values in (history or {}).items()
                 for step, v in enumerate(values)
             ]
-            now = int(mlflow.utils.time.get_current_time_millis())
-            all_metrics = [Metric(k, float(v), now, 0) for k, v in metrics.items()] + [
-                Metric(m.key, m.value, now, m.step) for m in history
-            ]
-            for i in range(0, len(all_metrics), 1000):
-                client.log_batch(run.info.run_id, metrics=all_metrics[i : i + 1000])
+            for i in range(0, len(logged), 1000):
+                client.log_batch(run.info.run_id, metrics=logged[i : i + 1000])
             _log_inputs(store, spec, window, lineage)
             (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str))
             (tmp / "importance.json").write_text(json.dumps(importance, indent=2))
-            (tmp / "evaluation_challenger.json").write_text(json.dumps(challenger.to_dict(), indent=2))
-            (tmp / ev.SKEW_ARTIFACT).write_text(json.dumps(ev.skew_sample(spec, holdout, p_hold)))
-            (tmp / FEATURE_COST).write_text(json.dumps(cost, indent=2))
-            if result.trials:
-                (tmp / "tuning.json").write_text(json.dumps(result.trials, indent=2))
-            _write_reference(spec, window.table, result, tmp / "reference")
+            (tmp / "evaluation_challenger.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
+            sample = ev.skew_sample(spec, holdout, p_hold, kind=kind)
+            (tmp / ev.SKEW_ARTIFACT).write_text(json.dumps(sample))
+            for name, obj in (extra or {}).items():
+                (tmp / name).write_text(json.dumps(obj, indent=2))
+            _write_reference(spec, window.table, model, transform, tmp / "reference")
             _importance_plot(importance, tmp / "importance.png")
             for f in sorted(tmp.iterdir()):
                 if f.is_dir():
                     mlflow.log_artifacts(str(f), artifact_path=f.name)
                 else:
                     mlflow.log_artifact(str(f))
-            booster_path, transform_path = tmp / "booster.ubj", tmp / "transform.json"
-            result.booster.save_model(str(booster_path))
-            transform_path.write_text(result.transform.to_json())
-            example = result.transform.frame(holdout.slice(0, 5))
+            transform_path = tmp / "transform.json"
+            transform_path.write_text(transform.to_json())
+            if kind == ev.XGBOOST:
+                model_path = tmp / "booster.ubj"
+                model.save_model(str(model_path))
+                artifacts = {BOOSTER: str(model_path), TRANSFORM: str(transform_path)}
+            else:
+                model_path = tmp / "logistic.pkl"
+                model.save(model_path)
+                artifacts = {LOGISTIC_ARTIFACT: str(model_path), TRANSFORM: str(transform_path)}
             signature = ModelSignature(
-                inputs=Schema([ColSpec(t, n) for n, t in result.transform.signature_schema()]),
+                inputs=Schema([ColSpec(t, n) for n, t in transform.signature_schema()]),
                 outputs=Schema([ColSpec("double", "score")]),
             )
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=NightshiftModel(),
-                artifacts={BOOSTER: str(booster_path), TRANSFORM: str(transform_path)},
+                artifacts=artifacts,
                 code_paths=[str(_code_dir(tmp))],
                 signature=signature,
-                input_example=example,
+                input_example=transform.frame(holdout.slice(0, 5)),
                 pip_requirements=_pip_requirements(),
             )
             mlflow.set_tag("nightshift.model_id", info.model_id)
-    return _train_summary(client.get_run(run.info.run_id), reused=False)
+    return client.get_run(run.info.run_id)
 
 
-def _write_reference(spec: DatasetSpec, table: Any, result: Any, directory: Path) -> None:
+def _write_reference(spec: DatasetSpec, table: Any, model: Any, transform: Any, directory: Path) -> None:
     """The monitoring reference: a seeded sample of the window, its features and the model's
     score (logged as ``reference/reference.parquet``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nightshift.model import predict as booster_predict
+    from nightshift.model import predict as model_predict
     from nightshift.monitor import SCORE, sample
 
     rows = sample(table, spec.monitoring.reference_rows, spec.seed)
-    scores = booster_predict(result.booster, result.transform, rows)
+    scores = model_predict(model, transform, rows)
     ref = rows.select(spec.feature_names).append_column(SCORE, pa.array(scores, pa.float64()))
     directory.mkdir()
     pq.write_table(ref, directory / "reference.parquet")
@@ -272,9 +327,15 @@ def _train_summary(run: Any, reused: bool) -> dict[str, Any]:
 
 def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dict[str, Any]:
     """Evaluate challenger, champion and baseline on the run's holdout; log the verdict;
-    register the challenger (found again on a retry). Returns the verdict summary."""
+    register the candidate (found again on a retry). Returns the verdict summary.
+
+    When the XGBoost challenger does not beat the logistic baseline (overall or on a slice,
+    :func:`nightshift.evaluate.baseline_competes`), the baseline competes: the very model the
+    gate just fitted is logged as a run of its own (run key ``<run_key>#baseline``, packaged
+    like any model), loaded back and judged by the same gate (serving skew included); if it
+    passes, it is the version registered (``model_kind: logistic``), else the XGBoost one."""
     import mlflow
-    from mlflow.entities import Metric
+    import mlflow.pyfunc
 
     from nightshift import evaluate as ev
     from nightshift import registry
@@ -296,8 +357,6 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     holdout, train_t = window.split("holdout"), window.split("train")
     y = labels(holdout, spec)
 
-    import mlflow.pyfunc
-
     with registry.speaking_errors(f"loading the challenger of run {run_id}"):
         model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
         recorded = ev.load_skew_sample(run_id)
@@ -312,13 +371,81 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         champion = ev.evaluate(
             "champion", holdout, y, np.asarray(champ_model.predict(frame)), spec, version=champ_version
         )
-    p_base = ev.baseline_predict(transform, train_t, labels(train_t, spec), holdout, spec.seed)
+    logistic = ev.baseline_fit(transform, train_t, labels(train_t, spec), spec.seed)
+    p_base = logistic.predict(transform.matrix(holdout))
     baseline = ev.evaluate("baseline", holdout, y, p_base, spec)
     skew = ev.serving_skew(model, holdout, spec, recorded)
     verdict = ev.gate(spec.gate, challenger, champion, baseline, skew=skew)
-    review = ev.needs_review(spec.gate, verdict)
 
-    evals = [e for e in (challenger, champion, baseline) if e is not None]
+    final, winner_run, winner_eval = verdict, run_id, challenger
+    if ev.baseline_competes(spec.gate, verdict):
+        base_run = _baseline_run(client, store, spec, window, run_id, run_key, lineage, logistic, transform,
+                                 baseline, p_base)  # fmt: skip
+        with registry.speaking_errors(f"loading the logistic baseline of run {base_run}"):
+            base_model = mlflow.pyfunc.load_model(f"runs:/{base_run}/model")
+            base_recorded = ev.load_skew_sample(base_run)
+        candidate = ev.evaluate("challenger", holdout, y, np.asarray(base_model.predict(frame)), spec)
+        base_skew = ev.serving_skew(base_model, holdout, spec, base_recorded)
+        judged = ev.gate(spec.gate, candidate, champion, baseline, skew=base_skew, kind=ev.LOGISTIC)
+        final = ev.compete(spec.gate, verdict, judged, challenger, candidate)
+        own = ev.Verdict.from_dict({**verdict.to_dict(), "competition": final.competition})
+        judged.competition = final.competition
+        competitor = ev.Evaluation.from_dict({**challenger.to_dict(), "name": "xgboost"})
+        _log_verdict(client, spec, base_run, [candidate, champion, competitor], judged)
+        _log_verdict(client, spec, run_id, [challenger, champion, baseline], own)
+        if final.model_kind == ev.LOGISTIC:
+            winner_run, winner_eval = base_run, candidate
+    else:
+        _log_verdict(client, spec, run_id, [challenger, champion, baseline], verdict)
+    review = ev.needs_review(spec.gate, final)
+    if review:
+        with registry.speaking_errors(f"logging the review of run {winner_run}"):
+            client.set_tag(winner_run, "nightshift.review", review[:4900])
+    version = registry.register(client, spec.name, winner_run, run_key)
+    name = registry.model_name(spec.name)
+    with registry.speaking_errors(f"tagging v{version}"):
+        client.set_model_version_tag(
+            name, version, "nightshift.verdict", "promote" if final.promote else "reject"
+        )
+        client.set_model_version_tag(name, version, "nightshift.model_kind", final.model_kind)
+        if final.competition is not None:
+            client.set_model_version_tag(
+                name, version, "nightshift.competition", json.dumps(final.competition)
+            )
+    return {
+        "run_id": winner_run,
+        "challenger_run_id": run_id,
+        "version": version,
+        "model_kind": final.model_kind,
+        "promote": final.promote,
+        "reason": final.reason,
+        "competition": final.competition,
+        "hints": final.hints,
+        "first_model": final.first_model,
+        "deltas": {k: v for k, v in final.deltas.items() if not np.isnan(v)},
+        "champion": champ_version,
+        "metrics": {k: v for k, v in winner_eval.metrics.items() if not np.isnan(v)},
+        "champion_metrics": {k: v for k, v in champion.metrics.items() if not np.isnan(v)}
+        if champion
+        else {},
+        "failed_checks": [c.name for c in final.failed],
+        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in final.checks],
+        "slices": _slice_table(spec, winner_eval, champion),
+        "review": review,
+        "links": registry.ui_links(spec.name, run_id=winner_run, version=version),
+    }
+
+
+def _log_verdict(client: Any, spec: DatasetSpec, run_id: str, evaluations: list[Any], verdict: Any) -> None:
+    """The gate's evidence on a run: calibration plot, evaluations, HTML report, the verdict
+    (``gate/``), the other models' metrics and the deltas, and the verdict tags."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    from nightshift import evaluate as ev
+    from nightshift import registry
+
+    evals = [e for e in evaluations if e is not None]
     with (
         registry.speaking_errors(f"logging the verdict of run {run_id}"),
         tempfile.TemporaryDirectory() as tmp_s,
@@ -341,33 +468,57 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
             client.log_batch(run_id, metrics=gate_metrics)
         client.set_tag(run_id, "nightshift.verdict", "promote" if verdict.promote else "reject")
         client.set_tag(run_id, "nightshift.verdict_reason", verdict.reason[:4900])
-        if review:
-            client.set_tag(run_id, "nightshift.review", review[:4900])
-    version = registry.register(client, spec.name, run_id, run_key)
-    with registry.speaking_errors(f"tagging v{version}"):
-        client.set_model_version_tag(
-            registry.model_name(spec.name),
-            version,
-            "nightshift.verdict",
-            "promote" if verdict.promote else "reject",
-        )
-    return {
-        "run_id": run_id,
-        "version": version,
-        "promote": verdict.promote,
-        "reason": verdict.reason,
-        "deltas": {k: v for k, v in verdict.deltas.items() if not np.isnan(v)},
-        "champion": champ_version,
-        "metrics": {k: v for k, v in challenger.metrics.items() if not np.isnan(v)},
-        "champion_metrics": {k: v for k, v in champion.metrics.items() if not np.isnan(v)}
-        if champion
-        else {},
-        "failed_checks": [c.name for c in verdict.failed],
-        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks],
-        "slices": _slice_table(spec, challenger, champion),
-        "review": review,
-        "links": registry.ui_links(spec.name, run_id=run_id, version=version),
+
+
+def _baseline_run(
+    client: Any,
+    store: Store,
+    spec: DatasetSpec,
+    window: Any,
+    run_id: str,
+    run_key: str,
+    lineage: dict[str, Any],
+    logistic: Any,
+    transform: Any,
+    baseline: Any,
+    p_base: np.ndarray,
+) -> str:
+    """The MLflow run of the logistic baseline competing with ``run_id`` (created once: a
+    retried gate finds it by its run key ``<run_key>#baseline``)."""
+    import socket
+
+    from nightshift import evaluate as ev
+    from nightshift import registry
+
+    key = f"{run_key}#baseline"
+    with registry.speaking_errors("looking up the baseline run"):
+        exp_id = registry.ensure_experiment(client, spec.name)
+        found = registry.find_run(client, exp_id, key)
+    if found is not None:
+        return str(found.info.run_id)
+    holdout = window.split("holdout")
+    importance = ev.importance(logistic, transform, holdout.slice(0, IMPORTANCE_SAMPLE))
+    host = socket.gethostname()
+    base_lineage = {
+        **lineage,
+        "run_key": key,
+        "model_kind": ev.LOGISTIC,
+        "competed_with": run_id,
+        "device": {
+            "name": "cpu",
+            "reason": "the logistic baseline is fitted by the gate, on CPU",
+            "gpus": 0,
+            "host": host,
+        },
     }
+    params = {"model_kind": ev.LOGISTIC, "logistic.fit_days": "train", "logistic.max_iter": "500"}
+    tags: dict[str, str] = {k: str(lineage[k]) for k in ("dag_id", "run_id", "run_type") if k in lineage}
+    evaluation = ev.Evaluation.from_dict({**baseline.to_dict(), "name": "challenger"})
+    run = _log_model_run(
+        client, exp_id, store, spec, window, key, logistic, transform, evaluation, p_base, importance,
+        base_lineage, params, {}, tags=tags, run_tags_extra={"nightshift.competed_with": run_id},
+    )  # fmt: skip
+    return str(run.info.run_id)
 
 
 def _slice_table(spec: DatasetSpec, challenger: Any, champion: Any) -> list[dict[str, Any]]:
@@ -425,6 +576,7 @@ def decide_step(
         "review": review if review and review.get("decision") else None,
         "triggered_by": triggered_by,
         "run_key": run_key,
+        "model_kind": gate_result.get("model_kind"),
     }
     version = gate_result["version"]
     if not promote:
@@ -643,27 +795,28 @@ def _publish_last(store: Store, local: Path, directory: str, last: str) -> None:
     store.upload_file_atomic(local / last, f"{directory}/{last}")
 
 
-def _day_metric(key: str, value: float, dt: date) -> Any:
-    """A metric stepped by the day it describes (days since 1970), timestamped at that day."""
-    from datetime import UTC, datetime
-
+def _day_metric(key: str, value: float, dt: date, tz: tzinfo) -> Any:
+    """A metric stepped by the day it describes (days since 1970), timestamped at that day's
+    local midnight in ``tz`` (the spec's ``partitioning.timezone``)."""
     from mlflow.entities import Metric
 
-    ts = int(datetime(dt.year, dt.month, dt.day, tzinfo=UTC).timestamp() * 1000)
+    ts = int(partition_bounds(dt, tz)[0].timestamp() * 1000)
     return Metric(key, float(value), ts, (dt - date(1970, 1, 1)).days)
 
 
-def _live_metrics(drift: dict[str, Any] | None, perf: dict[str, Any] | None, dt: date) -> list[Any]:
+def _live_metrics(
+    drift: dict[str, Any] | None, perf: dict[str, Any] | None, dt: date, tz: tzinfo
+) -> list[Any]:
     """The ``live_*`` metrics of a day's drift or performance summary (NaN left out)."""
     out = []
     if drift is not None:
         if drift.get("enough_rows"):
-            out.append(_day_metric("live_drift_share", drift["drift_share"], dt))
-        out.append(_day_metric("live_prediction_drift", drift["prediction_drift"], dt))
+            out.append(_day_metric("live_drift_share", drift["drift_share"], dt, tz))
+        out.append(_day_metric("live_prediction_drift", drift["prediction_drift"], dt, tz))
     if perf is not None:
         m = perf["metrics"]
-        out += [_day_metric(f"live_{k}", m[k], dt) for k in ("roc_auc", "log_loss", "average_precision")]
-        out.append(_day_metric("live_ece", perf["ece"], dt))
+        out += [_day_metric(f"live_{k}", m[k], dt, tz) for k in ("roc_auc", "log_loss", "average_precision")]
+        out.append(_day_metric("live_ece", perf["ece"], dt, tz))
     return [x for x in out if x.value is not None and not np.isnan(x.value)]
 
 
@@ -675,10 +828,12 @@ def _log_live(client: Any, run_id: str, metrics: list[Any], what: str) -> None:
         client.log_batch(run_id, metrics=metrics)
 
 
-def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
+def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> dict[str, Any]:
     """Report every recent scored day not reported yet (drift, data quality) and every day
     whose labels have landed since (performance of the version that scored it); update the
-    history table. Idempotent: a (day, version) already reported is not redone.
+    history table. Idempotent: a (day, version) already reported is not redone. With
+    ``as_of``, only what was known on that day: predictions of days up to it, labels that
+    arrived by then (a replay of the past).
 
     A day's summary JSON is written last, after its reports and its MLflow ``live_*`` metrics,
     and the history is derived from the summaries: a summary the history lacks (a run that
@@ -692,12 +847,15 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
     from nightshift.score import SCORE
 
     client = registry.configure()
+    tz = spec.partitioning.tz
     predicted = store.list_partitions(store.path("predictions", spec.name))
+    predicted = [d for d in predicted if as_of is None or d <= as_of]
     if not predicted:
         return {"drift": [], "performance": [], "history_rows": len(read_history(store, spec.name))}
     first = predicted[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
     days = [d for d in predicted if d >= first]
     arrivals = store.list_partitions(store.path("labels", spec.name))
+    arrivals = [d for d in arrivals if as_of is None or d <= as_of]
     refs: dict[str, _Reference] = {}
     known = {(r["dt"], str(r["version"])): r for r in read_history(store, spec.name)}
     new_rows: list[dict[str, Any]] = []
@@ -717,7 +875,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
             return
         summary = store.read_json(path)
         drift_s, perf_s = (summary, None) if kind == "drift" else (None, summary)
-        _log_live(client, ref_for(version).run_id, _live_metrics(drift_s, perf_s, dt), f"{kind} of {dt}")
+        _log_live(client, ref_for(version).run_id, _live_metrics(drift_s, perf_s, dt, tz), f"{kind} of {dt}")
         new_rows.append(monitor.history_row(drift_s, perf_s))
         recovered.append({"dt": dt.isoformat(), "version": version, "kind": kind})
 
@@ -742,7 +900,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
                 summary = {**result.to_dict(), "report": store.uri(f"{drift_dir}/v{version}-drift.html")}
                 (tmp / last).write_text(json.dumps(summary, indent=2))
                 _publish(store, client, ref.run_id, tmp, drift_dir, f"monitoring/dt={dt}", last)
-                _log_live(client, ref.run_id, _live_metrics(summary, None, dt), f"drift of {dt}")
+                _log_live(client, ref.run_id, _live_metrics(summary, None, dt, tz), f"drift of {dt}")
                 _publish_last(store, tmp, drift_dir, last)
             new_rows.append(monitor.history_row(summary, None))
             drifted.append(
@@ -790,7 +948,7 @@ def monitor_step(store: Store, spec: DatasetSpec) -> dict[str, Any]:
             (tmp / f"v{version}-performance.html").write_text(ev.report_html(spec, [evaluation], None))
             (tmp / last).write_text(json.dumps(summary, indent=2))
             _publish(store, client, ref.run_id, tmp, perf_dir, f"monitoring/dt={dt}", last)
-            _log_live(client, ref.run_id, _live_metrics(None, summary, dt), f"performance of {dt}")
+            _log_live(client, ref.run_id, _live_metrics(None, summary, dt, tz), f"performance of {dt}")
             _publish_last(store, tmp, perf_dir, last)
         new_rows.append(monitor.history_row(None, summary))
         m = evaluation.metrics
@@ -874,4 +1032,27 @@ def retrain_decide_step(
         on_behalf_of=on_behalf_of,
     )
     retrain.write_record(store, decision)
+    return decision.to_dict()
+
+
+def bootstrap_decide_step(
+    store: Store, spec: DatasetSpec, run_key: str, *, triggered_by: str | None = None
+) -> dict[str, Any]:
+    """The bootstrap guard rail for an automatic training run while there is no champion
+    (:func:`nightshift.retrain.decide_bootstrap`), recorded once per run (a retried task gets
+    the recorded decision back)."""
+    from nightshift import retrain
+    from nightshift.train import labelled_days
+
+    found = retrain.find_record(store, spec.name, run_key, retrain.BOOTSTRAP)
+    if found is not None:
+        return found.to_dict()
+    decision = retrain.decide_bootstrap(
+        spec,
+        run_key,
+        retrain.read_records(store, spec.name, retrain.BOOTSTRAP),
+        labelled_days(store, spec),
+        triggered_by=triggered_by,
+    )
+    retrain.write_record(store, decision, retrain.BOOTSTRAP)
     return decision.to_dict()

@@ -268,6 +268,8 @@ class AuditEvent:
     triggered_by: str | None = None
     on_behalf_of: str | None = None
     run_key: str | None = None  # the orchestrator run that made the decision (a retry finds it)
+    # what the version is: ``xgboost``, or ``logistic`` when the gate's baseline competed and won
+    model_kind: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -326,6 +328,8 @@ def _tag_decision(client: Any, event: AuditEvent, status: str) -> None:
         f"nightshift.{event.action}.on_behalf_of": event.on_behalf_of or "",
         f"nightshift.{event.action}.run_key": event.run_key or "",
     }
+    if event.model_kind:
+        tags[f"nightshift.{event.action}.model_kind"] = event.model_kind
     if event.review:
         tags[f"nightshift.{event.action}.review"] = json.dumps(event.review, sort_keys=True)[:4900]
     for k, v in tags.items():
@@ -372,6 +376,7 @@ def promote(
     triggered_by: str | None = None,
     on_behalf_of: str | None = None,
     run_key: str | None = None,
+    model_kind: str | None = None,
 ) -> AuditEvent:
     """Move ``champion`` to ``version`` (the former champion becomes ``previous``), verify,
     record. Promoting the current champion again (a retry) only re-records.
@@ -411,6 +416,7 @@ def promote(
             triggered_by=triggered_by,
             on_behalf_of=on_behalf_of,
             run_key=run_key,
+            model_kind=model_kind,
         )
         _tag_decision(client, event, CHAMPION)
     write_audit(store, event)
@@ -432,6 +438,7 @@ def reject(
     triggered_by: str | None = None,
     on_behalf_of: str | None = None,
     run_key: str | None = None,
+    model_kind: str | None = None,
 ) -> AuditEvent:
     """Record that ``version`` was not promoted, and why; the aliases are untouched."""
     with speaking_errors(f"recording the rejection of {model_name(dataset)} v{version}"):
@@ -450,6 +457,7 @@ def reject(
             triggered_by=triggered_by,
             on_behalf_of=on_behalf_of,
             run_key=run_key,
+            model_kind=model_kind,
         )
         _tag_decision(client, event, "rejected")
     write_audit(store, event)

@@ -55,6 +55,7 @@ def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[st
                 "rows": o.rows,
                 "valid": o.success,
                 "reason": o.reason(limit=2),
+                "warnings": [c.label for c in o.warnings],  # failed checks that do not quarantine
                 "report": o.report_uri,
                 "data_docs": o.data_docs_uri,
                 "validated_at": report.get("validated_at"),
@@ -78,6 +79,11 @@ def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[st
         ]
         rows.append(row)
     return rows
+
+
+def _warned(warnings: list[str]) -> str:
+    n = len(warnings)
+    return f"{n} warning{'s' if n != 1 else ''}"
 
 
 def _retrain_note(decisions: list[dict[str, Any]]) -> str:
@@ -108,6 +114,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             cells.append(f"{o['rows']:>7,}  {'valid' if o['valid'] else 'QUARANTINED':<12}")
             if not o["valid"]:
                 notes.append(f"{kind}: {o['reason']}")
+            elif o.get("warnings"):
+                notes.append(f"{kind}: {_warned(o['warnings'])}: {', '.join(o['warnings'])}")
         cells.append(f"{'v' + r['scored_by'] if r.get('scored_by') else '-':<7}")
         share = r.get("drift_share")
         cells.append(f"{'-' if share is None else f'{share:.2f}' + ('*' if r.get('drifting') else ' '):>7}")

@@ -12,6 +12,12 @@ behaves as a real month would. The checks, in order:
    on, and only once ``min_days_after_onset`` of them are labelled.
 
 A forced (manual) run skips 1-4 and says so in its record.
+
+The same records keep the *bootstrap* guard rail (:func:`decide_bootstrap`, in
+``reports/<dataset>/bootstrap/``): while there is no champion, the automatic runs of
+``nightshift_train`` on new data train at most once per ``retrain.bootstrap_every_days``
+labelled data days, so a dataset whose first model keeps being rejected does not train and
+register a new rejected version every day.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from nightshift.storage import Store
 
 RETRAIN = "retrain"
 SKIP = "skip"
+BOOTSTRAP = "bootstrap"  # the records area of the bootstrap guard rail
+NOT_TRAINED = "not-trained"  # an attempt that found too little data: it does not count
 # a retrain with no recorded end merges later alerts for this long (wall time), not forever
 RUNNING_GRACE = timedelta(hours=6)
 
@@ -210,6 +218,70 @@ def decide(
     return decision
 
 
+def decide_bootstrap(
+    spec: DatasetSpec,
+    run_key: str,
+    records: list[RetrainDecision],
+    labelled: list[date],
+    *,
+    now: datetime | None = None,
+    triggered_by: str | None = None,
+) -> RetrainDecision:
+    """The bootstrap guard rail for an automatic training run while there is no champion: at
+    most one attempt per ``retrain.bootstrap_every_days`` labelled data days (the day is the
+    newest labelled day, the end of the window it would train on). Attempts that found too
+    little data (outcome ``not-trained``) do not count; a failed one does (no retry storm).
+    The decision's ``notify`` check says whether this is the first skip since the last attempt
+    (skips are told once per wait, not every day)."""
+    every = spec.retrain.bootstrap_every_days
+    now = now or datetime.now(UTC)
+    day = labelled[-1] if labelled else None
+    checks: list[dict[str, Any]] = []
+    decision = RetrainDecision(
+        dataset=spec.name,
+        run_key=run_key,
+        action=SKIP,
+        reason="",
+        decided_at=now.isoformat(),
+        day=day.isoformat() if day else None,
+        checks=checks,
+        actor="nightshift-bootstrap",
+        triggered_by=triggered_by,
+        window=[d.isoformat() for d in labelled[-spec.training.window_days :]],
+    )
+    others = sorted((r for r in records if r.run_key != run_key), key=lambda r: r.decided_at)
+    attempts = [r for r in others if r.ran and r.day and (r.outcome or {}).get("status") != NOT_TRAINED]
+    last = attempts[-1] if attempts else None
+    if last is not None and day is not None and every > 0:
+        since = (day - parse_dt(str(last.day))).days
+        outcome = (last.outcome or {}).get("status") or "no outcome recorded"
+        waited = _check(
+            checks,
+            "bootstrap",
+            since >= every,
+            f"no champion yet; last attempt on data of {last.day} ({outcome}), {since} labelled day(s) ago; "
+            f"retrain.bootstrap_every_days {every}",
+        )
+        if not waited:
+            skipped_since = [r for r in others if not r.ran and r.decided_at > last.decided_at]
+            _check(checks, "notify", not skipped_since, f"{len(skipped_since)} skip(s) since that attempt")
+            until = parse_dt(str(last.day)) + timedelta(days=every)
+            decision.reason = (
+                f"no champion yet, and the last bootstrap attempt (data of {last.day}) was {outcome}: "
+                f"next attempt on data from {until} (retrain.bootstrap_every_days {every}; "
+                "trigger nightshift_train by hand to train now)"
+            )
+            return decision
+    else:
+        _check(checks, "bootstrap", True, "no champion yet and no earlier bootstrap attempt counts")
+    decision.action = RETRAIN
+    decision.reason = (
+        f"no champion yet: bootstrap attempt on data up to {day or 'the latest labelled day'}"
+        + (f" (at most one per {every} labelled day(s))" if every else "")
+    )
+    return decision
+
+
 # XGBoost parameters a manual retrain may override (a typo must not be silently ignored)
 XGB_OVERRIDABLE = {
     "max_depth": int,
@@ -229,6 +301,8 @@ XGB_OVERRIDABLE = {
     "max_bin": int,
     "scale_pos_weight": float,
     "max_delta_step": float,
+    "max_cat_to_onehot": int,
+    "max_cat_threshold": int,
 }
 OVERRIDES = ("since", "window_days", "xgb_params", "num_boost_round", "note")
 
@@ -296,37 +370,40 @@ def validate_overrides(spec: DatasetSpec, overrides: dict[str, Any], force: bool
 # ---- records -------------------------------------------------------------------------------
 
 
-def records_dir(store: Store, dataset: str) -> str:
-    return store.path("reports", dataset, "retrain")
+def records_dir(store: Store, dataset: str, area: str = RETRAIN) -> str:
+    """Where decisions are kept: ``retrain`` (the retrain DAG's) or ``bootstrap``."""
+    return store.path("reports", dataset, area)
 
 
-def record_path(store: Store, dataset: str, run_key: str) -> str:
-    return f"{records_dir(store, dataset)}/{hashlib.sha1(run_key.encode()).hexdigest()[:16]}.json"
+def record_path(store: Store, dataset: str, run_key: str, area: str = RETRAIN) -> str:
+    return f"{records_dir(store, dataset, area)}/{hashlib.sha1(run_key.encode()).hexdigest()[:16]}.json"
 
 
-def read_records(store: Store, dataset: str) -> list[RetrainDecision]:
-    """Every decision recorded for ``dataset``, oldest first."""
-    paths = store.list_files(records_dir(store, dataset), "*.json")
+def read_records(store: Store, dataset: str, area: str = RETRAIN) -> list[RetrainDecision]:
+    """Every decision recorded for ``dataset`` (in ``area``), oldest first."""
+    paths = store.list_files(records_dir(store, dataset, area), "*.json")
     out = [RetrainDecision.from_dict(store.read_json(p)) for p in paths]
     return sorted(out, key=lambda d: d.decided_at)
 
 
-def find_record(store: Store, dataset: str, run_key: str) -> RetrainDecision | None:
-    path = record_path(store, dataset, run_key)
+def find_record(store: Store, dataset: str, run_key: str, area: str = RETRAIN) -> RetrainDecision | None:
+    path = record_path(store, dataset, run_key, area)
     return RetrainDecision.from_dict(store.read_json(path)) if store.exists(path) else None
 
 
-def write_record(store: Store, decision: RetrainDecision) -> str:
-    path = record_path(store, decision.dataset, decision.run_key)
+def write_record(store: Store, decision: RetrainDecision, area: str = RETRAIN) -> str:
+    path = record_path(store, decision.dataset, decision.run_key, area)
     store.write_json_atomic(path, decision.to_dict())
     return store.uri(path)
 
 
-def finish(store: Store, dataset: str, run_key: str, status: str, **details: Any) -> RetrainDecision | None:
+def finish(
+    store: Store, dataset: str, run_key: str, status: str, area: str = RETRAIN, **details: Any
+) -> RetrainDecision | None:
     """Record how a retrain that ran ended (promoted, rejected, failed, skipped)."""
-    decision = find_record(store, dataset, run_key)
+    decision = find_record(store, dataset, run_key, area)
     if decision is None:
         return None
     decision.outcome = {"status": status, "finished_at": datetime.now(UTC).isoformat(), **details}
-    write_record(store, decision)
+    write_record(store, decision, area)
     return decision

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,7 +21,12 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 NumericType = Literal["int64", "float64"]
+# bool first: pydantic keeps an exact type, so true stays a bool and 1 an int
+LabelValue = bool | int | str
 IdType = Literal["string", "int64"]
+# what a failed check does: quarantine the batch (critical, the default) or only report it
+Severity = Literal["critical", "warning"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
 
 
 # Columns nightshift itself adds next to a dataset's own: a spec column of the same name would
@@ -44,8 +50,71 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class NumericFeature(_Model):
+class _Checked(_Model):
+    """A feature whose checks each have a severity: ``severity: warning`` (all of its checks)
+    or ``severity: {max_null_fraction: warning, range: critical}`` (check by check)."""
+
+    # the feature's checks, by the name a spec's ``severity`` mapping uses
+    CHECKS: ClassVar[tuple[str, ...]] = ("max_null_fraction",)
+
+    severity: Severity | dict[str, Severity] | None = None
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, v: object) -> object:
+        known = ", ".join(cls.CHECKS)
+        allowed = " or ".join(repr(s) for s in SEVERITIES)
+        if v is None or (isinstance(v, str) and v in SEVERITIES):
+            return v
+        if isinstance(v, dict):
+            unknown = [str(k) for k in v if k not in cls.CHECKS]
+            if unknown:
+                raise ValueError(
+                    f"unknown check(s) {', '.join(map(repr, unknown))}; this feature's checks: {known}"
+                )
+            bad = [f"{k}: {s!r}" for k, s in v.items() if s not in SEVERITIES]
+            if bad:
+                raise ValueError(f"severity must be {allowed}, got {', '.join(bad)}")
+            return v
+        raise ValueError(
+            f"severity must be {allowed} (all of the feature's checks) or a mapping of check to "
+            f"severity (checks: {known}), got {v!r}"
+        )
+
+    def _has_check(self, check: str) -> bool:
+        return check == "max_null_fraction"
+
+    def stated_severity(self, check: str) -> Severity | None:
+        """The severity the spec gives ``check`` (``None``: the spec does not say)."""
+        if check not in self.CHECKS:
+            raise KeyError(f"{check!r} is not a check of a {type(self).__name__}; checks: {self.CHECKS}")
+        if isinstance(self.severity, dict):
+            return self.severity.get(check)
+        return self.severity
+
+    def severity_of(self, check: str) -> Severity:
+        """What a failure of ``check`` does: ``critical`` (quarantine) unless the spec says otherwise."""
+        return self.stated_severity(check) or "critical"
+
+    @model_validator(mode="after")
+    def _severity_of_checks(self) -> _Checked:
+        if isinstance(self.severity, dict):
+            absent = [c for c in self.severity if not self._has_check(c)]
+            if absent:
+                raise ValueError(
+                    f"feature {getattr(self, 'name', '?')!r}: severity given for check(s) it does not "
+                    f"have: {', '.join(absent)} ({self._why_absent()})"
+                )
+        return self
+
+    def _why_absent(self) -> str:
+        return ""
+
+
+class NumericFeature(_Checked):
     """A numeric feature with an optional allowed range and null budget."""
+
+    CHECKS: ClassVar[tuple[str, ...]] = ("max_null_fraction", "range")
 
     name: str
     dtype: NumericType = "float64"
@@ -62,9 +131,17 @@ class NumericFeature(_Model):
             raise ValueError(f"feature {self.name!r}: min ({self.min}) is greater than max ({self.max})")
         return self
 
+    def _has_check(self, check: str) -> bool:
+        return check == "max_null_fraction" or (check == "range" and (self.min, self.max) != (None, None))
 
-class CategoricalFeature(_Model):
+    def _why_absent(self) -> str:
+        return "a range check needs min or max"
+
+
+class CategoricalFeature(_Checked):
     """A categorical feature; ``values`` is the allowed set (``None``: any string)."""
+
+    CHECKS: ClassVar[tuple[str, ...]] = ("max_null_fraction", "values")
 
     name: str
     values: list[str] | None = None
@@ -79,6 +156,12 @@ class CategoricalFeature(_Model):
             raise ValueError("values must be a non-empty list without duplicates")
         return v
 
+    def _has_check(self, check: str) -> bool:
+        return check == "max_null_fraction" or (check == "values" and self.values is not None)
+
+    def _why_absent(self) -> str:
+        return "a values check needs values"
+
 
 class Features(_Model):
     numeric: list[NumericFeature] = Field(default_factory=list)
@@ -90,8 +173,26 @@ class Label(_Model):
 
     column: str
     delay_days: Annotated[int, Field(ge=0, le=365)]
-    positive: int = 1
-    negative: int = 0
+    # the two values the feed uses: ints (1/0), strings ("YES"/"NO": quote them, YAML reads a
+    # bare YES/NO as a boolean) or booleans (true/false); both of the same type
+    positive: LabelValue = 1
+    negative: LabelValue = 0
+
+    @model_validator(mode="after")
+    def _same_type(self) -> Label:
+        if type(self.positive) is not type(self.negative):
+            raise ValueError(
+                f"label.positive ({self.positive!r}) and label.negative ({self.negative!r}) must be of one "
+                "type: two ints, two strings or two booleans (quote YES/NO: YAML reads them as booleans)"
+            )
+        return self
+
+    @property
+    def dtype(self) -> Literal["bool", "int64", "string"]:
+        """The label column's type, from its two values."""
+        if isinstance(self.positive, bool):
+            return "bool"
+        return "int64" if isinstance(self.positive, int) else "string"
 
 
 class Landing(_Model):
@@ -132,10 +233,25 @@ class Landing(_Model):
 
 
 class Partitioning(_Model):
-    """Partition by calendar day of the event-time column (UTC)."""
+    """Partition by the local calendar day of the event-time column in ``timezone`` (an IANA
+    name such as ``America/Chicago``; default ``UTC``). A day is local midnight to local
+    midnight (23 or 25 hours across a DST change); timestamps with an offset are converted,
+    timestamps without one are read as local times in this zone (a time the clocks skip moves
+    forward past the gap, a repeated one is its first occurrence). Event times are stored as
+    UTC instants."""
 
     by: Literal["day"] = "day"
-    timezone: Literal["UTC"] = "UTC"
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        zone_of(v)
+        return v
+
+    @property
+    def tz(self) -> tzinfo:
+        return zone_of(self.timezone)
 
 
 class ValidationThresholds(_Model):
@@ -145,6 +261,10 @@ class ValidationThresholds(_Model):
     max_rows: int | None = None
     # share of rows that must fall inside numeric ranges / categorical sets
     range_mostly: Annotated[float, Field(gt=0, le=1)] = 1.0
+    # a labels batch whose ids were never seen in curated events (of the last
+    # ``label_match_days`` days): above this share of its ids it is quarantined (the count is
+    # always in the labels report)
+    max_unmatched_label_fraction: Annotated[float, Field(ge=0, le=1)] = 0.05
     # a valid batch up to this many rows gets GX Data Docs too (a rejected one always does);
     # larger valid batches are validated for verdicts only, which is several times cheaper
     data_docs_max_rows: Annotated[int, Field(ge=0)] = 200_000
@@ -157,14 +277,22 @@ DEFAULT_XGB_PARAMS: dict[str, float | int | str] = {
     "subsample": 0.8,
     "colsample_bytree": 0.7,
     "max_bin": 256,
+    # categorical features are XGBoost-native (codes): one-vs-rest splits up to 32 categories,
+    # above that partition splits over at most 16 categories, so a high-cardinality column
+    # (87 neighbourhoods, a few thousand rows) does not overfit (docs/benchmarks.md)
+    "max_cat_to_onehot": 32,
+    "max_cat_threshold": 16,
 }
 
 
 class Tuning(_Model):
-    """Optional bounded hyper-parameter search: ``trials`` (0 = off) within ``timeout_s``."""
+    """A bounded, seeded hyper-parameter search on the time-ordered validation days: ``trials``
+    (0 = off) within ``timeout_s``. By default (``first_model_only``) only while there is no
+    champion: the first model of a dataset is tuned, a retrain keeps the spec's params."""
 
-    trials: Annotated[int, Field(ge=0, le=200)] = 0
-    timeout_s: Annotated[float, Field(gt=0)] = 300.0
+    trials: Annotated[int, Field(ge=0, le=200)] = 20
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    first_model_only: bool = True
 
 
 class Training(_Model):
@@ -200,7 +328,9 @@ class Training(_Model):
 MetricName = Literal["roc_auc", "average_precision", "log_loss", "brier"]
 
 
-DEFAULT_FLOORS: dict[MetricName, float] = {"roc_auc": 0.75, "average_precision": 0.05}
+# absolute floors a spec that sets none gets: better than chance, whatever the dataset (a demo's
+# 0.9-AUC world and a real 0.62-AUC one alike); the relative checks do the rest
+DEFAULT_FLOORS: dict[MetricName, float] = {"roc_auc": 0.55}
 
 
 class Review(_Model):
@@ -226,19 +356,24 @@ class Gate(_Model):
     """When a challenger may replace the champion (all checks on the same holdout)."""
 
     metric: Literal["roc_auc", "average_precision"] = "roc_auc"
-    # absolute floors, checked on every run (the only checks on the first run)
+    # absolute floors, checked on every run (with the baseline, the only checks on a first run)
     min_metrics: dict[MetricName, float] = Field(default_factory=lambda: dict(DEFAULT_FLOORS))
     # how much worse than the champion the challenger may be on ``metric`` (a tie passes:
     # the newer model has seen newer data)
     max_regression: Annotated[float, Field(ge=0)] = 0.005
-    # per-slice: the challenger's ``metric`` in each slice value with enough rows must not fall
-    # more than this below the champion's, nor below ``slice_min_metric``
+    # per-slice, relative: the challenger's ``metric`` in each slice value with enough rows must
+    # not fall more than ``max_slice_regression`` below the champion's on the same slice (on a
+    # first run, below the logistic baseline's); absolute ``slice_min_metric`` only where set
     slice_min_rows: Annotated[int, Field(ge=1)] = 200
     slice_min_positives: Annotated[int, Field(ge=1)] = 5
     max_slice_regression: Annotated[float, Field(ge=0)] = 0.03
-    slice_min_metric: float | None = 0.6
+    slice_min_metric: float | None = None
     # the challenger must beat a logistic regression on the same features by this margin
     baseline_margin: float = 0.0
+    # when it does not (or loses to it on a slice), the logistic baseline competes: packaged as
+    # a model of its own and judged by the same gate; it wins when it passes (``false``: the
+    # XGBoost challenger is simply rejected)
+    baseline_candidate: bool = True
     # a floor (min_metrics, slice_min_metric) that the champion also misses on the same
     # holdout is passed by a challenger better than the champion
     floors_vs_champion: bool = True
@@ -311,6 +446,9 @@ class Retrain(_Model):
     # labelled days exist; ``None`` = validation + holdout + 2 days
     since_onset: bool = True
     min_days_after_onset: Annotated[int, Field(ge=3, le=366)] | None = None
+    # while there is no champion, the automatic runs of nightshift_train (new data) train at
+    # most once per this many labelled data days (0: every run); manual runs always train
+    bootstrap_every_days: Annotated[int, Field(ge=0, le=90)] = 3
 
 
 class DatasetSpec(_Model):
@@ -418,21 +556,54 @@ class DatasetSpec(_Model):
 
     @property
     def label_columns(self) -> list[str]:
-        """Columns of a labels batch, in canonical order."""
+        """Columns a labels batch may have, in canonical order (the event time is optional:
+        most label feeds carry only the id and the outcome)."""
         return [self.id_column, self.event_time_column, self.label.column]
 
     def columns_for(self, kind: BatchKind) -> list[str]:
+        """Every column a batch of this kind may have, in canonical order."""
         return self.event_columns if kind == "events" else self.label_columns
+
+    def required_columns_for(self, kind: BatchKind) -> list[str]:
+        """The columns a batch of this kind must have: every event column; a labels batch
+        needs only the id and the label."""
+        return self.event_columns if kind == "events" else [self.id_column, self.label.column]
+
+    def optional_columns_for(self, kind: BatchKind) -> list[str]:
+        """Columns a batch of this kind may leave out (the labels' event time)."""
+        required = set(self.required_columns_for(kind))
+        return [c for c in self.columns_for(kind) if c not in required]
+
+    @property
+    def label_match_days(self) -> int:
+        """How many event days before a labels batch's arrival day (and that day) its ids are
+        looked up in, and earlier arrivals compared with: the label delay plus the training
+        window (a correction older than that can no longer change a model's training data)."""
+        return self.label.delay_days + self.training.window_days
 
 
 BatchKind = Literal["events", "labels"]
 BATCH_KINDS: tuple[BatchKind, ...] = ("events", "labels")
 
 
-def partition_bounds(dt: date) -> tuple[datetime, datetime]:
-    """The half-open UTC interval [start, end) covered by the day partition ``dt``."""
-    start = datetime.combine(dt, time(0), tzinfo=UTC)
-    return start, start + timedelta(days=1)
+def zone_of(name: str) -> tzinfo:
+    """The IANA time zone ``name``, or a ValueError naming it."""
+    if name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        example = "e.g. UTC, Europe/Paris, America/Chicago"
+        raise ValueError(f"unknown IANA time zone {name!r} ({example})") from None
+
+
+def partition_bounds(dt: date, tz: tzinfo | str = UTC) -> tuple[datetime, datetime]:
+    """The half-open UTC interval [start, end) covered by the day partition ``dt``: local
+    midnight to the next local midnight in ``tz`` (23 or 25 hours on a DST change)."""
+    zone = zone_of(tz) if isinstance(tz, str) else tz
+    start = datetime.combine(dt, time(0), tzinfo=zone)
+    end = datetime.combine(dt + timedelta(days=1), time(0), tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def parse_dt(value: str | date) -> date:

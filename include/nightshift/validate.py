@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from nightshift.spec import BatchKind, DatasetSpec, partition_bounds
+from nightshift.spec import BatchKind, CategoricalFeature, DatasetSpec, NumericFeature, partition_bounds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,6 +61,9 @@ class ValidationOutcome:
     report_uri: str | None = None
     data_docs_uri: str | None = None
     published_uri: str | None = None
+    # labels batches: the labels report's counts (ids, unmatched, resent, changed; see
+    # ``nightshift.ingest.label_checks``)
+    label_report: dict[str, Any] | None = None
 
     @property
     def success(self) -> bool:
@@ -68,7 +71,22 @@ class ValidationOutcome:
 
     @property
     def failed(self) -> list[CheckResult]:
+        """The failed critical checks: any of them quarantines the batch."""
         return [c for c in self.checks if not c.success and c.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        """The failed checks of a lower severity (``warning``, GX's ``info``): reported, notified,
+        and the batch still publishes."""
+        return [c for c in self.checks if not c.success and c.severity != "critical"]
+
+    def warning_text(self, limit: int = 4) -> str:
+        """The warnings with their details (``""`` when there are none)."""
+        warned = self.warnings
+        parts = [f"{c.label}: {c.details}" if c.details else c.label for c in warned[:limit]]
+        if len(warned) > limit:
+            parts.append(f"... and {len(warned) - limit} more")
+        return "; ".join(parts)
 
     def reason(self, limit: int = 4) -> str:
         """A short human reason: the failed checks with their details."""
@@ -92,11 +110,12 @@ class ValidationOutcome:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["success"] = self.success
+        d["warnings"] = [c.label for c in self.warnings]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ValidationOutcome:
-        d = {k: v for k, v in d.items() if k != "success"}
+        d = {k: v for k, v in d.items() if k not in ("success", "warnings")}
         d["checks"] = [CheckResult(**c) for c in d.get("checks", [])]
         return cls(**d)
 
@@ -137,6 +156,48 @@ def _exp(type_: str, notes: str | None = None, **kwargs: Any) -> dict[str, Any]:
     if notes:
         out["meta"] = {"notes": notes}
     return out
+
+
+# the spec's name for a feature check (``severity: {range: warning}``), by expectation type
+FEATURE_CHECKS = {
+    "expect_column_values_to_not_be_null": "max_null_fraction",
+    "expect_column_values_to_be_between": "range",
+    "expect_column_values_to_be_in_set": "values",
+}
+# GX's expectation severities (``FailureSeverity``); only ``critical`` quarantines
+GX_SEVERITIES = ("critical", "warning", "info")
+
+
+def _stated_severity(spec: DatasetSpec, exp: dict[str, Any]) -> str | None:
+    """The severity the spec gives the feature check ``exp`` is (``None``: not a feature check,
+    or the spec does not say)."""
+    column = (exp.get("kwargs") or {}).get("column")
+    check = FEATURE_CHECKS.get(str(exp.get("type")))
+    features: list[NumericFeature | CategoricalFeature] = [*spec.features.numeric, *spec.features.categorical]
+    feature = next((f for f in features if f.name == column), None)
+    if feature is None or check not in feature.CHECKS:
+        return None
+    return feature.stated_severity(check)
+
+
+def _set_severity(exp: dict[str, Any], severity: str | None) -> dict[str, Any]:
+    """Give ``exp`` GX's ``severity``; ``critical`` is GX's default and left unwritten, so a suite
+    file only names the checks that do not quarantine."""
+    if severity == "critical":
+        exp.pop("severity", None)
+    elif severity is not None:
+        exp["severity"] = severity
+    return exp
+
+
+def apply_severities(spec: DatasetSpec, kind: BatchKind, suite: dict[str, Any]) -> dict[str, Any]:
+    """Set the spec's severities on a suite's feature checks (in place). A check the spec says
+    nothing about keeps the severity its suite file gives it (GX's default: ``critical``)."""
+    if kind == "events":
+        for exp in suite.get("expectations") or []:
+            if isinstance(exp, dict):
+                _set_severity(exp, _stated_severity(spec, exp))
+    return suite
 
 
 def build_suite(spec: DatasetSpec, kind: BatchKind) -> dict[str, Any]:
@@ -222,7 +283,7 @@ def build_suite(spec: DatasetSpec, kind: BatchKind) -> dict[str, Any]:
     }
     if _pii_of(spec, kind):
         meta[PII_META] = _pii_of(spec, kind)
-    return {"name": suite_name(spec, kind), "expectations": exps, "meta": meta}
+    return apply_severities(spec, kind, {"name": suite_name(spec, kind), "expectations": exps, "meta": meta})
 
 
 def _not_null(column: str, max_null_fraction: float) -> dict[str, Any]:
@@ -248,8 +309,21 @@ def load_suite(spec: DatasetSpec, kind: BatchKind, gx_dir: Path | None = None) -
         if _pii_of(spec, kind) or (isinstance(meta, dict) and PII_META in meta):
             # the spec decides what is personal, not a (possibly older) suite file
             suite["meta"] = {**(meta if isinstance(meta, dict) else {}), PII_META: _pii_of(spec, kind)}
-        return suite
+        _check_severities(suite, path)
+        # and where the spec gives a feature check a severity, that one (the file's otherwise)
+        return apply_severities(spec, kind, suite)
     return build_suite(spec, kind)
+
+
+def _check_severities(suite: dict[str, Any], path: Path) -> None:
+    """A suite file's severities are GX's (critical, warning, info): name any other."""
+    for i, exp in enumerate(suite.get("expectations") or []):
+        sev = exp.get("severity") if isinstance(exp, dict) else None
+        if sev is not None and sev not in GX_SEVERITIES:
+            where = f"expectations[{i}] ({exp.get('type')}, column {(exp.get('kwargs') or {}).get('column')})"
+            raise ValueError(
+                f"{path}: {where}: severity must be one of {', '.join(GX_SEVERITIES)}, got {sev!r}"
+            )
 
 
 def write_suite(
@@ -266,12 +340,46 @@ def write_suite(
     return path
 
 
+def suite_for_columns(
+    suite: dict[str, Any], spec: DatasetSpec, kind: BatchKind, columns: Collection[str]
+) -> dict[str, Any]:
+    """The suite for a batch that left out optional columns of its kind (a labels file
+    without the event time): expectations on an absent optional column are left out, and it
+    is no longer expected among the table's columns. Other suites come back as they are."""
+    absent = {c for c in spec.optional_columns_for(kind) if c not in columns}
+    if not absent:
+        return suite
+    exps = []
+    for exp in suite.get("expectations") or []:
+        kwargs = exp.get("kwargs") or {}
+        if _columns_of(kwargs) & absent:
+            continue
+        listed = kwargs.get("column_set")
+        if exp.get("type") == "expect_table_columns_to_match_set" and isinstance(listed, list):
+            exp = {**exp, "kwargs": {**kwargs, "column_set": [c for c in listed if c not in absent]}}
+        exps.append(exp)
+    return {**suite, "expectations": exps}
+
+
 def suite_parameters(spec: DatasetSpec, dt: date) -> dict[str, Any]:
-    """Values for the suite's ``$PARAMETER`` placeholders for partition ``dt``."""
+    """Values for the suite's ``$PARAMETER`` placeholders for partition ``dt``: the local
+    day's bounds in ``partitioning.timezone``, as UTC instants."""
     import pandas as pd
 
-    start, end = partition_bounds(dt)
+    start, end = partition_bounds(dt, spec.partitioning.tz)
     return {"partition_start": pd.Timestamp(start), "partition_end": pd.Timestamp(end)}
+
+
+def name_label_classes(checks: list[CheckResult], spec: DatasetSpec) -> list[CheckResult]:
+    """Checks of a labels batch, with a label value outside the two classes said as such
+    ("3 value(s) neither 'YES' nor 'NO' (…)") instead of GX's "3 unexpected"."""
+    lab = spec.label
+    for c in checks:
+        if c.name == "expect_column_values_to_be_in_set" and c.column == lab.column and not c.success:
+            head, sep, rest = c.details.partition(" unexpected")
+            if sep and head.isdigit():
+                c.details = f"{head} value(s) neither {lab.positive!r} nor {lab.negative!r}{rest}"
+    return checks
 
 
 # ---- running ------------------------------------------------------------------------------
@@ -360,12 +468,16 @@ def _details(result: Any, personal: bool = False) -> str:
     return f"values {WITHHELD}" if personal else ""
 
 
-def _column_groups(expectations: list[dict[str, Any]]) -> dict[str | None, list[dict[str, Any]]]:
-    """Expectations grouped by the column they check (``None``: table-level), in suite order."""
-    groups: dict[str | None, list[dict[str, Any]]] = {}
+def _column_groups(
+    expectations: list[dict[str, Any]],
+) -> dict[tuple[str | None, str], list[dict[str, Any]]]:
+    """Expectations grouped by the column they check (``None``: table-level) and their severity,
+    in suite order."""
+    groups: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
     for exp in expectations:
         col = (exp.get("kwargs") or {}).get("column")
-        groups.setdefault(col if isinstance(col, str) else None, []).append(exp)
+        key = (col if isinstance(col, str) else None, str(exp.get("severity") or "critical"))
+        groups.setdefault(key, []).append(exp)
     return groups
 
 
@@ -477,7 +589,10 @@ def run_suite(
     squared, and an Arrow or Parquet ``batch`` is converted to pandas one column at a time,
     so memory follows the largest column, not the batch. ``result_format`` is GX's
     (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part,
-    with each part's seconds (``column_seconds``: column, or ``table``, to seconds).
+    with each column's seconds (``column_seconds``: column, or ``table``, to seconds). A column's
+    checks of another severity than ``critical`` are a part of their own (``<suite>:<column>:warning``,
+    seen as such in Data Docs); GX's ``success`` is its own (any failed check), the batch's verdict
+    is :attr:`ValidationOutcome.success` (no failed critical check).
 
     Results of expectations on ``pii`` columns (default: the suite's ``meta.pii_columns``, which
     :func:`load_suite` sets from the spec) keep counts only, here, in the JSON and in Data Docs.
@@ -493,10 +608,13 @@ def run_suite(
     checks: list[CheckResult] = []
     results: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}  # each part's cost: the per-feature cost of validation
-    for i, (column, expectations) in enumerate(_column_groups(list(suite.get("expectations") or [])).items()):
+    groups = _column_groups(list(suite.get("expectations") or []))
+    for i, ((column, severity), expectations) in enumerate(groups.items()):
         t0 = time.perf_counter()
         ctx, batch_def = shared or _gx_context(None)
-        name = f"{suite['name']}:{column or 'table'}"
+        # GX's Data Docs do not show an expectation's severity: a column's non-critical checks
+        # are a validation of their own, "<suite>:<column>:warning", so a warning reads as one
+        name = f"{suite['name']}:{column or 'table'}" + ("" if severity == "critical" else f":{severity}")
         gx_suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=meta))
         vdef = ctx.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch_def, suite=gx_suite)
@@ -510,7 +628,8 @@ def run_suite(
         frame = _part_frame(batch, column, expectations)
         run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
         del frame
-        seconds[column or "table"] = round(time.perf_counter() - t0, 4)
+        part = column or "table"
+        seconds[part] = round(seconds.get(part, 0.0) + time.perf_counter() - t0, 4)
         result = next(iter(run.run_results.values()))
         scrubbed = {id(r) for r in scrub_pii(result, personal)}
         results.append(result.to_json_dict())

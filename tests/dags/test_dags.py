@@ -98,6 +98,73 @@ def test_landing_waits_are_deferrable(dagbag: Any) -> None:
     assert [o.name for o in dag.get_task("ingest_events").outlets] == ["nightshift.payments.curated"]
 
 
+def _ingest_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zones: dict[str, tuple[str, int]]) -> Any:
+    """The ingest DAG file parsed for datasets copied from the demo's spec with other zones
+    and label delays (``name: (timezone, delay_days)``)."""
+    text = (ROOT / "datasets" / "payments.yaml").read_text()
+    for name, (zone, delay) in zones.items():
+        spec = text.replace("name: payments", f"name: {name}").replace(
+            "delay_days: 3", f"delay_days: {delay}"
+        )
+        (tmp_path / f"{name}.yaml").write_text(spec + f"partitioning: {{timezone: {zone}}}\n")
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(tmp_path))
+    monkeypatch.delenv("NIGHTSHIFT_DATASETS", raising=False)
+    monkeypatch.delenv("NIGHTSHIFT_INGEST_SCHEDULE", raising=False)
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(ROOT / "dags" / "ingest.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags
+
+
+def test_the_ingest_schedule_cuts_the_datasets_local_days(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datetime import UTC, date, datetime
+
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    from nightshift.airflow.ingest import partition_day
+    from nightshift.spec import zone_of
+
+    assert str(dagbag.dags["nightshift_ingest.payments"].timetable.timezone) == "UTC"  # the demo: UTC
+    dags = _ingest_dags(
+        monkeypatch,
+        tmp_path,
+        {"paris": ("Europe/Paris", 3), "chicago": ("America/Chicago", 0), "mars": ("Mars/Olympus", 1)},
+    )
+    # zone, the first local day's interval from March 1st (UTC), and the day its run ingests
+    cases = {
+        "paris": ("Europe/Paris", "2026-03-01T23:00:00+00:00", "2026-03-02T23:00:00+00:00", date(2026, 3, 2)),
+        "chicago": (
+            "America/Chicago",
+            "2026-03-01T06:00:00+00:00",
+            "2026-03-02T06:00:00+00:00",
+            date(2026, 3, 1),
+        ),
+    }
+    for name, (zone, start, end, day) in cases.items():
+        dag = dags[f"nightshift_ingest.{name}"]
+        assert str(dag.timetable.timezone) == zone
+        info = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(earliest=datetime(2026, 3, 1, tzinfo=UTC), latest=None, catchup=True),
+        )
+        assert (info.data_interval.start.isoformat(), info.data_interval.end.isoformat()) == (start, end)
+        # in Paris the local day starts at 23:00 UTC the day before: its run is for the local date
+        context = {"params": {}, "data_interval_start": info.data_interval.start}
+        assert partition_day(context, zone_of(zone)) == day  # type: ignore[arg-type]
+    # labels due the events' own day wait for the events' ingest, whatever its verdict
+    chicago = dags["nightshift_ingest.chicago"].get_task("wait_labels")
+    assert chicago.upstream_task_ids == {"ingest_events"} and chicago.trigger_rule == "all_done"
+    paris = dags["nightshift_ingest.paris"].get_task("wait_labels")
+    assert paris.upstream_task_ids == set() and paris.trigger_rule == "all_success"
+    # a spec with an unknown zone still parses (scheduled in UTC); its task fails on the spec
+    assert str(dags["nightshift_ingest.mars"].timetable.timezone) == "UTC"
+    assert "unknown IANA time zone 'Mars/Olympus'" in caplog.text
+
+
 _PROBE = r"""
 import importlib.util, json, sys, time
 t0 = time.perf_counter()

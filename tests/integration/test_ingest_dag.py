@@ -288,3 +288,51 @@ def test_a_repeated_column_name_is_a_data_error_not_retried(
     assert "events.csv: column name(s) repeated in the header: 'amount' at columns" in log
     qdir = store.quarantine_dir("payments", "events", DAY)
     assert store.read_bytes(qdir + "/files/events.csv") == store.read_bytes(landed)
+
+
+def test_a_local_day_through_the_dag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path, spec: Any
+) -> None:
+    """A dataset on Chicago's days, delivered on the 25-hour day clocks go back: the schedule's
+    interval is the local day, the run (no ``dt``) ingests that local date with its evening
+    (after midnight UTC), and labels due the same day wait for the events and match them."""
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+    from airflow.dag_processing.dagbag import DagBag
+
+    from nightshift.spec import load_spec, partition_bounds
+
+    root = Path(__file__).resolve().parents[2]
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    text = (root / "datasets" / "payments.yaml").read_text()
+    text = text.replace("name: payments", "name: chicago").replace("delay_days: 3", "delay_days: 0")
+    (datasets / "chicago.yaml").write_text(text + "partitioning: {timezone: America/Chicago}\n")
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(datasets))
+    monkeypatch.delenv("NIGHTSHIFT_DATASETS", raising=False)
+    monkeypatch.delenv("NIGHTSHIFT_INGEST_SCHEDULE", raising=False)
+    chicago = load_spec(datasets / "chicago.yaml")
+    store = _fresh_store(tmp_path, monkeypatch)
+    fall = date(2026, 11, 1)
+    start, end = partition_bounds(fall, chicago.partitioning.tz)
+    assert end - start == timedelta(hours=25)
+    write_day(store, chicago, fall, 0, ROWS, SEED, Scenario())
+
+    bag = DagBag(str(root / "dags" / "ingest.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["nightshift_ingest.chicago"]
+    # a run at local midnight after the day (06:00 UTC): its interval is the local day before
+    dr = dag.test(logical_date=datetime(2026, 11, 2, 6, tzinfo=UTC))
+    assert (dr.data_interval_start, dr.data_interval_end) == (start, end)
+    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    assert states == dict.fromkeys(
+        ("wait_events", "ingest_events", "wait_labels", "ingest_labels"), "success"
+    )
+
+    times = pq.read_table(store.published_file("chicago", "events", fall)).column("event_time").to_pylist()
+    assert len(times) == ROWS and all(start <= t < end for t in times)
+    assert any(t >= datetime(2026, 11, 2, tzinfo=UTC) for t in times)  # the local evening is the day's
+    report = store.read_json(store.reports_dir("chicago", "validation", fall) + "/labels.json")
+    assert report["outcome"]["label_report"]["unmatched"] == 0
+    assert report["outcome"]["label_report"]["pending"] is False  # the events were ingested first

@@ -189,7 +189,9 @@ def test_a_worse_challenger_is_never_promoted_and_the_rejection_is_notified(
     (note,) = webhook_sink[1]
     assert (note["event"], note["severity"], note["task_id"]) == ("rejection", "warning", "promote")
     assert note["title"] == f"v{worse.version} not promoted (champion stays v{champion})"
-    assert note["message"] == f"by nightshift-gate: {last.reason}"
+    # the failing rules (the reason), then what to try about each
+    assert note["message"].startswith(f"by nightshift-gate: {last.reason} | what to try: ")
+    assert "the champion keeps serving" in note["message"]
     assert note["links"]["task"].endswith(f"/runs/{dr.run_id}/tasks/promote")
     assert note["links"]["model health"].endswith("/nightshift/health/payments")
     assert note["details"]["action"] == "reject" and note["details"]["version"] == str(worse.version)

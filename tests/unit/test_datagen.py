@@ -238,6 +238,28 @@ def test_column_names_come_from_spec(spec: DatasetSpec, store: Store) -> None:
     assert "dt=2026-01-02" in out["labels"]
 
 
+@pytest.mark.parametrize(
+    "day", [date(2026, 3, 2), date(2026, 3, 8), date(2026, 11, 1)], ids=["24h", "23h", "25h"]
+)
+def test_a_local_day_spec_gets_its_local_day(spec: DatasetSpec, day: date) -> None:
+    """Events of a spec on Chicago's days fill that local day (23 or 25 hours across DST)."""
+    from nightshift.spec import partition_bounds
+
+    chicago = _with(spec, partitioning={"timezone": "America/Chicago"})
+    start, end = partition_bounds(day, chicago.partitioning.tz)
+    times = pa.concat_arrays([e.column(1) for e, _ in generate_day(chicago, day, 0, 2000, SEED, Scenario())])
+    bounds = pc.min_max(times)
+    assert start <= bounds["min"].as_py() and bounds["max"].as_py() < end
+    assert bounds["max"].as_py() - bounds["min"].as_py() > (end - start) * 0.9  # the whole day, evening too
+
+
+def test_labels_of_the_specs_type(spec: DatasetSpec) -> None:
+    for positive, negative in (("YES", "NO"), (True, False)):
+        typed = _with(spec, label={"positive": positive, "negative": negative})
+        (_, labels), *_ = generate_day(typed, DAY, 0, 300, SEED, Scenario())
+        assert set(labels.column(2).to_pylist()) == {positive, negative}
+
+
 def test_refuses_other_domains(spec: DatasetSpec) -> None:
     data = spec.model_dump()
     data["features"]["numeric"] = [f for f in data["features"]["numeric"] if f["name"] != "amount"]

@@ -224,6 +224,29 @@ def test_labels_reject_other_values(shop: DatasetSpec) -> None:
         labels(pa.table({"returned": pa.array([7, 1, 3, 0], pa.int64())}), shop)
 
 
+def _with_label(spec: DatasetSpec, positive: object, negative: object) -> DatasetSpec:
+    data = spec.model_dump()
+    data["label"] = {**data["label"], "positive": positive, "negative": negative}
+    return parse_spec(data)
+
+
+def test_string_and_boolean_labels(shop: DatasetSpec) -> None:
+    yes_no = _with_label(shop, "YES", "NO")
+    y = labels(pa.table({"returned": pa.array(["NO", "YES", "NO"])}), yes_no)
+    np.testing.assert_array_equal(y, [0, 1, 0])
+    large = pa.table({"returned": pa.array(["YES"], pa.large_string())})
+    np.testing.assert_array_equal(labels(large, yes_no), [1])
+    with pytest.raises(FeatureError, match=r"1 value\(s\) that are neither 'YES' nor 'NO'"):
+        labels(pa.table({"returned": pa.array(["YES", "yes"])}), yes_no)
+    flags = _with_label(shop, True, False)
+    np.testing.assert_array_equal(labels(pa.table({"returned": pa.array([True, False])}), flags), [1, 0])
+    # typed: an int column is not a boolean label, nor text a number
+    with pytest.raises(FeatureError, match=r"'returned' is int64, but label.positive/negative are bool"):
+        labels(pa.table({"returned": pa.array([1, 0])}), flags)
+    with pytest.raises(FeatureError, match=r"'returned' is string, but label.positive/negative are int64"):
+        labels(pa.table({"returned": pa.array(["7", "3"])}), shop)
+
+
 def test_labels_reject_nulls(spec: DatasetSpec) -> None:
     with pytest.raises(FeatureError, match=r"'is_fraud' has 1 missing value"):
         labels(pa.table({"is_fraud": pa.array([1, None, 0], pa.int64())}), spec)

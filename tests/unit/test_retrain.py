@@ -198,3 +198,61 @@ def test_a_forced_retrain_names_who_ran_it_and_on_whose_behalf(tmp_path: Any, sp
         store.path("reports", "payments", "retrain", "old.json"), {**old, "run_key": "old"}
     )
     assert {r.run_key: r.who for r in read_records(store, "payments")} == {d.run_key: d.who, "old": "alice"}
+
+
+# ---- the bootstrap guard rail (no champion yet) ------------------------------------------------
+
+
+def _boot(
+    spec: DatasetSpec, key: str, records: list[RetrainDecision], last_day: int, at: int
+) -> RetrainDecision:
+    from nightshift.retrain import decide_bootstrap
+
+    labelled = [_day(i) for i in range(last_day + 1)]
+    return decide_bootstrap(spec, key, records, labelled, now=T0 + timedelta(hours=at))
+
+
+def test_bootstrap_trains_at_most_once_per_period_and_tells_a_wait_once(spec: DatasetSpec) -> None:
+    from nightshift.retrain import NOT_TRAINED
+
+    assert spec.retrain.bootstrap_every_days == 3  # the default
+    first = _boot(spec, "a", [], 9, 0)
+    assert first.ran and first.day == _day(9).isoformat() and first.actor == "nightshift-bootstrap"
+    first.outcome = {"status": "rejected"}
+    records = [first]
+    # the next days' automatic runs wait; the first skip of the wait is told, not the next ones
+    skip1 = _boot(spec, "b", records, 10, 1)
+    assert not skip1.ran
+    assert (
+        "last bootstrap attempt (data of 2026-05-10) was rejected: next attempt on data from 2026-05-13"
+        in (skip1.reason)
+    )
+    notify = {c["name"]: c["ok"] for c in skip1.checks}
+    assert notify == {"bootstrap": False, "notify": True}
+    records.append(skip1)
+    skip2 = _boot(spec, "c", records, 11, 2)
+    assert not skip2.ran and {c["name"]: c["ok"] for c in skip2.checks}["notify"] is False
+    records.append(skip2)
+    # three labelled days later: another attempt
+    again = _boot(spec, "d", records, 12, 3)
+    assert again.ran
+    # an attempt that found too little data does not count; 0 = every run
+    empty = _boot(spec, "e", [], 9, 0)
+    empty.outcome = {"status": NOT_TRAINED}
+    assert _boot(spec, "f", [empty], 10, 1).ran
+    data = spec.model_dump()
+    data["retrain"]["bootstrap_every_days"] = 0
+    assert _boot(parse_spec(data), "g", records, 10, 4).ran
+
+
+def test_bootstrap_records_live_apart_from_the_retrain_records(spec: DatasetSpec, tmp_path: Any) -> None:
+    from nightshift.retrain import BOOTSTRAP
+
+    store = Store((tmp_path / "s").as_uri())
+    d = _boot(spec, "nightshift_train.payments/a", [], 9, 0)
+    write_record(store, d, BOOTSTRAP)
+    assert read_records(store, "payments") == []
+    assert find_record(store, "payments", d.run_key, BOOTSTRAP) == d
+    done = finish(store, "payments", d.run_key, "rejected", BOOTSTRAP, version="1")
+    assert done is not None and done.outcome is not None and done.outcome["version"] == "1"
+    assert finish(store, "payments", "no-such-run", "rejected", BOOTSTRAP) is None

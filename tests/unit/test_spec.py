@@ -95,6 +95,13 @@ def test_demo_derived_views(spec: DatasetSpec, raw: dict[str, Any]) -> None:
     assert spec.columns_for("labels") == spec.label_columns
     assert BATCH_KINDS == ("events", "labels")
     assert len(set(spec.event_columns)) == len(spec.event_columns)
+    # a labels batch needs only the id and the outcome; the event time is optional
+    assert spec.required_columns_for("labels") == ["payment_id", "is_fraud"]
+    assert spec.optional_columns_for("labels") == ["event_time"]
+    assert spec.required_columns_for("events") == spec.event_columns
+    assert spec.optional_columns_for("events") == []
+    # label ids are looked up over the label delay plus the training window
+    assert spec.label_match_days == spec.label.delay_days + spec.training.window_days == 13
 
 
 def test_find_spec_by_name_and_path(spec: DatasetSpec) -> None:
@@ -478,3 +485,65 @@ def test_bad_complete_marker(landing: dict[str, Any], error: str) -> None:
     with pytest.raises(SpecError, match="landing") as info:
         parse_spec(data, "sensor_faults.yaml")
     assert error in str(info.value)
+
+
+# ---- local days and label values ---------------------------------------------------------------
+
+
+def test_a_day_partition_is_the_local_calendar_day_of_its_zone() -> None:
+    start, end = partition_bounds(date(2017, 6, 1), "America/Chicago")
+    assert (start, end) == (datetime(2017, 6, 1, 5, tzinfo=UTC), datetime(2017, 6, 2, 5, tzinfo=UTC))
+    assert partition_bounds(date(2017, 6, 1)) == (
+        datetime(2017, 6, 1, tzinfo=UTC),
+        datetime(2017, 6, 2, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(("day", "hours"), [(date(2017, 3, 12), 23), (date(2017, 11, 5), 25)])
+def test_days_across_a_dst_change_have_23_or_25_hours(day: date, hours: int) -> None:
+    start, end = partition_bounds(day, "America/Chicago")
+    assert end - start == timedelta(hours=hours)
+    # the days around it meet it exactly: no gap, no overlap
+    assert partition_bounds(day - timedelta(days=1), "America/Chicago")[1] == start
+    assert partition_bounds(day + timedelta(days=1), "America/Chicago")[0] == end
+
+
+def test_an_unknown_time_zone_is_named() -> None:
+    data = _minimal()
+    data["partitioning"] = {"timezone": "America/Gotham"}
+    with pytest.raises(SpecError, match=r"partitioning.timezone: .*unknown IANA time zone 'America/Gotham'"):
+        parse_spec(data, "gotham.yaml")
+    data["partitioning"] = {"timezone": "Europe/Paris"}
+    assert parse_spec(data).partitioning.timezone == "Europe/Paris"
+
+
+@pytest.mark.parametrize(
+    ("positive", "negative", "dtype"), [(1, 0, "int64"), ("YES", "NO", "string"), (True, False, "bool")]
+)
+def test_label_values_may_be_ints_strings_or_booleans(positive: Any, negative: Any, dtype: str) -> None:
+    data = _minimal()
+    data["label"] = {**data["label"], "positive": positive, "negative": negative}
+    label = parse_spec(data).label
+    assert (label.positive, label.negative, label.dtype) == (positive, negative, dtype)
+    assert type(label.positive) is type(positive)
+
+
+def test_label_values_of_two_types_are_refused_with_a_hint_about_yaml_booleans(tmp_path: Path) -> None:
+    data = _minimal()
+    path = tmp_path / "sensor_faults.yaml"
+    # a bare YES is a boolean in YAML: with a quoted "NO" the two differ in type
+    text = yaml.safe_dump(data).replace("delay_days: 0", 'delay_days: 0\n  positive: YES\n  negative: "NO"')
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError, match=r"label: .*must be of one type.*quote YES/NO"):
+        load_spec(path)
+
+
+def test_defaults_fit_a_real_dataset_not_only_the_demo() -> None:
+    """A spec that sets no gate, tuning or guard rails: chance-level absolute floor, relative
+    slice floors, the baseline as a candidate, the first model tuned, bootstrap runs spaced."""
+    s = parse_spec(_minimal())
+    g, t = s.gate, s.training
+    assert g.min_metrics == {"roc_auc": 0.55} and g.slice_min_metric is None and g.baseline_candidate
+    assert (t.tuning.trials, t.tuning.timeout_s, t.tuning.first_model_only) == (20, 120.0, True)
+    assert (t.params["max_cat_to_onehot"], t.params["max_cat_threshold"]) == (32, 16)
+    assert s.retrain.bootstrap_every_days == 3

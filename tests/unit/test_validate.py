@@ -20,7 +20,9 @@ from nightshift.validate import (
     ValidationOutcome,
     build_suite,
     load_suite,
+    name_label_classes,
     run_suite,
+    suite_for_columns,
     suite_name,
     suite_parameters,
     suite_path,
@@ -192,6 +194,33 @@ def test_suite_parameters(spec: DatasetSpec) -> None:
     assert str(params["partition_start"].tz) == "UTC"
 
 
+def test_suite_parameters_are_the_local_days_bounds(spec: DatasetSpec) -> None:
+    chicago = parse_spec({**spec.model_dump(), "partitioning": {"timezone": "America/Chicago"}})
+    assert suite_parameters(chicago, DAY) == {
+        "partition_start": pd.Timestamp("2026-01-01T06:00:00Z"),
+        "partition_end": pd.Timestamp("2026-01-02T06:00:00Z"),
+    }
+    # the day clocks go forward is 23 hours long
+    spring = suite_parameters(chicago, date(2026, 3, 8))
+    assert spring["partition_end"] - spring["partition_start"] == pd.Timedelta(hours=23)
+
+
+def test_a_labels_file_without_the_event_time_is_validated_without_it(spec: DatasetSpec) -> None:
+    suite = build_suite(spec, "labels")
+    assert suite_for_columns(suite, spec, "labels", spec.label_columns) is suite  # all there
+    lean = suite_for_columns(suite, spec, "labels", ["payment_id", "is_fraud"])
+    assert _one(lean, "expect_table_columns_to_match_set")["column_set"] == ["payment_id", "is_fraud"]
+    assert not [e for e in lean["expectations"] if e["kwargs"].get("column") == "event_time"]
+    assert len(lean["expectations"]) == len(suite["expectations"]) - 2
+    # the events' columns are never optional
+    events = build_suite(spec, "events")
+    assert suite_for_columns(events, spec, "events", ["payment_id"]) is events
+    # and the run: the id and the label are enough
+    table = pa.table({"payment_id": [f"p{i}" for i in range(100)], "is_fraud": [0, 1] * 50})
+    checks, _ = run_suite(table, lean, suite_parameters(spec, DAY))
+    assert all(c.success for c in checks), [c for c in checks if not c.success]
+
+
 # ---- suite files ---------------------------------------------------------------------------------
 
 
@@ -344,6 +373,9 @@ def test_labels_suite_run(sensors: DatasetSpec) -> None:
         ("expect_column_values_to_be_between", "ts"),
         ("expect_column_values_to_be_in_set", "fault"),
     }
+    # a value outside the two classes is said as such
+    (named,) = [c for c in name_label_classes(checks, sensors) if c.column == "fault" and not c.success]
+    assert named.details.startswith("1 value(s) neither 7 nor 3 (16.67%)")
 
 
 def test_warning_severity_from_an_edited_suite(sensors: DatasetSpec) -> None:

@@ -1,18 +1,26 @@
 """Parse-time settings shared by the DAG files: which datasets, default args.
 
-Only the names of ``datasets/*.yaml`` are read here (the spec itself is loaded in the task),
-so parsing stays cheap and does not depend on a spec being valid.
+The names of ``datasets/*.yaml`` are read here, and of the ingest DAG's spec only what shapes
+the DAG (its schedule's time zone, whether labels are due on the events' own day), as plain
+YAML: the spec itself is validated in the task, so parsing stays cheap and does not depend on
+a spec being valid.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from nightshift.airflow.notify import NightshiftNotifier
-from nightshift.spec import default_datasets_dir
+from nightshift.spec import default_datasets_dir, zone_of
+
+log = logging.getLogger(__name__)
 
 OWNER = "nightshift"
 # registry writes (alias moves) are serialised through this pool of one slot
@@ -25,6 +33,31 @@ def dataset_names() -> list[str]:
     if env:
         return [n.strip() for n in env.split(",") if n.strip()]
     return sorted(p.stem for p in Path(default_datasets_dir()).glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class DagShape:
+    """What a dataset's ingest DAG needs from its spec at parse time."""
+
+    timezone: str = "UTC"  # partitioning.timezone: the days the schedule cuts
+    label_delay_days: int | None = None  # label.delay_days (None: not readable)
+
+
+def dag_shape(name: str) -> DagShape:
+    """``partitioning.timezone`` and ``label.delay_days`` of ``datasets/<name>.yaml``, read as
+    plain YAML. A file that cannot be read, or an unknown zone, gives the defaults (UTC) and a
+    warning: the DAG still parses, and its tasks fail on the spec, naming the problem."""
+    path = Path(default_datasets_dir()) / f"{name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        part = data.get("partitioning") or {}
+        zone = str(part.get("timezone") or "UTC")
+        zone_of(zone)
+        delay = data.get("label", {}).get("delay_days")
+        return DagShape(zone, delay if isinstance(delay, int) else None)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, ValueError) as exc:
+        log.warning("%s: %s; its ingest DAG is scheduled in UTC until the spec is fixed", path, exc)
+        return DagShape()
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, tzinfo
 from typing import Any
 
 from airflow.sdk import Asset, Context
@@ -17,8 +17,9 @@ from nightshift.spec import BatchKind, find_spec
 log = logging.getLogger(__name__)
 
 
-def partition_day(context: Context) -> date:
-    """The day a run covers: ``params.dt`` when given, else the start of its data interval."""
+def partition_day(context: Context, tz: tzinfo = UTC) -> date:
+    """The day a run covers: ``params.dt`` when given, else the local date, in ``tz`` (the
+    spec's ``partitioning.timezone``), that its data interval starts on."""
     params = context.get("params") or {}
     if params.get("dt"):
         from nightshift.spec import parse_dt
@@ -29,7 +30,7 @@ def partition_day(context: Context) -> date:
         raise AirflowFailException(
             "this run has no data interval: trigger it with the 'dt' param (YYYY-MM-DD)"
         )
-    return start.date()
+    return start.astimezone(tz).date()
 
 
 def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) -> dict[str, Any]:
@@ -37,13 +38,14 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
     without retries, since the data will not change by retrying. A full or failing disk
     (:class:`~nightshift.ingest.StagingError`) or a store that cannot be read or written
     (:class:`~nightshift.storage.StorageError`) is an infrastructure error: raised as is, so
-    Airflow retries it with the task's retries and back-off."""
+    Airflow retries it with the task's retries and back-off. A batch published with warnings
+    (failed checks of severity ``warning``) sends one ``validation_warning`` notification."""
     from nightshift.ingest import StagingError, ingest_partition
     from nightshift.storage import StorageError
     from nightshift.validate import BatchRejected
 
-    day = partition_day(context)
     spec, store = find_spec(dataset), get_store()
+    day = partition_day(context, spec.partitioning.tz)
     try:
         outcome = ingest_partition(store, spec, kind, day)
     except BatchRejected as exc:
@@ -54,12 +56,19 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context, asset: Asset) ->
     except (StagingError, StorageError) as exc:
         log.error("%s %s dt=%s: infrastructure error, to be retried: %s", dataset, kind, day, exc)
         raise
-    push_links(context, {"GX Data Docs": store_url(store, outcome.data_docs_uri)})
+    docs = store_url(store, outcome.data_docs_uri)
+    push_links(context, {"GX Data Docs": docs})
     summary: dict[str, Any] = {
         "dt": outcome.dt,
         "rows": outcome.rows,
         "uri": outcome.published_uri,
         "report": outcome.report_uri,
     }
+    if outcome.warnings:
+        # a strange but true day: published, and the operator hears of it once per batch
+        from nightshift.airflow.notify import deliver, validation_warnings
+
+        summary["warnings"] = [c.label for c in outcome.warnings]
+        deliver(validation_warnings(context, outcome, store_url(store, outcome.report_uri), docs))
     context["outlet_events"][asset].extra = summary
     return summary

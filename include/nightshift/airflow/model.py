@@ -61,33 +61,57 @@ def _fail(exc: Exception) -> AirflowFailException:
     return AirflowFailException(f"{type(exc).__name__}: {exc}")
 
 
-def _bootstrap_only(dataset: str) -> str | None:
-    """Why an automatic training run on new data should not train (``None``: it should)."""
+def _automatic_guard(dataset: str, context: Context) -> None:
+    """An automatic training run on new data: skipped (raises) when a champion serves and
+    ``retrain.on_new_data`` is ``bootstrap`` (monitoring drives retraining then), or, while there
+    is no champion, when the bootstrap guard rail says wait (the first skip of a wait is
+    notified). A manual run never comes here."""
     from nightshift import registry
+    from nightshift.pipeline import bootstrap_decide_step
+    from nightshift.retrain import BOOTSTRAP, find_record
 
     spec = find_spec(dataset)
-    if spec.retrain.on_new_data != "bootstrap":
-        return None
     use_mlflow_connection()
     version = registry.alias_version(registry.configure(), dataset, registry.CHAMPION)
-    if version is None:
-        return None
-    return (
-        f"{dataset}: champion v{version} serves; with retrain.on_new_data=bootstrap new data "
-        f"does not retrain, monitoring does (nightshift_retrain.{dataset})"
-    )
+    if version is not None:
+        if spec.retrain.on_new_data != "bootstrap":
+            return
+        raise AirflowSkipException(
+            f"{dataset}: champion v{version} serves; with retrain.on_new_data=bootstrap new data "
+            f"does not retrain, monitoring does (nightshift_retrain.{dataset})"
+        )
+    store, key = get_store(), run_key(context)
+    known = find_record(store, dataset, key, BOOTSTRAP) is not None  # a retry: decided (and told) before
+    decision = bootstrap_decide_step(store, spec, key, triggered_by=triggering_user(context))
+    if decision["action"] == "retrain":
+        return
+    checks = {c["name"]: c for c in decision.get("checks") or []}
+    if not known and checks.get("notify", {}).get("ok", True):
+        details = {"kind": "bootstrap", "action": decision["action"], "day": decision.get("day")}
+        details["failed_check"] = "bootstrap"
+        title = "bootstrap training skipped by the guard rails (no champion yet)"
+        notify_decision("retrain_skipped", context, title, decision["reason"], details)
+    raise AirflowSkipException(f"{dataset}: not training: {decision['reason']}")
+
+
+def _finish_bootstrap(dataset: str, context: Context, status: str, **details: Any) -> None:
+    """Record how a bootstrap attempt of this run ended (no record: not a bootstrap run)."""
+    from nightshift.retrain import BOOTSTRAP, finish
+
+    finish(get_store(), dataset, run_key(context), status, BOOTSTRAP, **details)
 
 
 def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, Any]:
     """Train on the window; ``request`` (a TrainRequest) overrides the run's Params."""
     from nightshift.features import FeatureError
     from nightshift.pipeline import TrainRequest, train_step
+    from nightshift.retrain import NOT_TRAINED
     from nightshift.train import DeviceError, InsufficientData
 
     p = context.get("params") or {}
     if request is None:
-        if run_type(context) in AUTOMATIC_RUN_TYPES and (why := _bootstrap_only(dataset)):
-            raise AirflowSkipException(why)
+        if run_type(context) in AUTOMATIC_RUN_TYPES:
+            _automatic_guard(dataset, context)
         from nightshift.retrain import check_xgb_params
 
         params, problems = check_xgb_params(p.get("xgb_params") or {})
@@ -109,6 +133,7 @@ def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, 
         return result
     except InsufficientData as exc:
         if run_type(context) in AUTOMATIC_RUN_TYPES:
+            _finish_bootstrap(dataset, context, NOT_TRAINED, reason=str(exc))
             raise AirflowSkipException(f"not training yet: {exc}") from None
         raise _fail(exc) from None
     except (DeviceError, FeatureError, ValueError) as exc:
@@ -155,17 +180,21 @@ def run_promote(
     )
     links = {**ui_links(dataset, version=event["version"]), "Model health": health_url(dataset)}
     push_links(context, links)
+    outcome = {"version": str(event["version"]), "model_kind": verdict.get("model_kind")}
     if event["action"] != "promote":
+        _finish_bootstrap(dataset, context, "rejected", reason=event["reason"], **outcome)
         champion = f"v{event['previous_version']}" if event.get("previous_version") else "none"
+        hints = "; ".join(verdict.get("hints") or [])
         notify_decision(
             "rejection",
             context,
             f"v{event['version']} not promoted (champion stays {champion})",
-            f"by {event['actor']}: {event['reason']}",
-            event,
+            f"by {event['actor']}: {event['reason']}" + (f" | what to try: {hints}" if hints else ""),
+            {**event, "hints": hints or None, "model_kind": verdict.get("model_kind")},
             {k: v for k, v in links.items() if k != "Model health"},
         )
         raise AirflowSkipException(f"v{event['version']} not promoted: {event['reason']}")
+    _finish_bootstrap(dataset, context, "promoted", **outcome)
     context["outlet_events"][asset].extra = {
         "version": event["version"],
         "previous": event["previous_version"],

@@ -1,18 +1,22 @@
 """The Airflow side of notifications: a notifier for task callbacks — failures and quarantines
 (every task, in the default args), alerts, promotions, rollbacks, and approvals waiting for a
-human — and :func:`notify_decision` for what a task decides and then skips on (a rejected
-challenger, a retrain the guard rails skipped); each with links into the Airflow UI."""
+human — :func:`notify_decision` for what a task decides and then skips on (a rejected
+challenger, a retrain the guard rails skipped), and the warnings of a published batch; each
+with links into the Airflow UI."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
 from nightshift.airflow.urls import health_url, task_url
 from nightshift.notify import Notification, NotifyError, send
+
+if TYPE_CHECKING:
+    from nightshift.validate import ValidationOutcome
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,45 @@ def notify_decision(
         log.error("nightshift %s notification not delivered: %s", event, exc)
 
 
+def validation_warnings(
+    context: Any, outcome: ValidationOutcome, report: str | None = None, data_docs: str | None = None
+) -> Notification:
+    """The ``validation_warning`` notification of a batch published with failed warning-severity
+    checks (named with their counts; a pii column's never with values), linking the task, the
+    validation report, the Data Docs and Model health."""
+    ti = context["ti"]
+    links = {"task": task_url(ti.dag_id, ti.run_id, ti.task_id)}
+    if report:
+        links["report"] = report
+    if data_docs:
+        links["Data Docs"] = data_docs
+    links["model health"] = health_url(outcome.dataset)
+    warned = outcome.warnings
+    return Notification(
+        event="validation_warning",
+        severity="warning",
+        dataset=outcome.dataset,
+        title=f"{outcome.kind} of {outcome.dt} published with {len(warned)} warning(s)",
+        message=f"{outcome.rows:,} rows published; warnings: {outcome.warning_text(limit=8)}",
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        try_number=getattr(ti, "try_number", None),
+        links=links,
+        details={"kind": outcome.kind, "dt": outcome.dt, "rows": outcome.rows, "warnings": len(warned)},
+    )
+
+
+def deliver(note: Notification) -> None:
+    """Send ``note``; one that cannot be delivered is logged, never raised (it must not change
+    the task's outcome)."""
+    try:
+        used = send(note)
+        log.info("nightshift %s notification sent via %s", note.event, ", ".join(used))
+    except (NotifyError, ValueError) as exc:
+        log.error("nightshift %s notification not delivered: %s", note.event, exc)
+
+
 class NightshiftNotifier(BaseNotifier):
     """Task callback → webhook / SMTP / log (``nightshift.notify``): ``failure`` (or the
     quarantine it turns out to be), ``alert``, ``promotion``, ``rollback``, ``review``.
@@ -116,7 +159,8 @@ class NightshiftNotifier(BaseNotifier):
 
     def notify(self, context: Any) -> None:
         try:
-            used = send(from_context(self.event, context))
-            log.info("nightshift %s notification sent via %s", self.event, ", ".join(used))
-        except (NotifyError, ValueError) as exc:
+            note = from_context(self.event, context)
+        except ValueError as exc:
             log.error("nightshift %s notification not delivered: %s", self.event, exc)
+            return
+        deliver(note)

@@ -104,8 +104,9 @@ class LandingSensor(BaseSensorOperator):
     spec's ``landing.pattern`` and, when the spec sets ``landing.complete_marker``, that marker
     (without it the sensor fires on the first matching file).
 
-    With ``skip_unless_expected`` (for labels) the task is skipped at once on days when no
-    labels are due: no events landed ``label delay`` days earlier.
+    With ``skip_unless_due`` (for labels) the task is skipped at once on days when no
+    labels are due: no events landed ``label delay`` days earlier. An empty ``dt`` is the
+    local date, in the spec's ``partitioning.timezone``, that the run's data interval starts on.
     """
 
     template_fields: Sequence[str] = ("dt",)
@@ -148,21 +149,28 @@ class LandingSensor(BaseSensorOperator):
             landing.complete_marker if marker else None,
         )
 
+    def _day(self, context: Context, spec: DatasetSpec) -> date:
+        from nightshift.airflow.ingest import partition_day
+        from nightshift.spec import parse_dt
+
+        return parse_dt(self.dt) if self.dt else partition_day(context, spec.partitioning.tz)
+
     def poke(self, context: Context) -> bool:
-        files, why = self._state(self._spec(), self.kind, date.fromisoformat(self.dt))
+        spec = self._spec()
+        files, why = self._state(spec, self.kind, self._day(context, spec))
         if why:
             self.log.info("%s", why)
         return bool(files)
 
     def execute(self, context: Context) -> list[str]:
-        day = date.fromisoformat(self.dt)
         spec = self._spec()
+        day = self._day(context, spec)
         if self.skip_unless_due:
             source_day = day - timedelta(days=spec.label.delay_days)
             # events that landed at all (complete or not) make labels due
             if not self._state(spec, "events", source_day, marker=False)[0]:
                 raise AirflowSkipException(
-                    f"no labels due for {self.dataset} dt={self.dt}: no events landed on {source_day}"
+                    f"no labels due for {self.dataset} dt={day}: no events landed on {source_day}"
                 )
         files, _ = self._state(spec, self.kind, day)
         if files:
@@ -173,7 +181,7 @@ class LandingSensor(BaseSensorOperator):
             trigger=LandingTrigger(
                 self.dataset,
                 self.kind,
-                self.dt,
+                day.isoformat(),
                 self.store_url,
                 self.conn_id,
                 self.poke_interval,
@@ -187,5 +195,5 @@ class LandingSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[str]:
         files: list[str] = event["files"]
-        self.log.info("found %d %s file(s) for %s dt=%s", len(files), self.kind, self.dataset, self.dt)
+        self.log.info("found %d %s file(s) for %s", len(files), self.kind, self.dataset)
         return files
