@@ -129,7 +129,8 @@ def _mean(result: dict[str, Any], policy: str, first: int) -> float:
     vals = [
         r["policies"][policy]["served_auc"]
         for r in result["days"]
-        if (date.fromisoformat(r["day"]) - START).days >= first and r["policies"][policy]["served_auc"] is not None
+        if (date.fromisoformat(r["day"]) - START).days >= first
+        and r["policies"][policy]["served_auc"] is not None
     ]
     return sum(vals) / len(vals) if vals else float("nan")
 
@@ -171,12 +172,19 @@ def one_run(name: str, spec: DatasetSpec, seed: int, onset: int, args: argparse.
         "promotions": {"b": s["promotions"]["daily"], "c": s["promotions"]["spec"]},
         "ratio": ratio,
         "verdict": verdict(ok) if meaningful else "n/a",
-        "timings": {**result["timings"], "generate_s": round(gen_s, 1), "run_s": round(time.perf_counter() - t0, 1)},
+        "timings": {
+            **result["timings"],
+            "generate_s": round(gen_s, 1),
+            "run_s": round(time.perf_counter() - t0, 1),
+        },
         "days": [
             {
                 "day": (date.fromisoformat(r["day"]) - START).days,
                 "drift_share": r["drift_share"],
-                **{p: (r["policies"][p]["version"], r["policies"][p]["served_auc"]) for p in backtest.POLICIES},
+                **{
+                    p: (r["policies"][p]["version"], r["policies"][p]["served_auc"])
+                    for p in backtest.POLICIES
+                },
             }
             for r in result["days"]
         ],
@@ -203,10 +211,9 @@ def _pct(v: float) -> str:
 
 def runs_table(runs: list[dict[str, Any]], last: int) -> str:
     lines = [
-        "| scenario | seed | onset | first champion (day) | mean AUC onset..{0}: (a) / (b) / (c) "
-        "| mean AUC served days: (a) / (b) / (c) | retrains (b) / (c) | gap recovered | retrain ratio | goal |".format(
-            last
-        ),
+        f"| scenario | seed | onset | first champion (day) | mean AUC onset..{last}: (a) / (b) / (c) "
+        "| mean AUC served days: (a) / (b) / (c) | retrains (b) / (c) | gap recovered "
+        "| retrain ratio | goal |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
@@ -225,7 +232,8 @@ def runs_table(runs: list[dict[str, Any]], last: int) -> str:
 def worst_table(runs: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """Per scenario: the worst share and the worst ratio over its judged runs, the verdict."""
     lines = [
-        "| scenario | runs | judged (gap >= 0.01) | worst gap recovered | worst retrain ratio | verdict (worst case) |",
+        "| scenario | runs | judged (gap >= 0.01) | worst gap recovered | worst retrain ratio "
+        "| verdict (worst case) |",
         "|---|---|---|---|---|---|",
     ]
     out = []
@@ -248,7 +256,10 @@ def worst_table(runs: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def series(r: dict[str, Any]) -> str:
-    lines = ["| day | date | drift (c) | (a) never | (b) daily | (c) nightshift |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| day | date | drift (c) | (a) never | (b) daily | (c) nightshift |",
+        "|---|---|---|---|---|---|",
+    ]
     for d in r["days"]:
         cells = []
         for p in backtest.POLICIES:
@@ -264,10 +275,17 @@ def main() -> None:
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
     ap.add_argument("--rows", type=int, default=4000, help="rows per day (default 4000)")
     ap.add_argument("--days", type=int, default=30, help="simulated days, indexes 0..N-1 (default 30)")
-    ap.add_argument("--onsets", default=",".join(map(str, ONSETS)), help="drift start day indexes (default 12,15)")
+    ap.add_argument(
+        "--onsets", default=",".join(map(str, ONSETS)), help="drift start day indexes (default 12,15)"
+    )
     ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="data seeds (default 11,12,13,14,15)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a spec override, e.g. retrain.cooldown_days=1 (YAML value); repeatable")  # fmt: skip
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a spec override, e.g. retrain.cooldown_days=1 (YAML value); repeatable",
+    )
     ap.add_argument("--json", type=Path, help="write the raw results here")
     ap.add_argument("--show", action="store_true", help="print each run's days and (c)'s decisions")
     ap.add_argument("--tmp", default=None, help="where the runs' stores go (default: the system's temp dir)")
@@ -292,7 +310,10 @@ def main() -> None:
         f"days; code {code_fingerprint(MEASURED)}",
         flush=True,
     )
-    print(f"policy (c): {json.dumps(knobs(spec))}" + (f"  (overrides: {', '.join(args.set)})" if args.set else ""))
+    print(
+        f"policy (c): {json.dumps(knobs(spec))}"
+        + (f"  (overrides: {', '.join(args.set)})" if args.set else "")
+    )
     t0 = time.perf_counter()
     runs = []
     for name in names:
@@ -300,8 +321,9 @@ def main() -> None:
             for seed in seeds:
                 log.info("[%s seed %d onset %d] start", name, seed, onset)
                 r = one_run(name, spec, seed, onset, args)
-                log.info("[%s seed %d onset %d] share %s, retrains %d / %d, %.0f s", name, seed, onset,
-                         _pct(r["share"]), r["retrains"]["b"], r["retrains"]["c"], r["timings"]["run_s"])  # fmt: skip
+                b, c, took = r["retrains"]["b"], r["retrains"]["c"], r["timings"]["run_s"]
+                log.info("[%s seed %d onset %d] share %s, retrains %d / %d, %.0f s",
+                         name, seed, onset, _pct(r["share"]), b, c, took)  # fmt: skip
                 runs.append(r)
     wall = time.perf_counter() - t0
     last = args.days - 1

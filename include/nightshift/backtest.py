@@ -262,7 +262,8 @@ def score_days(policy: Policy, spec: DatasetSpec, days: list[date]) -> str | Non
 
     if not days:
         return None
-    return score_step(policy.store, spec, days)["champion"]  # type: ignore[no-any-return]
+    version: str | None = score_step(policy.store, spec, days)["champion"]
+    return version
 
 
 def _review(spec: DatasetSpec, verdict: dict[str, Any]) -> dict[str, Any] | None:
@@ -312,8 +313,8 @@ def train_gate_promote(
         gate_said = f"{'promote' if verdict['promote'] else 'reject'}: {verdict['reason']}"
         result = verdict
         if always_promote and not verdict["promote"]:
-            result = {**verdict, "promote": True, "reason": f"policy {policy.name}: promoted whatever the gate "
-                      f"said (gate: {gate_said})"}  # fmt: skip
+            why = f"policy {policy.name}: promoted whatever the gate said (gate: {gate_said})"
+            result = {**verdict, "promote": True, "reason": why}
         event = decide_step(
             store,
             spec,
@@ -437,8 +438,8 @@ def policy_day(policy: Policy, spec: DatasetSpec, day: date, curated: bool) -> N
     elif policy.name == "spec":
         if curated and spec.retrain.on_new_data == "always":  # the train DAG on every new batch
             outcome = train_gate_promote(policy, spec, day, "new-data")
-            policy.note(day, {"kind": "new-data", "action": "retrain", "reason": "retrain.on_new_data: always",
-                              "outcome": outcome})  # fmt: skip
+            why = "retrain.on_new_data: always"
+            policy.note(day, {"kind": "new-data", "action": "retrain", "reason": why, "outcome": outcome})
             if outcome.get("trained"):
                 policy.trainings += 1
             if outcome["status"] == "promoted":
@@ -510,8 +511,8 @@ def run(
             reporter.step(f"{day}: ingest")
             # labels arriving in the first delay days are about days before the range
             kinds: tuple[str, ...] = ("events", "labels") if day - delay >= first else ("events",)
-            result = ingest(day, kinds)
-            ingests[day.isoformat()] = {"status": result.status, "message": result.message}
+            landed = ingest(day, kinds)
+            ingests[day.isoformat()] = {"status": landed.status, "message": landed.message}
             curated = _curated(common.store, spec, day)
             if not forked:
                 t = time.perf_counter()
@@ -535,7 +536,7 @@ def run(
                     with registry_of(p):
                         policy_day(p, spec, day, curated)
                     timings[f"{p.name}_s"] += time.perf_counter() - t
-            reporter.done(DayResult(day, result.status, _progress(day, result, common, forked)))
+            reporter.done(DayResult(day, landed.status, _progress(day, landed, common, forked)))
         if not forked:
             no_model = _no_model(spec, common, source, days)
         # evaluation only: the labels of the last days, landed after the range
@@ -562,7 +563,8 @@ def _progress(day: date, ingest: DayResult, common: Policy, forked: dict[str, Po
     parts += [event_text(e) for e in common.events.get(day.isoformat(), [])]
     for p in forked.values():
         for e in p.events.get(day.isoformat(), []):
-            parts.append(f"{p.name}: {event_text(e)}")
+            text = event_text(e)
+            parts.append(text if text.startswith(f"{p.name}: ") else f"{p.name}: {text}")
     return "; ".join(parts)
 
 
@@ -572,7 +574,10 @@ def event_text(e: dict[str, Any]) -> str:
     o = e.get("outcome") or {}
     if o.get("status"):
         v = f"v{o['version']} " if o.get("version") else ""
-        done = f"{v}{o['status']}: {o.get('reason', '')}"
+        reason = str(o.get("reason", ""))
+        # the registry's reasons start with the action ("promoted: roc_auc ...")
+        reason = reason.removeprefix(f"{o['status']}: ")
+        done = f"{v}{o['status']}: {reason}"
     else:
         done = ""
     if e["kind"] == "alert":
@@ -649,9 +654,11 @@ def _no_model(spec: DatasetSpec, common: Policy, source: Store, days: Sequence[d
             f"the last, v{o['version']}: {o.get('gate') or o['reason']}"
         )
     if by["failed"]:
-        return f"no model: training failed ({len(by['failed'])} attempt(s)); the last: {by['failed'][-1]['reason']}"
+        n, last_reason = len(by["failed"]), by["failed"][-1]["reason"]
+        return f"no model: training failed ({n} attempt(s)); the last: {last_reason}"
     if by["not-trained"]:
-        return f"no model: too little labelled data for a first model; the last attempt: {by['not-trained'][-1]['reason']}"
+        last_reason = by["not-trained"][-1]["reason"]
+        return f"no model: too little labelled data for a first model; the last attempt: {last_reason}"
     return "no model: no training ran (no day's events were published)"
 
 
@@ -801,7 +808,8 @@ def format_table(result: dict[str, Any]) -> str:
             for e in r["policies"][n]["events"]:
                 if n == "daily" and (e.get("outcome") or {}).get("status") == "promoted":
                     continue  # every day: shown in its column
-                what.append(f"{n}: {event_text(e)}")
+                text = event_text(e)
+                what.append(text if text.startswith(f"{n}: ") else f"{n}: {text}")
         if r["ingest"] and r["ingest"]["status"] in ("quarantined", "failed"):
             what.insert(0, f"ingest {r['ingest']['status']}: {r['ingest']['message']}")
         lines.append(f"{r['day']:<11} {drift:>6}  " + "  ".join(cells) + "  " + " | ".join(what))
@@ -826,9 +834,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     means = " | ".join(f"{TITLES[n]} {_num(s['mean_served_auc'][n])}" for n in names)
     out.append(f"mean served AUC: {means}")
     if s["gap_recovered"] is not None:
-        out.append(
-            f"gap recovered by the spec's policy: {s['gap_recovered']:.0%} of (daily - never) = {s['gap']:+.4f}"
-        )
+        share, gap = s["gap_recovered"], s["gap"]
+        out.append(f"gap recovered by the spec's policy: {share:.0%} of (daily - never) = {gap:+.4f}")
     elif s["gap_note"]:
         out.append(f"gap recovered by the spec's policy: {s['gap_note']}")
     retrains = " | ".join(f"{TITLES[n]} {s['retrains'][n]} ({s['promotions'][n]} promoted)" for n in names)

@@ -307,7 +307,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     after the first model, retrain every day, the spec's policy) with the DAGs' steps, each
     on a store and an MLflow registry of its own under ``--out``; print the day-by-day table
     and the comparison, write ``backtest.json`` and ``backtest.png``. Exit 0: compared; 1: no
-    policy ever had a model (said per policy), nothing landed, or a step failed; 2: bad usage."""
+    policy ever had a model (said per policy), nothing landed, a day failed or was quarantined
+    (each named; the other days still ran), or a step failed; 2: bad usage."""
+    import logging
     from pathlib import Path
 
     from nightshift import backtest, registry
@@ -321,6 +323,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return 2
     default = default_state_dir() / "backtest" / f"{spec.name}-{days[0]}-{days[-1]}"
     out = Path(args.out) if args.out else default
+    # every training warns the same (device fallback, cheap features): each day's line and
+    # backtest.json say what happened, the repeated warnings would bury them
+    logger = logging.getLogger("nightshift")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         result = backtest.run(_store(args), spec, days, out, reporter_for(sys.stderr))
     except backtest.OutError as exc:
@@ -329,6 +336,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except (backtest.BacktestError, registry.RegistryError, MonitoringError) as exc:
         print(f"nightshift backtest: {exc}", file=sys.stderr)
         return 1
+    finally:
+        logger.setLevel(level)
     print(backtest.format_table(result))
     print()
     print("\n".join(backtest.summary_lines(result)))
@@ -339,10 +348,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             f"nightshift backtest: {day} {r['ingest']['status']}: {r['ingest']['message']}", file=sys.stderr
         )
     if result["summary"]["no_model"]:
-        print(f"nightshift backtest: no policy ever served a model, nothing to compare "
-              f"({next(iter(result['summary']['no_model'].values()))})", file=sys.stderr)  # fmt: skip
+        why = next(iter(result["summary"]["no_model"].values()))
+        print(
+            f"nightshift backtest: no policy ever served a model, nothing to compare ({why})", file=sys.stderr
+        )
         return 1
-    return 0
+    return 1 if result["quarantined_days"] or result["failed_days"] else 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
