@@ -23,6 +23,7 @@ the day-by-day AUC and (c)'s alerts and decisions of each run.
     python bench/loop.py --seeds 11 --onsets 15           # one run per scenario
     python bench/loop.py --scenarios concept --rows 2000  # smaller
     python bench/loop.py --set retrain.min_days_after_onset=5
+    python bench/loop.py --json loop.json --resume         # go on with a sweep that was stopped
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import tempfile
 import time
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -286,13 +289,20 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a spec override, e.g. retrain.cooldown_days=1 (YAML value); repeatable",
     )
-    ap.add_argument("--json", type=Path, help="write the raw results here")
+    ap.add_argument("--json", type=Path, help="write the raw results here (after every run)")
+    ap.add_argument(
+        "--resume", action="store_true", help="keep the runs already in --json (same setup and code)"
+    )
     ap.add_argument("--show", action="store_true", help="print each run's days and (c)'s decisions")
     ap.add_argument("--tmp", default=None, help="where the runs' stores go (default: the system's temp dir)")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # the libraries' chatter (GX's docs sites, MLflow's advice) stays out: warnings and up only
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    log.setLevel(logging.INFO)
     for noisy in ("nightshift", "evidently", "urllib3", "mlflow", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
 
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))
@@ -315,16 +325,31 @@ def main() -> None:
         + (f"  (overrides: {', '.join(args.set)})" if args.set else "")
     )
     t0 = time.perf_counter()
+    setup = {"rows": args.rows, "days": args.days, "overrides": args.set, "code": code_fingerprint(MEASURED)}
+    done: dict[tuple[str, int, int], dict[str, Any]] = {}
+    if args.resume and args.json and args.json.exists():
+        earlier = json.loads(args.json.read_text())
+        if {k: earlier.get(k) for k in setup} != setup:
+            raise SystemExit(f"--resume: {args.json} is of another setup or code: {earlier.get('code')}")
+        done = {(r["scenario"], r["seed"], r["onset"]): r for r in earlier["runs"]}
     runs = []
     for name in names:
         for onset in onsets:
             for seed in seeds:
+                if (name, seed, onset) in done:
+                    log.info("[%s seed %d onset %d] kept from %s", name, seed, onset, args.json)
+                    runs.append(done[(name, seed, onset)])
+                    continue
                 log.info("[%s seed %d onset %d] start", name, seed, onset)
                 r = one_run(name, spec, seed, onset, args)
                 b, c, took = r["retrains"]["b"], r["retrains"]["c"], r["timings"]["run_s"]
                 log.info("[%s seed %d onset %d] share %s, retrains %d / %d, %.0f s",
                          name, seed, onset, _pct(r["share"]), b, c, took)  # fmt: skip
                 runs.append(r)
+                done[(name, seed, onset)] = r
+                if args.json:  # after every run: a long sweep that stops keeps what it did
+                    partial = {**setup, "complete": False, "runs": list(done.values())}
+                    args.json.write_text(json.dumps(partial, indent=2, default=str))
     wall = time.perf_counter() - t0
     last = args.days - 1
     print(f"\n## Every run (goal: >= {GOAL_SHARE:.0%} of the (b)-(a) gap from the onset on, with <= "
@@ -342,17 +367,9 @@ def main() -> None:
     tsum = sum(r["timings"]["run_s"] for r in runs)
     print(f"\nwall time {wall:.0f} s ({len(runs)} run(s), {tsum / max(len(runs), 1):.0f} s each on average)")
     if args.json:
-        out = {
-            "rows": args.rows,
-            "days": args.days,
-            "onsets": onsets,
-            "seeds": seeds,
-            "overrides": args.set,
-            "code": code_fingerprint(MEASURED),
-            "wall_s": wall,
-            "runs": runs,
-            "worst": worst,
-        }
+        # every run of this sweep, and those of earlier sweeps kept with --resume (other scenarios)
+        out = {**setup, "onsets": onsets, "seeds": seeds, "complete": True, "wall_s": wall,
+               "runs": list(done.values()), "worst": worst}  # fmt: skip
         args.json.write_text(json.dumps(out, indent=2, default=str))
         print(f"raw results: {args.json}")
 

@@ -551,10 +551,23 @@ def run(
     result["timings"] = {k: round(v, 1) for k, v in timings.items()} | {
         "total_s": round(time.perf_counter() - t0, 1)
     }
+    result = _finite(result)
     (out / RESULT).write_text(json.dumps(result, indent=2, default=str, allow_nan=False))
     plot(result, out / PLOT, spec.alerts.drift_share)
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (an AUC of a one-class day, say) made ``None``:
+    ``backtest.json`` is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _progress(day: date, ingest: DayResult, common: Policy, forked: dict[str, Policy]) -> str:
