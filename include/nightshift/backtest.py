@@ -499,6 +499,9 @@ def run(
         for k in kinds:
             land(source, shared, spec, k, day)
         result = ingest_day(shared, spec, day, kinds, work_dir=work)  # type: ignore[arg-type]
+        # a missing or incomplete landing folder is the dataset's, not the copy's: name that one
+        copy, real = shared.uri(shared.path("landing")), source.uri(source.path("landing"))
+        result = DayResult(result.day, result.status, result.message.replace(copy, real))
         if forked:
             after = _files(common.root / "store")
             mirror(common.root / "store", before, after, [p.root / "store" for p in forked.values()])
