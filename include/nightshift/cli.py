@@ -1,6 +1,7 @@
 """``nightshift`` command line: onboard a dataset, generate demo data, write suites; run the loop's
-steps on ranges of days without Airflow (ingest, train, score, monitor) or let landed days pass
-through the running scheduler (replay); summarise, audit, roll back.
+steps on ranges of days without Airflow (ingest, train, score, monitor), replay a range under
+three retraining policies and compare them (backtest), or let landed days pass through the
+running scheduler (replay); summarise, audit, roll back.
 
 Exit codes: 0 all went well; 1 a day failed or was quarantined (each named on stderr), or the
 step could not run; 2 bad usage."""
@@ -301,6 +302,60 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return _finish(results, "replayed")
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Replay the landed days of a range in one process under three policies (never retrain
+    after the first model, retrain every day, the spec's policy) with the DAGs' steps, each
+    on a store and an MLflow registry of its own under ``--out``; print the day-by-day table
+    and the comparison, write ``backtest.json`` and ``backtest.png``. Exit 0: compared; 1: no
+    policy ever had a model (said per policy), nothing landed, a day failed or was quarantined
+    (each named; the other days still ran), or a step failed; 2: bad usage."""
+    import logging
+    from pathlib import Path
+
+    from nightshift import backtest, registry
+    from nightshift.monitor import MonitoringError
+    from nightshift.runner import reporter_for
+    from nightshift.storage import default_state_dir
+
+    spec = find_spec(args.dataset)
+    days = _days(args)
+    if days is None:
+        return 2
+    default = default_state_dir() / "backtest" / f"{spec.name}-{days[0]}-{days[-1]}"
+    out = Path(args.out) if args.out else default
+    # every training warns the same (device fallback, cheap features): each day's line and
+    # backtest.json say what happened, the repeated warnings would bury them
+    logger = logging.getLogger("nightshift")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        result = backtest.run(_store(args), spec, days, out, reporter_for(sys.stderr))
+    except backtest.OutError as exc:
+        print(f"nightshift backtest: {exc}", file=sys.stderr)
+        return 2
+    except (backtest.BacktestError, registry.RegistryError, MonitoringError) as exc:
+        print(f"nightshift backtest: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        logger.setLevel(level)
+    print(backtest.format_table(result))
+    print()
+    print("\n".join(backtest.summary_lines(result)))
+    print(f"wrote:    {out / backtest.RESULT}, {out / backtest.PLOT}")
+    for day in result["quarantined_days"] + result["failed_days"]:
+        r = next(x for x in result["days"] if x["day"] == day)
+        print(
+            f"nightshift backtest: {day} {r['ingest']['status']}: {r['ingest']['message']}", file=sys.stderr
+        )
+    if result["summary"]["no_model"]:
+        why = next(iter(result["summary"]["no_model"].values()))
+        print(
+            f"nightshift backtest: no policy ever served a model, nothing to compare ({why})", file=sys.stderr
+        )
+        return 1
+    return 1 if result["quarantined_days"] or result["failed_days"] else 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from nightshift.report import day_rows, format_table, loop_story, plot
 
@@ -526,6 +581,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--api", metavar="URL", help="Airflow API (default: the running stack's, or :8080)")
     rp.add_argument("--user", help="Airflow user (default: the running stack's, admin)")
     rp.set_defaults(func=cmd_replay)
+
+    bt = sub.add_parser(
+        "backtest", help="replay landed days under never / daily / the spec's retraining policy, compared"
+    )
+    bt.add_argument("--dataset", default="payments")
+    days_of(bt)
+    bt.add_argument(
+        "--out", metavar="DIR", help="its own store, registry and results (default .nightshift/backtest/...)"
+    )
+    bt.set_defaults(func=cmd_backtest)
 
     m = sub.add_parser("summary", help="per-day table: batches, scoring version, drift, AUC, retrains")
     m.add_argument("--dataset", default="payments")
