@@ -29,23 +29,25 @@ import contextlib
 import json
 import logging
 import math
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from nightshift.spec import DatasetSpec
 from nightshift.storage import Store
+
+if TYPE_CHECKING:  # the web stack is imported by create_app (the monitor reads this module too)
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 log = logging.getLogger(__name__)
 
@@ -635,6 +637,11 @@ def create_app(
 ) -> Any:
     """The FastAPI app serving ``spec``'s champion from ``source``. Its lifespan starts the
     registry poll (``poll``) and the request log, and stops them (flushing the log)."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
+
     cfg = spec.serving
     features = Features.of(spec)
     scorer = Scorer(features, cfg.predict_threads)
@@ -679,11 +686,14 @@ def create_app(
         if declared.isdigit() and int(declared) > limit:
             raise RequestError(413, f"a body of {int(declared)} bytes is over the limit of {limit} bytes")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestError(413, f"the body is over the limit of {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(413, f"the body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise RequestError(400, "the client hung up before the whole body arrived") from None
         return b"".join(chunks)
 
     async def answer(request: Request, parse: Callable[[Any, Features, int], Batch], shape: str) -> Response:
@@ -718,16 +728,13 @@ def create_app(
             json.dumps(content), media_type="application/json", headers={VERSION_HEADER: loaded.version}
         )
 
-    @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         return await answer(request, parse_invocations, "invocations")
 
-    @app.post("/predict")
     async def predict(request: Request) -> Response:
         return await answer(request, parse_predict, "predict")
 
-    @app.get("/health")
-    async def health() -> Response:
+    async def health(request: Request) -> Response:
         loaded = champion.current
         if loaded is None:
             return JSONResponse(
@@ -735,8 +742,7 @@ def create_app(
             )
         return JSONResponse({"status": "ready", "model_version": loaded.version})
 
-    @app.get("/version")
-    async def version() -> Response:
+    async def version(request: Request) -> Response:
         loaded = champion.current
         body = {
             "dataset": spec.name,
@@ -749,6 +755,11 @@ def create_app(
         }
         return JSONResponse(body)
 
+    # Starlette routes: the endpoint gets the request as is (no parameter parsing by FastAPI)
+    app.add_route("/invocations", invocations, methods=["POST"])
+    app.add_route("/predict", predict, methods=["POST"])
+    app.add_route("/health", health, methods=["GET"])
+    app.add_route("/version", version, methods=["GET"])
     return app
 
 
@@ -779,6 +790,10 @@ def serve(spec: DatasetSpec, host: str, port: int, store: Store | None) -> int:
         spec.name, host, port, registry.tracking_uri(), spec.serving.poll_seconds,
         request_log.status()["where"] if request_log else "off",
     )  # fmt: skip
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the handler
+    # it found: a no-op one makes a graceful stop exit 0 (not -15, nor a KeyboardInterrupt)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", timeout_graceful_shutdown=20)
     return 0
 
