@@ -326,3 +326,8 @@ def test_served_rows_are_logged_and_monitored_as_drift_of_served_inputs(served: 
     # the monitor step reports served days too, once: nothing new since, nothing redone
     assert pipeline.monitor_step(log_store, spec)["serving_drift"] == []
     assert pipeline.monitor_served(log_store, spec, served["client"]) == []
+    # a part flushed later (e.g. by the next server start) gets the day reported again
+    day_dir = log_store.path("serving", "payments", f"dt={big['dt']}")
+    log_store.write_bytes_atomic(f"{day_dir}/part-later.parquet", log_store.read_bytes(parts[0]))
+    again = pipeline.monitor_served(log_store, spec, served["client"])
+    assert {r["dt"] for r in again} == {big["dt"]} and sum(r["rows"] for r in again) > answered

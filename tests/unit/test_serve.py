@@ -314,6 +314,7 @@ def test_answers_carry_the_score_and_the_version(client: Any, models: dict[str, 
     assert client.get("/health").json() == {"status": "ready", "model_version": "1"}
     v = client.get("/version").json()
     assert (v["version"], v["run_id"], v["trained_on"]) == ("1", "run-1", "2026-01-01..2026-01-10")
+    assert v["called_as"] == "python model on Arrow"  # and it scores as the pyfunc on pandas (above)
     assert v["champion_in_registry"] == "1" and v["registry_error"] is None
     assert v["requests"]["answered"] == 3 and v["requests"]["rows"] == 9
 
@@ -406,7 +407,7 @@ def test_a_request_in_flight_finishes_on_the_version_it_started_with(
         """Version 1, but each prediction waits until the test lets it go."""
 
         def predict(self, frame: Any) -> Any:
-            if len(frame) > 1:  # not the one-row warm-up
+            if len(frame) == 3:  # the request below, not the probe rows of the warm-up
                 entered.set()
                 assert release.wait(30)
             return models["1"].predict(frame)
@@ -416,7 +417,7 @@ def test_a_request_in_flight_finishes_on_the_version_it_started_with(
     champion.current = None
     champion.poll()  # loads the slow v1
     answers: list[Any] = []
-    slow = threading.Thread(target=lambda: answers.append(client.post("/invocations", json=_split(_rows(2)))))
+    slow = threading.Thread(target=lambda: answers.append(client.post("/invocations", json=_split(_rows(3)))))
     slow.start()
     assert entered.wait(30)
     source.champion = "2"
@@ -425,7 +426,7 @@ def test_a_request_in_flight_finishes_on_the_version_it_started_with(
     release.set()
     slow.join(30)
     assert answers[0].status_code == 200 and answers[0].json()["model_version"] == "1"
-    assert answers[0].json()["predictions"] == _expected(models["1"], _rows(2))
+    assert answers[0].json()["predictions"] == _expected(models["1"], _rows(3))
 
 
 def test_an_unreachable_registry_or_a_broken_version_keeps_the_loaded_one_serving(
@@ -450,6 +451,34 @@ def test_an_unreachable_registry_or_a_broken_version_keeps_the_loaded_one_servin
     champion.poll()
     v = client.get("/version").json()
     assert v["version"] == "2" and v["load_error"] is None
+
+
+def test_a_model_that_takes_pandas_only_is_served_through_the_pyfunc(
+    toy: DatasetSpec, source: FakeSource, tmp_path: Path
+) -> None:
+    """The fast path (the packaged Python model on Arrow) is taken only where it scores as the
+    pyfunc does; another model kind is called as the pyfunc, on pandas."""
+    import mlflow.pyfunc
+    from starlette.testclient import TestClient
+
+    class PandasOnly(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            return (model_input["a"].fillna(0.0) > 0).astype(float).to_numpy() * 0.5 + 0.25
+
+    mlflow.pyfunc.save_model(str(tmp_path / "pandas"), python_model=PandasOnly(), pip_requirements=[])
+    source.models["3"] = mlflow.pyfunc.load_model(str(tmp_path / "pandas"))
+    source.champion = "3"
+    app = create_app(toy, source, poll=False)
+    with TestClient(app) as client:
+        app.state.champion.poll()
+        rows = [{"a": 1.0, "b": 0.0, "kind": "x"}, {"a": None, "b": 0.0, "kind": "y"}]
+        r = client.post("/predict", json=rows)
+        assert r.status_code == 200, r.text
+        assert [p["score"] for p in r.json()["predictions"]] == [0.75, 0.25]
+        assert client.get("/version").json()["called_as"] == "pyfunc on pandas"
+        source.champion = "1"
+        app.state.champion.poll()
+        assert client.get("/version").json()["called_as"] == "python model on Arrow"
 
 
 def test_a_version_that_cannot_score_is_never_switched_to(client: Any, source: FakeSource) -> None:
