@@ -131,6 +131,7 @@ def test_serves_the_champion_as_batch_scoring_scores(served: dict[str, Any]) -> 
     assert (info["version"], info["run_id"], info["champion_in_registry"]) == (v1, mv.run_id, v1)
     assert info["trained_on"] == served["client"].get_run(mv.run_id).data.tags["nightshift.window"]
     assert info["registry_error"] is None and info["request_log"]["where"].endswith("/serving/payments")
+    assert info["called_as"] == "python model on Arrow"  # and it scored as the pyfunc on pandas, above
     assert served["server"].get("/health") == (200, {"status": "ready", "model_version": v1})
 
 
