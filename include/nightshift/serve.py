@@ -752,7 +752,9 @@ def create_app(
                 for i, v in enumerate(values)
             ]
         return Response(
-            json.dumps(content), media_type="application/json", headers={VERSION_HEADER: loaded.version}
+            json.dumps(content, separators=(",", ":")),
+            media_type="application/json",
+            headers={VERSION_HEADER: loaded.version},
         )
 
     async def invocations(request: Request) -> Response:
