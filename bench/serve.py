@@ -290,6 +290,7 @@ def main() -> None:
         booster, transform = inner.booster, inner.transform
         best = booster.attributes().get("best_iteration")
         rng = (0, int(best) + 1) if best is not None else (0, 0)
+        results["trees"] = rng[1] or booster.num_boosted_rounds()
         xgb.set_config(nthread=spec.serving.predict_threads)
         tables = {n: rows.slice(0, n) for n in (1, 1000)}
         matrices = {n: transform.matrix(t) for n, t in tables.items()}
@@ -497,7 +498,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"load average {la['before'][0]:.1f} before, {la['after'][0]:.1f} after; other processes kept "
         f"{r['outside_cores']:.2f} cores busy during the measurements",
         f"window {args.days} days x {args.rows_per_day} rows; {args.rounds} rounds of {args.single} "
-        f"one-row and {args.batch} 1,000-row requests per contender; champion v{r['versions'][0]}",
+        f"one-row and {args.batch} 1,000-row requests per contender; champion v{r['versions'][0]} "
+        f"({r['trees']} trees)",
         "",
         "| contender | 1 row p50 | 1 row p99 | 1,000 rows p50 | 1,000 rows p99 | rows/s (1,000) "
         "| max abs diff vs bare |",
