@@ -458,6 +458,23 @@ def cmd_champion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The champion behind HTTP until SIGTERM/SIGINT (``nightshift.serve``)."""
+    from nightshift.serve import serve
+
+    spec = find_spec(args.dataset)
+    store = None
+    if spec.serving.log_requests:  # the request log's store; S3 endpoint as boto3 reads it
+        import os
+
+        from nightshift.storage import StorageOptions
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        url = args.store or None
+        store = Store(url, StorageOptions(endpoint_url=endpoint) if endpoint else None)
+    return serve(spec, args.host, args.port, store)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nightshift", description=__doc__)
     p.add_argument("--store", help="store URL (default $NIGHTSHIFT_STORE_URL or file://.nightshift/store)")
@@ -567,6 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", default="payments")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_champion)
+
+    sv = sub.add_parser("serve", help="score online: the champion behind HTTP, following promotions")
+    sv.add_argument("--dataset", default="payments")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this host only)")
+    sv.add_argument("--port", type=int, default=8090)
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

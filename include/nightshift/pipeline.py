@@ -851,7 +851,12 @@ def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> 
     predicted = store.list_partitions(store.path("predictions", spec.name))
     predicted = [d for d in predicted if as_of is None or d <= as_of]
     if not predicted:
-        return {"drift": [], "performance": [], "history_rows": len(read_history(store, spec.name))}
+        return {
+            "drift": [],
+            "performance": [],
+            "history_rows": len(read_history(store, spec.name)),
+            "serving_drift": monitor_served(store, spec, client),
+        }
     first = predicted[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
     days = [d for d in predicted if d >= first]
     arrivals = store.list_partitions(store.path("labels", spec.name))
@@ -965,6 +970,7 @@ def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> 
         "recovered": recovered,
         "history": store.uri(history_path(store, spec.name)),
         "history_rows": len(rows),
+        "serving_drift": monitor_served(store, spec, client),
     }
 
 
@@ -975,6 +981,84 @@ def _predictions_version(store: Store, spec: DatasetSpec, dt: date) -> str:
 
     col = pq.read_table(store.open_input(store.predictions_file(spec.name, dt)), columns=[MODEL_VERSION])
     return str(col.column(0)[0].as_py()) if col.num_rows else "unknown"
+
+
+SERVING_DRIFT = "serving-drift"  # the report topic of served inputs
+SERVED_DAY = "day.json"  # written last in a served day's report folder: the parts it covered
+
+
+def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[dict[str, Any]]:
+    """Drift of the rows served online (``serving/<dataset>/dt=…/``, the request log of
+    ``nightshift serve``) against the reference of each version that answered them, reported
+    like a batch day's drift under ``reports/<dataset>/serving-drift/dt=…/`` (and on the
+    version's run, ``serving/dt=…``). A day is reported again once parts were added to it
+    (``day.json``, written last, names the parts covered). Served days stay out of the history
+    table and the alert policy, which follow the batch days. A version without a monitoring
+    reference is reported as an error of that day; a store or registry outage raises."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from nightshift import monitor
+    from nightshift.score import SCORE
+    from nightshift.serve import MODEL_VERSION, serving_dir
+    from nightshift.storage import finite
+
+    days = store.list_partitions(store.path("serving", spec.name))
+    if not days:
+        return []
+    first = days[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
+    refs: dict[str, _Reference] = {}
+    out: list[dict[str, Any]] = []
+    for dt in (d for d in days if d >= first):
+        parts = store.list_files(serving_dir(store, spec.name, dt), "*.parquet")
+        names = [p.rsplit("/", 1)[-1] for p in parts]
+        report_dir = store.reports_dir(spec.name, SERVING_DRIFT, dt)
+        done = f"{report_dir}/{SERVED_DAY}"
+        if not parts or (store.exists(done) and store.read_json(done).get("parts") == names):
+            continue
+        columns = [*spec.feature_names, SCORE, MODEL_VERSION]
+        table = pa.concat_tables(pq.read_table(store.open_input(p), columns=columns) for p in parts)
+        versions = sorted({str(v) for v in table.column(MODEL_VERSION).unique().to_pylist()})
+        for version in versions:
+            rows = table.filter(pc.equal(table.column(MODEL_VERSION), version)).drop_columns([MODEL_VERSION])
+            try:
+                if version not in refs:
+                    refs[version] = _reference(client, spec, version)
+            except monitor.MonitoringError as exc:
+                out.append(
+                    {"dt": dt.isoformat(), "version": version, "rows": rows.num_rows, "error": str(exc)}
+                )
+                continue
+            ref = refs[version]
+            result, snapshot = monitor.drift(ref.table, rows, spec, ref.weights, dt, version)
+            last = f"v{version}-summary.json"
+            with tempfile.TemporaryDirectory() as tmp_s:
+                tmp = Path(tmp_s)
+                snapshot.save_html(str(tmp / f"v{version}-drift.html"))
+                (tmp / f"v{version}-drift.json").write_text(snapshot.json())
+                summary = {
+                    **result.to_dict(),
+                    "source": "serving",
+                    "parts": len(parts),
+                    "report": store.uri(f"{report_dir}/v{version}-drift.html"),
+                }
+                (tmp / last).write_text(json.dumps(finite(summary), indent=2))
+                _publish(store, client, ref.run_id, tmp, report_dir, f"serving/dt={dt}", last)
+                _publish_last(store, tmp, report_dir, last)
+            out.append(
+                {
+                    "dt": dt.isoformat(),
+                    "version": version,
+                    "rows": result.rows,
+                    "drift_share": result.drift_share,
+                    "drifting": result.drifting,
+                    "top": result.top(),
+                    "report": summary["report"],
+                }
+            )
+        store.write_json_atomic(done, {"parts": names, "versions": versions})
+    return out
 
 
 def alert_step(store: Store, spec: DatasetSpec) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,37 @@ def test_two_triggers_of_the_same_day_make_one_partition_and_one_version(
     assert [v.version for v in versions(topo)] == ["1"]
     staging = [k for k in keys(topo, "store/") if ".tmp-" in k]
     assert not staging, staging
+
+
+def test_the_champion_answers_online_through_nightshift_serve(
+    topo: Topology, flow: dict[str, Any], model_store: str, tmp_path: Path
+) -> None:
+    """``nightshift serve`` against the topology's MLflow (the model through its proxy to the
+    bucket) answers with the champion the Celery flow promoted."""
+    import http.client
+    import json
+
+    import pyarrow.parquet as pq
+
+    from modelkit import ServeProcess, post_json
+    from nightshift.storage import Store
+
+    champion = mlflow(topo).get_model_version_by_alias(MODEL, "champion")
+    store = Store(model_store)
+    events = pq.read_table(store.open_input(store.published_file(DATASET, "events", date(2026, 3, 13))))
+    rows = events.slice(0, 3).drop_columns(["event_time"]).to_pylist()
+    server = ServeProcess(tmp_path, DATASET, {"MLFLOW_TRACKING_URI": topo.mlflow_url})
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        status, body = post_json(conn, "/invocations", json.dumps({"dataframe_records": rows}).encode())
+        assert status == 200, body
+        assert body["model_version"] == champion.version and len(body["predictions"]) == 3
+        assert all(0 < p < 1 for p in body["predictions"])
+        info = server.get("/version")[1]
+        assert (info["version"], info["run_id"]) == (champion.version, champion.run_id)
+    finally:
+        assert server.stop() == 0
 
 
 # ---- faults --------------------------------------------------------------------------------
