@@ -464,7 +464,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     spec = find_spec(args.dataset)
     store = None
-    if spec.serving.log_requests:  # the request log's store; S3 endpoint as boto3 reads it
+    if spec.serving.log_requests and not args.no_request_log:  # its store; S3 endpoint as boto3 reads it
         import os
 
         from nightshift.storage import StorageOptions
@@ -472,7 +472,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         url = args.store or None
         store = Store(url, StorageOptions(endpoint_url=endpoint) if endpoint else None)
-    return serve(spec, args.host, args.port, store)
+    version = None
+    if args.version is not None:
+        version = args.version.strip().lstrip("v")
+        if not version.isdigit() or int(version) < 1:
+            print(f"nightshift serve: --version must be a positive integer, not {args.version!r}", file=sys.stderr)
+            return 2
+    return serve(
+        spec,
+        args.host,
+        args.port,
+        store,
+        version=version,
+        socket_fd=args.socket_fd,
+        stop_with_stdin=args.stop_with_stdin,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -589,6 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--dataset", default="payments")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this host only)")
     sv.add_argument("--port", type=int, default=8090)
+    sv.add_argument("--version", help="serve this registered version, never following the champion alias")
+    sv.add_argument(
+        "--socket-fd", type=int, help="listen on this inherited, bound socket (instead of --host/--port)"
+    )
+    sv.add_argument("--no-request-log", action="store_true", help="do not log requests (serving.log_requests)")
+    sv.add_argument("--stop-with-stdin", action="store_true", help="stop when stdin closes (its parent's end)")
     sv.set_defaults(func=cmd_serve)
     return p
 

@@ -401,6 +401,7 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     if review:
         with registry.speaking_errors(f"logging the review of run {winner_run}"):
             client.set_tag(winner_run, "nightshift.review", review[:4900])
+    _log_serving_sample(client, spec, winner_run, holdout, model if winner_run == run_id else base_model)
     version = registry.register(client, spec.name, winner_run, run_key)
     name = registry.model_name(spec.name)
     with registry.speaking_errors(f"tagging v{version}"):
@@ -434,6 +435,68 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         "review": review,
         "links": registry.ui_links(spec.name, run_id=winner_run, version=version),
     }
+
+
+def _log_serving_sample(client: Any, spec: DatasetSpec, run_id: str, holdout: Any, model: Any) -> None:
+    """The serving check's sample on the candidate's run (``gate/serving_sample.json``): its
+    input example and holdout rows with the scores its packaged ``model`` gives them here."""
+    from nightshift import registry
+    from nightshift import servecheck as sc
+
+    sample = sc.build_sample(spec, holdout, model)
+    with (
+        registry.speaking_errors(f"logging the serving sample of run {run_id}"),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        path = Path(tmp) / sc.SAMPLE_ARTIFACT
+        path.write_text(json.dumps(sample))
+        client.log_artifact(run_id, str(path), artifact_path="gate")
+
+
+def serving_check_step(spec: DatasetSpec, verdict: dict[str, Any]) -> dict[str, Any]:
+    """The gate's serving check (:mod:`nightshift.servecheck`) on the version the gate
+    registered: its result joins the verdict (a failure rejects the candidate, with the reason),
+    the run (``gate/serving.json``) and the version's tags (``nightshift.serving``). Not run on a
+    candidate the gate rejected outright (one a review may still approve is checked).
+
+    Raises :class:`nightshift.registry.RegistryUnavailable` and
+    :class:`nightshift.servecheck.ServingCheckError` (retry), or
+    :class:`nightshift.registry.RegistryError` for a run without a serving sample."""
+    import os
+
+    import mlflow
+
+    from nightshift import registry
+    from nightshift import servecheck as sc
+
+    if not verdict["promote"] and not verdict.get("review"):
+        return sc.not_run(verdict, "the gate rejected the candidate")
+    client = registry.configure()
+    version, run_id = str(verdict["version"]), str(verdict["run_id"])
+    name = registry.model_name(spec.name)
+    registry.get_version(client, spec.name, version)  # it exists; the registry answers
+    with registry.speaking_errors(f"reading the serving sample of run {run_id}"):
+        logged = {a.path for a in client.list_artifacts(run_id, "gate")}
+        if f"gate/{sc.SAMPLE_ARTIFACT}" not in logged:
+            raise registry.RegistryError(
+                f"run {run_id} has no gate/{sc.SAMPLE_ARTIFACT} (gated before the serving check "
+                "existed): run the DAG again"
+            )
+        sample = mlflow.artifacts.load_dict(f"runs:/{run_id}/gate/{sc.SAMPLE_ARTIFACT}")
+    # the fresh server reads the same registry as this process, whatever set it here
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri()}
+    result = sc.serving_check(spec, version, sample, env=env)
+    with (
+        registry.speaking_errors(f"recording the serving check of {name} v{version}"),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        path = Path(tmp) / sc.RESULT_ARTIFACT
+        path.write_text(json.dumps(result.to_dict(), indent=2))
+        client.log_artifact(run_id, str(path), artifact_path="gate")
+        client.set_model_version_tag(name, version, "nightshift.serving", "passed" if result.passed else "failed")
+        if not result.passed:
+            client.set_model_version_tag(name, version, "nightshift.verdict", "reject")
+    return sc.apply(verdict, result)
 
 
 def _log_verdict(client: Any, spec: DatasetSpec, run_id: str, evaluations: list[Any], verdict: Any) -> None:
@@ -577,6 +640,7 @@ def decide_step(
         "triggered_by": triggered_by,
         "run_key": run_key,
         "model_kind": gate_result.get("model_kind"),
+        "serving": gate_result.get("serving"),
     }
     version = gate_result["version"]
     if not promote:

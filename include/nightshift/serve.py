@@ -338,9 +338,10 @@ class Source(Protocol):
 
 
 class RegistrySource:
-    """The ``champion`` alias of ``nightshift-<dataset>`` in MLflow (``MLFLOW_TRACKING_URI``)."""
+    """The ``champion`` alias of ``nightshift-<dataset>`` in MLflow (``MLFLOW_TRACKING_URI``),
+    or one fixed version (``pinned``: the gate's serving check serves its candidate)."""
 
-    def __init__(self, dataset: str) -> None:
+    def __init__(self, dataset: str, pinned: str | None = None) -> None:
         import os
 
         from nightshift import registry
@@ -348,13 +349,15 @@ class RegistrySource:
         # a poll must notice an outage in seconds, not after MLflow's default minutes of retries
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        self.dataset = dataset
+        self.dataset, self.pinned = dataset, pinned
         self.model_name = registry.model_name(dataset)
         self.client = registry.configure()
 
     def resolve(self) -> str | None:
         from nightshift import registry
 
+        if self.pinned is not None:
+            return self.pinned
         return registry.alias_version(self.client, self.dataset, registry.CHAMPION)
 
     def load(self, version: str) -> Loaded:
@@ -385,6 +388,8 @@ class Champion:
         self.last_poll: str | None = None
         self.registry_error: str | None = None
         self.load_error: str | None = None
+        # the load failed on an unreachable registry (worth retrying), not on the version itself
+        self.load_error_retryable = False
         self.switches: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -402,7 +407,7 @@ class Champion:
         if version is None:  # no champion (yet, or its alias was removed): keep what is loaded
             return
         if current is not None and current.version == version:
-            self.load_error = None
+            self.load_error, self.load_error_retryable = None, False
             return
         t0 = time.perf_counter()
         try:
@@ -410,10 +415,13 @@ class Champion:
             if self.warm is not None:
                 loaded = self.warm(loaded)  # a version that cannot score is never switched to
         except Exception as exc:
+            from nightshift.registry import RegistryUnavailable
+
             self.load_error = f"{_now()}: v{version} cannot be served: {_first_line(exc)}"
+            self.load_error_retryable = isinstance(exc, RegistryUnavailable)
             log.error("%s; still serving %s", self.load_error, self._serving())
             return
-        self.current, self.load_error = loaded, None  # the switch
+        self.current, self.load_error, self.load_error_retryable = loaded, None, False  # the switch
         seconds = time.perf_counter() - t0
         self.switches.append({"from": current.version if current else None, "to": version, "at": _now()})
         log.info("serving %s v%s (was %s; loaded in %.1f s)", self.source.model_name, version,
@@ -443,6 +451,7 @@ class Champion:
             "poll_seconds": self.poll_seconds,
             "registry_error": self.registry_error,
             "load_error": self.load_error,
+            "load_error_retryable": self.load_error_retryable,
             "switches": self.switches[-10:],
         }
 
@@ -804,27 +813,64 @@ def _unready(champion: Champion, source: Source) -> str:
     return f"loading v{champion.registry_version}"
 
 
-def serve(spec: DatasetSpec, host: str, port: int, store: Store | None) -> int:
-    """Run the service until SIGTERM/SIGINT (then the request log is flushed)."""
+def serve(
+    spec: DatasetSpec,
+    host: str,
+    port: int,
+    store: Store | None,
+    *,
+    version: str | None = None,
+    socket_fd: int | None = None,
+    stop_with_stdin: bool = False,
+) -> int:
+    """Run the service until SIGTERM/SIGINT (then the request log is flushed).
+
+    ``version``: serve that version, never following the alias. ``socket_fd``: listen on that
+    inherited, already bound socket (``host``/``port`` are then only named in the log).
+    ``stop_with_stdin``: stop when stdin reaches its end, i.e. when the process that started
+    this one closes the pipe or dies (the gate's serving check: no orphaned server)."""
+    import socket
+
     import uvicorn
 
     from nightshift import registry
 
-    source = RegistrySource(spec.name)
+    source = RegistrySource(spec.name, pinned=version)
     request_log = RequestLog(store, spec) if spec.serving.log_requests and store is not None else None
     app = create_app(spec, source, request_log)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = socket.socket(fileno=socket_fd) if socket_fd is not None else None
+    if sock is not None:
+        host, port = sock.getsockname()[:2]
+    what = f"v{version}" if version else "champion"
     log.info(
-        "serving %s's champion on http://%s:%d (registry %s, polled every %.0f s; request log %s)",
-        spec.name, host, port, registry.tracking_uri(), spec.serving.poll_seconds,
+        "serving %s's %s on http://%s:%d (registry %s, polled every %.0f s; request log %s)",
+        spec.name, what, host, port, registry.tracking_uri(), spec.serving.poll_seconds,
         request_log.status()["where"] if request_log else "off",
     )  # fmt: skip
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the handler
     # it found: a no-op one makes a graceful stop exit 0 (not -15, nor a KeyboardInterrupt)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", timeout_graceful_shutdown=20)
-    return 0
+    if stop_with_stdin:
+        threading.Thread(target=_stop_at_stdin_end, name="stdin-watch", daemon=True).start()
+    config = uvicorn.Config(
+        app, host=host, port=port, access_log=False, log_level="info", timeout_graceful_shutdown=20
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock] if sock is not None else None)
+    return 0 if server.started else 3
+
+
+def _stop_at_stdin_end() -> None:
+    import os
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):
+        while sys.stdin.buffer.read(4096):
+            pass
+    log.info("stdin closed (the process that started this server is gone): stopping")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _now() -> str:

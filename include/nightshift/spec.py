@@ -406,8 +406,17 @@ class Serving(_Model):
     log_flush_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # rows buffered at most (the oldest are dropped, and counted, while the store is unreachable)
     log_max_buffer_rows: Annotated[int, Field(ge=1000, le=10_000_000)] = 200_000
-    # the gate's serving check: p99 latency of one-row requests to the packaged model
+    # the gate's serving check (nightshift.servecheck): the candidate served by a fresh
+    # ``nightshift serve`` process must answer its input example and a holdout sample as it
+    # scores in process, without an error, and one-row requests within this p99 latency
+    # (client-side wall time of each of ``check_requests`` timed requests, start-up excluded)
     max_latency_ms: Annotated[float, Field(gt=0, le=60_000)] = 50.0
+    check_requests: Annotated[int, Field(ge=20, le=100_000)] = 200
+    # the fresh server must have loaded the candidate within this (slower: a service problem,
+    # the task is retried); then every request must be answered within ``check_timeout_s``
+    # (what is left unanswered counts as failed requests: the candidate is rejected)
+    check_start_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 180.0
+    check_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
 
 # distances only (a larger value = more drift); p-value tests flag everything at large samples
