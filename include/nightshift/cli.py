@@ -146,7 +146,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train on the window, gate against the champion and the baseline, promote or reject
+    """Train on the window, gate against the champion and the baseline, check the candidate
+    served by a fresh ``nightshift serve`` (the gate's serving check), promote or reject
     (audited; the actor is the OS user). A borderline verdict (``gate.review``) waits for a
     human: ``--review approve|reject`` is that human's answer."""
     import getpass
@@ -155,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from nightshift import registry
     from nightshift.features import FeatureError
-    from nightshift.pipeline import TrainRequest, decide_step, gate_step, train_step
+    from nightshift.pipeline import TrainRequest, decide_step, gate_step, serving_check_step, train_step
+    from nightshift.servecheck import ServingCheckError
     from nightshift.train import DeviceError, InsufficientData
 
     _use_stack()
@@ -174,6 +176,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         verdict = gate_step(store, spec, trained["run_id"], key)
         says = "promote" if verdict["promote"] else "reject"
         print(f"gate:     v{verdict['version']}: {says}: {verdict['reason']}")
+        verdict = serving_check_step(spec, verdict)
+        print(f"serving:  {verdict['serving']['detail']}")
         review = None
         if verdict.get("review"):
             if not args.review:
@@ -201,7 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             triggered_by=user,
             run_key=key,
         )
-    except (InsufficientData, DeviceError, FeatureError, registry.RegistryError) as exc:
+    except (InsufficientData, DeviceError, FeatureError, registry.RegistryError, ServingCheckError) as exc:
         print(f"nightshift train: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     name = registry.model_name(spec.name)
@@ -476,7 +480,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.version is not None:
         version = args.version.strip().lstrip("v")
         if not version.isdigit() or int(version) < 1:
-            print(f"nightshift serve: --version must be a positive integer, not {args.version!r}", file=sys.stderr)
+            print(
+                f"nightshift serve: --version must be a positive integer, not {args.version!r}",
+                file=sys.stderr,
+            )
             return 2
     return serve(
         spec,
@@ -607,8 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument(
         "--socket-fd", type=int, help="listen on this inherited, bound socket (instead of --host/--port)"
     )
-    sv.add_argument("--no-request-log", action="store_true", help="do not log requests (serving.log_requests)")
-    sv.add_argument("--stop-with-stdin", action="store_true", help="stop when stdin closes (its parent's end)")
+    sv.add_argument(
+        "--no-request-log", action="store_true", help="do not log requests (serving.log_requests)"
+    )
+    sv.add_argument(
+        "--stop-with-stdin", action="store_true", help="stop when stdin closes (its parent's end)"
+    )
     sv.set_defaults(func=cmd_serve)
     return p
 

@@ -493,7 +493,9 @@ def serving_check_step(spec: DatasetSpec, verdict: dict[str, Any]) -> dict[str, 
         path = Path(tmp) / sc.RESULT_ARTIFACT
         path.write_text(json.dumps(result.to_dict(), indent=2))
         client.log_artifact(run_id, str(path), artifact_path="gate")
-        client.set_model_version_tag(name, version, "nightshift.serving", "passed" if result.passed else "failed")
+        client.set_model_version_tag(
+            name, version, "nightshift.serving", "passed" if result.passed else "failed"
+        )
         if not result.passed:
             client.set_model_version_tag(name, version, "nightshift.verdict", "reject")
     return sc.apply(verdict, result)

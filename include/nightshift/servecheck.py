@@ -76,12 +76,26 @@ def _names(spec: DatasetSpec) -> tuple[list[str], list[str]]:
 
 def _json_rows(table: pa.Table, numeric: Sequence[str], categorical: Sequence[str]) -> list[list[Any]]:
     """The rows as a request carries them: numbers as floats, categories as strings, null for a
-    missing value (pandas' NaN included: Arrow reads it as null)."""
+    missing value (a stored NaN too: JSON has no NaN, and the model reads both as missing)."""
     import pyarrow.compute as pc
 
-    cols = [pc.cast(table.column(n), pa.float64()).to_pylist() for n in numeric]
+    cols = []
+    for n in numeric:
+        arr = pc.cast(table.column(n), pa.float64())
+        cols.append(pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr).to_pylist())
     cols += [pc.cast(table.column(n), pa.string()).to_pylist() for n in categorical]
     return [list(row) for row in zip(*cols, strict=True)] if cols else []
+
+
+def _finite(table: pa.Table, numeric: Sequence[str]) -> pa.Table:
+    """The rows without an infinite number (JSON cannot carry one; a request is refused)."""
+    import pyarrow.compute as pc
+
+    keep = pa.array(np.ones(table.num_rows, dtype=bool))
+    for n in numeric:
+        inf = pc.fill_null(pc.is_inf(pc.cast(table.column(n), pa.float64())), False)
+        keep = pc.and_(keep, pc.invert(inf))
+    return table.filter(keep)
 
 
 def build_sample(spec: DatasetSpec, holdout: pa.Table, model: Any, rows: int = SAMPLE_ROWS) -> dict[str, Any]:
@@ -91,6 +105,7 @@ def build_sample(spec: DatasetSpec, holdout: pa.Table, model: Any, rows: int = S
     from nightshift.features import model_input
 
     numeric, categorical = _names(spec)
+    holdout = _finite(holdout, numeric)
     n = min(rows, holdout.num_rows)
     rng = np.random.default_rng(spec.seed)
     pos = np.sort(rng.choice(holdout.num_rows, size=n, replace=False)) if n else np.zeros(0, np.int64)
@@ -112,7 +127,7 @@ def build_sample(spec: DatasetSpec, holdout: pa.Table, model: Any, rows: int = S
     }
     example = getattr(model, "input_example", None)
     if example is not None and hasattr(example, "columns") and set(out["columns"]) <= set(example.columns):
-        table = pa.Table.from_pandas(example[out["columns"]], preserve_index=False)
+        table = _finite(pa.Table.from_pandas(example[out["columns"]], preserve_index=False), numeric)
         out["example"] = {"rows": _json_rows(table, numeric, categorical), "expected": scored(table)}
     return out
 
@@ -391,7 +406,9 @@ class CheckServer:
                 if error:
                     reason = str(error).split(": ", 1)[-1]  # without the server's timestamp
                     if state.get("load_error_retryable"):
-                        raise ServingCheckError(f"the serving check's server could not reach the registry: {reason}")
+                        raise ServingCheckError(
+                            f"the serving check's server could not reach the registry: {reason}"
+                        )
                     return reason
             if time.monotonic() >= deadline:
                 self._log_tail()

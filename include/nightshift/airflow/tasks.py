@@ -37,7 +37,7 @@ def gate_and_promote(name: str, champion: Asset, trained: Any) -> Any:
 
         return run_promote(name, verdict, context, champion, review)  # type: ignore[arg-type]
 
-    verdict = serving_check(gate(trained))
+    verdict = serving_check(gate(trained))  # type: ignore[arg-type]
     review = ReviewOperator(task_id="review", dataset=name, gate_task_id="serving_check")
     verdict >> review
     return promote(verdict, review.output)  # type: ignore[arg-type]
