@@ -404,7 +404,8 @@ class CheckServer:
                 _, state = self.get("/version", timeout=max(0.2, min(2.0, left)))
                 error = state.get("load_error")
                 if error:
-                    reason = str(error).split(": ", 1)[-1]  # without the server's timestamp
+                    # without the server's timestamp and its "v<N> cannot be served: "
+                    reason = str(error).split(": ", 1)[-1].removeprefix(f"v{version} cannot be served: ")
                     if state.get("load_error_retryable"):
                         raise ServingCheckError(
                             f"the serving check's server could not reach the registry: {reason}"

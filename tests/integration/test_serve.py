@@ -75,6 +75,7 @@ def served(
                 "versions": versions,
                 "server": server,
                 "mlflow": mlflow_server,
+                "datasets": datasets,
             }
         finally:
             server.stop()
@@ -191,6 +192,53 @@ def test_bad_requests_get_4xx_naming_the_problem_and_the_server_keeps_serving(se
                   b"Content-Length: 5000\r\n\r\n{\"dataframe_split\": ")  # fmt: skip
     assert post_json(_conn(served), "/invocations", good)[0] == 200
     assert served["server"].proc.poll() is None
+
+
+def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
+    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate's serving check on a registered candidate whose model files are gone from the
+    artifact store: a fresh ``nightshift serve`` cannot load it, so it is rejected with the
+    reason, tagged and audited, and the champion is untouched."""
+    import shutil
+    from urllib.parse import urlparse
+
+    import mlflow.pyfunc
+    import pyarrow as pa
+
+    from nightshift import pipeline, registry
+    from nightshift.pipeline import TrainRequest, train_step
+
+    client, store, spec = served["client"], served["store"], served["spec"]
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(served["datasets"]))  # the server's spec
+    champion = registry.alias_version(client, "payments", registry.CHAMPION)
+    key = "test_serve/broken"
+    run_id = train_step(store, spec, key, TrainRequest(num_boost_round=5))["run_id"]
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    pipeline._log_serving_sample(client, spec, run_id, pa.Table.from_pylist(_rows(served, 200)), model)
+    version = registry.register(client, spec.name, run_id, key)
+    model_id = client.get_run(run_id).data.tags["nightshift.model_id"]
+    location = urlparse(client.get_logged_model(model_id).artifact_location).path.lstrip("/")
+    shutil.rmtree(served["mlflow"].root / "artifacts" / location)  # the fault: its files are gone
+
+    verdict = {"version": version, "run_id": run_id, "promote": True, "reason": "beats the champion"}
+    verdict.update(review=None, checks=[], failed_checks=[], hints=[], champion=champion)
+    checked = pipeline.serving_check_step(spec, verdict)
+    serving = checked["serving"]
+    assert not checked["promote"] and serving["failures"] == ["load"], serving
+    why = f"v{version} cannot be served: a fresh `nightshift serve` could not load it: RegistryError: "
+    why += f"nightshift-payments v{version}: its model artifact cannot be loaded from "
+    assert checked["reason"].startswith(f"rejected: serving: {why}"), checked["reason"]
+    assert checked["hints"][0].startswith("the server cannot load or score the packaged model")
+    tags = client.get_model_version("nightshift-payments", version).tags
+    assert (tags["nightshift.serving"], tags["nightshift.verdict"]) == ("failed", "reject")
+
+    event = pipeline.decide_step(store, spec, checked, actor="test", trigger="test_serve")
+    assert (event["action"], event["version"], event["serving"]["failures"]) == ("reject", version, ["load"])
+    last = registry.read_audit(store, "payments")[-1]
+    assert (last.action, last.version, last.serving) == ("reject", version, event["serving"])
+    assert registry.alias_version(client, "payments", registry.CHAMPION) == champion
+    assert served["server"].get("/health") == (200, {"status": "ready", "model_version": champion})
 
 
 class Load:

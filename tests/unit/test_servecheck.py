@@ -222,7 +222,7 @@ def sample() -> dict[str, Any]:
         ("slow", ["latency"], "is not under serving.max_latency_ms 50 ms"),
         ("wrong-version", ["errors"], "answered by v999, not v7"),
         ("some-500", ["errors"], "HTTP 500: scoring failed (injected)"),
-        ("load", ["load"], "a fresh `nightshift serve` could not load it: v7 cannot be served: gone"),
+        ("load", ["load"], "a fresh `nightshift serve` could not load it: gone"),
     ],
 )
 def test_the_check_judges_a_fresh_server_and_stops_it(
@@ -244,7 +244,7 @@ def test_the_check_judges_a_fresh_server_and_stops_it(
     [
         ("exit", "the serving check's server exited (4) before it was ready"),
         ("never-ready", "did not load v7 within 2 s (serving.check_start_timeout_s"),
-        ("unreachable", "the serving check's server could not reach the registry: v7 cannot be served: gone"),
+        ("unreachable", "the serving check's server could not reach the registry: gone"),
     ],
 )
 def test_a_server_that_cannot_be_started_is_an_error_to_retry_not_a_verdict(
