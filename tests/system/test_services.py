@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import sys
@@ -218,7 +219,7 @@ def test_nightly_flow_runs_on_celery_workers(
     assert len(trained) == 1, trains
     train_tis = tis(client, TRAIN, trained[0]["dag_run_id"])
     assert (train_tis["train"]["queue"], train_tis["train"]["hostname"]) == ("gpu", "worker-gpu")
-    for task_id in ("gate", "promote"):
+    for task_id in ("gate", "serving_check", "promote"):
         assert (train_tis[task_id]["queue"], train_tis[task_id]["hostname"]) == ("default", "worker-default")
     for dag_id in (SCORE, MONITOR):
         runs = [r for r in client.runs(dag_id) if r["run_type"] == "asset_triggered"]
@@ -240,6 +241,19 @@ def test_nightly_flow_runs_on_celery_workers(
     run_keys = keys(topo, f"mlflow/{exp}/{champion.run_id}/artifacts/")
     assert f"mlflow/{exp}/{champion.run_id}/artifacts/lineage.json" in run_keys
     assert any(k.endswith("/MLmodel") for k in keys(topo, f"mlflow/{exp}/")), "model files not in the bucket"
+    # the serving check ran on the worker (the candidate served by a fresh `nightshift serve`
+    # there, through MLflow's proxy to the bucket); its result is in the audit trail
+    assert champion.tags["nightshift.serving"] == "passed", champion.tags
+    s3 = s3_client(topo)
+    audit = [
+        json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+        for k in keys(topo, f"store/audit/{DATASET}/")
+        if k.endswith(".json")
+    ]
+    (promoted,) = [e for e in audit if e["action"] == "promote" and e["version"] == champion.version]
+    serving = promoted["serving"]
+    assert serving["passed"] and serving["version"] == champion.version and serving["failed_requests"] == 0
+    assert serving["rows_compared"] >= 1000 and serving["p99_ms"] < serving["max_latency_ms"], serving
     # curated data and drift reports are in the bucket
     assert list(partition(topo, "curated", DAY).values()) == [4000]
     drift = keys(topo, f"store/reports/{DATASET}/drift/")
@@ -263,7 +277,6 @@ def test_the_champion_answers_online_through_nightshift_serve(
     """``nightshift serve`` against the topology's MLflow (the model through its proxy to the
     bucket) answers with the champion the Celery flow promoted."""
     import http.client
-    import json
 
     import pyarrow.parquet as pq
 
