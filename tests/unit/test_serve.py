@@ -278,6 +278,27 @@ def test_malformed_json_says_where(body: bytes, message: str) -> None:
     assert info.value.status == 400 and info.value.message.startswith(message)
 
 
+def test_a_valid_body_is_read_by_the_fast_decoder_into_the_same_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The service reads a valid body with msgspec (not the standard library: half its time on
+    1,000 rows, docs/benchmarks.md), into the document the standard library reads."""
+    import nightshift.serve as serve
+
+    bodies = [
+        json.dumps({"dataframe_split": {"columns": ["a", "b", "kind"], "data": [[1.5, None, "é"]] * 3}}),
+        '{"dataframe_records": [{"a": -0.0, "b": 12345678901234567890123, "kind": "\\u2028"}], "x": {}}',
+        '  [1, 2.5e-300, true, false, null, "a\\"b"]  ',
+    ]
+    expected = [json.loads(b) for b in bodies]
+
+    def refused(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the standard library's decoder read a valid body")
+
+    monkeypatch.setattr(serve.json, "loads", refused)
+    assert [decode_json(b.encode()) for b in bodies] == expected
+
+
 # ---- the app ----------------------------------------------------------------------------------
 
 
@@ -479,6 +500,28 @@ def test_a_model_that_takes_pandas_only_is_served_through_the_pyfunc(
         source.champion = "1"
         app.state.champion.poll()
         assert client.get("/version").json()["called_as"] == "python model on Arrow"
+
+
+def test_the_packaged_booster_scores_the_matrix_without_building_a_dmatrix(
+    models: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The packaged model predicts through its booster on the transform's matrix
+    (``inplace_predict``): the scores of the DMatrix path, without building one."""
+    import xgboost as xgb
+
+    from nightshift.model import predict
+
+    model = models["2"]
+    inner = model.unwrap_python_model()
+    table = _table(500, 4).select(["a", "b", "kind"])
+    via_dmatrix = predict(inner.booster, inner.transform, table).tolist()  # training's call
+
+    def built(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a DMatrix was built to score")
+
+    monkeypatch.setattr(xgb, "DMatrix", built)
+    assert inner.predict(None, table).tolist() == via_dmatrix
+    assert np.asarray(model.predict(model_input(table, ["a", "b"], ["kind"]))).tolist() == via_dmatrix
 
 
 def test_a_version_that_cannot_score_is_never_switched_to(client: Any, source: FakeSource) -> None:
