@@ -186,6 +186,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
+    import msgspec
     import numpy as np
     import psutil
     import xgboost as xgb
@@ -320,8 +321,16 @@ def main() -> None:
         def parse(n: int) -> None:
             parse_invocations(docs[n], features, 10_000)
 
+        def matrix(n: int) -> None:
+            transform.matrix(batches[n].table)
+
         def arrow(n: int) -> None:
             inner.predict(None, batches[n].table)
+
+        answers = {n: np.asarray(inner.predict(None, b.table), dtype=np.float64) for n, b in batches.items()}
+
+        def encode(n: int) -> None:  # the service's answer: its list of scores, as JSON
+            msgspec.json.encode({"model": "m", "model_version": v1, "predictions": answers[n].tolist()})
 
         def served(name: str) -> Any:
             def call(n: int) -> None:
@@ -335,7 +344,9 @@ def main() -> None:
             "bare": bare,
             "decode": decode,
             "parse": parse,
+            "matrix": matrix,
             "arrow": arrow,
+            "encode": encode,
             "pyfunc": pyfunc,
             **{k: served(k) for k in servers},
         }
@@ -486,7 +497,9 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         "bare": "bare `inplace_predict` (this process)",
         "decode": "(part) `decode_json` of the body",
         "parse": "(part) `parse_invocations`: checks + Arrow columns",
-        "arrow": "(part) the python model's `predict` on Arrow (the service's call)",
+        "matrix": "(part of the next) the transform's float32 matrix",
+        "arrow": "(part) the Python model's `predict` on Arrow: matrix + `inplace_predict`",
+        "encode": "(part) the answer's JSON",
         "pyfunc": "in-process `model_input` + pyfunc `predict` (batch scoring's call)",
         "nightshift": "`nightshift serve` (HTTP)",
         "mlflow": "`mlflow models serve` (HTTP)",
@@ -513,6 +526,13 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
             f"{many['p99_ms']:.2f} ms | {many['rows_per_s']:,.0f} | "
             f"{'-' if diff is None else f'{diff:.1e}'} |"
         )
+    steps = ("decode", "parse", "arrow", "encode")  # the service's own work, in process
+    rest1 = ns1["p50_ms"] - sum(s[k][1]["p50_ms"] for k in steps)
+    rest1000 = ns1000["p50_ms"] - sum(s[k][1000]["p50_ms"] for k in steps)
+    lines.append(
+        "| (the rest of `nightshift serve`'s p50: HTTP, reading the body, the thread hop, the client's "
+        f"JSON) | {rest1:.2f} ms | | {rest1000:.2f} ms | | | |"
+    )
     lines += [
         "",
         "| goal | value | verdict |",
