@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -239,6 +240,35 @@ def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
     assert (last.action, last.version, last.serving) == ("reject", version, event["serving"])
     assert registry.alias_version(client, "payments", registry.CHAMPION) == champion
     assert served["server"].get("/health") == (200, {"status": "ready", "model_version": champion})
+
+
+def test_the_check_s_server_is_pinned_and_stops_when_its_parent_end_of_stdin_closes(
+    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nightshift serve`` as the serving check starts it: on the socket it is handed, serving
+    only its version (one the registry lacks: the reason, and no champion in its place), and
+    gone once its stdin closes, as when the process that started it dies."""
+    import subprocess
+
+    from nightshift import registry
+    from nightshift import servecheck as sc
+
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(served["datasets"]))
+    server = sc.CheckServer(sc.serve_command(served["spec"], "999"), {**os.environ})
+    server.start()
+    try:
+        reason = server.wait_ready("999", 120)
+        assert reason is not None and "v999" in reason, reason
+        status, info = server.get("/version", 10)
+        assert status == 200 and info["version"] is None and info["champion_in_registry"] == "999", info
+        assert registry.alias_version(served["client"], "payments", registry.CHAMPION) is not None
+        assert server.proc is not None and server.proc.stdin is not None
+        server.proc.stdin.close()  # the parent's end: nothing is signalled
+        assert server.proc.wait(timeout=60) == 0
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the server kept running after its stdin closed") from None
+    finally:
+        server.stop()
 
 
 class Load:
