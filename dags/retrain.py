@@ -14,8 +14,9 @@ naming the problem) and recorded with the decision.
    weekly budget; never quarantined days; training only on days from the drift onset once
    enough of them are labelled. Every decision, retrain or skip, is recorded with its reason
    in `reports/<dataset>/retrain/`; a skip is notified once (`retrain_skipped`).
-2. **train** (queue `gpu`) → **gate** → **promote** (pool `nightshift_registry`): the same
-   steps, gate and audit trail as `nightshift_train`.
+2. **train** (queue `gpu`) → **gate** → **serving_check** → **review** → **promote** (pool
+   `nightshift_registry`): the same steps, gate, serving check and audit trail as
+   `nightshift_train`.
 3. **record**: how the retrain ended (promoted, rejected, not trained, failed).
 """
 

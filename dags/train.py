@@ -18,7 +18,14 @@ tuning budget).
    baseline competes (packaged as a run of its own, judged by the same gate) and is the version
    registered if it passes; the verdict and its evidence go to the run(s); the candidate is
    registered (a retry finds its version).
-3. **promote** (pool `nightshift_registry`, one slot): move the `champion` alias (former one →
+3. **serving_check**: the registered candidate is served by a fresh `nightshift serve` process
+   (pinned to that version, on a free 127.0.0.1 port); its input example and a seeded sample of
+   holdout rows go through `POST /invocations`, and every answer must equal the in-process score
+   (within 1e-6), no request may fail, and the p99 of one-row requests must be under
+   `serving.max_latency_ms`. A failure rejects the candidate with the reason (recorded by
+   **promote**, notified); a server that cannot start or reach the registry is retried.
+4. **review**: a borderline verdict (`gate.review`) waits for a human; otherwise passes through.
+5. **promote** (pool `nightshift_registry`, one slot): move the `champion` alias (former one →
    `previous`), verify, audit, emit the *champion* Asset event; a rejected challenger is
    recorded in the audit trail, notified (`rejection`) and the task is skipped. A verdict whose
    champion was replaced since the gate (another DAG promoted meanwhile) is refused the same way.

@@ -147,7 +147,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train on the window, gate against the champion and the baseline, promote or reject
+    """Train on the window, gate against the champion and the baseline, check the candidate
+    served by a fresh ``nightshift serve`` (the gate's serving check), promote or reject
     (audited; the actor is the OS user). A borderline verdict (``gate.review``) waits for a
     human: ``--review approve|reject`` is that human's answer."""
     import getpass
@@ -156,7 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from nightshift import registry
     from nightshift.features import FeatureError
-    from nightshift.pipeline import TrainRequest, decide_step, gate_step, train_step
+    from nightshift.pipeline import TrainRequest, decide_step, gate_step, serving_check_step, train_step
+    from nightshift.servecheck import ServingCheckError
     from nightshift.train import DeviceError, InsufficientData
 
     _use_stack()
@@ -175,6 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         verdict = gate_step(store, spec, trained["run_id"], key)
         says = "promote" if verdict["promote"] else "reject"
         print(f"gate:     v{verdict['version']}: {says}: {verdict['reason']}")
+        verdict = serving_check_step(spec, verdict)
+        print(f"serving:  {verdict['serving']['detail']}")
         review = None
         if verdict.get("review"):
             if not args.review:
@@ -202,7 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             triggered_by=user,
             run_key=key,
         )
-    except (InsufficientData, DeviceError, FeatureError, registry.RegistryError) as exc:
+    except (InsufficientData, DeviceError, FeatureError, registry.RegistryError, ServingCheckError) as exc:
         print(f"nightshift train: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     name = registry.model_name(spec.name)
@@ -513,6 +517,40 @@ def cmd_champion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The champion behind HTTP until SIGTERM/SIGINT (``nightshift.serve``)."""
+    from nightshift.serve import serve
+
+    spec = find_spec(args.dataset)
+    store = None
+    if spec.serving.log_requests and not args.no_request_log:  # its store; S3 endpoint as boto3 reads it
+        import os
+
+        from nightshift.storage import StorageOptions
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        url = args.store or None
+        store = Store(url, StorageOptions(endpoint_url=endpoint) if endpoint else None)
+    version = None
+    if args.version is not None:
+        version = args.version.strip().lstrip("v")
+        if not version.isdigit() or int(version) < 1:
+            print(
+                f"nightshift serve: --version must be a positive integer, not {args.version!r}",
+                file=sys.stderr,
+            )
+            return 2
+    return serve(
+        spec,
+        args.host,
+        args.port,
+        store,
+        version=version,
+        socket_fd=args.socket_fd,
+        stop_with_stdin=args.stop_with_stdin,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nightshift", description=__doc__)
     p.add_argument("--store", help="store URL (default $NIGHTSHIFT_STORE_URL or file://.nightshift/store)")
@@ -632,6 +670,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", default="payments")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_champion)
+
+    sv = sub.add_parser("serve", help="score online: the champion behind HTTP, following promotions")
+    sv.add_argument("--dataset", default="payments")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this host only)")
+    sv.add_argument("--port", type=int, default=8090)
+    sv.add_argument("--version", help="serve this registered version, never following the champion alias")
+    sv.add_argument(
+        "--socket-fd", type=int, help="listen on this inherited, bound socket (instead of --host/--port)"
+    )
+    sv.add_argument(
+        "--no-request-log", action="store_true", help="do not log requests (serving.log_requests)"
+    )
+    sv.add_argument(
+        "--stop-with-stdin", action="store_true", help="stop when stdin closes (its parent's end)"
+    )
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

@@ -8,6 +8,7 @@ Layout (every area partitioned by day)::
     quarantine/<dataset>/<kind>/dt=YYYY-MM-DD/          rejected files + validation result + Data Docs
     reports/<dataset>/<topic>/dt=YYYY-MM-DD/            reports (validation summaries, later drift)
     predictions/<dataset>/dt=YYYY-MM-DD/part-0.parquet  scores of the champion, version in every row
+    serving/<dataset>/dt=YYYY-MM-DD/part-<uuid>.parquet rows answered online (nightshift.serve)
     audit/<dataset>/<action>-v<version>-<key>.json      registry decisions (one immutable object each)
 
 Writes go to a temporary name and are then moved into place, so a reader sees the old file

@@ -255,15 +255,18 @@ def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
     assert [o.name for o in score.get_task("score").outlets] == ["nightshift.payments.predictions"]
 
 
-def test_a_human_review_sits_between_the_gate_and_the_promotion(dagbag: Any) -> None:
+def test_the_serving_check_and_a_human_review_sit_between_the_gate_and_the_promotion(dagbag: Any) -> None:
     from airflow.providers.standard.operators.hitl import HITLOperator
 
     for dag_id in ("nightshift_train.payments", "nightshift_retrain.payments"):
         dag = dagbag.dags[dag_id]
+        check = dag.get_task("serving_check")
+        assert check.upstream_task_ids == {"gate"} and check.queue != "gpu", dag_id
         review = dag.get_task("review")
         assert isinstance(review, HITLOperator) and review.options == ["Approve", "Reject"]
-        assert review.upstream_task_ids == {"gate"}
-        assert dag.get_task("promote").upstream_task_ids == {"gate", "review"}
+        # the review reads the verdict with the check's result: nobody reviews what cannot serve
+        assert review.upstream_task_ids == {"serving_check"} and review.gate_task_id == "serving_check"
+        assert dag.get_task("promote").upstream_task_ids == {"serving_check", "review"}
         assert "comment" in review.params
 
 

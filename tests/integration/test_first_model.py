@@ -65,6 +65,7 @@ def test_xgboost_no_better_than_its_baseline_gets_a_logistic_champion_that_is_sc
     assert task_states(dr) == {
         "train": "success",
         "gate": "success",
+        "serving_check": "success",
         "review": "success",
         "promote": "success",
     }

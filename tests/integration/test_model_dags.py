@@ -63,6 +63,7 @@ def test_first_run_trains_on_the_window_and_promotes_a_champion(
     assert task_states(dr) == {
         "train": "success",
         "gate": "success",
+        "serving_check": "success",
         "review": "success",
         "promote": "success",
     }
@@ -113,9 +114,20 @@ def test_first_run_trains_on_the_window_and_promotes_a_champion(
     assert all(r["ingest_validate_s"] > 0 and r["window_bytes"] > 0 for r in features.values())
     assert sum(r["importance_share"] for r in features.values()) == pytest.approx(1.0)
 
+    # the serving check: v1 served by a fresh `nightshift serve`, its answers = the gate's scores
+    assert {"gate/serving_sample.json", "gate/serving.json"} <= artifacts
+    checked = dr.get_task_instance("serving_check").xcom_pull(task_ids="serving_check")
+    serving = checked["serving"]
+    assert serving["passed"] and serving["version"] == "1" and serving["failed_requests"] == 0, serving
+    assert serving["rows_compared"] >= 1000 and serving["max_diff"] <= 1e-6
+    assert serving["timed_requests"] == 200 and serving["p99_ms"] < serving["max_latency_ms"] == 50
+    assert checked["checks"][-1] == {"name": "serving", "passed": True, "detail": serving["detail"]}
+    assert mv.tags["nightshift.serving"] == "passed"
+
     events = registry.read_audit(store, "payments")
     assert [(e.action, e.version, e.previous_version) for e in events] == [("promote", "1", None)]
     assert events[0].trigger.startswith(f"dag nightshift_train.payments run {dr.run_id}")
+    assert events[0].serving == serving  # the audit trail keeps the check's result
     assert client.get_model_version("nightshift-payments", "1").tags["nightshift.status"] == "champion"
 
 
@@ -174,15 +186,21 @@ def test_a_worse_challenger_is_never_promoted_and_the_rejection_is_notified(
     champion = registry.alias_version(client, "payments", "champion")
     dr = run_dag(model_dags["train"], {"num_boost_round": 2, "xgb_params": {"max_depth": 1}})
     states = task_states(dr)
-    assert states == {"train": "success", "gate": "success", "review": "success", "promote": "skipped"}, (
-        states
-    )
+    assert states == {
+        "train": "success",
+        "gate": "success",
+        "serving_check": "success",
+        "review": "success",
+        "promote": "skipped",
+    }, states
     assert registry.alias_version(client, "payments", "champion") == champion
     worse = max(_versions(client), key=lambda v: int(v.version))
     assert worse.tags["nightshift.status"] == "rejected" and worse.tags["nightshift.decision"] == "reject"
     last = registry.read_audit(store, "payments")[-1]
     assert (last.action, last.version, last.previous_version) == ("reject", str(worse.version), champion)
     assert "champion" in last.reason and last.deltas["roc_auc"] < 0
+    # the gate rejected it outright: no server was started for it
+    assert last.serving == {"checked": False, "detail": "not run: the gate rejected the candidate"}
     assert (last.actor, last.triggered_by, last.on_behalf_of) == ("nightshift-gate", "dag_test", None)
     assert last.run_key == f"nightshift_train.payments/{dr.run_id}"
     # one notification for the decision, below a failure's severity, with its links
@@ -362,9 +380,13 @@ def test_fault_a_verdict_against_a_champion_replaced_meanwhile_is_refused_audite
     monkeypatch.setattr(ReviewOperator, "execute", promoted_meanwhile)
     dr = run_dag(model_dags["train"])
     states = task_states(dr)
-    assert states == {"train": "success", "gate": "success", "review": "success", "promote": "skipped"}, (
-        states
-    )
+    assert states == {
+        "train": "success",
+        "gate": "success",
+        "serving_check": "success",
+        "review": "success",
+        "promote": "skipped",
+    }, states
     verdict = dr.get_task_instance("gate").xcom_pull(task_ids="gate")
     assert verdict["promote"] and verdict["champion"] == "1"  # a tie with v1: the gate said promote
     assert registry.alias_version(client, "payments", "champion") == "2"

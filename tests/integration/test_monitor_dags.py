@@ -231,7 +231,14 @@ def test_a_forced_retrain_goes_through_the_gate_and_is_recorded(
     overrides = {"window_days": 8, "xgb_params": {"max_depth": 3}, "note": "check the drifted days"}
     dr = run_dag(model_dags["retrain"], {"force": True, "actor": "test-operator", **overrides})
     states = task_states(dr)
-    assert states["decide"] == states["train"] == states["gate"] == states["review"] == "success"
+    assert (
+        states["decide"]
+        == states["train"]
+        == states["gate"]
+        == states["serving_check"]
+        == states["review"]
+        == "success"
+    )
     assert states["record"] == "success"
     rec = retrain.read_records(env["store"], "payments")[-1]
     assert rec.action == "retrain" and rec.forced

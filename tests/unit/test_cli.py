@@ -61,6 +61,15 @@ def test_bad_dates_and_missing_ends_are_bad_usage(
     assert "is not a date (YYYY-MM-DD)" in err or "required" in err or "not both" in err
 
 
+@pytest.mark.parametrize("version", ["0", "latest", "v1.5", "-3"])
+def test_serve_pinned_to_a_version_that_is_not_one_is_bad_usage(
+    version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--dataset", "payments", "--version", version]) == 2
+    err = capsys.readouterr().err
+    assert f"nightshift serve: --version must be a positive integer, not {version!r}" in err
+
+
 def test_replay_against_a_stack_that_is_not_running_names_the_address(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -142,7 +142,8 @@ def run_retrain_record(dataset: str, context: Context) -> dict[str, Any] | None:
     if not found.ran:
         raise AirflowSkipException(f"{dataset}: skipped by the guard rails: {found.reason}")
     states = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id]).get(dr.run_id, {})
-    verdict = ti.xcom_pull(task_ids="gate") or {}
+    # the serving check's verdict is the gate's with the check's result (a failure: a rejection)
+    verdict = ti.xcom_pull(task_ids="serving_check") or ti.xcom_pull(task_ids="gate") or {}
     failed = sorted(t for t, st in states.items() if st in ("failed", "upstream_failed"))
     if failed:
         status = "failed"

@@ -7,6 +7,7 @@ Airflow. Every registry write is keyed on the DAG run, so a retried task finds i
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -154,6 +155,24 @@ def run_gate(dataset: str, trained: dict[str, Any], context: Context) -> dict[st
         raise
     except (RegistryError, InsufficientData, FeatureError) as exc:
         raise _fail(exc) from None
+
+
+def run_serving_check(dataset: str, verdict: dict[str, Any], context: Context) -> dict[str, Any]:
+    """The gate's serving check on its candidate: the verdict with its result (a failure turns
+    it into a rejection, which ``promote`` records and notifies). A registry that cannot be
+    reached, or a server that does not start, is retried; a run without a sample fails."""
+    from nightshift.pipeline import serving_check_step
+    from nightshift.registry import RegistryError, RegistryUnavailable
+
+    use_mlflow_connection()
+    try:
+        out = serving_check_step(find_spec(dataset), verdict)
+    except RegistryUnavailable:
+        raise
+    except RegistryError as exc:
+        raise _fail(exc) from None
+    logging.getLogger(__name__).info("serving check: %s", (out.get("serving") or {}).get("detail"))
+    return out
 
 
 def run_promote(
