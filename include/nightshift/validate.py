@@ -549,19 +549,25 @@ def _part_frame(batch: Any, column: str | None, expectations: list[dict[str, Any
 DOCS_SITE = "nightshift"
 
 
-def _gx_context(docs_dir: Path | None) -> tuple[Any, Any]:
-    """An ephemeral GX context with a pandas batch definition (and a Data Docs site)."""
+def _gx_context(docs_dir: Path | None, parquet: Path | None = None) -> tuple[Any, Any]:
+    """An ephemeral GX context with one batch definition (and a Data Docs site): a pandas
+    dataframe asset, or with ``parquet`` a SQL asset on DuckDB over that file."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_def = (
-        ctx.data_sources.add_pandas("nightshift")
-        .add_dataframe_asset("batch")
-        .add_batch_definition_whole_dataframe("all")
-    )
+    if parquet is not None:
+        from nightshift import gxsql
+
+        batch_def = gxsql.add_source(ctx, parquet)
+    else:
+        batch_def = (
+            ctx.data_sources.add_pandas("nightshift")
+            .add_dataframe_asset("batch")
+            .add_batch_definition_whole_dataframe("all")
+        )
     if docs_dir is not None:
         site: Any = {
             "class_name": "SiteBuilder",
@@ -572,6 +578,28 @@ def _gx_context(docs_dir: Path | None) -> tuple[Any, Any]:
     return ctx, batch_def
 
 
+# which GX execution engine validates a staged Parquet batch: ``sql`` (DuckDB, the default) or
+# ``pandas`` (GX's pandas engine, column by column); frames and Arrow tables always use pandas
+ENGINE_ENV = "NIGHTSHIFT_GX_ENGINE"
+ENGINES = ("sql", "pandas")
+
+
+def gx_engine(batch: Any) -> str:
+    """The engine that validates ``batch``: ``sql`` for a Parquet file unless ``$NIGHTSHIFT_GX_ENGINE``
+    says ``pandas``; ``pandas`` for a frame or an Arrow table."""
+    choice = os.environ.get(ENGINE_ENV, "").strip().lower() or "sql"
+    if choice not in ENGINES:
+        raise ValueError(f"${ENGINE_ENV} must be one of {', '.join(ENGINES)}, got {choice!r}")
+    return choice if isinstance(batch, Path) else "pandas"
+
+
+def _raised(result: Any) -> bool:
+    """Whether GX could not compute an expectation (its result carries an exception)."""
+    exc = result.exception_info or {}
+    infos = [exc] if "raised_exception" in exc else [v for v in exc.values() if isinstance(v, dict)]
+    return any(info.get("raised_exception") for info in infos)
+
+
 def run_suite(
     batch: pa.Table | pd.DataFrame | Path,
     suite: dict[str, Any],
@@ -579,58 +607,79 @@ def run_suite(
     docs_dir: Path | None = None,
     result_format: str = "SUMMARY",
     pii: Collection[str] | None = None,
+    engine: str | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any]]:
-    """Validate ``df`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
+    """Validate ``batch`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
 
-    GX's pandas engine copies the whole batch for each metric it computes, so the suite is
-    run column by column, each part on a one-column frame (shape-only table expectations on
-    a one-byte-per-cell frame of the same shape, other table-level ones on the whole batch).
-    The verdicts are the same; the cost grows with rows x columns instead of rows x columns
-    squared, and an Arrow or Parquet ``batch`` is converted to pandas one column at a time,
-    so memory follows the largest column, not the batch. ``result_format`` is GX's
-    (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part,
-    with each column's seconds (``column_seconds``: column, or ``table``, to seconds). A column's
-    checks of another severity than ``critical`` are a part of their own (``<suite>:<column>:warning``,
-    seen as such in Data Docs); GX's ``success`` is its own (any failed check), the batch's verdict
-    is :attr:`ValidationOutcome.success` (no failed critical check).
+    A staged Parquet file (the ingest's batch) is validated by GX's SQL execution engine on
+    DuckDB (:mod:`nightshift.gxsql`): each metric is a query over the file, which reads only the
+    columns it needs. A frame or an Arrow table (or ``engine="pandas"``, or
+    ``$NIGHTSHIFT_GX_ENGINE=pandas``) goes through GX's pandas engine, which copies the batch
+    for each metric it computes, so there each part below runs on a one-column frame
+    (shape-only table expectations on a one-byte-per-cell frame of the same shape, other
+    table-level ones on the whole batch) and Parquet is converted one column at a time. An
+    expectation the SQL engine cannot compute (GX has no SQL form of it) is run again on the
+    pandas engine, for that column only; the others keep their SQL results.
+
+    The suite runs in parts, one per column and severity: each part's seconds are reported
+    (``column_seconds``: column, or ``table``, to seconds), and a column's checks of another
+    severity than ``critical`` are a part of their own (``<suite>:<column>:warning``, seen as
+    such in Data Docs); GX's ``success`` is its own (any failed check), the batch's verdict is
+    :attr:`ValidationOutcome.success` (no failed critical check). ``result_format`` is GX's
+    (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part.
 
     Results of expectations on ``pii`` columns (default: the suite's ``meta.pii_columns``, which
     :func:`load_suite` sets from the spec) keep counts only, here, in the JSON and in Data Docs.
     """
     import great_expectations as gx
 
-    # GX's execution engine caches every metric it computed, frames included, for the life of
-    # its context: without Data Docs each part gets a fresh (cheap) context, so memory is
-    # released part by part; Data Docs need one context that has seen every part.
-    shared = _gx_context(docs_dir) if docs_dir is not None else None
+    engine = engine or gx_engine(batch)
+    sql = engine == "sql"
+    if sql and not isinstance(batch, Path):
+        raise ValueError("the sql engine validates a Parquet file; give a frame or table engine='pandas'")
+    # GX's pandas engine caches every metric it computed, frames included, for the life of its
+    # context: there, without Data Docs, each part gets a fresh (cheap) context, so memory is
+    # released part by part. The SQL engine caches numbers only: one context for every part.
+    # Data Docs need one context that has seen every part.
+    shared = _gx_context(docs_dir, batch if sql else None) if (docs_dir is not None or sql) else None
+    sql_params = _sql_parameters(parameters) if sql else parameters
     meta = suite.get("meta") or {}
     personal = set(pii if pii is not None else meta.get(PII_META) or [])
+    names = _batch_columns(batch)
     checks: list[CheckResult] = []
     results: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}  # each part's cost: the per-feature cost of validation
+    engines: dict[str, str] = {}  # the parts the pandas engine ran in a SQL run (name: why)
     groups = _column_groups(list(suite.get("expectations") or []))
     for i, ((column, severity), expectations) in enumerate(groups.items()):
         t0 = time.perf_counter()
-        ctx, batch_def = shared or _gx_context(None)
         # GX's Data Docs do not show an expectation's severity: a column's non-critical checks
         # are a validation of their own, "<suite>:<column>:warning", so a warning reads as one
         name = f"{suite['name']}:{column or 'table'}" + ("" if severity == "critical" else f":{severity}")
-        gx_suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=meta))
-        vdef = ctx.validation_definitions.add(
-            gx.ValidationDefinition(name=name, data=batch_def, suite=gx_suite)
-        )
         fmt: dict[str, Any] = {"result_format": result_format}
         if any(_columns_of(e.get("kwargs") or {}) & personal for e in expectations):
             fmt["exclude_unexpected_values"] = True  # GX need not even collect them
-        checkpoint = ctx.checkpoints.add(
-            gx.Checkpoint(name=f"part-{i}", validation_definitions=[vdef], result_format=fmt)
-        )
-        frame = _part_frame(batch, column, expectations)
-        run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
-        del frame
+        if sql:
+            assert shared is not None
+            result = _run_part(gx, shared, i, name, expectations, meta, fmt, None, sql_params)
+            redo = [r for r in result.results if _raised(r)]
+            if redo and (column is None or column in names):
+                # GX has no SQL form of these: the pandas engine runs them, on this column only
+                # (an absent column stays "could not run", as GX's pandas engine says too)
+                again = [e for e in expectations if _matches_any(e, redo)]
+                ctx = shared if docs_dir is not None else _gx_context(None)
+                frame = _part_frame(batch, column, again)
+                fixed = _run_part(gx, ctx, i, name + ":pandas", again, meta, fmt, frame, parameters)
+                del frame
+                result = _merge_part(result, fixed)
+                engines[name] = "pandas for " + ", ".join(sorted({str(e["type"]) for e in again}))
+        else:
+            ctx = shared or _gx_context(None)
+            frame = _part_frame(batch, column, expectations)
+            result = _run_part(gx, ctx, i, name, expectations, meta, fmt, frame, parameters)
+            del frame
         part = column or "table"
         seconds[part] = round(seconds.get(part, 0.0) + time.perf_counter() - t0, 4)
-        result = next(iter(run.run_results.values()))
         scrubbed = {id(r) for r in scrub_pii(result, personal)}
         results.append(result.to_json_dict())
         for r in result.results:
@@ -645,7 +694,7 @@ def run_suite(
                     severity=str(getattr(cfg.severity, "value", cfg.severity) or "critical"),
                 )
             )
-    if shared is not None:
+    if shared is not None and docs_dir is not None:
         if personal:
             # Data Docs render what the context stored when each part ran (before the scrub)
             store = shared[0].validation_results_store
@@ -657,4 +706,80 @@ def run_suite(
         shared[0].build_data_docs(site_names=[DOCS_SITE])
     checks.sort(key=lambda c: c.column is not None)  # table-level findings first
     success = all(r["success"] for r in results)
-    return checks, {"suite": suite["name"], "success": success, "results": results, "column_seconds": seconds}
+    out = {"suite": suite["name"], "success": success, "results": results, "column_seconds": seconds}
+    out["engine"] = engine
+    if engines:
+        out["pandas_parts"] = engines
+    return checks, out
+
+
+def _sql_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    from nightshift import gxsql
+
+    return gxsql.sql_parameters(parameters)
+
+
+def _batch_columns(batch: Any) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(batch, Path):
+        return list(pq.read_schema(batch).names)
+    if isinstance(batch, pa.Table):
+        return list(batch.column_names)
+    return [str(c) for c in batch.columns]
+
+
+def _run_part(
+    gx: Any,
+    shared: tuple[Any, Any],
+    i: int,
+    name: str,
+    expectations: list[dict[str, Any]],
+    meta: dict[str, Any],
+    fmt: dict[str, Any],
+    frame: Any,
+    parameters: dict[str, Any],
+) -> Any:
+    """One checkpoint: ``expectations`` as the suite ``name`` on the context's batch (``frame``
+    for a pandas batch definition); GX's suite validation result."""
+    ctx, batch_def = shared
+    gx_suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=meta))
+    vdef = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=gx_suite))
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(name=f"part-{i}-{name}", validation_definitions=[vdef], result_format=fmt)
+    )
+    batch_parameters = {"dataframe": frame} if frame is not None else None
+    run = checkpoint.run(batch_parameters=batch_parameters, expectation_parameters=parameters)
+    return next(iter(run.run_results.values()))
+
+
+def _matches_any(exp: dict[str, Any], results: list[Any]) -> bool:
+    """Whether the suite's expectation ``exp`` is the one behind any of these results."""
+    kwargs = exp.get("kwargs") or {}
+    for r in results:
+        cfg = r.expectation_config
+        if cfg.type == exp.get("type") and all(cfg.kwargs.get(k) == v for k, v in kwargs.items()
+                                               if not isinstance(v, dict)):  # fmt: skip
+            return True
+    return False
+
+
+def _merge_part(sql_result: Any, pandas_result: Any) -> Any:
+    """The SQL part's result with the pandas engine's results in place of the ones it could
+    not compute (matched by type, column and order among them); its success recomputed."""
+
+    def keyed(results: list[Any]) -> list[tuple[tuple[str, Any, int], Any]]:
+        seen: dict[tuple[str, Any], int] = {}
+        out = []
+        for r in results:
+            k = (r.expectation_config.type, r.expectation_config.kwargs.get("column"))
+            seen[k] = seen.get(k, -1) + 1
+            out.append(((*k, seen[k]), r))
+        return out
+
+    redone = dict(keyed(list(pandas_result.results)))
+    swap = {id(r): redone.get(k, r) for k, r in keyed([r for r in sql_result.results if _raised(r)])}
+    sql_result.results = [swap.get(id(r), r) for r in sql_result.results]
+    sql_result.success = all(r.success for r in sql_result.results)
+    return sql_result
