@@ -33,6 +33,31 @@ class ReadOnlyDuckDB(duckdb_engine.Dialect):
 
     supports_statement_cache = False  # as duckdb-engine's own dialect (says so, not warned about)
 
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        """A DuckDB connection with the batch as the view ``batch`` (``connect_args`` key
+        ``nightshift_batch``: its query): GX reads the view's columns from DuckDB's catalog,
+        where a query asset costs a query, which decodes a row group of every column, per part."""
+        query = cparams.pop(BATCH_ARG, None)
+        conn = super().connect(*cargs, **cparams)
+        if query is not None:
+            conn.execute(f"CREATE VIEW {_ident(VIEW)} AS {query}")
+        return conn
+
+    def get_columns(self, connection: Any, table_name: str, schema: str | None = None, **kw: Any) -> Any:
+        """The columns from DuckDB's ``DESCRIBE`` (duckdb-engine asks Postgres' catalog, which
+        DuckDB does not fully emulate, so GX fell back to a ``SELECT * LIMIT 1`` per part)."""
+        where = f"{_ident(schema)}.{_ident(table_name)}" if schema else _ident(table_name)
+        rows = connection.exec_driver_sql(f"DESCRIBE {where}").fetchall()
+        return [
+            {"name": name, "type": _sa_type(str(dtype)), "nullable": null == "YES", "default": None}
+            for name, dtype, null, *_ in rows
+        ]
+
+    def get_pk_constraint(
+        self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
+    ) -> Any:
+        return {"constrained_columns": [], "name": None}  # a view over a file has no keys
+
     def do_begin(self, dbapi_connection: Any) -> None:
         pass
 
@@ -45,9 +70,43 @@ class ReadOnlyDuckDB(duckdb_engine.Dialect):
 
 registry.register("duckdb.nightshift", __name__, "ReadOnlyDuckDB")
 
+# the batch's view in each connection, and the connect argument that carries its query
+VIEW = "batch"
+BATCH_ARG = "nightshift_batch"
+
 # DuckDB's session settings: never download an extension (a validation must not reach the
 # network; without the ICU extension DuckDB's instants are UTC)
 CONNECT_ARGS: dict[str, Any] = {"config": {"autoinstall_known_extensions": False}}
+
+
+def _sa_type(duckdb_type: str) -> Any:
+    """The SQLAlchemy type of a DuckDB type name (``NullType`` for one not listed)."""
+    from sqlalchemy import types
+
+    name = duckdb_type.upper()
+    if name.startswith("TIMESTAMP"):
+        return types.TIMESTAMP(timezone="TIME ZONE" in name)
+    if name.startswith("DECIMAL"):
+        return types.Numeric()
+    simple: dict[str, Any] = {
+        "BOOLEAN": types.Boolean,
+        "TINYINT": types.SmallInteger,
+        "SMALLINT": types.SmallInteger,
+        "INTEGER": types.Integer,
+        "BIGINT": types.BigInteger,
+        "HUGEINT": types.BigInteger,
+        "UTINYINT": types.SmallInteger,
+        "USMALLINT": types.Integer,
+        "UINTEGER": types.BigInteger,
+        "UBIGINT": types.BigInteger,
+        "FLOAT": types.Float,
+        "DOUBLE": types.Float,
+        "VARCHAR": types.String,
+        "DATE": types.Date,
+        "TIME": types.Time,
+        "BLOB": types.LargeBinary,
+    }
+    return simple.get(name, types.NullType)()
 
 
 def _ident(name: str) -> str:
@@ -88,6 +147,8 @@ def sql_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_source(ctx: Any, path: Path, name: str = "nightshift") -> Any:
-    """A SQL datasource on DuckDB with the Parquet file as its one batch; its batch definition."""
-    source = ctx.data_sources.add_sql(name, connection_string=URL, kwargs={"connect_args": CONNECT_ARGS})
-    return source.add_query_asset("batch", query=batch_query(path)).add_batch_definition_whole_table("all")
+    """A SQL datasource on DuckDB with the Parquet file as its one batch (the view ``batch``);
+    its batch definition."""
+    args = {**CONNECT_ARGS, BATCH_ARG: batch_query(path)}
+    source = ctx.data_sources.add_sql(name, connection_string=URL, kwargs={"connect_args": args})
+    return source.add_table_asset("batch", table_name=VIEW).add_batch_definition_whole_table("all")

@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -463,9 +463,17 @@ def _details(result: Any, personal: bool = False) -> str:
     if r.get("unexpected_count") is not None:
         nulls = cfg.type == "expect_column_values_to_not_be_null"
         examples = [] if nulls or personal else list((r.get("partial_unexpected_list") or [])[:3])
-        ex = f", e.g. {', '.join(repr(e) for e in examples)}" if examples else ""
+        ex = f", e.g. {', '.join(_example(e) for e in examples)}" if examples else ""
         return f"{r['unexpected_count']} unexpected ({r.get('unexpected_percent') or 0:.2f}%){ex}"
     return f"values {WITHHELD}" if personal else ""
+
+
+def _example(value: Any) -> str:
+    """An unexpected value as the details show it: an instant as ISO-8601 text with its offset
+    (each engine has its own datetime type: pandas' Timestamp, DuckDB's datetime), others repr."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value)
 
 
 def _column_groups(
@@ -613,20 +621,22 @@ def run_suite(
 
     A staged Parquet file (the ingest's batch) is validated by GX's SQL execution engine on
     DuckDB (:mod:`nightshift.gxsql`): each metric is a query over the file, which reads only the
-    columns it needs. A frame or an Arrow table (or ``engine="pandas"``, or
-    ``$NIGHTSHIFT_GX_ENGINE=pandas``) goes through GX's pandas engine, which copies the batch
-    for each metric it computes, so there each part below runs on a one-column frame
-    (shape-only table expectations on a one-byte-per-cell frame of the same shape, other
-    table-level ones on the whole batch) and Parquet is converted one column at a time. An
-    expectation the SQL engine cannot compute (GX has no SQL form of it) is run again on the
-    pandas engine, for that column only; the others keep their SQL results.
+    columns it needs, on every core, and one GX validator (one batch) serves every part. A frame
+    or an Arrow table (or ``engine="pandas"``, or ``$NIGHTSHIFT_GX_ENGINE=pandas``) goes through
+    GX's pandas engine, which copies the batch for each metric it computes, so there each part
+    runs on a one-column frame (shape-only table expectations on a one-byte-per-cell frame of
+    the same shape, other table-level ones on the whole batch) and Parquet is converted one
+    column at a time. An expectation the SQL engine cannot compute (GX has no SQL form of it)
+    is run again on the pandas engine, for that column only; the others keep their SQL results
+    (``pandas_parts`` in the JSON names them).
 
     The suite runs in parts, one per column and severity: each part's seconds are reported
     (``column_seconds``: column, or ``table``, to seconds), and a column's checks of another
     severity than ``critical`` are a part of their own (``<suite>:<column>:warning``, seen as
     such in Data Docs); GX's ``success`` is its own (any failed check), the batch's verdict is
     :attr:`ValidationOutcome.success` (no failed critical check). ``result_format`` is GX's
-    (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part.
+    (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part,
+    and the ``engine`` that ran them.
 
     Results of expectations on ``pii`` columns (default: the suite's ``meta.pii_columns``, which
     :func:`load_suite` sets from the spec) keep counts only, here, in the JSON and in Data Docs.
@@ -634,15 +644,18 @@ def run_suite(
     import great_expectations as gx
 
     engine = engine or gx_engine(batch)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     sql = engine == "sql"
     if sql and not isinstance(batch, Path):
         raise ValueError("the sql engine validates a Parquet file; give a frame or table engine='pandas'")
     # GX's pandas engine caches every metric it computed, frames included, for the life of its
     # context: there, without Data Docs, each part gets a fresh (cheap) context, so memory is
-    # released part by part. The SQL engine caches numbers only: one context for every part.
+    # released part by part. The SQL engine caches numbers only: one context, one validator.
     # Data Docs need one context that has seen every part.
-    shared = _gx_context(docs_dir, batch if sql else None) if (docs_dir is not None or sql) else None
-    sql_params = _sql_parameters(parameters) if sql else parameters
+    parquet = batch if sql and isinstance(batch, Path) else None
+    shared = _gx_context(docs_dir, parquet) if (docs_dir is not None or sql) else None
+    validator = _SqlValidator(shared, parameters) if sql and shared is not None else None
     meta = suite.get("meta") or {}
     personal = set(pii if pii is not None else meta.get(PII_META) or [])
     names = _batch_columns(batch)
@@ -651,72 +664,134 @@ def run_suite(
     seconds: dict[str, float] = {}  # each part's cost: the per-feature cost of validation
     engines: dict[str, str] = {}  # the parts the pandas engine ran in a SQL run (name: why)
     groups = _column_groups(list(suite.get("expectations") or []))
-    for i, ((column, severity), expectations) in enumerate(groups.items()):
-        t0 = time.perf_counter()
-        # GX's Data Docs do not show an expectation's severity: a column's non-critical checks
-        # are a validation of their own, "<suite>:<column>:warning", so a warning reads as one
-        name = f"{suite['name']}:{column or 'table'}" + ("" if severity == "critical" else f":{severity}")
-        fmt: dict[str, Any] = {"result_format": result_format}
-        if any(_columns_of(e.get("kwargs") or {}) & personal for e in expectations):
-            fmt["exclude_unexpected_values"] = True  # GX need not even collect them
-        if sql:
-            assert shared is not None
-            result = _run_part(gx, shared, i, name, expectations, meta, fmt, None, sql_params)
-            redo = [r for r in result.results if _raised(r)]
-            if redo and (column is None or column in names):
-                # GX has no SQL form of these: the pandas engine runs them, on this column only
-                # (an absent column stays "could not run", as GX's pandas engine says too)
-                again = [e for e in expectations if _matches_any(e, redo)]
-                ctx = shared if docs_dir is not None else _gx_context(None)
-                frame = _part_frame(batch, column, again)
-                fixed = _run_part(gx, ctx, i, name + ":pandas", again, meta, fmt, frame, parameters)
+    try:
+        for i, ((column, severity), expectations) in enumerate(groups.items()):
+            t0 = time.perf_counter()
+            # GX's Data Docs do not show an expectation's severity: a column's non-critical
+            # checks are a validation of their own, "<suite>:<column>:warning", so a warning
+            # reads as one
+            name = f"{suite['name']}:{column or 'table'}" + ("" if severity == "critical" else f":{severity}")
+            fmt: dict[str, Any] = {"result_format": result_format}
+            if any(_columns_of(e.get("kwargs") or {}) & personal for e in expectations):
+                fmt["exclude_unexpected_values"] = True  # GX need not even collect them
+            if validator is not None:
+                result = validator.run(name, expectations, meta, fmt, store=docs_dir is not None)
+                redo = [r for r in result.results if _raised(r)]
+                if redo and (column is None or column in names):
+                    # GX has no SQL form of these: the pandas engine runs them, on this column
+                    # only (an absent column stays "could not run", as the pandas engine says too)
+                    again = [e for e in expectations if _matches_any(e, redo)]
+                    ctx = shared if docs_dir is not None else _gx_context(None)
+                    assert ctx is not None
+                    frame = _part_frame(batch, column, again)
+                    fixed = _run_part(gx, ctx, i, name + ":pandas", again, meta, fmt, frame, parameters)
+                    del frame
+                    result = _merge_part(result, fixed)
+                    engines[name] = "pandas for " + ", ".join(sorted({str(e["type"]) for e in again}))
+            else:
+                ctx = shared or _gx_context(None)
+                frame = _part_frame(batch, column, expectations)
+                result = _run_part(gx, ctx, i, name, expectations, meta, fmt, frame, parameters)
                 del frame
-                result = _merge_part(result, fixed)
-                engines[name] = "pandas for " + ", ".join(sorted({str(e["type"]) for e in again}))
-        else:
-            ctx = shared or _gx_context(None)
-            frame = _part_frame(batch, column, expectations)
-            result = _run_part(gx, ctx, i, name, expectations, meta, fmt, frame, parameters)
-            del frame
-        part = column or "table"
-        seconds[part] = round(seconds.get(part, 0.0) + time.perf_counter() - t0, 4)
-        scrubbed = {id(r) for r in scrub_pii(result, personal)}
-        results.append(result.to_json_dict())
-        for r in result.results:
-            cfg = r.expectation_config
-            assert cfg is not None  # GX always attaches the configuration to a run result
-            checks.append(
-                CheckResult(
-                    name=cfg.type,
-                    column=cfg.kwargs.get("column"),
-                    success=bool(r.success),
-                    details="" if r.success else _details(r, id(r) in scrubbed),
-                    severity=str(getattr(cfg.severity, "value", cfg.severity) or "critical"),
+            part = column or "table"
+            seconds[part] = round(seconds.get(part, 0.0) + time.perf_counter() - t0, 4)
+            scrubbed = {id(r) for r in scrub_pii(result, personal)}
+            results.append(result.to_json_dict())
+            for r in result.results:
+                cfg = r.expectation_config
+                assert cfg is not None  # GX always attaches the configuration to a run result
+                checks.append(
+                    CheckResult(
+                        name=cfg.type,
+                        column=cfg.kwargs.get("column"),
+                        success=bool(r.success),
+                        details="" if r.success else _details(r, id(r) in scrubbed),
+                        severity=str(getattr(cfg.severity, "value", cfg.severity) or "critical"),
+                    )
                 )
-            )
-    if shared is not None and docs_dir is not None:
-        if personal:
-            # Data Docs render what the context stored when each part ran (before the scrub)
-            store = shared[0].validation_results_store
-            for key in store.list_keys():
-                stored = store.get(key)
-                if scrub_pii(stored, personal):
-                    store.set(key, stored)
-        # one build for every part: a Data Docs action per part re-renders the site each time
-        shared[0].build_data_docs(site_names=[DOCS_SITE])
+        if shared is not None and docs_dir is not None:
+            if personal:
+                # Data Docs render what the context stored when each part ran (before the scrub)
+                store = shared[0].validation_results_store
+                for key in store.list_keys():
+                    stored = store.get(key)
+                    if scrub_pii(stored, personal):
+                        store.set(key, stored)
+            # one build for every part: a Data Docs action per part re-renders the site each time
+            shared[0].build_data_docs(site_names=[DOCS_SITE])
+    finally:
+        if validator is not None:
+            validator.close()
     checks.sort(key=lambda c: c.column is not None)  # table-level findings first
     success = all(r["success"] for r in results)
-    out = {"suite": suite["name"], "success": success, "results": results, "column_seconds": seconds}
-    out["engine"] = engine
+    out: dict[str, Any] = {"suite": suite["name"], "success": success, "results": results}
+    out.update(column_seconds=seconds, engine=engine)
     if engines:
         out["pandas_parts"] = engines
     return checks, out
 
 
-def _sql_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
-    from nightshift import gxsql
+class _SqlValidator:
+    """One GX validator on the context's SQL batch for every part of a suite: the batch, its
+    execution engine and connection are made once (a checkpoint per part would make each anew).
+    A part's result is what a checkpoint's validation definition returns, stored the same way
+    when Data Docs are built."""
 
-    return gxsql.sql_parameters(parameters)
+    def __init__(self, shared: tuple[Any, Any], parameters: dict[str, Any]) -> None:
+        from great_expectations.validator.v1_validator import Validator
+
+        from nightshift import gxsql
+
+        self.ctx, batch_def = shared
+        self.parameters = gxsql.sql_parameters(parameters)
+        self.validator = Validator(batch_definition=batch_def)
+
+    def run(
+        self,
+        name: str,
+        expectations: list[dict[str, Any]],
+        meta: dict[str, Any],
+        fmt: dict[str, Any],
+        store: bool,
+    ) -> Any:
+        import great_expectations as gx
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        gx_suite = gx.ExpectationSuite(name=name, expectations=expectations, meta=meta)
+        if store:
+            gx_suite = self.ctx.suites.add(gx_suite)
+        self.validator.result_format = fmt
+        result = self.validator.validate_expectation_suite(gx_suite, self.parameters)
+        run_id = RunIdentifier(run_time=datetime.now(UTC))
+        # what a validation definition adds to the meta of the results it returns
+        extra: dict[str, Any] = {
+            "run_id": run_id,
+            "validation_time": run_id.run_time,
+            "batch_parameters": None,
+        }
+        result.meta.update(extra)  # type: ignore[typeddict-item]
+        if store:
+            suite_id = ExpectationSuiteIdentifier(name=name)
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=result.batch_id
+            )
+            self.ctx.validation_results_store.store_validation_results(
+                suite_validation_result=result,
+                suite_validation_result_identifier=key,
+                expectation_suite_identifier=suite_id,
+            )
+        return result
+
+    def close(self) -> None:
+        """Close the batch's DuckDB connections now (not at interpreter exit)."""
+        engine = getattr(getattr(self.validator, "_wrapped_validator_cache", None), "execution_engine", None)
+        sa_engine = getattr(engine, "engine", None)
+        if sa_engine is not None:
+            sa_engine.dispose()
 
 
 def _batch_columns(batch: Any) -> list[str]:
@@ -741,26 +816,25 @@ def _run_part(
     frame: Any,
     parameters: dict[str, Any],
 ) -> Any:
-    """One checkpoint: ``expectations`` as the suite ``name`` on the context's batch (``frame``
-    for a pandas batch definition); GX's suite validation result."""
+    """One checkpoint: ``expectations`` as the suite ``name`` on the context's pandas batch
+    ``frame``; GX's suite validation result."""
     ctx, batch_def = shared
     gx_suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=meta))
     vdef = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=gx_suite))
     checkpoint = ctx.checkpoints.add(
         gx.Checkpoint(name=f"part-{i}-{name}", validation_definitions=[vdef], result_format=fmt)
     )
-    batch_parameters = {"dataframe": frame} if frame is not None else None
-    run = checkpoint.run(batch_parameters=batch_parameters, expectation_parameters=parameters)
+    run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
     return next(iter(run.run_results.values()))
 
 
 def _matches_any(exp: dict[str, Any], results: list[Any]) -> bool:
-    """Whether the suite's expectation ``exp`` is the one behind any of these results."""
-    kwargs = exp.get("kwargs") or {}
+    """Whether the suite's expectation ``exp`` is the one behind any of these results (same type
+    and plain kwargs; a ``$PARAMETER`` kwarg is compared by its resolved value, so skipped)."""
+    kwargs = {k: v for k, v in (exp.get("kwargs") or {}).items() if not isinstance(v, dict)}
     for r in results:
         cfg = r.expectation_config
-        if cfg.type == exp.get("type") and all(cfg.kwargs.get(k) == v for k, v in kwargs.items()
-                                               if not isinstance(v, dict)):  # fmt: skip
+        if cfg.type == exp.get("type") and all(cfg.kwargs.get(k) == v for k, v in kwargs.items()):
             return True
     return False
 
