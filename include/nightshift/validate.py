@@ -688,6 +688,7 @@ def run_suite(
                     del frame
                     result = _merge_part(result, fixed)
                     engines[name] = "pandas for " + ", ".join(sorted({str(e["type"]) for e in again}))
+                _in_suite_order(result, expectations)  # the SQL engine returns failed ones first
             else:
                 ctx = shared or _gx_context(None)
                 frame = _part_frame(batch, column, expectations)
@@ -787,11 +788,19 @@ class _SqlValidator:
         return result
 
     def close(self) -> None:
-        """Close the batch's DuckDB connections now (not at interpreter exit)."""
+        """Close the batch's DuckDB connections now: DuckDB's bindings report every object of
+        theirs still alive at interpreter exit on stderr (dozens of lines in a task's log)."""
+        import gc
+
         engine = getattr(getattr(self.validator, "_wrapped_validator_cache", None), "execution_engine", None)
-        sa_engine = getattr(engine, "engine", None)
-        if sa_engine is not None:
-            sa_engine.dispose()
+        engines = [getattr(engine, "engine", None)]
+        engines += [getattr(ds, "_engine", None) for ds in self.ctx.data_sources.all().values()]
+        for sa_engine in engines:
+            if sa_engine is not None:
+                sa_engine.dispose()
+        del engine, engines
+        self.validator = None
+        gc.collect()  # a failed metric's traceback holds DuckDB objects in reference cycles
 
 
 def _batch_columns(batch: Any) -> list[str]:
@@ -839,21 +848,36 @@ def _matches_any(exp: dict[str, Any], results: list[Any]) -> bool:
     return False
 
 
+def _keyed(results: list[Any]) -> list[tuple[tuple[str, Any, int], Any]]:
+    """Each result keyed by its expectation's type, column and order among those alike."""
+    seen: dict[tuple[str, Any], int] = {}
+    out = []
+    for r in results:
+        k = (r.expectation_config.type, r.expectation_config.kwargs.get("column"))
+        seen[k] = seen.get(k, -1) + 1
+        out.append(((*k, seen[k]), r))
+    return out
+
+
+def _in_suite_order(result: Any, expectations: list[dict[str, Any]]) -> None:
+    """Put a part's results in the order of its expectations (in place), as the pandas engine
+    returns them."""
+    seen: dict[tuple[str, Any], int] = {}
+    rank: dict[tuple[str, Any, int], int] = {}
+    for i, e in enumerate(expectations):
+        k = (str(e.get("type")), (e.get("kwargs") or {}).get("column"))
+        seen[k] = seen.get(k, -1) + 1
+        rank[(*k, seen[k])] = i
+    keyed = _keyed(list(result.results))
+    result.results = [r for _, r in sorted(keyed, key=lambda kr: rank.get(kr[0], len(rank)))]
+
+
 def _merge_part(sql_result: Any, pandas_result: Any) -> Any:
     """The SQL part's result with the pandas engine's results in place of the ones it could
     not compute (matched by type, column and order among them); its success recomputed."""
 
-    def keyed(results: list[Any]) -> list[tuple[tuple[str, Any, int], Any]]:
-        seen: dict[tuple[str, Any], int] = {}
-        out = []
-        for r in results:
-            k = (r.expectation_config.type, r.expectation_config.kwargs.get("column"))
-            seen[k] = seen.get(k, -1) + 1
-            out.append(((*k, seen[k]), r))
-        return out
-
-    redone = dict(keyed(list(pandas_result.results)))
-    swap = {id(r): redone.get(k, r) for k, r in keyed([r for r in sql_result.results if _raised(r)])}
+    redone = dict(_keyed(list(pandas_result.results)))
+    swap = {id(r): redone.get(k, r) for k, r in _keyed([r for r in sql_result.results if _raised(r)])}
     sql_result.results = [swap.get(id(r), r) for r in sql_result.results]
     sql_result.success = all(r.success for r in sql_result.results)
     return sql_result
