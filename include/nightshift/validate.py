@@ -586,19 +586,30 @@ def _gx_context(docs_dir: Path | None, parquet: Path | None = None) -> tuple[Any
     return ctx, batch_def
 
 
-# which GX execution engine validates a staged Parquet batch: ``sql`` (DuckDB, the default) or
-# ``pandas`` (GX's pandas engine, column by column); frames and Arrow tables always use pandas
+# which GX execution engine validates a staged Parquet batch: ``auto`` (the default: ``sql`` from
+# SQL_MIN_ROWS rows, ``pandas`` below), ``sql`` (DuckDB) or ``pandas`` (GX's pandas engine, column
+# by column); frames and Arrow tables always use pandas
 ENGINE_ENV = "NIGHTSHIFT_GX_ENGINE"
 ENGINES = ("sql", "pandas")
+# Below this many rows the pandas engine is as fast and its process need not load DuckDB (about
+# 0.6 s of CPU the first time; Data Docs of SQL results cost ~0.3 s more): bench/ingest.py
+SQL_MIN_ROWS = 200_000
 
 
 def gx_engine(batch: Any) -> str:
-    """The engine that validates ``batch``: ``sql`` for a Parquet file unless ``$NIGHTSHIFT_GX_ENGINE``
-    says ``pandas``; ``pandas`` for a frame or an Arrow table."""
-    choice = os.environ.get(ENGINE_ENV, "").strip().lower() or "sql"
-    if choice not in ENGINES:
-        raise ValueError(f"${ENGINE_ENV} must be one of {', '.join(ENGINES)}, got {choice!r}")
-    return choice if isinstance(batch, Path) else "pandas"
+    """The engine that validates ``batch``: for a Parquet file ``$NIGHTSHIFT_GX_ENGINE`` (``sql``,
+    ``pandas``, or ``auto``: ``sql`` from :data:`SQL_MIN_ROWS` rows); ``pandas`` for a frame or an
+    Arrow table."""
+    choice = os.environ.get(ENGINE_ENV, "").strip().lower() or "auto"
+    if choice not in (*ENGINES, "auto"):
+        raise ValueError(f"${ENGINE_ENV} must be one of auto, {', '.join(ENGINES)}, got {choice!r}")
+    if not isinstance(batch, Path):
+        return "pandas"
+    if choice == "auto":
+        import pyarrow.parquet as pq
+
+        return "sql" if pq.ParquetFile(batch).metadata.num_rows >= SQL_MIN_ROWS else "pandas"
+    return choice
 
 
 def _raised(result: Any) -> bool:
@@ -619,10 +630,11 @@ def run_suite(
 ) -> tuple[list[CheckResult], dict[str, Any]]:
     """Validate ``batch`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
 
-    A staged Parquet file (the ingest's batch) is validated by GX's SQL execution engine on
-    DuckDB (:mod:`nightshift.gxsql`): each metric is a query over the file, which reads only the
-    columns it needs, on every core, and one GX validator (one batch) serves every part. A frame
-    or an Arrow table (or ``engine="pandas"``, or ``$NIGHTSHIFT_GX_ENGINE=pandas``) goes through
+    A staged Parquet file (the ingest's batch) of :data:`SQL_MIN_ROWS` rows or more is validated by
+    GX's SQL execution engine on DuckDB (:mod:`nightshift.gxsql`; ``engine`` or
+    ``$NIGHTSHIFT_GX_ENGINE`` choose otherwise, see :func:`gx_engine`): each metric is a query over
+    the file, which reads only the columns it needs, on every core, and one GX validator (one
+    batch) serves every part. A smaller file, a frame or an Arrow table goes through
     GX's pandas engine, which copies the batch for each metric it computes, so there each part
     runs on a one-column frame (shape-only table expectations on a one-byte-per-cell frame of
     the same shape, other table-level ones on the whole batch) and Parquet is converted one

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from nightshift import validate
 from nightshift.ingest import arrow_schema, ingest_partition
 from nightshift.spec import DatasetSpec, parse_spec
 from nightshift.storage import Store
@@ -99,7 +100,7 @@ def both(sensors: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> dict
     suite, params = build_suite(sensors, "events"), suite_parameters(sensors, DAY)
     out: dict[str, Any] = {"path": path, "tmp": tmp}
     out["pandas"] = run_suite(table, suite, params, docs_dir=tmp / "docs-pandas")
-    out["sql"] = run_suite(path, suite, params, docs_dir=tmp / "docs-sql")
+    out["sql"] = run_suite(path, suite, params, docs_dir=tmp / "docs-sql", engine="sql")
     return out
 
 
@@ -108,11 +109,20 @@ def test_a_parquet_batch_is_validated_on_duckdb(
 ) -> None:
     assert both["sql"][1]["engine"] == "sql" and both["pandas"][1]["engine"] == "pandas"
     assert "pandas_parts" not in both["sql"][1]  # GX has a SQL form of every generated check
+    # auto: a small batch stays on pandas (its process need not load DuckDB), a large one is SQL's
+    assert gx_engine(both["path"]) == "pandas"
+    monkeypatch.setattr(validate, "SQL_MIN_ROWS", N)
     assert gx_engine(both["path"]) == "sql"
+    assert gx_engine(pq.read_table(both["path"])) == "pandas"  # a table or frame: always pandas
     monkeypatch.setenv(ENGINE_ENV, "pandas")
     assert gx_engine(both["path"]) == "pandas"
+    monkeypatch.setattr(validate, "SQL_MIN_ROWS", 10**9)
+    monkeypatch.setenv(ENGINE_ENV, "sql")
+    assert gx_engine(both["path"]) == "sql"
     monkeypatch.setenv(ENGINE_ENV, "spark")
-    with pytest.raises(ValueError, match=r"NIGHTSHIFT_GX_ENGINE must be one of sql, pandas, got 'spark'"):
+    with pytest.raises(
+        ValueError, match=r"NIGHTSHIFT_GX_ENGINE must be one of auto, sql, pandas, got 'spark'"
+    ):
         gx_engine(both["path"])
 
 
@@ -202,7 +212,7 @@ def test_what_gx_has_no_sql_for_runs_on_pandas(sensors: DatasetSpec, both: dict[
     suite["expectations"].append(
         {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "gone", "value_set": [1]}}
     )
-    checks, gx_json = run_suite(both["path"], suite, suite_parameters(sensors, DAY))
+    checks, gx_json = run_suite(both["path"], suite, suite_parameters(sensors, DAY), engine="sql")
     assert gx_json["pandas_parts"] == {
         "sensors.events:note": "pandas for expect_column_values_to_match_strftime_format"
     }
@@ -230,7 +240,7 @@ def test_typed_labels_on_duckdb(sensors: DatasetSpec, tmp_path: Path) -> None:
     path = tmp_path / "labels.parquet"
     pq.write_table(table, path)
     suite, params = build_suite(sensors, "labels"), suite_parameters(sensors, DAY)
-    sql, _ = run_suite(path, suite, params)
+    sql, _ = run_suite(path, suite, params, engine="sql")
     pandas, _ = run_suite(table, suite, params)
     assert _same(sql) == _same(pandas)
     assert {(c.name, c.column) for c in sql if not c.success} == {
@@ -278,7 +288,7 @@ def test_a_process_that_validated_on_duckdb_exits_quietly(both: dict[str, Any], 
         "checks, out = run_suite(Path(sys.argv[1]), build_suite(spec, 'events'), "
         "suite_parameters(spec, datetime.date(2026, 1, 1))); print(out['engine'], len(checks))"
     )
-    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false"}
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", ENGINE_ENV: "sql"}
     proc = subprocess.run(
         [sys.executable, "-c", code, str(both["path"]), sensors.model_dump_json()],
         capture_output=True,
