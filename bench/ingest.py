@@ -51,7 +51,7 @@ SPEC_PATH = REPO / "datasets" / "payments.yaml"
 DAY = date(2024, 3, 1)
 SEED = 42
 MB = 1e6
-SMALL_ROWS = 1000
+ENGINE_ENV = "NIGHTSHIFT_GX_ENGINE"  # nightshift.validate.ENGINE_ENV (the driver imports no nightshift)
 
 # goals of issue 2
 GOAL_STAGE_VS_BARE = 0.8  # throughput ratio, higher is better
@@ -736,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"ingest benchmark: commit {commit_label()}, nightshift code {code}, {os.cpu_count()} cores, "
         f"{gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} RAM, "
-        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}, scratch {root}",
+        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}, scratch {root}, "
+        f"${ENGINE_ENV}={os.environ.get(ENGINE_ENV, '(unset: auto)')} (the engine of the ingest arm)",
         flush=True,
     )
     results = []
