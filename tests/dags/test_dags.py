@@ -72,6 +72,8 @@ def test_every_dataset_has_an_ingest_dag(dagbag: Any) -> None:
 
 
 def test_policy(dagbag: Any) -> None:
+    from nightshift.airflow.taskstart import log_inherited
+
     problems = []
     for dag_id, dag in dagbag.dags.items():
         if not dag_id.startswith("nightshift_"):
@@ -87,6 +89,8 @@ def test_policy(dagbag: Any) -> None:
                 problems.append(f"{dag_id}.{t.task_id}: owner not set")
             if (t.retries or 0) < 2:
                 problems.append(f"{dag_id}.{t.task_id}: retries {t.retries} < 2")
+            if log_inherited not in (t.on_execute_callback or []):
+                problems.append(f"{dag_id}.{t.task_id}: does not log what it inherited from its worker")
     assert not problems, "\n".join(problems)
 
 

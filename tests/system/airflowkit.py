@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+# as in scripts/env.sh: the scheduler's forkserver imports the task libraries once
+PRELOAD_ENV = {
+    "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "nightshift.airflow.preload",
+}
 
 
 def free_port() -> int:
@@ -115,6 +120,8 @@ class AirflowStack(AirflowClient):
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # tasks fork from LocalExecutor workers that imported their libraries once
+            **PRELOAD_ENV,
             "PYTHONWARNINGS": "ignore",
             **(extra_env or {}),
         }
