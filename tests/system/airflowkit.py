@@ -30,6 +30,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def preload_problems(airflow_home: Path) -> tuple[int, list[str]]:
+    """Read every task attempt's log under ``airflow_home/logs``: how many tasks started, and
+    each one that did not inherit the heavy libraries from its worker (the preload) or had to
+    import GX, Evidently, MLflow or XGBoost itself."""
+    from nightshift.airflow.taskstart import IMPORTS_ITSELF, INHERITED, NOT_INHERITED
+
+    started, problems = 0, []
+    for log in sorted((airflow_home / "logs").glob("dag_id=*/run_id=*/task_id=*/attempt=*.log")):
+        text = log.read_text(errors="replace")
+        if "Worker startup parse complete" not in text:
+            continue  # never started (a killed worker's attempt)
+        started += 1
+        where = log.relative_to(airflow_home / "logs").as_posix()
+        if INHERITED not in text or NOT_INHERITED in text:
+            problems.append(f"{where}: did not inherit the preload")
+        for lib in ("great_expectations", "evidently", "mlflow", "xgboost"):
+            if f"{IMPORTS_ITSELF} {lib}" in text:
+                line = text[text.index(f"{IMPORTS_ITSELF} {lib}") :].split('"', 1)[0]
+                problems.append(f"{where}: {line}")
+    return started, problems
+
+
 class AirflowClient:
     """A small client for Airflow's public REST API (token login as ``admin``)."""
 
