@@ -74,6 +74,7 @@ imported = {
     "python_threads": [t.name for t in threading.enumerate()],
     "native_threads": native_threads(),
     "modules": sorted(m for m in sys.modules if "." not in m),
+    "first_use_missing": [m for m in nightshift.airflow.preload.FIRST_USE if m not in sys.modules],
     "telemetry_client": telemetry.get_telemetry_client() is not None,
     "tracking_uri_set": tracking._tracking_uri is not None,
 }
@@ -174,6 +175,7 @@ def test_the_preload_only_imports_no_thread_network_or_client(worker: dict[str, 
     assert got["python_threads"] == ["MainThread"]
     assert got["native_threads"] == floor, "the preload started native threads of its own"
     assert set(HEAVY) <= set(got["modules"])
+    assert got["first_use_missing"] == []  # each name is right for the installed versions
     assert not got["telemetry_client"] and not got["tracking_uri_set"]
 
 

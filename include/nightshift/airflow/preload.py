@@ -23,6 +23,7 @@ log to MLflow). Each task logs what it inherited (:mod:`nightshift.airflow.tasks
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 
 # MLflow makes its telemetry client (a queue; threads and network once used) at import unless
@@ -30,33 +31,18 @@ import os
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-# the libraries (what the task bodies import lazily, and what those import on first use)
+# the libraries the task bodies import (lazily, inside the tasks)
 import great_expectations
 import great_expectations.core
-import great_expectations.data_context.types.base
-import great_expectations.execution_engine.pandas_execution_engine
-import great_expectations.render.renderer
-import great_expectations.render.renderer.site_builder
 import matplotlib
-import matplotlib.backends.backend_agg
 import matplotlib.pyplot
 import mlflow
 import mlflow.entities
 import mlflow.exceptions
 import mlflow.models
-import mlflow.models.display_utils
 import mlflow.pyfunc
-import mlflow.pyfunc.scoring_server
-import mlflow.pyfunc.utils.environment
-import mlflow.store.model_registry.rest_store
-import mlflow.store.model_registry.sqlalchemy_store
-import mlflow.store.tracking.rest_store
-import mlflow.store.tracking.sqlalchemy_store
-import mlflow.tracing.export.utils
-import mlflow.tracing.processor.otel
 import mlflow.tracking
 import mlflow.types
-import mlflow.utils.search_logged_model_utils
 import numpy
 import pandas
 import pyarrow
@@ -64,7 +50,6 @@ import pyarrow.compute
 import pyarrow.csv
 import pyarrow.dataset
 import pyarrow.fs
-import pyarrow.pandas_compat
 import pyarrow.parquet
 import scipy.sparse
 import sklearn.compose
@@ -74,12 +59,6 @@ import sklearn.metrics
 import sklearn.pipeline
 import sklearn.preprocessing
 import xgboost
-
-# what those import on first use: MLflow's SQL store (the embedded default, SQLite) with its
-# migrations, its REST store (a server), the git tags of a run; PNG plots
-import alembic.command
-import alembic.config
-import PIL.PngImagePlugin
 from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import DuplicatedRowCount, MissingValueCount, RowCount, ValueDrift
 from evidently.presets import DataDriftPreset
@@ -99,6 +78,7 @@ import nightshift.airflow.sensors
 import nightshift.airflow.store
 import nightshift.airflow.taskstart
 import nightshift.airflow.tasks
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook  # the S3 store's connection
 
 # the core the steps run
 import nightshift.evaluate
@@ -116,7 +96,41 @@ import nightshift.spec
 import nightshift.storage
 import nightshift.train
 import nightshift.validate
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook  # the S3 store's connection
 
-with contextlib.suppress(ImportError):  # GitPython: optional for MLflow (a run's git tags)
-    import git
+# what those libraries import on their first use in a task (found by the tasks' own logs,
+# nightshift.airflow.taskstart): internal modules, so one that a new version moved is left to
+# the task (which then says so in its log) instead of breaking the worker's start
+FIRST_USE = (
+    # GX: the pandas engine, Data Docs
+    "great_expectations.data_context.types.base",
+    "great_expectations.execution_engine.pandas_execution_engine",
+    "great_expectations.render.renderer.site_builder",
+    "jinja2.ext",
+    # MLflow: the SQL store (the embedded default, SQLite) with its migrations, the REST store
+    # (a server), logging a model, the git tags of a run, tracing set up with a tracking URI
+    "mlflow.models.display_utils",
+    "mlflow.pyfunc.scoring_server",
+    "mlflow.pyfunc.utils.environment",
+    "mlflow.store.model_registry.rest_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_workspace_store",
+    "mlflow.store.tracking.rest_store",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "mlflow.store.workspace.utils",
+    "mlflow.tracing.export.utils",
+    "mlflow.tracing.processor.base_mlflow",
+    "mlflow.tracing.processor.otel",
+    "mlflow.tracing.utils.environment",
+    "mlflow.utils.search_logged_model_utils",
+    "alembic.command",
+    "alembic.config",
+    "git",
+    # plots (PNG) and Arrow's pandas conversion
+    "matplotlib.backends.backend_agg",
+    "PIL.PngImagePlugin",
+    "pyarrow.pandas_compat",
+)
+for _name in FIRST_USE:
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
