@@ -99,7 +99,14 @@ def test_landing_waits_are_deferrable(dagbag: Any) -> None:
     for kind in ("events", "labels"):
         sensor = dag.get_task(f"wait_{kind}")
         assert sensor.deferrable, f"wait_{kind} would hold a worker slot"
-    assert [o.name for o in dag.get_task("ingest_events").outlets] == ["nightshift.payments.curated"]
+    # the curated event always; training and monitoring are told only when due (through aliases)
+    assert [o.name for o in dag.get_task("ingest_events").outlets] == [
+        "nightshift.payments.curated",
+        "nightshift.payments.train_due.when_due",
+    ]
+    assert [o.name for o in dag.get_task("ingest_labels").outlets] == ["nightshift.payments.labels.when_due"]
+    monitor = dagbag.dags["nightshift_monitor.payments"]
+    assert [o.name for o in monitor.get_task("alert").outlets] == ["nightshift.payments.alert.when_due"]
 
 
 def _ingest_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zones: dict[str, tuple[str, int]]) -> Any:
@@ -159,11 +166,10 @@ def test_the_ingest_schedule_cuts_the_datasets_local_days(
         # in Paris the local day starts at 23:00 UTC the day before: its run is for the local date
         context = {"params": {}, "data_interval_start": info.data_interval.start}
         assert partition_day(context, zone_of(zone)) == day  # type: ignore[arg-type]
-    # labels due the events' own day wait for the events' ingest, whatever its verdict
-    chicago = dags["nightshift_ingest.chicago"].get_task("wait_labels")
-    assert chicago.upstream_task_ids == {"ingest_events"} and chicago.trigger_rule == "all_done"
-    paris = dags["nightshift_ingest.paris"].get_task("wait_labels")
-    assert paris.upstream_task_ids == set() and paris.trigger_rule == "all_success"
+    # labels wait for the day's events' ingest, whatever its verdict, whatever their delay
+    for name in ("chicago", "paris"):
+        labels = dags[f"nightshift_ingest.{name}"].get_task("wait_labels")
+        assert labels.upstream_task_ids == {"ingest_events"} and labels.trigger_rule == "all_done"
     # a spec with an unknown zone still parses (scheduled in UTC); its task fails on the spec
     assert str(dags["nightshift_ingest.mars"].timetable.timezone) == "UTC"
     assert "unknown IANA time zone 'Mars/Olympus'" in caplog.text
@@ -251,7 +257,7 @@ def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
     def names(cond: Any) -> set[str]:
         return set().union(*(names(o) for o in cond.objects)) if hasattr(cond, "objects") else {cond.name}
 
-    assert names(train.timetable.asset_condition) == {"nightshift.payments.curated"}
+    assert names(train.timetable.asset_condition) == {"nightshift.payments.train_due"}
     assert names(score.timetable.asset_condition) == {
         "nightshift.payments.curated",
         "nightshift.payments.champion",
