@@ -132,13 +132,12 @@ def test_a_day_starts_training_and_monitoring_only_when_they_are_due(
     assert [e["dt"] for e in events("labels")] == [arrival.isoformat()]
 
     # a champion serves: new data starts no training run (monitoring drives retraining)
-    import mlflow
-
     client = registry.configure()
-    with mlflow.start_run() as run:
-        mlflow.log_text("stand-in", "model/MLmodel")
+    experiment = client.create_experiment("stand-in", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    client.log_text(run_id, "stand-in", "model/MLmodel")
     client.create_registered_model("nightshift-payments")
-    client.create_model_version("nightshift-payments", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    client.create_model_version("nightshift-payments", f"runs:/{run_id}/model", run_id)
     client.set_registered_model_alias("nightshift-payments", "champion", "1")
     assert set(run_day(arrival).values()) == {"success"}
     assert len(events("curated")) == 1 and events("train_due") == []
