@@ -117,9 +117,10 @@ def training_due(spec: DatasetSpec) -> str | None:
 def labels_monitored_later(store: Store, spec: DatasetSpec, day: date, context: Context) -> str | None:
     """Why the labels of ``day`` need no *labels* event (the monitor run that the day's
     *predictions* event starts will read them), or ``None``: this run published the day's events
-    (the score run they set off follows) and their predictions are not written yet (that run's
-    monitor starts after these labels were published). Without a scoring to come (no events
-    published, or the day scored already) the labels start a monitor run of their own."""
+    (the score run they set off follows, and waits for these labels while they are being
+    ingested: :func:`nightshift.airflow.model.await_labels`) and their predictions are not written
+    yet. Without a scoring to come (no events published, or the day scored already) the labels
+    start a monitor run of their own."""
     published = context["ti"].xcom_pull(task_ids="ingest_events")
     if not published or published.get("dt") != day.isoformat():
         return None
