@@ -15,11 +15,12 @@ The schedule cuts the dataset's local days: daily after local midnight in the sp
    *train_due* Asset event, which starts `nightshift_train`; once a champion serves, new data
    starts no training run (monitoring drives retraining).
 2. **labels**: the same for `landing/<dataset>/labels/dt=<day>/` into `labels/`, skipped on
-   days when no labels are due (no events landed *label delay* days before), after the day's
-   events branch (whatever its verdict: label ids are matched with the curated events). The
-   *labels* Asset event (it starts `nightshift_monitor`) is emitted unless the day's scoring is
-   still to come: then the monitor run that the *predictions* event starts reports the labels
-   too, and a night is monitored once.
+   days when no labels are due (no events landed *label delay* days before). Label ids are
+   matched with the curated events, so with a label delay of 0 days the labels wait for the
+   day's events to be ingested (whatever the verdict). The *labels* Asset event (it starts
+   `nightshift_monitor`) is emitted unless the day's scoring is still to come: then the monitor
+   run that the *predictions* event starts reads the labels too (the scoring waits for labels
+   being validated), and a night is monitored once.
 
 A failing batch is copied to `quarantine/<dataset>/<kind>/dt=<day>/` with its validation
 result and GX Data Docs; the task fails, naming the failed expectations and the report; the
@@ -71,6 +72,7 @@ def build(name: str) -> DAG:
             "labels": [when_due(labels_asset(name))],
         }
         for kind in ("events", "labels"):
+            same_day = kind == "labels" and shape.label_delay_days == 0
             wait = LandingSensor(
                 task_id=f"wait_{kind}",
                 dataset=name,
@@ -79,11 +81,10 @@ def build(name: str) -> DAG:
                 skip_unless_due=kind == "labels",
                 timeout=int(timedelta(hours=12).total_seconds()),
                 poke_interval=30,
-                # labels after the day's events, whatever their verdict: label ids are matched
-                # with curated events, and the labels know whether the day's scoring is to come
-                trigger_rule="all_done" if kind == "labels" else "all_success",
+                # labels of the day's own events: after their ingest, whatever its verdict
+                trigger_rule="all_done" if same_day else "all_success",
             )
-            if kind == "labels":
+            if same_day:
                 ingest["events"] >> wait
             ingest[kind] = _ingest_task(name, kind, outlets[kind])()
             wait >> ingest[kind]

@@ -114,16 +114,40 @@ def training_due(spec: DatasetSpec) -> str | None:
     return None if version else "no champion yet"
 
 
-def labels_monitored_later(store: Store, spec: DatasetSpec, day: date, context: Context) -> str | None:
+# how long a labels task waits for its run's events branch to decide (queued or running)
+EVENTS_WAIT_S = 60.0
+
+
+def labels_monitored_later(
+    store: Store, spec: DatasetSpec, day: date, context: Context, timeout_s: float = EVENTS_WAIT_S
+) -> str | None:
     """Why the labels of ``day`` need no *labels* event (the monitor run that the day's
     *predictions* event starts will read them), or ``None``: this run published the day's events
     (the score run they set off follows, and waits for these labels while they are being
-    ingested: :func:`nightshift.airflow.model.await_labels`) and their predictions are not written
+    validated: :func:`nightshift.airflow.model.await_labels`) and their predictions are not written
     yet. Without a scoring to come (no events published, or the day scored already) the labels
-    start a monitor run of their own."""
-    published = context["ti"].xcom_pull(task_ids="ingest_events")
+    start a monitor run of their own. While the run's events branch is queued or running, this
+    waits for its verdict (at most ``timeout_s``; an events wait that is deferred is not waited
+    for: its files have not landed)."""
+    import time
+
+    ti, run = context["ti"], context["dag_run"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = ti.get_task_states(
+            dag_id=run.dag_id, run_ids=[run.run_id], task_ids=["wait_events", "ingest_events"]
+        )
+        states = {t: str(s) for t, s in (found.get(run.run_id) or {}).items()}
+        if not any(states.get(t) in ("queued", "running") for t in ("wait_events", "ingest_events")):
+            break
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(1.0)
+    if states.get("ingest_events") != "success":
+        return None
+    published = ti.xcom_pull(task_ids="ingest_events")
     if not published or published.get("dt") != day.isoformat():
         return None
     if store.exists(store.predictions_file(spec.name, day)):
         return None
-    return f"the scoring of dt={day} follows; its monitor run reports these labels"
+    return f"the scoring of dt={day} follows; its monitor run reads these labels"
