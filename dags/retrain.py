@@ -1,9 +1,10 @@
 """
 ### nightshift_retrain.&lt;dataset&gt;
 
-Retraining started by monitoring (the *alert* Asset), with guard rails from the spec's
-`retrain` section; by hand with `force` (skips the alert, cooldown and budget checks) and,
-optionally, overrides: `since` (first day of the window), `window_days`, `xgb_params`,
+Retraining started by monitoring (the *alert* Asset, emitted only for alerts these guard rails
+would retrain: the monitor's alert task asks them first and records a skip itself), with guard
+rails from the spec's `retrain` section; by hand with `force` (skips the alert, cooldown and
+budget checks) and, optionally, overrides: `since` (first day of the window), `window_days`, `xgb_params`,
 `num_boost_round`, and a `note` saying why. Overrides are validated (an unknown XGBoost
 parameter, a window too short to split, overrides without `force` fail the run at once,
 naming the problem) and recorded with the decision.

@@ -1,9 +1,11 @@
 """
 ### nightshift_train.&lt;dataset&gt;
 
-Train, gate and (maybe) promote a model of one dataset. Runs when new curated data lands
-(the *curated* Asset) and by hand with Params (as-of day, window, XGBoost parameters, a
-tuning budget).
+Train, gate and (maybe) promote a model of one dataset. Runs when new curated data is due for
+training (the *train_due* Asset: the ingest emits it while there is no champion, or on every
+batch with `retrain.on_new_data: always`; once a champion serves, monitoring drives retraining
+and new data starts no run here) and by hand with Params (as-of day, window, XGBoost
+parameters, a tuning budget).
 
 1. **train** (queue `gpu`): the last N labelled days (labels joined by id), split by time into
    train / validation / holdout; XGBoost with early stopping, on CUDA when the worker sees a
@@ -38,7 +40,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from nightshift.airflow.assets import champion_asset, curated_asset
+from nightshift.airflow.assets import champion_asset, train_due_asset
 from nightshift.airflow.dagconfig import dataset_names, default_args
 from nightshift.airflow.tasks import gate_and_promote
 
@@ -51,7 +53,7 @@ def build(name: str) -> DAG:
         dag_id=f"nightshift_train.{name}",
         description=f"Train, gate and promote the {name} model",
         doc_md=__doc__,
-        schedule=curated_asset(name),
+        schedule=train_due_asset(name),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,

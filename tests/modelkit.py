@@ -136,6 +136,21 @@ def run_dag(dag: Any, conf: dict[str, Any] | None = None) -> Any:
     return dag.test(run_conf={**defaults, **(conf or {})})
 
 
+def asset_events(asset: str, dr: Any) -> list[dict[str, Any]]:
+    """The extras of the events of Asset ``asset`` that the dag.test() run ``dr`` emitted."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == asset, AssetEvent.source_run_id == dr.run_id)
+        )
+        return [dict(e.extra or {}) for e in rows]
+
+
 def links_of(dr: Any, task_id: str) -> dict[str, str]:
     """The extra links a task instance of a dag.test() run recorded (name -> address)."""
     from nightshift.airflow.links import LINKS, xcom_key

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,22 @@ def landing_files(
             f"{marker!r} (landing.complete_marker) yet: waiting for upstream to finish the day"
         )
     return files
+
+
+def labels_in_flight(store: Store, spec: DatasetSpec, day: date) -> bool:
+    """Whether the labels arriving on ``day`` have landed (complete, as the labels' wait sees
+    them) and are due (events landed ``label.delay_days`` before) but have no validation report
+    yet: the day's ingest is on them."""
+    if store.exists(store.reports_dir(spec.name, "validation", day) + "/labels.json"):
+        return False
+    source = day - timedelta(days=spec.label.delay_days)
+    if not store.list_files(store.landing_dir(spec.name, "events", source), spec.landing.pattern):
+        return False
+    try:
+        landing_files(store, spec.name, "labels", day, spec.landing.pattern, spec.landing.complete_marker)
+    except NoLandingData:
+        return False
+    return True
 
 
 class StagingError(RuntimeError):

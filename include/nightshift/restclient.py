@@ -154,12 +154,15 @@ class AirflowAPI:
         self,
         dataset: str,
         deadline: float,
-        quiet_polls: int = 3,
-        poll_s: float = 3.0,
+        quiet_polls: int = 2,
+        poll_s: float = 2.0,
         on_poll: Callable[[list[str]], None] | None = None,
     ) -> None:
-        """Return once ``dataset``'s DAGs have been idle ``quiet_polls`` polls in a row (an Asset
-        event takes a moment to become a run); :class:`TimeoutError` naming what is still busy."""
+        """Return once ``dataset``'s DAGs have been idle ``quiet_polls`` polls in a row;
+        :class:`TimeoutError` naming what is still busy. An Asset event is queued for its DAG in
+        the transaction that ends the task emitting it and becomes a run in the one that deletes
+        it, so :meth:`busy` sees every step of a chain; the second poll covers the chain's step
+        back (a promotion scoring again) falling between one poll's DAGs."""
         quiet = 0
         while time.monotonic() < deadline:
             busy = self.busy(dataset)

@@ -72,6 +72,8 @@ def test_every_dataset_has_an_ingest_dag(dagbag: Any) -> None:
 
 
 def test_policy(dagbag: Any) -> None:
+    from nightshift.airflow.taskstart import log_inherited
+
     problems = []
     for dag_id, dag in dagbag.dags.items():
         if not dag_id.startswith("nightshift_"):
@@ -87,6 +89,8 @@ def test_policy(dagbag: Any) -> None:
                 problems.append(f"{dag_id}.{t.task_id}: owner not set")
             if (t.retries or 0) < 2:
                 problems.append(f"{dag_id}.{t.task_id}: retries {t.retries} < 2")
+            if log_inherited not in (t.on_execute_callback or []):
+                problems.append(f"{dag_id}.{t.task_id}: does not log what it inherited from its worker")
     assert not problems, "\n".join(problems)
 
 
@@ -95,7 +99,14 @@ def test_landing_waits_are_deferrable(dagbag: Any) -> None:
     for kind in ("events", "labels"):
         sensor = dag.get_task(f"wait_{kind}")
         assert sensor.deferrable, f"wait_{kind} would hold a worker slot"
-    assert [o.name for o in dag.get_task("ingest_events").outlets] == ["nightshift.payments.curated"]
+    # the curated event always; training and monitoring are told only when due (through aliases)
+    assert [o.name for o in dag.get_task("ingest_events").outlets] == [
+        "nightshift.payments.curated",
+        "nightshift.payments.train_due.when_due",
+    ]
+    assert [o.name for o in dag.get_task("ingest_labels").outlets] == ["nightshift.payments.labels.when_due"]
+    monitor = dagbag.dags["nightshift_monitor.payments"]
+    assert [o.name for o in monitor.get_task("alert").outlets] == ["nightshift.payments.alert.when_due"]
 
 
 def _ingest_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zones: dict[str, tuple[str, int]]) -> Any:
@@ -247,7 +258,7 @@ def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
     def names(cond: Any) -> set[str]:
         return set().union(*(names(o) for o in cond.objects)) if hasattr(cond, "objects") else {cond.name}
 
-    assert names(train.timetable.asset_condition) == {"nightshift.payments.curated"}
+    assert names(train.timetable.asset_condition) == {"nightshift.payments.train_due"}
     assert names(score.timetable.asset_condition) == {
         "nightshift.payments.curated",
         "nightshift.payments.champion",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflowkit import AirflowClient
+from airflowkit import AirflowClient, preload_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -383,3 +383,14 @@ def test_a_worker_killed_mid_training_is_retried_and_registers_one_version(
     new = [v for v in versions(topo) if v.version not in known]
     assert len(new) == 1, [(v.version, v.run_id) for v in versions(topo)]
     assert mlflow(topo).get_run(new[0].run_id).data.tags["nightshift.run_key"] == f"{TRAIN}/{run_id}"
+
+
+# ---- the preload ---------------------------------------------------------------------------
+def test_every_task_forked_from_a_celery_worker_that_imported_its_libraries(topo: Topology) -> None:
+    """Each Celery worker's main process imported nightshift.airflow.preload before its prefork
+    pool forked (the restarted gpu worker too): every task above (ingest on S3, training with
+    OpenMP, the gate's MLflow client, scoring, Evidently) logged that it inherited GX, Evidently,
+    MLflow, XGBoost, sklearn and pyarrow, and none imported one of them itself."""
+    started, problems = preload_problems(topo.home / "airflow")
+    assert started >= 15, started
+    assert not problems, "\n".join(problems)

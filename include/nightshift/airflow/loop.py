@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from nightshift.airflow.assets import emit
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
 from nightshift.airflow.model import on_behalf_of, run_key, trigger, triggering_user
@@ -45,9 +46,15 @@ def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
 
 
 def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
-    """Emit the alert Asset event when the policy says so (once per piece of evidence);
-    otherwise skip, saying why."""
-    from nightshift.pipeline import alert_step
+    """Raise the alert when the policy says so (once per piece of evidence; otherwise skip,
+    saying why). The retrain guard rails are asked first: when they would retrain, the *alert*
+    Asset event (through :func:`~nightshift.airflow.assets.when_due`) starts
+    ``nightshift_retrain``; when they would not (a cooldown, the budget, labels still missing
+    after the onset, a retrain running), the skip is recorded and notified once
+    (``retrain_skipped``) here, and no retrain run is started only to skip. The task succeeds
+    either way: the alert itself is notified (``alert``)."""
+    from nightshift.pipeline import alert_guard_step, alert_step
+    from nightshift.retrain import find_record
 
     store, spec = get_store(), find_spec(dataset)
     alert = alert_step(store, spec)
@@ -58,9 +65,26 @@ def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     if store.exists(seen) and store.read_json(seen).get("key") == key:
         raise AirflowSkipException(f"{dataset}: alert already raised for this evidence: {alert['reason']}")
     extra = finite(alert)
-    context["outlet_events"][asset].extra = extra
+    run = run_key(context)
+    known = find_record(store, dataset, run) is not None  # a retry: decided (and told) before
+    skip = alert_guard_step(store, spec, run, extra, triggered_by=triggering_user(context))
+    if skip is None:
+        emit(context, asset, extra)
+    elif not known:
+        notify_retrain_skipped(context, skip)
     store.write_json_atomic(seen, {"key": key, "alert": extra})
+    if skip is not None:
+        return {**extra, "retrain": f"skipped by the guard rails: {skip['reason']}"}
     return extra
+
+
+def notify_retrain_skipped(context: Context, decision: dict[str, Any]) -> None:
+    """The ``retrain_skipped`` notification of a guard-rail decision not to retrain."""
+    details = {k: decision.get(k) for k in ("action", "day", "merged_into", "forced", "actor")}
+    failed = [c["name"] for c in decision.get("checks") or [] if not c["ok"]]
+    details["failed_check"] = failed[0] if failed else None
+    title = "retrain skipped by the guard rails"
+    notify_decision("retrain_skipped", context, title, decision["reason"], details)
 
 
 def _alerts(context: Context) -> list[dict[str, Any]]:
@@ -106,11 +130,7 @@ def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
         raise AirflowFailException(str(exc)) from None
     if decision["action"] != "retrain":
         if not known:
-            details = {k: decision.get(k) for k in ("action", "day", "merged_into", "forced", "actor")}
-            failed = [c["name"] for c in decision.get("checks") or [] if not c["ok"]]
-            details["failed_check"] = failed[0] if failed else None
-            title = "retrain skipped by the guard rails"
-            notify_decision("retrain_skipped", context, title, decision["reason"], details)
+            notify_retrain_skipped(context, decision)
         raise AirflowSkipException(f"{dataset}: not retraining: {decision['reason']}")
     return decision
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -19,7 +19,12 @@ from nightshift.airflow.notify import notify_decision
 from nightshift.airflow.store import get_store, use_mlflow_connection
 from nightshift.airflow.urls import health_url
 from nightshift.registry import ui_links
-from nightshift.spec import find_spec, parse_dt
+from nightshift.spec import DatasetSpec, find_spec, parse_dt
+
+if TYPE_CHECKING:
+    from nightshift.storage import Store
+
+log = logging.getLogger(__name__)
 
 # runs the scheduler starts on its own: too little data yet is a skip, not an incident
 AUTOMATIC_RUN_TYPES = {"scheduled", "asset_triggered", "backfill"}
@@ -235,9 +240,37 @@ def _days_to_score(context: Context) -> list[date] | None:
     return days or None
 
 
+# how long a scoring of new curated days waits for the same days' labels being ingested
+LABELS_WAIT_S = 60.0
+
+
+def await_labels(store: Store, spec: DatasetSpec, days: list[date], timeout_s: float = LABELS_WAIT_S) -> None:
+    """Wait (at most ``timeout_s``, polling each second) while the labels arriving on ``days``
+    are being ingested (:func:`nightshift.ingest.labels_in_flight`): the monitor run that this
+    scoring's *predictions* event starts then reads them, and they need no monitor run of their
+    own (:func:`nightshift.airflow.ingest.labels_monitored_later`). Past the bound the scoring
+    goes on; the labels then start their own monitor run, as they would have."""
+    import time
+
+    from nightshift.ingest import labels_in_flight
+
+    deadline = time.monotonic() + timeout_s
+    waiting = [d for d in days if labels_in_flight(store, spec, d)]
+    if waiting:
+        log.info("%s: waiting for the labels of %s being ingested", spec.name, ", ".join(map(str, waiting)))
+    while waiting and time.monotonic() < deadline:
+        time.sleep(1.0)
+        waiting = [d for d in waiting if labels_in_flight(store, spec, d)]
+    if waiting:
+        late = ", ".join(map(str, waiting))
+        log.warning("%s: labels of %s not validated after %.0f s: scoring", spec.name, late, timeout_s)
+
+
 def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     """Score the days named by the triggering curated events (or ``params.dt``); on a new
-    champion or a bare trigger, the recent curated days that have no predictions yet."""
+    champion or a bare trigger, the recent curated days that have no predictions yet. Days of
+    curated events first wait (bounded) for their labels being ingested (:func:`await_labels`),
+    so that a night is monitored once."""
     from nightshift.pipeline import score_step
     from nightshift.registry import RegistryError, RegistryUnavailable
     from nightshift.score import unscored_days
@@ -246,6 +279,8 @@ def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     days = _days_to_score(context)
     if days is None:
         days = unscored_days(store, spec)
+    elif not (context.get("params") or {}).get("dt"):
+        await_labels(store, spec, days)
     if not days:
         raise AirflowSkipException(f"{dataset}: every recent curated day already has predictions")
     try:
