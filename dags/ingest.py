@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 
 from nightshift.airflow.assets import curated_asset, labels_asset
 from nightshift.airflow.dagconfig import dag_shape, dataset_names, default_args
 from nightshift.airflow.sensors import LandingSensor
+
+if TYPE_CHECKING:  # pydantic is not for parse time
+    from nightshift.spec import BatchKind
 
 # the `dt` param; without it the sensor and the task take the local date the run's data
 # interval starts on, in the spec's zone
@@ -61,7 +64,11 @@ def build(name: str) -> DAG:
         tags=["nightshift", "ingest", f"dataset:{name}"],
     ) as dag:
         ingest: dict[str, Any] = {}
-        for kind, asset in (("events", curated_asset(name)), ("labels", labels_asset(name))):
+        kinds: tuple[tuple[BatchKind, Asset], ...] = (
+            ("events", curated_asset(name)),
+            ("labels", labels_asset(name)),
+        )
+        for kind, asset in kinds:
             same_day = kind == "labels" and shape.label_delay_days == 0
             wait = LandingSensor(
                 task_id=f"wait_{kind}",
@@ -81,7 +88,7 @@ def build(name: str) -> DAG:
     return dag
 
 
-def _ingest_task(name: str, kind: str, asset: Asset) -> Any:
+def _ingest_task(name: str, kind: BatchKind, asset: Asset) -> Any:
     @task(task_id=f"ingest_{kind}", outlets=[asset])
     def ingest(**context: Any) -> dict[str, Any]:
         from nightshift.airflow.ingest import run_ingest

@@ -715,7 +715,7 @@ def load_spec(path: str | Path) -> DatasetSpec:
     return spec
 
 
-def find_spec(name_or_path: str, datasets_dir: str | Path | None = None) -> DatasetSpec:
+def find_spec(name_or_path: str | Path, datasets_dir: str | Path | None = None) -> DatasetSpec:
     """Resolve a dataset name (``datasets/<name>.yaml``) or a path to its spec."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():

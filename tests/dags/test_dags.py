@@ -135,6 +135,7 @@ def test_the_ingest_schedule_cuts_the_datasets_local_days(
         {"paris": ("Europe/Paris", 3), "chicago": ("America/Chicago", 0), "mars": ("Mars/Olympus", 1)},
     )
     # zone, the first local day's interval from March 1st (UTC), and the day its run ingests
+    import pendulum
     cases = {
         "paris": ("Europe/Paris", "2026-03-01T23:00:00+00:00", "2026-03-02T23:00:00+00:00", date(2026, 3, 2)),
         "chicago": (
@@ -149,7 +150,9 @@ def test_the_ingest_schedule_cuts_the_datasets_local_days(
         assert str(dag.timetable.timezone) == zone
         info = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
             last_automated_data_interval=None,
-            restriction=TimeRestriction(earliest=datetime(2026, 3, 1, tzinfo=UTC), latest=None, catchup=True),
+            restriction=TimeRestriction(
+                earliest=pendulum.datetime(2026, 3, 1, tz="UTC"), latest=None, catchup=True
+            ),
         )
         assert (info.data_interval.start.isoformat(), info.data_interval.end.isoformat()) == (start, end)
         # in Paris the local day starts at 23:00 UTC the day before: its run is for the local date
@@ -268,7 +271,7 @@ def test_a_human_review_sits_between_the_gate_and_the_promotion(dagbag: Any) -> 
 
 
 def test_operators_are_notified_of_alerts_promotions_and_rollbacks(dagbag: Any) -> None:
-    def events(task: Any) -> list[str]:
+    def events(task: Any) -> list[str | None]:
         return [getattr(cb, "event", None) for cb in task.on_success_callback or []]
 
     assert events(dagbag.dags["nightshift_monitor.payments"].get_task("alert")) == ["alert"]

@@ -51,7 +51,7 @@ FAMILY: list[tuple[BaseException, type[NightshiftError], type[BaseException]]] =
     (StagingError("disk full while staging day.csv to /tmp/x"), ServiceError, RuntimeError),
     (NoLandingData("no events files yet"), ServiceError, FileNotFoundError),
     (LandingIncomplete("no _SUCCESS marker yet"), ServiceError, FileNotFoundError),
-    (RegistryUnavailable("the MLflow server at http://127.0.0.1:1 is unreachable"), ServiceError, RegistryError),
+    (RegistryUnavailable("the MLflow server at http://127.0.0.1:1 is down"), ServiceError, RegistryError),
     (NotifyError("webhook http://127.0.0.1:1: connection refused"), ServiceError, RuntimeError),
     (ApiUnavailable("no Airflow API at http://127.0.0.1:1"), ServiceError, RuntimeError),
 ]
