@@ -56,6 +56,7 @@ down:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --preview --select AIR .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 

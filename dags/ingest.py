@@ -89,7 +89,7 @@ def build(name: str) -> DAG:
 
 
 def _ingest_task(name: str, kind: BatchKind, asset: Asset) -> Any:
-    @task(task_id=f"ingest_{kind}", outlets=[asset])
+    @task(multiple_outputs=False, task_id=f"ingest_{kind}", outlets=[asset])
     def ingest(**context: Any) -> dict[str, Any]:
         from nightshift.airflow.ingest import run_ingest
 

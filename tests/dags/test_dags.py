@@ -90,6 +90,19 @@ def test_policy(dagbag: Any) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_a_task_s_result_is_one_xcom(dagbag: Any) -> None:
+    """Every consumer reads a task's whole result (``return_value``): no ``@task`` returning a
+    dict has its keys pushed again as XComs of their own (Airflow infers that from a ``dict``
+    return annotation unless ``multiple_outputs`` is given; ruff's AIR202)."""
+    split = [
+        f"{dag_id}.{t.task_id}"
+        for dag_id, dag in dagbag.dags.items()
+        for t in dag.tasks
+        if getattr(t, "multiple_outputs", False)
+    ]
+    assert not split, split
+
+
 def test_landing_waits_are_deferrable(dagbag: Any) -> None:
     dag = dagbag.dags["nightshift_ingest.payments"]
     for kind in ("events", "labels"):
@@ -120,8 +133,9 @@ def _ingest_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zones: dict[st
 def test_the_ingest_schedule_cuts_the_datasets_local_days(
     dagbag: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from datetime import UTC, date, datetime
+    from datetime import date
 
+    import pendulum
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import TimeRestriction
 
@@ -135,7 +149,6 @@ def test_the_ingest_schedule_cuts_the_datasets_local_days(
         {"paris": ("Europe/Paris", 3), "chicago": ("America/Chicago", 0), "mars": ("Mars/Olympus", 1)},
     )
     # zone, the first local day's interval from March 1st (UTC), and the day its run ingests
-    import pendulum
     cases = {
         "paris": ("Europe/Paris", "2026-03-01T23:00:00+00:00", "2026-03-02T23:00:00+00:00", date(2026, 3, 2)),
         "chicago": (

@@ -16,13 +16,18 @@ def gate_and_promote(name: str, champion: Asset, trained: Any) -> Any:
     a borderline verdict; passes through otherwise) → ``promote`` (pool ``nightshift_registry``,
     emits the *champion* Asset event) on a ``train`` task's output."""
 
-    @task
+    @task(multiple_outputs=False)
     def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
         from nightshift.airflow.model import run_gate
 
         return run_gate(name, trained, context)  # type: ignore[arg-type]
 
-    @task(pool=REGISTRY_POOL, outlets=[champion], on_success_callback=[NightshiftNotifier("promotion")])
+    @task(
+        multiple_outputs=False,
+        pool=REGISTRY_POOL,
+        outlets=[champion],
+        on_success_callback=[NightshiftNotifier("promotion")],
+    )
     def promote(verdict: dict[str, Any], review: dict[str, Any] | None, **context: Any) -> dict[str, Any]:
         from nightshift.airflow.model import run_promote
 
