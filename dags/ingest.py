@@ -31,13 +31,16 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from nightshift.airflow.assets import curated_asset, labels_asset, train_due_asset, when_due
 from nightshift.airflow.dagconfig import dag_shape, dataset_names, default_args
 from nightshift.airflow.sensors import LandingSensor
+
+if TYPE_CHECKING:  # pydantic is not for parse time
+    from nightshift.spec import BatchKind
 
 # the `dt` param; without it the sensor and the task take the local date the run's data
 # interval starts on, in the spec's zone
@@ -67,11 +70,12 @@ def build(name: str) -> DAG:
         tags=["nightshift", "ingest", f"dataset:{name}"],
     ) as dag:
         ingest: dict[str, Any] = {}
-        outlets = {
+        outlets: dict[BatchKind, list[Any]] = {
             "events": [curated_asset(name), when_due(train_due_asset(name))],
             "labels": [when_due(labels_asset(name))],
         }
-        for kind in ("events", "labels"):
+        kinds: tuple[BatchKind, ...] = ("events", "labels")
+        for kind in kinds:
             same_day = kind == "labels" and shape.label_delay_days == 0
             wait = LandingSensor(
                 task_id=f"wait_{kind}",
@@ -91,8 +95,8 @@ def build(name: str) -> DAG:
     return dag
 
 
-def _ingest_task(name: str, kind: str, outlets: list[Any]) -> Any:
-    @task(task_id=f"ingest_{kind}", outlets=outlets)
+def _ingest_task(name: str, kind: BatchKind, outlets: list[Any]) -> Any:
+    @task(multiple_outputs=False, task_id=f"ingest_{kind}", outlets=outlets)
     def ingest(**context: Any) -> dict[str, Any]:
         from nightshift.airflow.ingest import run_ingest
 

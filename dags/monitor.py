@@ -46,13 +46,17 @@ def build(name: str) -> DAG:
         tags=["nightshift", "monitor", f"dataset:{name}"],
     ) as dag:
 
-        @task
+        @task(multiple_outputs=False)
         def monitor(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_monitor
 
             return run_monitor(name, context)  # type: ignore[arg-type]
 
-        @task(outlets=[when_due(alert_event)], on_success_callback=[NightshiftNotifier("alert")])
+        @task(
+            multiple_outputs=False,
+            outlets=[when_due(alert_event)],
+            on_success_callback=[NightshiftNotifier("alert")],
+        )
         def alert(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_alert
 

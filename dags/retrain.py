@@ -61,25 +61,26 @@ def build(name: str) -> DAG:
         tags=["nightshift", "retrain", f"dataset:{name}"],
     ) as dag:
 
-        @task
+        @task(multiple_outputs=False)
         def decide(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_retrain_decide
 
             return run_retrain_decide(name, context)  # type: ignore[arg-type]
 
-        @task(queue="gpu")
+        @task(multiple_outputs=False, queue="gpu")
         def train(decision: dict[str, Any], **context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_retrain_train
 
             return run_retrain_train(name, decision, context)  # type: ignore[arg-type]
 
-        @task(trigger_rule="all_done")
+        @task(multiple_outputs=False, trigger_rule="all_done")
         def record(**context: Any) -> dict[str, Any] | None:
             from nightshift.airflow.loop import run_retrain_record
 
             return run_retrain_record(name, context)  # type: ignore[arg-type]
 
-        gate_and_promote(name, champion, train(decide())) >> record()
+        # an XComArg stands for decide's dict at run time (Airflow's @task typing cannot say so)
+        gate_and_promote(name, champion, train(decide())) >> record()  # type: ignore[arg-type]
     return dag
 
 

@@ -38,7 +38,7 @@ def build(name: str) -> DAG:
         tags=["nightshift", "score", f"dataset:{name}"],
     ) as dag:
 
-        @task(outlets=[predictions])
+        @task(multiple_outputs=False, outlets=[predictions])
         def score(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.model import run_score
 

@@ -75,7 +75,7 @@ def build(name: str) -> DAG:
         tags=["nightshift", "train", f"dataset:{name}"],
     ) as dag:
 
-        @task(queue="gpu")
+        @task(multiple_outputs=False, queue="gpu")
         def train(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.model import run_train
 

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from nightshift.errors import ServiceError
 from nightshift.spec import BatchKind, DatasetSpec
 from nightshift.storage import (
     DISK_FULL,
@@ -56,8 +57,8 @@ PARQUET_MAGIC = b"PAR1"
 log = logging.getLogger(__name__)
 
 
-class NoLandingData(FileNotFoundError):
-    """The day's landing folder has no files yet."""
+class NoLandingData(ServiceError, FileNotFoundError):
+    """The day's landing folder has no files yet (upstream has not delivered: retried)."""
 
 
 class LandingIncomplete(NoLandingData):
@@ -103,7 +104,7 @@ def labels_in_flight(store: Store, spec: DatasetSpec, day: date) -> bool:
     return True
 
 
-class StagingError(RuntimeError):
+class StagingError(ServiceError, RuntimeError):
     """The local staging disk failed (full, or an I/O error): an infrastructure error, retried;
     the message says which file was being staged and where."""
 

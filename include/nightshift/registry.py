@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from nightshift.errors import DataError, ServiceError
 from nightshift.storage import Store, default_state_dir
 
 CHAMPION = "champion"
@@ -30,11 +31,12 @@ RUN_KEY = "nightshift.run_key"
 TAG = "nightshift."
 
 
-class RegistryError(RuntimeError):
-    """The registry cannot do what was asked; the message says what and where."""
+class RegistryError(DataError, RuntimeError):
+    """The registry cannot do what was asked (no such version, nothing to roll back to, a
+    refused promotion); the message says what and where."""
 
 
-class RegistryUnavailable(RegistryError):
+class RegistryUnavailable(ServiceError, RegistryError):
     """The MLflow server cannot be reached (worth retrying)."""
 
 

@@ -15,17 +15,20 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from nightshift.errors import DataError, ServiceError
+
 # the DAG families whose runs a day's landing sets off (promote and rollback are manual)
 KINDS = ("ingest", "score", "train", "monitor", "retrain")
 FINISHED = ("success", "failed")
 
 
-class ApiUnavailable(RuntimeError):
+class ApiUnavailable(ServiceError, RuntimeError):
     """Nothing answers at the API's address; the message names it."""
 
 
-class ApiError(RuntimeError):
-    """The API answered with an error; the message names the request and the answer."""
+class ApiError(DataError, RuntimeError):
+    """The API answered with an error (a refused login, no such DAG, a bad request); the
+    message names the request and the answer."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)

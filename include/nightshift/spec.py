@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nightshift.errors import DataError
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -40,7 +42,7 @@ RESERVED_COLUMNS: dict[str, str] = {
 RESERVED_PREFIX = "__"
 
 
-class SpecError(ValueError):
+class SpecError(DataError, ValueError):
     """A dataset spec that cannot be used; the message names the file and the fields."""
 
 
@@ -745,7 +747,7 @@ def load_spec(path: str | Path) -> DatasetSpec:
     return spec
 
 
-def find_spec(name_or_path: str, datasets_dir: str | Path | None = None) -> DatasetSpec:
+def find_spec(name_or_path: str | Path, datasets_dir: str | Path | None = None) -> DatasetSpec:
     """Resolve a dataset name (``datasets/<name>.yaml``) or a path to its spec."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():

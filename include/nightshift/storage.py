@@ -45,6 +45,7 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from nightshift.errors import ServiceError
 from nightshift.spec import BatchKind, parse_dt
 
 DEFAULT_STATE_DIR = ".nightshift"
@@ -59,7 +60,7 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 log = logging.getLogger(__name__)
 
 
-class StorageError(RuntimeError):
+class StorageError(ServiceError, RuntimeError):
     """A store that cannot be reached or used; the message names the URL. An infrastructure
     error: retrying may succeed, the data is not at fault."""
 

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from nightshift.errors import DataError
 from nightshift.spec import BatchKind, CategoricalFeature, DatasetSpec, NumericFeature, partition_bounds
 
 if TYPE_CHECKING:
@@ -120,8 +121,10 @@ class ValidationOutcome:
         return cls(**d)
 
 
-class BatchRejected(RuntimeError):
+class BatchRejected(DataError, RuntimeError):
     """A batch failed validation and was quarantined."""
+
+    quarantined = True
 
     def __init__(self, outcome: ValidationOutcome) -> None:
         super().__init__(outcome.message())

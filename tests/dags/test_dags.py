@@ -94,6 +94,19 @@ def test_policy(dagbag: Any) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_a_task_s_result_is_one_xcom(dagbag: Any) -> None:
+    """Every consumer reads a task's whole result (``return_value``): no ``@task`` returning a
+    dict has its keys pushed again as XComs of their own (Airflow infers that from a ``dict``
+    return annotation unless ``multiple_outputs`` is given; ruff's AIR202)."""
+    split = [
+        f"{dag_id}.{t.task_id}"
+        for dag_id, dag in dagbag.dags.items()
+        for t in dag.tasks
+        if getattr(t, "multiple_outputs", False)
+    ]
+    assert not split, split
+
+
 def test_landing_waits_are_deferrable(dagbag: Any) -> None:
     dag = dagbag.dags["nightshift_ingest.payments"]
     for kind in ("events", "labels"):
@@ -131,8 +144,9 @@ def _ingest_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zones: dict[st
 def test_the_ingest_schedule_cuts_the_datasets_local_days(
     dagbag: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from datetime import UTC, date, datetime
+    from datetime import date
 
+    import pendulum
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import TimeRestriction
 
@@ -160,7 +174,9 @@ def test_the_ingest_schedule_cuts_the_datasets_local_days(
         assert str(dag.timetable.timezone) == zone
         info = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
             last_automated_data_interval=None,
-            restriction=TimeRestriction(earliest=datetime(2026, 3, 1, tzinfo=UTC), latest=None, catchup=True),
+            restriction=TimeRestriction(
+                earliest=pendulum.datetime(2026, 3, 1, tz="UTC"), latest=None, catchup=True
+            ),
         )
         assert (info.data_interval.start.isoformat(), info.data_interval.end.isoformat()) == (start, end)
         # in Paris the local day starts at 23:00 UTC the day before: its run is for the local date
@@ -282,7 +298,7 @@ def test_the_serving_check_and_a_human_review_sit_between_the_gate_and_the_promo
 
 
 def test_operators_are_notified_of_alerts_promotions_and_rollbacks(dagbag: Any) -> None:
-    def events(task: Any) -> list[str]:
+    def events(task: Any) -> list[str | None]:
         return [getattr(cb, "event", None) for cb in task.on_success_callback or []]
 
     assert events(dagbag.dags["nightshift_monitor.payments"].get_task("alert")) == ["alert"]

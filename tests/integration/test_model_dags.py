@@ -37,7 +37,8 @@ def audit_write_fails_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     from nightshift.storage import Store
 
-    real, failed = Store.write_json_atomic, []
+    real = Store.write_json_atomic
+    failed: list[str] = []
 
     def full_disk_once(self: Store, path: str, obj: Any) -> None:
         if "/audit/" in path and not failed:

@@ -116,7 +116,7 @@ def test_find_spec_unknown_name(tmp_path: Path) -> None:
 
 def test_spec_is_frozen(spec: DatasetSpec) -> None:
     with pytest.raises(ValueError):
-        spec.name = "other"  # type: ignore[misc]
+        spec.name = "other"
 
 
 # ---- a different dataset -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from nightshift.airflow.assets import curated_asset, emit, labels_asset, train_due_asset
+from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
 from nightshift.airflow.store import get_store
@@ -38,19 +39,20 @@ def partition_day(context: Context, tz: tzinfo = UTC) -> date:
     return start.astimezone(tz).date()
 
 
+@map_errors
 def run_ingest(dataset: str, kind: BatchKind, context: Context) -> dict[str, Any]:
     """Ingest one day. A rejected batch (a data error: parse, cast or validation) fails the task
     without retries, since the data will not change by retrying. A full or failing disk
     (:class:`~nightshift.ingest.StagingError`) or a store that cannot be read or written
     (:class:`~nightshift.storage.StorageError`) is an infrastructure error: raised as is, so
-    Airflow retries it with the task's retries and back-off. A batch published with warnings
-    (failed checks of severity ``warning``) sends one ``validation_warning`` notification.
+    Airflow retries it with the task's retries and back-off (both mapped by
+    :func:`~nightshift.airflow.errors.map_errors`). A batch published with warnings (failed
+    checks of severity ``warning``) sends one ``validation_warning`` notification.
 
     Published events emit the *curated* Asset event, and the *train_due* one while training is
     due (:func:`training_due`); published labels emit the *labels* event unless the day's
     scoring is still to come (:func:`labels_monitored_later`)."""
-    from nightshift.ingest import StagingError, ingest_partition
-    from nightshift.storage import StorageError
+    from nightshift.ingest import ingest_partition
     from nightshift.validate import BatchRejected
 
     spec, store = find_spec(dataset), get_store()
@@ -58,12 +60,7 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context) -> dict[str, Any
     try:
         outcome = ingest_partition(store, spec, kind, day)
     except BatchRejected as exc:
-        from nightshift.airflow.notify import Quarantined
-
         push_links(context, {"GX Data Docs": store_url(store, exc.outcome.data_docs_uri)})
-        raise Quarantined(str(exc)) from None
-    except (StagingError, StorageError) as exc:
-        log.error("%s %s dt=%s: infrastructure error, to be retried: %s", dataset, kind, day, exc)
         raise
     docs = store_url(store, outcome.data_docs_uri)
     push_links(context, {"GX Data Docs": docs})

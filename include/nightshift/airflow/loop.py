@@ -1,4 +1,5 @@
-"""Task bodies of the monitoring and retraining DAGs: read the run's context, call the core."""
+"""Task bodies of the monitoring and retraining DAGs: read the run's context, call the core;
+errors are mapped by ``nightshift.airflow.errors.map_errors`` (data → fail now, service → retry)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from nightshift.airflow.assets import emit
+from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
 from nightshift.airflow.model import on_behalf_of, run_key, trigger, triggering_user
@@ -18,20 +20,14 @@ from nightshift.spec import find_spec
 from nightshift.storage import finite
 
 
+@map_errors(data=(FileNotFoundError,))
 def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
     """Report every pending scored/labelled day; a day that cannot be monitored fails the task.
     The extra link *Evidently report* opens the newest day's drift report."""
-    from nightshift.monitor import MonitoringError
     from nightshift.pipeline import monitor_step, read_history
-    from nightshift.registry import RegistryUnavailable
 
     store = get_store()
-    try:
-        result = finite(monitor_step(store, find_spec(dataset)))
-    except RegistryUnavailable:
-        raise
-    except (MonitoringError, FileNotFoundError) as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+    result = finite(monitor_step(store, find_spec(dataset)))
     reports = [d["report"] for d in result["drift"]] or [
         r["drift_report"] for r in read_history(store, dataset) if r.get("drift_report")
     ]
@@ -45,6 +41,7 @@ def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
     return result
 
 
+@map_errors
 def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     """Raise the alert when the policy says so (once per piece of evidence; otherwise skip,
     saying why). The retrain guard rails are asked first: when they would retrain, the *alert*
@@ -97,13 +94,13 @@ def _alerts(context: Context) -> list[dict[str, Any]]:
     return out
 
 
+@map_errors(data=(ValueError,))
 def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
     """The guard rails on this run's alerts; a skip is recorded, notified (once, by the run
     that decided it) and skips the retrain. A manual run's overrides are validated first (a
     bad request fails, nothing is recorded). The actor is the user Airflow says started the
     run (``nightshift-monitor`` for an alert's run); the ``actor`` Param is *on behalf of*."""
     from nightshift.pipeline import retrain_decide_step
-    from nightshift.registry import RegistryUnavailable
     from nightshift.retrain import OVERRIDES, find_record
 
     p = context.get("params") or {}
@@ -112,22 +109,17 @@ def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
     overrides = {k: p.get(k) for k in OVERRIDES}
     store, key = get_store(), run_key(context)
     known = find_record(store, dataset, key) is not None  # a retry: decided (and told) before
-    try:
-        decision = retrain_decide_step(
-            store,
-            find_spec(dataset),
-            key,
-            _alerts(context),
-            force=force,
-            actor=str(who or "nightshift-monitor"),
-            overrides=overrides,
-            triggered_by=triggering_user(context),
-            on_behalf_of=on_behalf_of(context),
-        )
-    except RegistryUnavailable:
-        raise
-    except ValueError as exc:
-        raise AirflowFailException(str(exc)) from None
+    decision = retrain_decide_step(
+        store,
+        find_spec(dataset),
+        key,
+        _alerts(context),
+        force=force,
+        actor=str(who or "nightshift-monitor"),
+        overrides=overrides,
+        triggered_by=triggering_user(context),
+        on_behalf_of=on_behalf_of(context),
+    )
     if decision["action"] != "retrain":
         if not known:
             notify_retrain_skipped(context, decision)
@@ -136,6 +128,7 @@ def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
 
 
 def run_retrain_train(dataset: str, decision: dict[str, Any], context: Context) -> dict[str, Any]:
+    """``run_train`` with the decision's overrides (its errors are mapped there)."""
     from nightshift.airflow.model import run_train
     from nightshift.pipeline import TrainRequest
     from nightshift.spec import parse_dt
@@ -150,6 +143,7 @@ def run_retrain_train(dataset: str, decision: dict[str, Any], context: Context) 
     return run_train(dataset, context, request)
 
 
+@map_errors
 def run_retrain_record(dataset: str, context: Context) -> dict[str, Any] | None:
     """Record how the retrain ended (promoted, rejected, not trained, failed); a failure
     fails this task too, so the run shows it."""

@@ -19,19 +19,24 @@ def gate_and_promote(name: str, champion: Asset, trained: Any) -> Any:
     a ``train`` task's output. The check comes before the review: nobody reviews a candidate
     that cannot serve."""
 
-    @task
+    @task(multiple_outputs=False)
     def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
         from nightshift.airflow.model import run_gate
 
         return run_gate(name, trained, context)  # type: ignore[arg-type]
 
-    @task
+    @task(multiple_outputs=False)
     def serving_check(verdict: dict[str, Any], **context: Any) -> dict[str, Any]:
         from nightshift.airflow.model import run_serving_check
 
         return run_serving_check(name, verdict, context)  # type: ignore[arg-type]
 
-    @task(pool=REGISTRY_POOL, outlets=[champion], on_success_callback=[NightshiftNotifier("promotion")])
+    @task(
+        multiple_outputs=False,
+        pool=REGISTRY_POOL,
+        outlets=[champion],
+        on_success_callback=[NightshiftNotifier("promotion")],
+    )
     def promote(verdict: dict[str, Any], review: dict[str, Any] | None, **context: Any) -> dict[str, Any]:
         from nightshift.airflow.model import run_promote
 
