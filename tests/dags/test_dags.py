@@ -285,6 +285,8 @@ def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
 def test_the_serving_check_and_a_human_review_sit_between_the_gate_and_the_promotion(dagbag: Any) -> None:
     from airflow.providers.standard.operators.hitl import HITLOperator
 
+    from nightshift.airflow.review import ReviewOperator
+
     for dag_id in ("nightshift_train.payments", "nightshift_retrain.payments"):
         dag = dagbag.dags[dag_id]
         check = dag.get_task("serving_check")
@@ -292,7 +294,8 @@ def test_the_serving_check_and_a_human_review_sit_between_the_gate_and_the_promo
         review = dag.get_task("review")
         assert isinstance(review, HITLOperator) and review.options == ["Approve", "Reject"]
         # the review reads the verdict with the check's result: nobody reviews what cannot serve
-        assert review.upstream_task_ids == {"serving_check"} and review.gate_task_id == "serving_check"
+        assert isinstance(review, ReviewOperator) and review.gate_task_id == "serving_check"
+        assert review.upstream_task_ids == {"serving_check"}
         assert dag.get_task("promote").upstream_task_ids == {"serving_check", "review"}
         assert "comment" in review.params
 

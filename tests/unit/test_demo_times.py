@@ -42,10 +42,10 @@ def _db(path: Path) -> Path:
             "INSERT INTO dag_run VALUES (?, ?, ?, ?, ?, ?, ?)",
             (f"nightshift_{dag}.payments", run, kind, queued, queued, end, blob),
         )
-    for dag, run, task, start, end, duration in TASKS:
+    for dag, run, task, start, finished, duration in TASKS:
         con.execute(
             "INSERT INTO task_instance VALUES (?, ?, ?, ?, ?, ?)",
-            (f"nightshift_{dag}.payments", run, task, start, end, duration),
+            (f"nightshift_{dag}.payments", run, task, start, finished, duration),
         )
     con.commit()
     con.close()

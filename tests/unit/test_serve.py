@@ -482,7 +482,7 @@ def test_a_model_that_takes_pandas_only_is_served_through_the_pyfunc(
     import mlflow.pyfunc
     from starlette.testclient import TestClient
 
-    class PandasOnly(mlflow.pyfunc.PythonModel):
+    class PandasOnly(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
         def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             return (model_input["a"].fillna(0.0) > 0).astype(float).to_numpy() * 0.5 + 0.25
 

@@ -166,7 +166,7 @@ def test_each_failure_is_named(
 
 
 def test_a_failed_check_rejects_the_candidate_and_a_passed_one_only_joins_the_verdict() -> None:
-    verdict = {
+    verdict: dict[str, Any] = {
         "version": "7",
         "promote": True,
         "reason": "beats the champion",
