@@ -337,7 +337,9 @@ def train_gate_promote(
         "gate": gate_said,
         "reason": event["reason"],
         "window": trained.get("window"),
-        "holdout_auc": trained.get("holdout_roc_auc"),
+        # the registered model's (the logistic baseline's when it won), on the challenger's holdout
+        "holdout_auc": (verdict.get("metrics") or {}).get("roc_auc"),
+        "xgboost_holdout_auc": trained.get("holdout_roc_auc"),
         "trained": True,
     }
 
@@ -829,6 +831,12 @@ def format_table(result: dict[str, Any]) -> str:
         if r["ingest"] and r["ingest"]["status"] in ("quarantined", "failed"):
             what.insert(0, f"ingest {r['ingest']['status']}: {r['ingest']['message']}")
         lines.append(f"{r['day']:<11} {drift:>6}  " + "  ".join(cells) + "  " + " | ".join(what))
+    lines.append(
+        "drift: the importance-weighted share of drifted features against the reference of the model "
+        "the spec's policy served (* drifting: share >= alerts.drift_share or the prediction drifted; "
+        "- no verdict: fewer rows than monitoring.min_rows, or no model yet); vN AUC: the version that "
+        "scored the day and its AUC with the day's labels"
+    )
     return "\n".join(lines)
 
 
