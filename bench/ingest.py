@@ -494,6 +494,7 @@ def _measured(name: str, args: Result, root: Path) -> Result:
 
 
 def bench_size(rows: int, pairs: int, arms: list[str], root: Path, keep: bool, phases: bool) -> Result:
+    commit = commit_label()  # at the start: a commit made while it runs is not what it measured
     base = root / f"rows-{rows}"
     store_url = (base / "store").as_uri()
     work = base / "work"
@@ -530,7 +531,7 @@ def bench_size(rows: int, pairs: int, arms: list[str], root: Path, keep: bool, p
     result = {
         "rows": rows,
         "code": code_fingerprint(MEASURED),
-        "commit": commit_label(),
+        "commit": commit,
         "pairs": pairs,
         "csv_bytes": gen["bytes"],
         "generate_s": gen["seconds"],
