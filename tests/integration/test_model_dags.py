@@ -1,7 +1,9 @@
 """Train → gate → promote → score through dag.test(), with the embedded SQLite MLflow store.
 
-One registry for the module, so the tests run in order: first champion, idempotent retry,
-a worse challenger, a second promotion, rollback, and the faults.
+One registry for the module, and most tests tell one story in order: first champion,
+idempotent retry, a worse challenger, a second promotion, rollback, and the faults. A test
+that only needs some registry state makes its own (``refusable_versions``), so it runs alone
+or in any position.
 """
 
 from __future__ import annotations
@@ -251,20 +253,74 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
     assert registry.alias_version(client, "payments", "champion") == previous
 
 
+@pytest.fixture
+def refusable_versions(registry_env: dict[str, Any]) -> dict[str, str]:
+    """A test's own registry state, made with the registry's own operations: a champion, a
+    version the gate rejected and one rolled back, as fresh versions of a model already logged
+    (one is trained when the registry has none yet). The champion found keeps serving and the
+    ``previous`` alias is put back, so the module's other tests find the registry as they left it."""
+    import uuid
+
+    from nightshift import pipeline, registry
+    from nightshift.spec import find_spec
+
+    client, store = registry_env["client"], registry_env["store"]
+    name, key = registry.model_name("payments"), f"own-state/{uuid.uuid4().hex[:8]}"
+    known = sorted(_versions(client), key=lambda v: int(v.version))
+    if known:
+        model_id = client.get_run(known[0].run_id).data.tags["nightshift.model_id"]
+    else:
+        request = pipeline.TrainRequest(num_boost_round=5, trials=0)
+        run_id = pipeline.train_step(store, find_spec("payments"), f"{key}/train", request)["run_id"]
+        model_id = client.get_run(run_id).data.tags["nightshift.model_id"]
+    experiment = registry.ensure_experiment(client, "payments")
+
+    def new_version(role: str) -> str:
+        """A finished run carrying the logged model, registered as the gate registers one."""
+        tags = {"nightshift.model_id": model_id, registry.RUN_KEY: f"{key}/{role}"}
+        run = client.create_run(experiment, tags=tags)
+        client.set_terminated(run.info.run_id)
+        return registry.register(client, "payments", run.info.run_id, f"{key}/{role}")
+
+    who: dict[str, Any] = {"actor": "test", "trigger": f"fixture {key}"}
+    champion = registry.alias_version(client, "payments", registry.CHAMPION)
+    if champion is None:
+        champion = new_version("champion")
+        registry.promote(client, store, "payments", champion, reason="the first champion", **who)
+    rejected = new_version("rejected")
+    client.set_model_version_tag(name, rejected, "nightshift.verdict", "reject")  # the gate's verdict tag
+    registry.reject(client, store, "payments", rejected, reason="worse than the champion", **who)
+    previous = registry.alias_version(client, "payments", registry.PREVIOUS)
+    rolled_back = new_version("rolled-back")
+    registry.promote(client, store, "payments", rolled_back, reason="promoted to be rolled back", **who)
+    registry.rollback(client, store, "payments", reason="bad scores", **who)
+    assert registry.alias_version(client, "payments", registry.CHAMPION) == champion
+    if previous is not None:
+        client.set_registered_model_alias(name, registry.PREVIOUS, previous)
+    return {"champion": champion, "rejected": rejected, "rolled_back": rolled_back}
+
+
 def test_a_manual_promotion_is_checked_before_anything_changes(
-    model_dags: dict[str, Any], registry_env: dict[str, Any], capfd: pytest.CaptureFixture[str]
+    model_dags: dict[str, Any],
+    registry_env: dict[str, Any],
+    refusable_versions: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from nightshift import registry
 
     client, store = registry_env["client"], registry_env["store"]
-    champion = registry.alias_version(client, "payments", "champion")
-    assert champion == "1", "after the rollback, v1 serves; v2 was rolled back, v3 rejected"
+    champion, rejected, rolled_back = (refusable_versions[k] for k in ("champion", "rejected", "rolled_back"))
+    numbers = sorted(int(v.version) for v in _versions(client))
+    absent, known = numbers[-1] + 1, ", ".join(f"v{n}" for n in numbers)
     audit = len(registry.read_audit(store, "payments"))
     refused = [
-        ({"version": 99}, "nightshift-payments has no version 99 (versions: v1, v2, v3)"),
-        ({"version": 1}, "nightshift-payments v1 is already the champion"),
-        ({"version": 3}, "v3: the gate rejected it; it was rejected; set override_gate=true"),
-        ({"version": 2}, "v2: it was rolled back; set override_gate=true"),
+        ({"version": absent}, f"nightshift-payments has no version {absent} (versions: {known})"),
+        ({"version": int(champion)}, f"nightshift-payments v{champion} is already the champion"),
+        (
+            {"version": int(rejected)},
+            f"v{rejected}: the gate rejected it; it was rejected; set override_gate=true",
+        ),
+        ({"version": int(rolled_back)}, f"v{rolled_back}: it was rolled back; set override_gate=true"),
     ]
     for conf, message in refused:
         capfd.readouterr()

@@ -29,6 +29,23 @@ def test_a_deprecation_reaches_the_warnings_summary(category: type[Warning], mod
 def test_the_named_third_party_notices_are_the_only_ones_silenced() -> None:
     with warnings.catch_warnings(record=True) as seen:
         warnings.warn_explicit(
+            "numpy.core is deprecated and has been renamed to numpy._core.",
+            DeprecationWarning,
+            "evidently/legacy/tests/utils.py",
+            183,
+            module="evidently.legacy.tests.utils",
+        )
+        warnings.warn_explicit(
+            "Call to deprecated function 'Dependency'.",
+            DeprecationWarning,
+            "litestar/utils/deprecation.py",
+            99,
+            module="litestar.utils.deprecation",
+        )
+        warnings.warn_explicit(  # another deprecation in Evidently itself is still shown
+            "old Evidently API", DeprecationWarning, "evidently/core.py", 3, module="evidently.core"
+        )
+        warnings.warn_explicit(
             "Using `httpx` with `starlette.testclient` is deprecated; install `httpx2` instead.",
             UserWarning,
             "fastapi/testclient.py",
@@ -43,4 +60,4 @@ def test_the_named_third_party_notices_are_the_only_ones_silenced() -> None:
             module="mlflow.data.dataset_source_registry",
         )
         warnings.warn_explicit("something else", UserWarning, "fastapi/testclient.py", 2, module="fastapi")
-    assert [str(w.message) for w in seen] == ["something else"]
+    assert [str(w.message) for w in seen] == ["old Evidently API", "something else"]
