@@ -56,6 +56,7 @@ down:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --preview --select AIR .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
@@ -72,7 +73,7 @@ system: venv services-deps browser-deps
 	$(PY) -m pytest -q tests/system
 
 test: venv services-deps browser-deps lint
-	$(PY) -m pytest -q -rs --durations=15 tests/unit tests/dags tests/integration tests/system
+	$(PY) -m pytest -q -rfEs --durations=15 tests/unit tests/dags tests/integration tests/system
 
 bench: venv
 	$(PY) bench/ingest.py

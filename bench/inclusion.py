@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     y, score = labels(hold, spec), predict(result.booster, result.transform, hold)
     overall = metrics(y, score)
     g = spec.gate
-    judged, small = [], []
+    judged: list[tuple[str, int, int, float]] = []
+    small: list[tuple[str, int, int, float]] = []
     for name, mask in groups(spec, hold).items():
         m = metrics(y[mask], score[mask])
         row = (name, int(m["rows"]), int(m["positives"]), m["roc_auc"])

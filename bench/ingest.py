@@ -51,7 +51,7 @@ SPEC_PATH = REPO / "datasets" / "payments.yaml"
 DAY = date(2024, 3, 1)
 SEED = 42
 MB = 1e6
-SMALL_ROWS = 1000
+ENGINE_ENV = "NIGHTSHIFT_GX_ENGINE"  # nightshift.validate.ENGINE_ENV (the driver imports no nightshift)
 
 # goals of issue 2
 GOAL_STAGE_VS_BARE = 0.8  # throughput ratio, higher is better
@@ -296,65 +296,102 @@ def w_ingest(a: Result) -> Result:
     }
 
 
-def w_validate(a: Result) -> Result:
-    """GX ``run_suite`` against :func:`pandas_checks` on the same frame (``to_validation_frame``)."""
+def _gx_format(rows: int) -> tuple[str, bool]:
+    """What ``ingest_partition`` asks GX for on a valid batch of ``rows``: its result format and
+    whether it builds Data Docs (up to ``validation.data_docs_max_rows``)."""
+    docs = rows <= _spec().validation.data_docs_max_rows
+    return ("SUMMARY" if docs else "BOOLEAN_ONLY"), docs
+
+
+def _compact(gx_json: dict[str, Any]) -> list[Result]:
+    return [
+        {
+            "type": r["expectation_config"]["type"],
+            "column": r["expectation_config"]["kwargs"].get("column"),
+            "success": r["success"],
+            "unexpected": (r.get("result") or {}).get("unexpected_count"),
+        }
+        for r in _gx_results(gx_json)
+    ]
+
+
+def _gx_part(args: tuple[str, dict[str, Any], dict[str, Any], str]) -> dict[str, Any]:
+    """One process's share of a column-parallel run (the ``pandas-2proc`` arm)."""
+    from nightshift.validate import run_suite
+
+    path, suite, params, fmt = args
+    _, out = run_suite(Path(path), suite, params, result_format=fmt, engine="pandas")
+    return {"results": out["results"], "success": out["success"]}
+
+
+ARMS = ("sql", "pandas", "pandas-2proc")
+
+
+def w_gx(a: Result) -> Result:
+    """GX ``run_suite`` on the staged Parquet file as the ingest calls it, on one arm: ``sql``
+    (GX's SQL engine on DuckDB), ``pandas`` (GX's pandas engine, column by column) or
+    ``pandas-2proc`` (the same, the column parts split over two forked processes)."""
+    _import_stack(gx=True)
+    import tempfile
+
+    from nightshift.validate import _column_groups, load_suite, run_suite, suite_parameters
+
+    spec, staged, arm = _spec(), Path(a["staging"]), a["arm"]
+    suite, params = load_suite(spec, "events"), suite_parameters(spec, DAY)
+    fmt, docs = _gx_format(a["rows"])
+    docs_dir = Path(tempfile.mkdtemp(dir=a["work"])) / "docs" if docs else None
+    rss0 = rss_now()
+    c0, t0 = time.process_time(), time.perf_counter()
+    if arm == "pandas-2proc":
+        import multiprocessing
+
+        groups = list(_column_groups(list(suite["expectations"])).values())
+        halves = [[e for g in groups[i::2] for e in g] for i in range(2)]
+        jobs = [(str(staged), {**suite, "expectations": h}, params, fmt) for h in halves]
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            parts = pool.map(_gx_part, jobs)
+        gx_json = {
+            "results": [r for p in parts for r in p["results"]],
+            "success": all(p["success"] for p in parts),
+        }
+    else:
+        _, gx_json = run_suite(staged, suite, params, docs_dir=docs_dir, result_format=fmt, engine=arm)
+    seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    if docs_dir is not None:
+        shutil.rmtree(docs_dir.parent, ignore_errors=True)
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu_s,  # this process's threads; the 2proc arm's children are not in it
+        "rss_before": rss0,
+        **_peaks(),
+        "format": fmt + (" + Data Docs" if docs else ""),
+        "results": _compact(gx_json),
+        "column_seconds": gx_json.get("column_seconds", {}),
+    }
+
+
+def w_pandas(a: Result) -> Result:
+    """The same checks in vectorised pandas from the same staged file: ``pq.read_table``, the
+    frame GX's pandas engine would get (``to_validation_frame``) and :func:`pandas_checks`."""
     _import_stack(gx=True)
     import pyarrow.parquet as pq
 
     from nightshift.ingest import to_validation_frame
-    from nightshift.validate import load_suite, run_suite, suite_parameters
+    from nightshift.validate import load_suite, suite_parameters
 
     spec = _spec()
-    staging = Path(a["staging"])
-    t0 = time.perf_counter()
-    table = pq.read_table(staging)
-    read_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    df = to_validation_frame(table, spec)
-    frame_s = time.perf_counter() - t0
     suite, params = load_suite(spec, "events"), suite_parameters(spec, DAY)
-    del table
-    small = df.head(SMALL_ROWS).copy()
-
-    t0 = time.perf_counter()
-    run_suite(small, suite, params)  # the first call in a process pays GX's lazy set-up
-    first_small_s = time.perf_counter() - t0
-
-    gx_s: list[float] = []
-    pd_s: list[float] = []
-    small_s: list[float] = []
-    gx_json: dict[str, Any] = {}
-    mine: list[Result] = []
-    for _ in range(a["repeat"]):
-        t0 = time.perf_counter()
-        _, gx_json = run_suite(df, suite, params)
-        gx_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        mine = pandas_checks(df, suite, params)
-        pd_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        run_suite(small, suite, params)
-        small_s.append(time.perf_counter() - t0)
-    if a.get("profile"):
-        import cProfile
-        import pstats
-
-        prof = cProfile.Profile()
-        prof.runcall(run_suite, df, suite, params)
-        prof.dump_stats(a["profile"])
-        pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+    c0, t0 = time.process_time(), time.perf_counter()
+    df = to_validation_frame(pq.read_table(a["staging"]), spec)
+    t1 = time.perf_counter()
+    mine = pandas_checks(df, suite, params)
+    seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     return {
-        "read_s": read_s,
-        "frame_s": frame_s,
-        "frame_bytes": int(df.memory_usage(deep=True).sum()),
-        "rows": len(df),
-        "expectations": len(suite["expectations"]),
-        "gx_s": gx_s,
-        "pandas_s": pd_s,
-        "gx_small_s": small_s,
-        "gx_first_small_s": first_small_s,
-        "diffs": compare_with_gx(gx_json, mine),
-        "all_pass": all(m["success"] for m in mine),
+        "seconds": seconds,
+        "cpu_s": cpu_s,
+        "checks_s": time.perf_counter() - t1,
+        **_peaks(),
+        "results": mine,
     }
 
 
@@ -410,13 +447,14 @@ WORKERS: dict[str, Callable[[Result], Result]] = {
     "bare": w_bare,
     "stage": w_stage,
     "ingest": w_ingest,
-    "validate": w_validate,
+    "gx": w_gx,
+    "pandas": w_pandas,
     "phases": w_phases,
 }
 
 
 # ---- the driver (stays small: it imports neither pyarrow nor pandas) -------------------------
-MEASURED = ("ingest.py", "validate.py", "storage.py", "spec.py", "datagen.py")
+MEASURED = ("ingest.py", "validate.py", "gxsql.py", "storage.py", "spec.py", "datagen.py")
 
 
 def run_worker(name: str, args: Result, root: Path) -> Run:
@@ -426,11 +464,37 @@ def run_worker(name: str, args: Result, root: Path) -> Run:
     return harness.run_worker(__file__, name, args, root, env, show_stderr=bool(args.get("profile")))
 
 
+def commit_label() -> str:
+    """The commit the measured code is at (``+dirty`` with uncommitted changes under include/)."""
+    import subprocess
+
+    def git(*cmd: str) -> str:
+        out = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    head = git("rev-parse", "--short=7", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--", "include") else "")
+
+
 def _mb(n: float) -> str:
     return f"{n / MB:.0f} MB"
 
 
-def bench_size(rows: int, repeat: int, root: Path, keep: bool, profile: bool) -> Result:
+def _measured(name: str, args: Result, root: Path) -> Result:
+    """A worker run with the outside load around it: the 1-minute load average before and after,
+    and the cores other processes kept busy meanwhile (from /proc/stat)."""
+    load0 = os.getloadavg()[0]
+    run = run_worker(name, args, root)
+    return {
+        **run.result,
+        "wall_s": run.wall_s,
+        "other_cores": run.other_cores,
+        "load": [load0, os.getloadavg()[0]],
+    }
+
+
+def bench_size(rows: int, pairs: int, arms: list[str], root: Path, keep: bool, phases: bool) -> Result:
+    commit = commit_label()  # at the start: a commit made while it runs is not what it measured
     base = root / f"rows-{rows}"
     store_url = (base / "store").as_uri()
     work = base / "work"
@@ -441,196 +505,219 @@ def bench_size(rows: int, repeat: int, root: Path, keep: bool, profile: bool) ->
 
     log("generating the CSV day ...")
     gen = run_worker("generate", {"store": store_url, "rows": rows}, root).result
-    csv_path, csv_bytes = gen["csv"], gen["bytes"]
-    log(f"{_mb(csv_bytes)} CSV in {gen['seconds']:.1f} s")
+    log(f"{_mb(gen['bytes'])} CSV in {gen['seconds']:.1f} s")
+    imports = run_worker("imports", {"gx": True}, root).result
 
-    imports = [run_worker("imports", {"gx": True}, root) for _ in range(repeat)]
-    imports_nogx = run_worker("imports", {"gx": False}, root)
-
-    bare: list[Run] = []
-    stage: list[Run] = []
-    ingest: list[Run] = []
-    common = {"store": store_url, "csv": csv_path, "work": str(work)}
-    for i in range(repeat):  # interleaved, so a burst of outside load hits all three alike
-        log(f"round {i + 1}/{repeat}: bare, stage, ingest ...")
-        bare.append(run_worker("bare", {**common, "out": str(work / "bare.parquet")}, root))
-        stage.append(run_worker("stage", {**common, "staging": str(work / "staged.parquet")}, root))
-        ingest.append(run_worker("ingest", common, root))
-    log("validation: GX vs pandas ...")
-    val_args: Result = {"staging": str(work / "staged.parquet"), "repeat": repeat}
-    if profile:
-        val_args["profile"] = str(base / "run_suite.prof")
-    validate = run_worker("validate", val_args, root)
-    log("ingest phases ...")
-    phases = run_worker("phases", common, root)
+    common = {"store": store_url, "csv": gen["csv"], "work": str(work), "rows": rows}
+    staging = str(work / "staged.parquet")
+    # every arm once per round, the order rotated each round: A/B pairs interleaved, so a burst
+    # of outside load falls on every arm alike
+    plan: list[tuple[str, str, Result]] = [
+        ("bare", "bare", {**common, "out": str(work / "bare.parquet")}),
+        ("stage", "stage", {**common, "staging": staging}),
+        ("ingest", "ingest", common),
+        *[(f"gx:{arm}", "gx", {**common, "staging": staging, "arm": arm}) for arm in arms],
+        ("pandas", "pandas", {**common, "staging": staging}),
+    ]
+    runs: dict[str, list[Result]] = {label: [] for label, _, _ in plan}
+    run_worker("stage", {**common, "staging": staging}, root)  # the staged file the GX arms read
+    for i in range(pairs):
+        order = plan[i % len(plan) :] + plan[: i % len(plan)]
+        log(f"round {i + 1}/{pairs}: {', '.join(label for label, _, _ in order)} ...")
+        for label, worker, args in order:
+            runs[label].append(_measured(worker, args, root))
+    ph = run_worker("phases", common, root) if phases else None
 
     result = {
         "rows": rows,
         "code": code_fingerprint(MEASURED),
-        "repeat": repeat,
-        "csv_bytes": csv_bytes,
+        "commit": commit,
+        "pairs": pairs,
+        "csv_bytes": gen["bytes"],
         "generate_s": gen["seconds"],
-        "imports": [r.result for r in imports],
-        "imports_nogx": imports_nogx.result,
-        "bare": [{**r.result, "wall_s": r.wall_s, "other_cores": r.other_cores} for r in bare],
-        "stage": [{**r.result, "wall_s": r.wall_s, "other_cores": r.other_cores} for r in stage],
-        "ingest": [{**r.result, "wall_s": r.wall_s, "other_cores": r.other_cores} for r in ingest],
-        "validate": {**validate.result, "other_cores": validate.other_cores},
-        "phases": {**phases.result, "other_cores": phases.other_cores},
+        "imports": imports,
+        "runs": runs,
+        "phases": {**ph.result, "other_cores": ph.other_cores} if ph else None,
     }
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
     return result
 
 
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def _stat(xs: list[float], fmt: str = "{:.2f}") -> str:
+    """Median [min..max] of a list (the median alone for one value)."""
+    med = fmt.format(_median(xs))
+    return med if len(xs) == 1 else f"{med} [{fmt.format(min(xs))}..{fmt.format(max(xs))}]"
+
+
+def ratios(r: Result) -> dict[str, list[float]]:
+    """Per round, the ratios the goals are stated on (same round = same outside load)."""
+    runs = r["runs"]
+    n = r["pairs"]
+    out: dict[str, list[float]] = {
+        "stage_vs_bare": [runs["bare"][i]["seconds"] / runs["stage"][i]["seconds"] for i in range(n)],
+        "ingest_vs_bare": [runs["bare"][i]["seconds"] / runs["ingest"][i]["seconds"] for i in range(n)],
+        "ingest_vs_bare_cpu": [runs["bare"][i]["cpu_s"] / runs["ingest"][i]["cpu_s"] for i in range(n)],
+        "rss_vs_arrow": [x["peak_rss"] / runs["stage"][0]["nbytes"] for x in runs["ingest"]],
+    }
+    for label in runs:
+        if label.startswith("gx:"):
+            gx, pd_ = runs[label], runs["pandas"]
+            out[f"{label}_vs_pandas"] = [gx[i]["seconds"] / pd_[i]["seconds"] for i in range(n)]
+            out[f"{label}_vs_pandas_cpu"] = [gx[i]["cpu_s"] / pd_[i]["cpu_s"] for i in range(n)]
+    return out
+
+
 def table_rows(r: Result) -> list[Row]:
+    runs, q = r["runs"], ratios(r)
     csv_mb = r["csv_bytes"] / MB
-    bare = min(r["bare"], key=lambda x: x["seconds"])
-    stage = min(r["stage"], key=lambda x: x["seconds"])
-    ingest = min(r["ingest"], key=lambda x: x["seconds"])
-    nbytes = stage["nbytes"]
-    v = r["validate"]
-    gx_s, pd_s = min(v["gx_s"]), min(v["pandas_s"])
-    gx_small = min(v["gx_small_s"])
-    gx_in_s = min(sum(c["seconds"] for c in x["gx_calls"]) for x in r["ingest"])
-    gx_in: Result = next((c for x in r["ingest"] for c in x["gx_calls"]), {})
-    gx_import = min(i["import_gx_s"] for i in r["imports"])
-    base_rss = max(i["peak_rss"] for i in r["imports"])
-    base_rss_nogx = r["imports_nogx"]["peak_rss"]
-    ingest_peak = max(x["peak_rss"] for x in r["ingest"])
-    stage_peak = max(x["peak_rss"] for x in r["stage"])
-    bare_peak = max(x["peak_rss"] for x in r["bare"])
-    bare_mbs, stage_mbs, ingest_mbs = (csv_mb / x["seconds"] for x in (bare, stage, ingest))
-    mem_total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return [
+    nbytes = runs["stage"][0]["nbytes"]
+    secs = {k: [x["seconds"] for x in v] for k, v in runs.items()}
+    cpus = {k: [x["cpu_s"] for x in v] for k, v in runs.items()}
+    rows = [
+        Row("bare read_csv + write_table s", _stat(secs["bare"]), f"cpu {_stat(cpus['bare'])}", None, "", ""),
         Row(
-            "stage_files MB/s (read+cast+stage)",
-            f"{stage_mbs:.0f} ({stage['seconds']:.2f} s)",
-            f"{bare_mbs:.0f} ({bare['seconds']:.2f} s)",
-            stage_mbs / bare_mbs,
+            "stage_files throughput / bare",
+            _stat(secs["stage"]) + " s",
+            f"{csv_mb / _median(secs['bare']):.0f} MB/s bare",
+            _median(q["stage_vs_bare"]),
             f">= {GOAL_STAGE_VS_BARE}",
-            verdict(stage_mbs / bare_mbs >= GOAL_STAGE_VS_BARE),
+            verdict(_median(q["stage_vs_bare"]) >= GOAL_STAGE_VS_BARE),
         ),
         Row(
-            "ingest_partition MB/s (+GX+publish)",
-            f"{ingest_mbs:.0f} ({ingest['seconds']:.2f} s)",
-            f"{bare_mbs:.0f} ({bare['seconds']:.2f} s)",
-            ingest_mbs / bare_mbs,
+            "ingest_partition throughput / bare",
+            _stat(secs["ingest"]) + " s",
+            _stat(q["ingest_vs_bare"]),
+            _median(q["ingest_vs_bare"]),
             f">= {GOAL_STAGE_VS_BARE}",
-            verdict(ingest_mbs / bare_mbs >= GOAL_STAGE_VS_BARE),
+            verdict(_median(q["ingest_vs_bare"]) >= GOAL_STAGE_VS_BARE),
         ),
         Row(
-            f"GX run_suite s ({v['expectations']} exp.)",
-            f"{gx_s:.2f} s",
-            f"pandas {pd_s:.2f} s",
-            gx_s / pd_s,
-            f"<= {GOAL_GX_VS_PANDAS}",
-            verdict(gx_s / pd_s <= GOAL_GX_VS_PANDAS),
-        ),
-        Row(
-            f"  GX inside ingest ({gx_in.get('result_format', '?')})",
-            f"{gx_in_s:.2f} s",
-            f"read+frame+pd {v['read_s'] + v['frame_s'] + pd_s:.2f} s",
-            gx_in_s / (v["read_s"] + v["frame_s"] + pd_s),
+            "  same on CPU seconds",
+            _stat(cpus["ingest"]) + " cpu",
+            _stat(q["ingest_vs_bare_cpu"]),
+            _median(q["ingest_vs_bare_cpu"]),
             "(info)",
             "",
         ),
         Row(
-            f"GX fixed cost ({SMALL_ROWS} rows)",
-            f"{gx_small:.2f} s",
-            f"1st call {v['gx_first_small_s']:.2f} s",
+            "pandas: read + frame + checks s",
+            _stat(secs["pandas"]),
+            f"checks alone {_stat([x['checks_s'] for x in runs['pandas']])}",
             None,
-            f"<= {GOAL_GX_FIXED_S:.0f} s",
-            verdict(max(gx_small, v["gx_first_small_s"]) <= GOAL_GX_FIXED_S),
-        ),
-        Row("GX import", f"{gx_import:.2f} s", "", None, "(info)", ""),
-        Row(
-            "ingest peak RSS / staged Arrow",
-            gib(ingest_peak),
-            gib(nbytes),
-            ingest_peak / nbytes,
-            f"<= {GOAL_RSS_VS_ARROW}",
-            verdict(ingest_peak / nbytes <= GOAL_RSS_VS_ARROW),
-        ),
-        Row(
-            "  same, interpreter baseline removed",
-            gib(ingest_peak - base_rss),
-            f"imports {gib(base_rss)}",
-            (ingest_peak - base_rss) / nbytes,
-            "(info)",
+            "baseline",
             "",
-        ),
-        Row(
-            "stage_files peak RSS / staged Arrow",
-            gib(stage_peak),
-            f"imports {gib(base_rss_nogx)}",
-            stage_peak / nbytes,
-            "(info)",
-            "",
-        ),
-        Row(
-            "bare peak RSS / its Arrow table",
-            gib(bare_peak),
-            gib(bare["nbytes"]),
-            bare_peak / bare["nbytes"],
-            "(info)",
-            "",
-        ),
-        Row(
-            "ingest fits in RAM",
-            gib(ingest_peak),
-            f"RAM {gib(mem_total)}",
-            ingest_peak / mem_total,
-            "< 1",
-            verdict(ingest_peak < mem_total),
         ),
     ]
+    for label in [k for k in runs if k.startswith("gx:")]:
+        fmt = runs[label][0]["format"]
+        rows.append(
+            Row(
+                f"GX {label[3:]} ({fmt}) / pandas",
+                _stat(secs[label]) + " s",
+                _stat(q[f"{label}_vs_pandas"]),
+                _median(q[f"{label}_vs_pandas"]),
+                f"<= {GOAL_GX_VS_PANDAS}",
+                verdict(_median(q[f"{label}_vs_pandas"]) <= GOAL_GX_VS_PANDAS),
+            )
+        )
+        cpu_q = q[f"{label}_vs_pandas_cpu"]
+        rows.append(
+            Row(
+                "  same on CPU seconds",
+                _stat(cpus[label]) + " cpu",
+                _stat(cpu_q),
+                _median(cpu_q),
+                "(info)",
+                "",
+            )
+        )
+    peak = max(x["peak_rss"] for x in runs["ingest"])
+    rows += [
+        Row(
+            "ingest peak RSS / staged Arrow",
+            gib(peak),
+            gib(nbytes),
+            peak / nbytes,
+            f"<= {GOAL_RSS_VS_ARROW}",
+            verdict(peak / nbytes <= GOAL_RSS_VS_ARROW),
+        ),
+        Row(
+            "  imports alone",
+            gib(r["imports"]["peak_rss"]),
+            f"GX import {r['imports']['import_gx_s']:.2f} s",
+            r["imports"]["peak_rss"] / nbytes,
+            "(info)",
+            "",
+        ),
+    ]
+    return rows
 
 
 def print_report(r: Result) -> None:
-    v, ph = r["validate"], r["phases"]
-    others = [x["other_cores"] for k in ("bare", "stage", "ingest") for x in r[k]]
+    runs = r["runs"]
     print()
     print(
-        f"== {r['rows']:,} rows: CSV {_mb(r['csv_bytes'])}, staged Arrow {gib(r['stage'][0]['nbytes'])}, "
-        f"pandas frame {gib(v['frame_bytes'])}, best of {r['repeat']} =="
+        f"== {r['rows']:,} rows: CSV {_mb(r['csv_bytes'])}, staged Arrow {gib(runs['stage'][0]['nbytes'])}, "
+        f"commit {r['commit']} (code {r['code']}); median [min..max] of {r['pairs']} interleaved round(s) =="
     )
-    rows = table_rows(r)
-    head = ("metric", "nightshift", "baseline", "ratio", "goal", "")
-    widths = [36, 22, 22, 6, 8, 4]
+    head = ("metric", "nightshift", "baseline / per round", "ratio", "goal", "")
+    widths = [40, 24, 26, 6, 8, 4]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    for row in rows:
+    for row in table_rows(r):
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else ""
         cells = (row.metric, row.value, row.baseline, ratio, row.goal, row.verdict)
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
-    ingest = min(r["ingest"], key=lambda x: x["seconds"])
-    print(f"ingest report stats (best run): {ingest['stats']}; verdict: {ingest['reason']}")
-    print(f"GX calls inside the best ingest: {ingest['gx_calls']}")
     print(
-        f"GX vs pandas verdicts: {'agree' if not v['diffs'] else '; '.join(v['diffs'])}; "
-        f"pq.read_table {v['read_s']:.2f} s, to_validation_frame {v['frame_s']:.2f} s"
+        "outside load per arm (other processes' busy cores during its runs; 1-min load average before/after):"
     )
-    print(f"ingest_partition step by step (one run, {ph['total_s']:.2f} s; peak = the step's own VmHWM):")
-    for p in ph["phases"]:
-        peak = gib(p["peak"]) if p["peak"] is not None else "n/a"
+    for label, xs in runs.items():
+        loads = [v for x in xs for v in x["load"]]
+        cores = _stat([x["other_cores"] for x in xs])
+        print(f"  {label:<18} cores {cores}   load {min(loads):.1f}..{max(loads):.1f}")
+    mine = runs["pandas"][0]["results"]
+    for label in [k for k in runs if k.startswith("gx:")]:
+        diffs = compare_with_gx({"results": [_as_gx(x) for x in runs[label][0]["results"]]}, mine)
         print(
-            f"  {p['phase']:<28} {p['seconds']:7.2f} s   RSS {gib(p['rss_before'])} -> "
-            f"{gib(p['rss_after'])}   peak {peak}"
+            f"{label} vs pandas verdicts and unexpected counts: {'agree' if not diffs else '; '.join(diffs)}"
         )
-    print(f"Arrow memory pool: {r['imports'][0].get('arrow_pool')}")
-    print(
-        f"outside load: {max(others):.2f} cores at most during bare/stage/ingest runs "
-        f"(mean {sum(others) / len(others):.2f}); validate {v['other_cores']:.2f}"
-    )
+        slow = sorted(runs[label][0]["column_seconds"].items(), key=lambda kv: -kv[1])[:3]
+        if slow:
+            print(f"  {label} slowest parts (first round): " + ", ".join(f"{k} {v:.2f} s" for k, v in slow))
+    ingest = runs["ingest"][0]
+    print(f"ingest (first round): {ingest['reason']}; GX calls {ingest['gx_calls']}")
+    ph = r.get("phases")
+    if ph:
+        print(f"ingest_partition step by step (one run, {ph['total_s']:.2f} s; peak = the step's own VmHWM):")
+        for p in ph["phases"]:
+            peak = gib(p["peak"]) if p["peak"] is not None else "n/a"
+            print(f"  {p['phase']:<28} {p['seconds']:7.2f} s   RSS {gib(p['rss_before'])} -> "
+                  f"{gib(p['rss_after'])}   peak {peak}")  # fmt: skip
+
+
+def _as_gx(x: Result) -> Result:
+    """A compact result back in GX's JSON shape, for :func:`compare_with_gx`."""
+    return {
+        "expectation_config": {"type": x["type"], "kwargs": {"column": x["column"]}},
+        "success": x["success"],
+        "result": {"unexpected_count": x["unexpected"]},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    p.add_argument("--repeat", type=int, help="best of N (default 3 up to 1M rows, 1 above)")
+    p.add_argument("--pairs", type=int, default=3, help="interleaved rounds of every arm (default 3)")
+    p.add_argument("--arms", default="sql,pandas", help=f"GX arms, comma-separated, of {', '.join(ARMS)}")
+    p.add_argument("--phases", action="store_true", help="also time ingest_partition step by step (one run)")
     p.add_argument("--root", type=Path, default=Path("/tmp/bench"), help="scratch folder")
     p.add_argument("--keep", action="store_true", help="keep generated data")
-    p.add_argument("--profile", action="store_true", help="cProfile one GX run_suite (to stderr)")
     p.add_argument("--json", type=Path, help="also write the raw results here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--args", help=argparse.SUPPRESS)
@@ -639,20 +726,24 @@ def main(argv: list[str] | None = None) -> int:
     if ns.worker:
         worker_main(WORKERS, ns.worker, ns.args, ns.out)
         return 0
+    arms = [a.strip() for a in ns.arms.split(",") if a.strip()]
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms or ns.pairs < 1:
+        p.error(f"--arms takes {', '.join(ARMS)} (got {ns.arms!r}); --pairs at least 1")
 
     root: Path = ns.root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     code = code_fingerprint(MEASURED)
     print(
-        f"ingest benchmark: nightshift code {code}, {os.cpu_count()} cores, "
+        f"ingest benchmark: commit {commit_label()}, nightshift code {code}, {os.cpu_count()} cores, "
         f"{gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} RAM, "
-        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}, scratch {root}",
+        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}, scratch {root}, "
+        f"${ENGINE_ENV}={os.environ.get(ENGINE_ENV, '(unset: auto)')} (the engine of the ingest arm)",
         flush=True,
     )
     results = []
     for rows in ns.rows:
-        repeat = ns.repeat or (3 if rows <= 1_000_000 else 1)
-        r = bench_size(rows, repeat, root, ns.keep, ns.profile)
+        r = bench_size(rows, ns.pairs, arms, root, ns.keep, ns.phases)
         results.append(r)
         print_report(r)
         if r["code"] != code:

@@ -1,44 +1,29 @@
 """Loop effectiveness: does nightshift's monitor -> alert -> guarded retrain loop keep the served
 model as good as retraining every day, for a fraction of the retrains?
 
-On generated drift scenarios of ``datasets/payments.yaml`` (drift from day ``--onset``), the
-served model's AUC on every day is compared for three policies:
+A thin caller of ``nightshift backtest`` (:mod:`nightshift.backtest`) on generated drift
+scenarios of ``datasets/payments.yaml``: each run generates ``--days`` days (drift from day
+``--onset``) into a store of its own with ``datagen.generate`` and replays them with the
+product's steps (ingest, score, bootstrap guard rail, train, gate, promote, monitor, alert,
+retrain guard rails) under the three policies of the backtest:
 
-(a) *never*: the bootstrap model serves for ever;
-(b) *daily*: every day ``d`` a model is trained on the last ``training.window_days`` labelled
-    days known on day ``d`` (labels of day ``i`` land on day ``i + label.delay_days``) and
-    serves from day ``d + 1``, always replacing the last one (no gate);
-(c) *nightshift*: what the DAGs do, with the pure core and no orchestrator, store or MLflow:
-    each day is scored by the champion and compared with the champion's reference sample
-    (``monitor.drift``, weights from ``evaluate.importance``); when the labels of day
-    ``d - delay`` land, the version that scored it gets a performance row; the history is
-    merged and ``monitor.decide_alert`` runs; an alert (once per piece of evidence, as
-    ``run_alert`` emits it) goes through ``retrain.decide`` with the earlier decisions kept in
-    memory; a retrain trains on the decision's window and is gated exactly as ``gate_step``
-    does (challenger, champion and logistic baseline on the challenger's holdout,
-    ``evaluate.gate``; the baseline's competition is not simulated: an XGBoost challenger that
-    does not beat the baseline is rejected, as with ``gate.baseline_candidate: false``); a
-    promoted challenger serves from day ``d + 1`` with its own reference.
+(a) *never*: the first champion serves for ever;
+(b) *daily*: every day a model is trained on the spec's window and replaces the champion;
+(c) *nightshift*: the spec's policy (monitor -> alert -> guard rails -> train -> gate).
 
-All three share the generated days and the bootstrap model (trained on days
-``0..window_days-1``, serving from day ``window_days``). The served AUC of a day uses that
-day's true labels (evaluation only); decisions only ever see labels that have landed. A fake
-clock advances one hour per simulated day (a retrain ends 20 minutes after its decision), so
-the merge check of ``retrain.decide`` sees sequential runs.
+Every (scenario, seed, onset) is one backtest; the served AUC of a day is the AUC of the
+predictions written for it with its labels. Per run it prints the mean served AUC from the
+onset on and over every served day, the retrains of (b) and (c), the share of the (b) - (a)
+gap that (c) recovers and the retrain ratio (c) / (b); then, per scenario, the verdict on the
+*worst* run against the goal (>= 90 % of the gap with <= 25 % of the retrains); a run whose
+(b) - (a) gap is below 0.01 AUC has no gap to recover and is not judged. With ``--show``,
+the day-by-day AUC and (c)'s alerts and decisions of each run.
 
-It prints, per scenario, the mean served AUC from the onset on and over all served days, the
-retrains of (b) and (c), the share of the (b) - (a) gap that (c) recovers and the retrain
-ratio (c) / (b), against the goal (>= 90 % of the gap with <= 25 % of the retrains); then the
-day-by-day AUC of each policy and every alert and retrain decision of (c) with its reason.
-The policy knobs come from the spec; flags override them (``--min-days-after-onset``,
-``--cooldown-days``, ``--set section.key=value`` ...), and each ``--variant`` re-runs (c) with
-more overrides on the same data, models and (a)/(b) results. Models are cached by
-(scenario, training days, training settings): training is seeded, so the same window gives
-the same model.
-
-    python bench/loop.py                                  # 3 scenarios x 30 days x 4000 rows
+    python bench/loop.py                                  # 3 scenarios x 5 seeds x 2 onsets
+    python bench/loop.py --seeds 11 --onsets 15           # one run per scenario
     python bench/loop.py --scenarios concept --rows 2000  # smaller
-    python bench/loop.py --variant retrain.min_days_after_onset=5,retrain.cooldown_days=1
+    python bench/loop.py --set retrain.min_days_after_onset=5
+    python bench/loop.py --json loop.json --resume         # go on with a sweep that was stopped
 """
 
 from __future__ import annotations
@@ -47,12 +32,12 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
-from functools import partial
+import warnings
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,32 +46,27 @@ from harness import INCLUDE, code_fingerprint, verdict
 if str(INCLUDE) not in sys.path:
     sys.path.insert(0, str(INCLUDE))
 
-import numpy as np
-import pyarrow as pa
 import yaml
 
-from nightshift import evaluate as ev
-from nightshift import monitor, retrain
-from nightshift.datagen import Scenario, generate_day
-from nightshift.features import FeatureTransform, labels
-from nightshift.model import predict
-from nightshift.pipeline import IMPORTANCE_SAMPLE
-from nightshift.spec import DatasetSpec, find_spec, parse_dt, parse_spec
-from nightshift.train import Device, InsufficientData, Window, check_window, choose_device, split_days
-from nightshift.train import train as fit_booster
+from nightshift import backtest
+from nightshift.datagen import Scenario, generate
+from nightshift.runner import LineReporter
+from nightshift.spec import DatasetSpec, find_spec, parse_spec
+from nightshift.storage import Store
 
 START = date(2026, 6, 1)  # day index 0
-SEED = 11  # the seed of tests/integration/test_drift_scenarios.py
-CLOCK0 = datetime(2026, 6, 1, tzinfo=UTC)  # the fake "now" of day 0; +1 hour per simulated day
-RETRAIN_TAKES = timedelta(minutes=20)
+SEEDS = (11, 12, 13, 14, 15)  # 11: the seed of tests/integration/test_drift_scenarios.py
+ONSETS = (12, 15)
 
 # goals of the issue
 GOAL_SHARE = 0.90  # share of the (b) - (a) gap (c) recovers, higher is better
 GOAL_RATIO = 0.25  # retrains (c) / retrains (b), lower is better
-MIN_GAP = 0.01  # a smaller (b) - (a) AUC gap makes the share meaningless
+MIN_GAP = backtest.MIN_GAP  # a smaller (b) - (a) AUC gap makes the share meaningless
 
 SCENARIOS = ("covariate", "concept", "both")
-MEASURED = ("monitor.py", "retrain.py", "evaluate.py", "train.py", "datagen.py", "model.py", "spec.py")
+MEASURED = ("backtest.py", "pipeline.py", "monitor.py", "retrain.py", "evaluate.py", "train.py",
+            "datagen.py", "model.py", "spec.py", "ingest.py", "validate.py")  # fmt: skip
+NAMES = {"never": "(a) never", "daily": "(b) daily", "spec": "(c) nightshift"}
 
 log = logging.getLogger("bench.loop")
 
@@ -103,11 +83,6 @@ def dt(i: int) -> date:
     return START + timedelta(days=i)
 
 
-def index(d: str | date) -> int:
-    return (parse_dt(d) - START).days
-
-
-# ---- the spec and its overrides -----------------------------------------------------------
 def override(spec: DatasetSpec, sets: list[str]) -> DatasetSpec:
     """``spec`` with ``section.key=value`` overrides (value read as YAML), validated again."""
     data = spec.model_dump()
@@ -143,395 +118,159 @@ def knobs(spec: DatasetSpec) -> dict[str, Any]:
     }
 
 
-# ---- data and models ----------------------------------------------------------------------
-def generate(spec: DatasetSpec, sc: Scenario, days: int, rows: int, seed: int) -> list[pa.Table]:
-    """Each day's events joined with their labels, in event-time order, with the ``__dt``
-    column a :class:`Window` splits on."""
-    out = []
-    for i in range(days):
-        pairs = list(generate_day(spec, dt(i), i, rows, seed, sc))
-        events = pa.Table.from_batches([e for e, _ in pairs])
-        lab = pa.Table.from_batches([lb for _, lb in pairs]).select([spec.id_column, spec.label.column])
-        t = events.join(lab, keys=spec.id_column).sort_by(spec.event_time_column)
-        out.append(t.append_column("__dt", pa.array([dt(i)] * t.num_rows, pa.date32())))
-    return out
+# ---- one run ------------------------------------------------------------------------------
 
 
-@dataclass
-class Model:
-    """A trained model, its holdout AUC, and (when monitored) its reference and weights."""
+class _Quiet(LineReporter):
+    """Progress as one log line per day."""
 
-    days: tuple[int, ...]  # the day indexes it was trained on
-    window: Window
-    booster: Any
-    transform: FeatureTransform
-    holdout_auc: float
-    train_s: float
-    reference: pa.Table | None = None
-    weights: dict[str, float] | None = None
-    scores: dict[int, np.ndarray] = field(default_factory=dict)
-    aucs: dict[int, float] = field(default_factory=dict)
+    def done(self, result: Any) -> None:
+        log.info("  %s %s", result.day, result.message[:160])
 
 
-class Lab:
-    """One scenario's days and every model trained on them (cached by window and settings)."""
-
-    def __init__(self, name: str, spec: DatasetSpec, tables: list[pa.Table], device: Device) -> None:
-        self.name, self.spec, self.tables, self.device = name, spec, tables, device
-        self.models: dict[tuple[Any, ...], Model] = {}
-        self.drifts: dict[tuple[Any, ...], monitor.DriftResult] = {}
-        self.trainings = 0
-        self.train_s = 0.0
-        self.drift_s = 0.0
-
-    def model(self, spec: DatasetSpec, days: list[int]) -> Model:
-        """Train (or reuse) the model of ``spec``'s training settings on ``days``."""
-        key = (tuple(days), json.dumps(spec.training.model_dump(), sort_keys=True))
-        found = self.models.get(key)
-        if found is not None:
-            return found
-        t = spec.training
-        window = Window(
-            pa.concat_tables([self.tables[i] for i in days]),
-            [],
-            split_days([dt(i) for i in days], t.validation_days, t.holdout_days),
-        )
-        check_window(window, spec)
-        t0 = time.perf_counter()
-        result = fit_booster(spec, window, self.device)
-        hold = window.split("holdout")
-        auc = ev.metrics(labels(hold, spec), predict(result.booster, result.transform, hold))["roc_auc"]
-        seconds = time.perf_counter() - t0
-        self.trainings += 1
-        self.train_s += seconds
-        model = Model(tuple(days), window, result.booster, result.transform, auc, seconds)
-        self.models[key] = model
-        return model
-
-    def monitored(self, spec: DatasetSpec, model: Model) -> Model:
-        """Add the monitoring reference (a seeded sample of the window and its scores, as
-        ``train_step`` logs it) and the importance weights of the drift share."""
-        if model.reference is None:
-            rows = monitor.sample(model.window.table, spec.monitoring.reference_rows, spec.seed)
-            ref = rows.select(spec.feature_names)
-            scores = predict(model.booster, model.transform, rows)
-            model.reference = ref.append_column(monitor.SCORE, pa.array(scores, pa.float64()))
-            imp = ev.importance(
-                model.booster, model.transform, model.window.split("holdout").slice(0, IMPORTANCE_SAMPLE)
-            )
-            model.weights = monitor.feature_weights(imp, spec)
-        return model
-
-    def scores(self, model: Model, i: int) -> np.ndarray:
-        if i not in model.scores:
-            model.scores[i] = predict(model.booster, model.transform, self.tables[i])
-        return model.scores[i]
-
-    def auc(self, model: Model, i: int) -> float:
-        """The AUC of ``model`` on day ``i`` with the day's true labels."""
-        if i not in model.aucs:
-            y = labels(self.tables[i], self.spec)
-            model.aucs[i] = ev.metrics(y, self.scores(model, i))["roc_auc"]
-        return model.aucs[i]
-
-    def drift(self, spec: DatasetSpec, model: Model, version: str, i: int) -> monitor.DriftResult:
-        """``monitor.drift`` of day ``i`` (scored by ``model``) against ``model``'s reference."""
-        self.monitored(spec, model)
-        settings = json.dumps([spec.monitoring.model_dump(), spec.alerts.model_dump()], sort_keys=True)
-        key = (model.days, id(model), settings, i)
-        if key not in self.drifts:
-            assert model.reference is not None and model.weights is not None
-            day = self.tables[i].append_column(monitor.SCORE, pa.array(self.scores(model, i), pa.float64()))
-            t0 = time.perf_counter()
-            self.drifts[key], _ = monitor.drift(model.reference, day, spec, model.weights, dt(i), version)
-            self.drift_s += time.perf_counter() - t0
-        return replace(self.drifts[key], version=version)
+def _mean(result: dict[str, Any], policy: str, first: int) -> float:
+    vals = [
+        r["policies"][policy]["served_auc"]
+        for r in result["days"]
+        if (date.fromisoformat(r["day"]) - START).days >= first
+        and r["policies"][policy]["served_auc"] is not None
+    ]
+    return sum(vals) / len(vals) if vals else float("nan")
 
 
-def labelled_on(spec: DatasetSpec, d: int) -> list[int]:
-    """Day indexes whose labels have landed by day ``d``."""
-    return list(range(0, d - spec.label.delay_days + 1))
-
-
-# ---- the policies -------------------------------------------------------------------------
-@dataclass
-class Policy:
-    """One policy's served model per day and its retrains."""
-
-    name: str
-    served: dict[int, float] = field(default_factory=dict)  # day index -> AUC of the served model
-    version: dict[int, str] = field(default_factory=dict)  # day index -> version serving it
-    retrains: int = 0
-    promotions: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
-    knobs: dict[str, Any] = field(default_factory=dict)
-
-
-def never(lab: Lab, boot: Model, serve: range) -> Policy:
-    p = Policy("(a) never")
-    for i in serve:
-        p.served[i], p.version[i] = lab.auc(boot, i), "1"
-    return p
-
-
-def daily(lab: Lab, spec: DatasetSpec, boot: Model, serve: range) -> Policy:
-    p = Policy("(b) daily")
-    current, version = boot, 1
-    for d in serve:
-        p.served[d], p.version[d] = lab.auc(current, d), str(version)
-        if d == serve.start:
-            continue  # the bootstrap model was trained on the data known today
-        window = labelled_on(spec, d)[-spec.training.window_days :]
-        current, version = lab.model(spec, window), version + 1
-        p.retrains += 1
-        p.promotions += 1
-        log.info("  (b) day %d: trained on days %d..%d", d, window[0], window[-1])
-    return p
-
-
-def nightshift(
-    lab: Lab, spec: DatasetSpec, boot: Model, serve: range, name: str = "(c) nightshift"
-) -> Policy:
-    """The monitoring -> alert -> retrain -> gate loop, day by day (see the module docstring)."""
-    p = Policy(name, knobs=knobs(spec))
-    delay = spec.label.delay_days
-    champion, version, next_version = boot, "1", 2
-    history: list[dict[str, Any]] = []
-    records: list[retrain.RetrainDecision] = []
-    last_key: dict[str, Any] | None = None
-    scored_by: dict[int, tuple[Model, str]] = {}
-    for d in serve:
-        now = CLOCK0 + timedelta(hours=d)
-        p.served[d], p.version[d] = lab.auc(champion, d), version
-        scored_by[d] = (champion, version)
-        # monitor: drift of today's scores, performance of the day whose labels land today
-        drift = lab.drift(spec, champion, version, d)
-        new = [monitor.history_row(drift.to_dict(), None)]
-        landed = d - delay
-        if landed in scored_by:
-            m, v = scored_by[landed]
-            y = labels(lab.tables[landed], spec)
-            perf = ev.metrics(y, lab.scores(m, landed))
-            new.append(
-                monitor.history_row(None, {"dt": dt(landed).isoformat(), "version": v, "metrics": perf})
-            )
-        history = monitor.merge_history(history, new)
-        # alert: once per piece of evidence, as run_alert emits the Asset event
-        trained = dt(max(champion.days))  # the newest day of its window, as alert_step reads it
-        alert = monitor.decide_alert(history, spec, version, champion.holdout_auc, trained)
-        if alert is None:
-            continue
-        key = {k: getattr(alert, k) for k in ("version", "kind", "dt", "onset")}
-        if key == last_key:
-            p.events.append({"day": d, "alert": alert.kind, "onset": index(alert.onset), "action": "repeat"})
-            continue
-        last_key = key
-        alert.raised_at = now.isoformat()
-        # retrain: the guard rails, then train -> gate -> promote
-        decision = retrain.decide(
-            spec, f"sim/{lab.name}/{d}", [alert], records, version, [dt(i) for i in labelled_on(spec, d)], [],
-            now=now,
-        )  # fmt: skip
-        records.append(decision)
-        event: dict[str, Any] = {
-            "day": d,
-            "alert": alert.kind,
-            "onset": index(alert.onset),
-            "alert_reason": alert.reason,
-            "action": decision.action,
-            "reason": decision.reason,
-        }
-        p.events.append(event)
-        if not decision.ran:
-            continue
-        days = [index(x) for x in decision.window]
-        p.retrains += 1
-        try:
-            challenger = lab.model(spec, days)
-        except InsufficientData as exc:
-            decision.outcome = {"status": "failed", "finished_at": (now + RETRAIN_TAKES).isoformat()}
-            event.update(outcome="failed", gate=str(exc))
-            continue
-        new_version, next_version = str(next_version), next_version + 1
-        verdict_ = gate(spec, challenger, champion, version)
-        status = "promoted" if verdict_.promote else "rejected"
-        decision.outcome = {
-            "status": status,
-            "finished_at": (now + RETRAIN_TAKES).isoformat(),
-            "version": new_version,
-            "reason": verdict_.reason,
-        }
-        event.update(outcome=status, version=new_version, days=[days[0], days[-1]], gate=verdict_.reason)
-        if verdict_.promote:
-            champion, version = lab.monitored(spec, challenger), new_version
-            p.promotions += 1
-    return p
-
-
-def gate(spec: DatasetSpec, challenger: Model, champion: Model, champion_version: str) -> ev.Verdict:
-    """``gate_step``: challenger, champion and logistic baseline on the challenger's holdout."""
-    hold, train_t = challenger.window.split("holdout"), challenger.window.split("train")
-    y = labels(hold, spec)
-    ch = ev.evaluate("challenger", hold, y, predict(challenger.booster, challenger.transform, hold), spec)
-    p_champ = predict(champion.booster, champion.transform, hold)
-    cp = ev.evaluate("champion", hold, y, p_champ, spec, version=champion_version)
-    transform = FeatureTransform.from_spec(spec, train_t)
-    p_base = ev.baseline_predict(transform, train_t, labels(train_t, spec), hold, spec.seed)
-    base = ev.evaluate("baseline", hold, y, p_base, spec)
-    return ev.gate(spec.gate, ch, cp, base)
-
-
-# ---- the summary --------------------------------------------------------------------------
-def mean(p: Policy, days: range) -> float:
-    vals = [p.served[i] for i in days if i in p.served and not math.isnan(p.served[i])]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
-def compare(a: Policy, b: Policy, c: Policy, after: range, served: range) -> dict[str, Any]:
-    ma, mb, mc = mean(a, after), mean(b, after), mean(c, after)
-    gap = mb - ma
-    meaningful = abs(gap) >= MIN_GAP
-    share = (mc - ma) / gap if gap else float("nan")
-    ratio = c.retrains / b.retrains if b.retrains else float("nan")
+def one_run(name: str, spec: DatasetSpec, seed: int, onset: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Generate the scenario's days and backtest them; the comparison of this run."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"loop-{name}-{seed}-{onset}-", dir=args.tmp) as tmp:
+        store = Store((Path(tmp) / "landing-store").as_uri())
+        generate(store, spec, START, args.days, args.rows, seed, scenario(name, onset))
+        gen_s = time.perf_counter() - t0
+        days = [dt(i) for i in range(args.days)]
+        result = backtest.run(store, spec, days, Path(tmp) / "out", _Quiet(sys.stderr))
+    s = result["summary"]
+    served = [r for r in result["days"] if r["policies"]["never"]["served_auc"] is not None]
+    serve0 = (date.fromisoformat(served[0]["day"]) - START).days if served else None
+    after = {p: _mean(result, p, onset) for p in backtest.POLICIES}
+    every = {p: _mean(result, p, serve0 if serve0 is not None else args.days) for p in backtest.POLICIES}
+    gap = after["daily"] - after["never"]
+    meaningful = not math.isnan(gap) and abs(gap) >= MIN_GAP
+    share = (after["spec"] - after["never"]) / gap if meaningful else float("nan")
+    b, c = s["retrains"]["daily"], s["retrains"]["spec"]
+    ratio = c / b if b else float("nan")
     ok = meaningful and share >= GOAL_SHARE and ratio <= GOAL_RATIO
+    fc = result["first_champion"] or {}
     return {
-        "policy": c.name,
-        "after": [after.start, after.stop - 1],
-        "served": [served.start, served.stop - 1],
-        "mean_after": {"a": ma, "b": mb, "c": mc},
-        "mean_served": {"a": mean(a, served), "b": mean(b, served), "c": mean(c, served)},
+        "scenario": name,
+        "seed": seed,
+        "onset": onset,
+        "first_champion_day": serve0,
+        "first_champion": {k: fc.get(k) for k in ("version", "model_kind", "reason", "window")},
+        "mean_after": after,
+        "mean_served": every,
+        "backtest_mean": s["mean_served_auc"],
         "gap": gap,
         "gap_meaningful": meaningful,
         "share": share,
-        "retrains": {"b": b.retrains, "c": c.retrains},
-        "promotions": {"b": b.promotions, "c": c.promotions},
+        "retrains": {"b": b, "c": c},
+        "promotions": {"b": s["promotions"]["daily"], "c": s["promotions"]["spec"]},
         "ratio": ratio,
         "verdict": verdict(ok) if meaningful else "n/a",
+        "timings": {
+            **result["timings"],
+            "generate_s": round(gen_s, 1),
+            "run_s": round(time.perf_counter() - t0, 1),
+        },
+        "days": [
+            {
+                "day": (date.fromisoformat(r["day"]) - START).days,
+                "drift_share": r["drift_share"],
+                **{
+                    p: (r["policies"][p]["version"], r["policies"][p]["served_auc"])
+                    for p in backtest.POLICIES
+                },
+            }
+            for r in result["days"]
+        ],
+        "events": [
+            {"day": (date.fromisoformat(r["day"]) - START).days, "text": backtest.event_text(e)}
+            for r in result["days"]
+            for e in r["policies"]["spec"]["events"]
+        ],
+        "bootstrap": [
+            {"day": (date.fromisoformat(r["day"]) - START).days, "text": backtest.event_text(e)}
+            for r in result["days"]
+            for e in r["bootstrap"]
+            if (e.get("outcome") or {}).get("status") not in (None, "not-trained")
+        ],
     }
 
 
-def table(results: list[dict[str, Any]], onset: int, last: int, serve0: int) -> str:
-    head = (
-        f"| scenario | policy (c) | mean AUC days {onset}-{last}: (a) / (b) / (c) "
-        f"| mean AUC days {serve0}-{last}: (a) / (b) / (c) | retrains (b) / (c) "
-        f"| gap recovered | retrain ratio | goal |"
-    )
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        for cmp in r["compare"]:
-            ma, ms = cmp["mean_after"], cmp["mean_served"]
-            share = f"{cmp['share']:.0%}" if cmp["gap_meaningful"] else f"n/a (gap {cmp['gap']:+.4f})"
-            lines.append(
-                f"| {r['scenario']} | {cmp['policy']} "
-                f"| {ma['a']:.4f} / {ma['b']:.4f} / {ma['c']:.4f} "
-                f"| {ms['a']:.4f} / {ms['b']:.4f} / {ms['c']:.4f} "
-                f"| {cmp['retrains']['b']} / {cmp['retrains']['c']} "
-                f"| {share} | {cmp['ratio']:.2f} | {cmp['verdict']} |"
-            )
+# ---- the report ---------------------------------------------------------------------------
+
+
+def _pct(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.0%}"
+
+
+def runs_table(runs: list[dict[str, Any]], last: int) -> str:
+    lines = [
+        f"| scenario | seed | onset | first champion (day) | mean AUC onset..{last}: (a) / (b) / (c) "
+        "| mean AUC served days: (a) / (b) / (c) | retrains (b) / (c) | gap recovered "
+        "| retrain ratio | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        a, s = r["mean_after"], r["mean_served"]
+        share = _pct(r["share"]) if r["gap_meaningful"] else f"n/a (gap {r['gap']:+.4f})"
+        kind = r["first_champion"].get("model_kind") or "?"
+        lines.append(
+            f"| {r['scenario']} | {r['seed']} | {r['onset']} | {r['first_champion_day']} ({kind}) "
+            f"| {a['never']:.4f} / {a['daily']:.4f} / {a['spec']:.4f} "
+            f"| {s['never']:.4f} / {s['daily']:.4f} / {s['spec']:.4f} "
+            f"| {r['retrains']['b']} / {r['retrains']['c']} | {share} | {r['ratio']:.2f} | {r['verdict']} |"
+        )
     return "\n".join(lines)
+
+
+def worst_table(runs: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Per scenario: the worst share and the worst ratio over its judged runs, the verdict."""
+    lines = [
+        "| scenario | runs | judged (gap >= 0.01) | worst gap recovered | worst retrain ratio "
+        "| verdict (worst case) |",
+        "|---|---|---|---|---|---|",
+    ]
+    out = []
+    for name in dict.fromkeys(r["scenario"] for r in runs):
+        mine = [r for r in runs if r["scenario"] == name]
+        judged = [r for r in mine if r["gap_meaningful"]]
+        worst_share = min((r["share"] for r in judged), default=float("nan"))
+        ratios = [r["ratio"] for r in mine if not math.isnan(r["ratio"])]
+        worst_ratio = max(ratios, default=float("nan"))
+        ok = bool(judged) and worst_share >= GOAL_SHARE and all(r["ratio"] <= GOAL_RATIO for r in judged)
+        v = verdict(ok) if judged else "n/a (no gap in any run)"
+        where = min(judged, key=lambda r: r["share"]) if judged else None
+        at = f" (seed {where['seed']}, onset {where['onset']})" if where else ""
+        lines.append(
+            f"| {name} | {len(mine)} | {len(judged)} | {_pct(worst_share)}{at} | {worst_ratio:.2f} | {v} |"
+        )
+        out.append({"scenario": name, "runs": len(mine), "judged": len(judged), "worst_share": worst_share,
+                    "worst_ratio": worst_ratio, "verdict": v})  # fmt: skip
+    return "\n".join(lines), out
 
 
 def series(r: dict[str, Any]) -> str:
-    pols = r["policies"]
-    names = [p["name"] for p in pols]
     lines = [
-        "| day | date | " + " | ".join(names) + " | (c) serving |",
-        "|---|---|" + "---|" * len(names) + "---|",
+        "| day | date | drift (c) | (a) never | (b) daily | (c) nightshift |",
+        "|---|---|---|---|---|---|",
     ]
-    c = pols[2]
-    for i in sorted(pols[0]["served"], key=int):
-        aucs = " | ".join(f"{p['served'][i]:.4f}" for p in pols)
-        lines.append(f"| {i} | {dt(int(i))} | {aucs} | v{c['version'][i]} |")
+    for d in r["days"]:
+        cells = []
+        for p in backtest.POLICIES:
+            v, auc = d[p]
+            cells.append("-" if auc is None else f"v{v} {auc:.4f}")
+        share = "-" if d["drift_share"] is None else f"{d['drift_share']:.2f}"
+        lines.append(f"| {d['day']} | {dt(d['day'])} | {share} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def events(p: dict[str, Any]) -> str:
-    lines = []
-    for e in p["events"]:
-        if e["action"] == "repeat":
-            continue
-        head = f"day {e['day']}: {e['alert']} alert (onset day {e['onset']}) -> {e['action']}: {e['reason']}"
-        lines.append(head)
-        if e.get("outcome"):
-            v = f" v{e['version']}" if e.get("version") else ""
-            lines.append(f"    {e['outcome']}{v}: {e['gate']}")
-    return "\n".join(lines) or "(no alert)"
-
-
-def as_dict(p: Policy) -> dict[str, Any]:
-    return {
-        "name": p.name,
-        "served": {str(k): v for k, v in p.served.items()},
-        "version": {str(k): v for k, v in p.version.items()},
-        "retrains": p.retrains,
-        "promotions": p.promotions,
-        "events": p.events,
-        "knobs": p.knobs,
-    }
-
-
-# ---- the driver ---------------------------------------------------------------------------
-def run_scenario(
-    name: str,
-    spec: DatasetSpec,
-    variants: list[tuple[str, DatasetSpec]],
-    args: argparse.Namespace,
-    device: Device,
-) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    tables = generate(spec, scenario(name, args.onset), args.days, args.rows, args.seed)
-    gen_s = time.perf_counter() - t0
-    lab = Lab(name, spec, tables, device)
-    n = spec.training.window_days
-    serve, after = range(n, args.days), range(args.onset, args.days)
-    boot = lab.model(spec, list(range(n)))
-    log.info("[%s] generated %d days in %.1f s; bootstrap model: holdout AUC %.4f", name, args.days, gen_s,
-             boot.holdout_auc)  # fmt: skip
-    timings: dict[str, float] = {"generate_s": gen_s}
-
-    def timed(label: str, fn: Callable[[], Policy]) -> Policy:
-        t = time.perf_counter()
-        p = fn()
-        timings[label] = time.perf_counter() - t
-        log.info("[%s] %s: %d retrain(s), %.1f s", name, p.name, p.retrains, timings[label])
-        return p
-
-    a = timed("never_s", lambda: never(lab, boot, serve))
-    c = timed("nightshift_s", lambda: nightshift(lab, spec, boot, serve))
-    b = timed("daily_s", lambda: daily(lab, spec, boot, serve))
-    extra = [
-        timed(f"variant {label}_s", partial(nightshift, lab, vs, boot, serve, f"(c) {label}"))
-        for label, vs in variants
-    ]
-    policies = [a, b, c, *extra]
-    timings.update(
-        total_s=time.perf_counter() - t0, train_s=lab.train_s, drift_s=lab.drift_s, trainings=lab.trainings
-    )
-    return {
-        "scenario": name,
-        "bootstrap_holdout_auc": boot.holdout_auc,
-        "policies": [as_dict(p) for p in policies],
-        "compare": [compare(a, b, x, after, serve) for x in (c, *extra)],
-        "timings": timings,
-    }
-
-
-def policy_sets(args: argparse.Namespace) -> list[str]:
-    sets = list(args.set)
-    for flag, key in (
-        ("min_days_after_onset", "retrain.min_days_after_onset"),
-        ("cooldown_days", "retrain.cooldown_days"),
-        ("max_per_week", "retrain.max_per_week"),
-        ("since_onset", "retrain.since_onset"),
-        ("consecutive_days", "alerts.consecutive_days"),
-        ("drift_share", "alerts.drift_share"),
-        ("max_auc_drop", "alerts.max_auc_drop"),
-        ("performance_consecutive_days", "alerts.performance_consecutive_days"),
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            sets.append(f"{key}={json.dumps(value)}")
-    return sets
 
 
 def main() -> None:
@@ -539,98 +278,98 @@ def main() -> None:
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
     ap.add_argument("--rows", type=int, default=4000, help="rows per day (default 4000)")
     ap.add_argument("--days", type=int, default=30, help="simulated days, indexes 0..N-1 (default 30)")
-    ap.add_argument("--onset", type=int, default=15, help="day index the drift starts on (default 15)")
-    ap.add_argument("--seed", type=int, default=SEED, help=f"data seed (default {SEED})")
-    ap.add_argument("--json", type=Path, help="write the raw results here")
-    ap.add_argument("--min-days-after-onset", type=int, help="retrain.min_days_after_onset")
-    ap.add_argument("--cooldown-days", type=int, help="retrain.cooldown_days")
-    ap.add_argument("--max-per-week", type=int, help="retrain.max_per_week")
-    ap.add_argument("--since-onset", action=argparse.BooleanOptionalAction, help="retrain.since_onset")
-    ap.add_argument("--consecutive-days", type=int, help="alerts.consecutive_days")
-    ap.add_argument("--drift-share", type=float, help="alerts.drift_share")
-    ap.add_argument("--max-auc-drop", type=float, help="alerts.max_auc_drop")
-    ap.add_argument("--performance-consecutive-days", type=int, help="alerts.performance_consecutive_days")
+    ap.add_argument(
+        "--onsets", default=",".join(map(str, ONSETS)), help="drift start day indexes (default 12,15)"
+    )
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="data seeds (default 11,12,13,14,15)")
     ap.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any spec override, e.g. retrain.cooldown_days=1 (YAML value); repeatable",
+        help="a spec override, e.g. retrain.cooldown_days=1 (YAML value); repeatable",
     )
+    ap.add_argument("--json", type=Path, help="write the raw results here (after every run)")
     ap.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE[,KEY=VALUE]",
-        help="also run (c) with these overrides on top (same data and (a)/(b)); repeatable",
+        "--resume", action="store_true", help="keep the runs already in --json (same setup and code)"
     )
+    ap.add_argument("--show", action="store_true", help="print each run's days and (c)'s decisions")
+    ap.add_argument("--tmp", default=None, help="where the runs' stores go (default: the system's temp dir)")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("nightshift", "evidently", "urllib3"):
+    # the libraries' chatter (GX's docs sites, MLflow's advice) stays out: warnings and up only
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    log.setLevel(logging.INFO)
+    for noisy in ("nightshift", "evidently", "urllib3", "mlflow", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
 
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:
         raise SystemExit(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    onsets = [int(x) for x in args.onsets.split(",") if x.strip()]
     base = find_spec("payments")
-    sets = policy_sets(args)
-    spec = override(base, sets) if sets else base
-    variants = [(v, override(spec, v.split(","))) for v in args.variant]
-    n = spec.training.window_days
-    if not n < args.onset < args.days:
-        raise SystemExit(f"need window_days ({n}) < --onset ({args.onset}) < --days ({args.days})")
-    device = choose_device()
+    spec = override(base, args.set) if args.set else base
+    if not all(0 < o < args.days for o in onsets):
+        raise SystemExit(f"every onset must be within the {args.days} days")
     print(
-        f"loop effectiveness: scenarios {', '.join(names)}; {args.days} days x {args.rows:,} rows, "
-        f"seed {args.seed}, drift from day {args.onset}; bootstrap on days 0..{n - 1}, served from day {n}; "
-        f"label delay {spec.label.delay_days} days; device {device.name}; code {code_fingerprint(MEASURED)}",
+        f"loop effectiveness (nightshift backtest): scenarios {', '.join(names)}; {args.days} days x "
+        f"{args.rows:,} rows, seeds {seeds}, drift from day(s) {onsets}; label delay {spec.label.delay_days} "
+        f"days; code {code_fingerprint(MEASURED)}",
         flush=True,
     )
-    print(f"policy (c): {json.dumps(knobs(spec))}" + (f"  (overrides: {', '.join(sets)})" if sets else ""))
-    for label, vs in variants:
-        print(f"variant (c) {label}: {json.dumps(knobs(vs))}")
+    print(
+        f"policy (c): {json.dumps(knobs(spec))}"
+        + (f"  (overrides: {', '.join(args.set)})" if args.set else "")
+    )
     t0 = time.perf_counter()
-    results = [run_scenario(s, spec, variants, args, device) for s in names]
+    setup = {"rows": args.rows, "days": args.days, "overrides": args.set, "code": code_fingerprint(MEASURED)}
+    done: dict[tuple[str, int, int], dict[str, Any]] = {}
+    if args.resume and args.json and args.json.exists():
+        earlier = json.loads(args.json.read_text())
+        if {k: earlier.get(k) for k in setup} != setup:
+            raise SystemExit(f"--resume: {args.json} is of another setup or code: {earlier.get('code')}")
+        done = {(r["scenario"], r["seed"], r["onset"]): r for r in earlier["runs"]}
+    runs = []
+    for name in names:
+        for onset in onsets:
+            for seed in seeds:
+                if (name, seed, onset) in done:
+                    log.info("[%s seed %d onset %d] kept from %s", name, seed, onset, args.json)
+                    runs.append(done[(name, seed, onset)])
+                    continue
+                log.info("[%s seed %d onset %d] start", name, seed, onset)
+                r = one_run(name, spec, seed, onset, args)
+                b, c, took = r["retrains"]["b"], r["retrains"]["c"], r["timings"]["run_s"]
+                log.info("[%s seed %d onset %d] share %s, retrains %d / %d, %.0f s",
+                         name, seed, onset, _pct(r["share"]), b, c, took)  # fmt: skip
+                runs.append(r)
+                done[(name, seed, onset)] = r
+                if args.json:  # after every run: a long sweep that stops keeps what it did
+                    partial = {**setup, "complete": False, "runs": list(done.values())}
+                    args.json.write_text(json.dumps(partial, indent=2, default=str))
     wall = time.perf_counter() - t0
-
     last = args.days - 1
-    print(f"\n## Served AUC and retrains (goal: >= {GOAL_SHARE:.0%} of the (b)-(a) gap over days "
-          f"{args.onset}-{last} with <= {GOAL_RATIO:.0%} of (b)'s retrains)\n")  # fmt: skip
-    print(table(results, args.onset, last, n))
-    for r in results:
-        small = [c for c in r["compare"] if not c["gap_meaningful"]]
-        if small:
-            print(
-                f"\n{r['scenario']}: retraining every day moves the mean AUC by {small[0]['gap']:+.4f} "
-                f"(|(b)-(a)| < {MIN_GAP}): there is no gap to recover, so the share is not meaningful; "
-                "what (c) costs here is its retrains."
-            )
-    for r in results:
-        boot = r["bootstrap_holdout_auc"]
-        print(f"\n### {r['scenario']}: served AUC per day (bootstrap holdout AUC {boot:.4f})\n")
+    print(f"\n## Every run (goal: >= {GOAL_SHARE:.0%} of the (b)-(a) gap from the onset on, with <= "
+          f"{GOAL_RATIO:.0%} of (b)'s retrains)\n")  # fmt: skip
+    print(runs_table(runs, last))
+    text, worst = worst_table(runs)
+    print("\n## The verdict on the worst case, per scenario\n")
+    print(text)
+    for r in runs if args.show else []:
+        print(f"\n### {r['scenario']}, seed {r['seed']}, onset {r['onset']}\n")
         print(series(r))
-        for p in r["policies"][2:]:
-            print(f"\n{p['name']}: alerts and retrain decisions ({p['retrains']} retrain(s), "
-                  f"{p['promotions']} promoted)")  # fmt: skip
-            print(events(p))
-        t = r["timings"]
-        print(f"\ntimings: {t['total_s']:.0f} s ({t['trainings']} trainings {t['train_s']:.0f} s, "
-              f"drift {t['drift_s']:.0f} s, generate {t['generate_s']:.0f} s)")  # fmt: skip
-    print(f"\nwall time {wall:.0f} s")
+        print("\nbootstrap: " + ("; ".join(f"day {e['day']}: {e['text']}" for e in r["bootstrap"]) or "-"))
+        print("(c) nightshift:")
+        print("\n".join(f"  day {e['day']}: {e['text']}" for e in r["events"]) or "  (no alert)")
+    tsum = sum(r["timings"]["run_s"] for r in runs)
+    print(f"\nwall time {wall:.0f} s ({len(runs)} run(s), {tsum / max(len(runs), 1):.0f} s each on average)")
     if args.json:
-        out = {
-            "rows": args.rows,
-            "days": args.days,
-            "onset": args.onset,
-            "seed": args.seed,
-            "overrides": sets,
-            "variants": [v for v, _ in variants],
-            "code": code_fingerprint(MEASURED),
-            "device": device.name,
-            "wall_s": wall,
-            "results": results,
-        }
+        # every run of this sweep, and those of earlier sweeps kept with --resume (other scenarios)
+        out = {**setup, "onsets": onsets, "seeds": seeds, "complete": True, "wall_s": wall,
+               "runs": list(done.values()), "worst": worst}  # fmt: skip
         args.json.write_text(json.dumps(out, indent=2, default=str))
         print(f"raw results: {args.json}")
 

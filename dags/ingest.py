@@ -11,10 +11,16 @@ The schedule cuts the dataset's local days: daily after local midnight in the sp
    read and cast to the spec's schema, validate with the Great Expectations suite in
    `great_expectations/expectations/<dataset>.events.json`, then publish
    `curated/<dataset>/dt=<day>/` atomically and emit the *curated* Asset event.
+   While there is no champion (or with `retrain.on_new_data: always`) the day also emits the
+   *train_due* Asset event, which starts `nightshift_train`; once a champion serves, new data
+   starts no training run (monitoring drives retraining).
 2. **labels**: the same for `landing/<dataset>/labels/dt=<day>/` into `labels/`, skipped on
    days when no labels are due (no events landed *label delay* days before). Label ids are
    matched with the curated events, so with a label delay of 0 days the labels wait for the
-   day's events to be ingested (whatever the verdict).
+   day's events to be ingested (whatever the verdict). The *labels* Asset event (it starts
+   `nightshift_monitor`) is emitted unless the day's scoring is still to come: then the monitor
+   run that the *predictions* event starts reads the labels too (the scoring waits for labels
+   being validated), and a night is monitored once.
 
 A failing batch is copied to `quarantine/<dataset>/<kind>/dt=<day>/` with its validation
 result and GX Data Docs; the task fails, naming the failed expectations and the report; the
@@ -25,13 +31,16 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
-from nightshift.airflow.assets import curated_asset, labels_asset
+from nightshift.airflow.assets import curated_asset, labels_asset, train_due_asset, when_due
 from nightshift.airflow.dagconfig import dag_shape, dataset_names, default_args
 from nightshift.airflow.sensors import LandingSensor
+
+if TYPE_CHECKING:  # pydantic is not for parse time
+    from nightshift.spec import BatchKind
 
 # the `dt` param; without it the sensor and the task take the local date the run's data
 # interval starts on, in the spec's zone
@@ -61,7 +70,12 @@ def build(name: str) -> DAG:
         tags=["nightshift", "ingest", f"dataset:{name}"],
     ) as dag:
         ingest: dict[str, Any] = {}
-        for kind, asset in (("events", curated_asset(name)), ("labels", labels_asset(name))):
+        outlets: dict[BatchKind, list[Any]] = {
+            "events": [curated_asset(name), when_due(train_due_asset(name))],
+            "labels": [when_due(labels_asset(name))],
+        }
+        kinds: tuple[BatchKind, ...] = ("events", "labels")
+        for kind in kinds:
             same_day = kind == "labels" and shape.label_delay_days == 0
             wait = LandingSensor(
                 task_id=f"wait_{kind}",
@@ -76,17 +90,17 @@ def build(name: str) -> DAG:
             )
             if same_day:
                 ingest["events"] >> wait
-            ingest[kind] = _ingest_task(name, kind, asset)()
+            ingest[kind] = _ingest_task(name, kind, outlets[kind])()
             wait >> ingest[kind]
     return dag
 
 
-def _ingest_task(name: str, kind: str, asset: Asset) -> Any:
-    @task(task_id=f"ingest_{kind}", outlets=[asset])
+def _ingest_task(name: str, kind: BatchKind, outlets: list[Any]) -> Any:
+    @task(multiple_outputs=False, task_id=f"ingest_{kind}", outlets=outlets)
     def ingest(**context: Any) -> dict[str, Any]:
         from nightshift.airflow.ingest import run_ingest
 
-        return run_ingest(name, kind, context, asset)  # type: ignore[arg-type]
+        return run_ingest(name, kind, context)  # type: ignore[arg-type]
 
     return ingest
 

@@ -12,9 +12,12 @@ labels land (*labels* Asset).
    version's MLflow run; one history row per day and version goes to
    `reports/<dataset>/monitoring/history.parquet`.
 2. **alert**: the spec's alert policy (importance-weighted drift share, thresholds, a
-   consecutive-days rule, AUC below the version's holdout) on the champion's history. An alert
-   emits the *alert* Asset event (reason and numbers in its extra), which starts
-   `nightshift_retrain`; no alert skips the task, saying why.
+   consecutive-days rule, AUC below the version's holdout) on the champion's history; no alert
+   skips the task, saying why. An alert is notified and put to the retrain guard rails at once:
+   when they would retrain, it emits the *alert* Asset event (reason and numbers in its extra),
+   which starts `nightshift_retrain`; when they would not (cooldown, weekly budget, labels still
+   missing after the onset, a retrain running), the decision is recorded in
+   `reports/<dataset>/retrain/` and notified (`retrain_skipped`) here, and no retrain run starts.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from nightshift.airflow.assets import alert_asset, labels_asset, predictions_asset
+from nightshift.airflow.assets import alert_asset, labels_asset, predictions_asset, when_due
 from nightshift.airflow.dagconfig import dataset_names, default_args
 from nightshift.airflow.notify import NightshiftNotifier
 
@@ -43,13 +46,17 @@ def build(name: str) -> DAG:
         tags=["nightshift", "monitor", f"dataset:{name}"],
     ) as dag:
 
-        @task
+        @task(multiple_outputs=False)
         def monitor(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_monitor
 
             return run_monitor(name, context)  # type: ignore[arg-type]
 
-        @task(outlets=[alert_event], on_success_callback=[NightshiftNotifier("alert")])
+        @task(
+            multiple_outputs=False,
+            outlets=[when_due(alert_event)],
+            on_success_callback=[NightshiftNotifier("alert")],
+        )
         def alert(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_alert
 

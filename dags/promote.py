@@ -46,7 +46,12 @@ def build(name: str) -> DAG:
         tags=["nightshift", "registry", f"dataset:{name}"],
     ) as dag:
 
-        @task(pool=REGISTRY_POOL, outlets=[champion], on_success_callback=[NightshiftNotifier("promotion")])
+        @task(
+            multiple_outputs=False,
+            pool=REGISTRY_POOL,
+            outlets=[champion],
+            on_success_callback=[NightshiftNotifier("promotion")],
+        )
         def promote(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.model import run_manual_promote
 

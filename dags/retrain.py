@@ -1,9 +1,10 @@
 """
 ### nightshift_retrain.&lt;dataset&gt;
 
-Retraining started by monitoring (the *alert* Asset), with guard rails from the spec's
-`retrain` section; by hand with `force` (skips the alert, cooldown and budget checks) and,
-optionally, overrides: `since` (first day of the window), `window_days`, `xgb_params`,
+Retraining started by monitoring (the *alert* Asset, emitted only for alerts these guard rails
+would retrain: the monitor's alert task asks them first and records a skip itself), with guard
+rails from the spec's `retrain` section; by hand with `force` (skips the alert, cooldown and
+budget checks) and, optionally, overrides: `since` (first day of the window), `window_days`, `xgb_params`,
 `num_boost_round`, and a `note` saying why. Overrides are validated (an unknown XGBoost
 parameter, a window too short to split, overrides without `force` fail the run at once,
 naming the problem) and recorded with the decision.
@@ -14,8 +15,9 @@ naming the problem) and recorded with the decision.
    weekly budget; never quarantined days; training only on days from the drift onset once
    enough of them are labelled. Every decision, retrain or skip, is recorded with its reason
    in `reports/<dataset>/retrain/`; a skip is notified once (`retrain_skipped`).
-2. **train** (queue `gpu`) → **gate** → **promote** (pool `nightshift_registry`): the same
-   steps, gate and audit trail as `nightshift_train`.
+2. **train** (queue `gpu`) → **gate** → **serving_check** → **review** → **promote** (pool
+   `nightshift_registry`): the same steps, gate, serving check and audit trail as
+   `nightshift_train`.
 3. **record**: how the retrain ended (promoted, rejected, not trained, failed).
 """
 
@@ -59,25 +61,26 @@ def build(name: str) -> DAG:
         tags=["nightshift", "retrain", f"dataset:{name}"],
     ) as dag:
 
-        @task
+        @task(multiple_outputs=False)
         def decide(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_retrain_decide
 
             return run_retrain_decide(name, context)  # type: ignore[arg-type]
 
-        @task(queue="gpu")
+        @task(multiple_outputs=False, queue="gpu")
         def train(decision: dict[str, Any], **context: Any) -> dict[str, Any]:
             from nightshift.airflow.loop import run_retrain_train
 
             return run_retrain_train(name, decision, context)  # type: ignore[arg-type]
 
-        @task(trigger_rule="all_done")
+        @task(multiple_outputs=False, trigger_rule="all_done")
         def record(**context: Any) -> dict[str, Any] | None:
             from nightshift.airflow.loop import run_retrain_record
 
             return run_retrain_record(name, context)  # type: ignore[arg-type]
 
-        gate_and_promote(name, champion, train(decide())) >> record()
+        # an XComArg stands for decide's dict at run time (Airflow's @task typing cannot say so)
+        gate_and_promote(name, champion, train(decide())) >> record()  # type: ignore[arg-type]
     return dag
 
 

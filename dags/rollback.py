@@ -40,7 +40,12 @@ def build(name: str) -> DAG:
         tags=["nightshift", "registry", f"dataset:{name}"],
     ) as dag:
 
-        @task(pool=REGISTRY_POOL, outlets=[champion], on_success_callback=[NightshiftNotifier("rollback")])
+        @task(
+            multiple_outputs=False,
+            pool=REGISTRY_POOL,
+            outlets=[champion],
+            on_success_callback=[NightshiftNotifier("rollback")],
+        )
         def rollback(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.model import run_rollback
 

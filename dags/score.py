@@ -5,7 +5,9 @@ Batch scoring with the champion. Runs when curated data lands (scores those days
 the champion changes (scores the recent curated days that have no predictions yet); by hand
 with the `dt` param for one day.
 
-The champion alias is resolved once per run and the version pinned: every row of
+New curated days first wait (at most 60 s) while the labels that landed the same day are
+being validated, so that the monitor run this scoring starts reads them too (one monitor run a
+night). The champion alias is resolved once per run and the version pinned: every row of
 `predictions/<dataset>/dt=<day>/` carries it, and the file is replaced atomically. With no
 champion yet the task is skipped with a clear message instead of failing.
 """
@@ -36,7 +38,7 @@ def build(name: str) -> DAG:
         tags=["nightshift", "score", f"dataset:{name}"],
     ) as dag:
 
-        @task(outlets=[predictions])
+        @task(multiple_outputs=False, outlets=[predictions])
         def score(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.model import run_score
 

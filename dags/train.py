@@ -1,9 +1,11 @@
 """
 ### nightshift_train.&lt;dataset&gt;
 
-Train, gate and (maybe) promote a model of one dataset. Runs when new curated data lands
-(the *curated* Asset) and by hand with Params (as-of day, window, XGBoost parameters, a
-tuning budget).
+Train, gate and (maybe) promote a model of one dataset. Runs when new curated data is due for
+training (the *train_due* Asset: the ingest emits it while there is no champion, or on every
+batch with `retrain.on_new_data: always`; once a champion serves, monitoring drives retraining
+and new data starts no run here) and by hand with Params (as-of day, window, XGBoost
+parameters, a tuning budget).
 
 1. **train** (queue `gpu`): the last N labelled days (labels joined by id), split by time into
    train / validation / holdout; XGBoost with early stopping, on CUDA when the worker sees a
@@ -18,7 +20,14 @@ tuning budget).
    baseline competes (packaged as a run of its own, judged by the same gate) and is the version
    registered if it passes; the verdict and its evidence go to the run(s); the candidate is
    registered (a retry finds its version).
-3. **promote** (pool `nightshift_registry`, one slot): move the `champion` alias (former one →
+3. **serving_check**: the registered candidate is served by a fresh `nightshift serve` process
+   (pinned to that version, on a free 127.0.0.1 port); its input example and a seeded sample of
+   holdout rows go through `POST /invocations`, and every answer must equal the in-process score
+   (within 1e-6), no request may fail, and the p99 of one-row requests must be under
+   `serving.max_latency_ms`. A failure rejects the candidate with the reason (recorded by
+   **promote**, notified); a server that cannot start or reach the registry is retried.
+4. **review**: a borderline verdict (`gate.review`) waits for a human; otherwise passes through.
+5. **promote** (pool `nightshift_registry`, one slot): move the `champion` alias (former one →
    `previous`), verify, audit, emit the *champion* Asset event; a rejected challenger is
    recorded in the audit trail, notified (`rejection`) and the task is skipped. A verdict whose
    champion was replaced since the gate (another DAG promoted meanwhile) is refused the same way.
@@ -31,7 +40,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from nightshift.airflow.assets import champion_asset, curated_asset
+from nightshift.airflow.assets import champion_asset, train_due_asset
 from nightshift.airflow.dagconfig import dataset_names, default_args
 from nightshift.airflow.tasks import gate_and_promote
 
@@ -44,7 +53,7 @@ def build(name: str) -> DAG:
         dag_id=f"nightshift_train.{name}",
         description=f"Train, gate and promote the {name} model",
         doc_md=__doc__,
-        schedule=curated_asset(name),
+        schedule=train_due_asset(name),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,
@@ -66,7 +75,7 @@ def build(name: str) -> DAG:
         tags=["nightshift", "train", f"dataset:{name}"],
     ) as dag:
 
-        @task(queue="gpu")
+        @task(multiple_outputs=False, queue="gpu")
         def train(**context: Any) -> dict[str, Any]:
             from nightshift.airflow.model import run_train
 

@@ -4,10 +4,12 @@
 # 30 days are generated (a bad batch on day 9; covariate + concept drift from day 15). The
 # first 14 are backfilled, a first model is trained, gated and promoted; then the days land
 # one by one: ingest -> score -> monitor -> (alert -> retrain, within the guard rails).
-# Ends with the day-by-day table, a PNG plot and the UI addresses.
+# Ends with the day-by-day table, a PNG plot, the UI addresses and what each part took: the
+# wall time and, per day landed one by one, its seconds, runs and task processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+T0=$(date +%s)
 
 DATASET="${DATASET:-payments}"
 DAYS="${DAYS:-30}"
@@ -36,19 +38,26 @@ nightshift generate --dataset "$DATASET" --start "$START" --days "$DAYS" --rows 
 
 # the demo's login is admin / admin (kept if a password file exists: `make up` writes a random one)
 [ -f "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" ] || echo '{"admin": "admin"}' >"$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+T_GEN=$(date +%s)
 NIGHTSHIFT_UP_WAIT="$DATASET" scripts/up.sh | grep --line-buffered '^=='
+T_UP=$(date +%s)
 
 echo "== the first $BOOT_DAYS days land together ($START..$BOOT_END, ingest + validation only)"
 nightshift replay --dataset "$DATASET" --from "$START" --to "$BOOT_END" --together --timeout "${TIMEOUT:-1200}" \
   || echo "(not every day was ingested: the bad batch is quarantined on purpose)"
 
+T_BOOT=$(date +%s)
 echo "== first model: nightshift_train.$DATASET (train on the gpu queue -> gate -> promote), then scoring"
 python scripts/run_dag.py "nightshift_train.$DATASET" --then "nightshift_score.$DATASET" --timeout "${TIMEOUT:-1200}" \
   || echo "(training did not finish cleanly; see the Airflow UI)"
 
+T_MODEL=$(date +%s)
+STEPS_SINCE=$(date -u +%FT%T)
 echo "== the days $STEP_START..$END land one by one (ingest -> score -> monitor -> alert -> retrain)"
 nightshift replay --dataset "$DATASET" --from "$STEP_START" --to "$END" --timeout "${TIMEOUT:-1200}" \
   --unpause score monitor retrain || echo "(not every day went through cleanly; see above and the Airflow UI)"
+
+T_STEPS=$(date +%s)
 
 mkdir -p "$OUT"
 echo
@@ -66,3 +75,13 @@ echo "Model health: http://127.0.0.1:$AIRFLOW__API__PORT/plugin/model-health  (B
 echo "MLflow UI:    $MLFLOW_TRACKING_URI"
 echo "Audit trail:  nightshift audit --dataset $DATASET"
 echo "Stop it with: make down"
+echo
+echo "== what it took (also in $OUT/times.txt)"
+{
+  python scripts/demo_times.py "$AIRFLOW_HOME/airflow.db" --dataset "$DATASET" \
+    --since "$STEPS_SINCE" --json "$OUT/times.json" || true
+  echo "generate $((T_GEN - T0)) s, stack up $((T_UP - T_GEN)) s, $BOOT_DAYS days together $((T_BOOT - T_UP)) s," \
+    "first model $((T_MODEL - T_BOOT)) s, $((DAYS - BOOT_DAYS)) days one by one $((T_STEPS - T_MODEL)) s"
+  total=$(( $(date +%s) - T0 ))
+  echo "make demo: $((total / 60)) min $((total % 60)) s ($total s wall, $DAYS days x $ROWS rows)"
+} | tee "$OUT/times.txt"

@@ -19,6 +19,11 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW__API__
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
+# tasks are forks of LocalExecutor workers that imported their libraries once: the scheduler's
+# forkserver imports nightshift.airflow.preload and forks every worker from it ([scheduler]: the
+# dag-processor and triggerer, which run no task, keep their own start method)
+export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=nightshift.airflow.preload
 export GX_ANALYTICS_ENABLED=False
 # days land when `nightshift replay` triggers them (the demo's and your history are in the past);
 # NIGHTSHIFT_INGEST_SCHEDULE='0 0 * * *' makes `make up` ingest each new day by itself

@@ -44,6 +44,8 @@ AIRFLOW_COMPONENTS = ("dag-processor", "scheduler", "triggerer", "api-server", "
 ORDER = ("postgres", "redis", "s3", "mlflow", *AIRFLOW_COMPONENTS)
 CELERY = [sys.executable, "-m", "celery", "--app", "airflow.providers.celery.executors.celery_executor.app"]
 WORKER_QUEUES = {"worker-default": ("default", 2), "worker-gpu": ("gpu", 1)}
+# Celery's "imports": the worker's main process imports them before its prefork pool forks
+CELERY_PRELOAD = json.dumps({"imports": ["nightshift.airflow.preload"]})
 
 
 def free_port() -> int:
@@ -167,6 +169,8 @@ class Topology:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            # each Celery worker imports the task libraries once, before its pool forks
+            "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": CELERY_PRELOAD,
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
             "AIRFLOW_CONN_MLFLOW_DEFAULT": self.mlflow_url,
             "NIGHTSHIFT_HOME": str(self.home / "state"),

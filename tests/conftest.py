@@ -97,8 +97,8 @@ def model_store(spec: Any) -> str:
     for i in range(MODEL_DAYS + spec.label.delay_days):
         day = MODEL_START + timedelta(days=i)
         for kind in ("events", "labels"):
-            if store.list_files(store.landing_dir(spec.name, kind, day)):  # type: ignore[arg-type]
-                ingest_partition(store, spec, kind, day)  # type: ignore[arg-type]
+            if store.list_files(store.landing_dir(spec.name, kind, day)):
+                ingest_partition(store, spec, kind, day)
     return store.url
 
 

@@ -136,6 +136,21 @@ def run_dag(dag: Any, conf: dict[str, Any] | None = None) -> Any:
     return dag.test(run_conf={**defaults, **(conf or {})})
 
 
+def asset_events(asset: str, dr: Any) -> list[dict[str, Any]]:
+    """The extras of the events of Asset ``asset`` that the dag.test() run ``dr`` emitted."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == asset, AssetEvent.source_run_id == dr.run_id)
+        )
+        return [dict(e.extra or {}) for e in rows]
+
+
 def links_of(dr: Any, task_id: str) -> dict[str, str]:
     """The extra links a task instance of a dag.test() run recorded (name -> address)."""
     from nightshift.airflow.links import LINKS, xcom_key
@@ -175,3 +190,76 @@ def http_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class ServeProcess:
+    """``nightshift serve`` on 127.0.0.1 in its own process group (stopped by SIGTERM to it,
+    which flushes its request log), with ``env`` over the test's environment."""
+
+    def __init__(self, root: Path, dataset: str, env: dict[str, str]) -> None:
+        self.root, self.dataset, self.env = root, dataset, env
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 180) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "nightshift.cli", "serve", "--dataset", self.dataset]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=open(self.log, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **self.env},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nightshift serve exited ({self.proc.returncode}); see {self.log}")
+            status, _ = self.get("/health")
+            if status == 200:
+                return
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"nightshift serve never became ready on {self.url}; see {self.log}")
+
+    def get(self, path: str) -> tuple[int, dict[str, Any]]:
+        """``(status, JSON body)`` of a GET; ``(0, {})`` while nothing answers."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except OSError:
+            return 0, {}
+
+    def stop(self) -> int | None:
+        """SIGTERM to the process group; the exit code (None if it had to be killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            return None
+
+
+def post_json(conn: Any, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+    """One POST on a kept-alive ``http.client`` connection: ``(status, parsed body)``."""
+    import json
+
+    conn.request("POST", path, body, {"Content-Type": content_type})
+    r = conn.getresponse()
+    data = r.read()
+    try:
+        return r.status, json.loads(data)
+    except ValueError:
+        return r.status, data.decode(errors="replace")

@@ -1,6 +1,7 @@
 """``nightshift`` command line: onboard a dataset, generate demo data, write suites; run the loop's
-steps on ranges of days without Airflow (ingest, train, score, monitor) or let landed days pass
-through the running scheduler (replay); summarise, audit, roll back.
+steps on ranges of days without Airflow (ingest, train, score, monitor), replay a range under
+three retraining policies and compare them (backtest), or let landed days pass through the
+running scheduler (replay); summarise, audit, roll back.
 
 Exit codes: 0 all went well; 1 a day failed or was quarantined (each named on stderr), or the
 step could not run; 2 bad usage."""
@@ -146,7 +147,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train on the window, gate against the champion and the baseline, promote or reject
+    """Train on the window, gate against the champion and the baseline, check the candidate
+    served by a fresh ``nightshift serve`` (the gate's serving check), promote or reject
     (audited; the actor is the OS user). A borderline verdict (``gate.review``) waits for a
     human: ``--review approve|reject`` is that human's answer."""
     import getpass
@@ -155,7 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from nightshift import registry
     from nightshift.features import FeatureError
-    from nightshift.pipeline import TrainRequest, decide_step, gate_step, train_step
+    from nightshift.pipeline import TrainRequest, decide_step, gate_step, serving_check_step, train_step
+    from nightshift.servecheck import ServingCheckError
     from nightshift.train import DeviceError, InsufficientData
 
     _use_stack()
@@ -174,6 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         verdict = gate_step(store, spec, trained["run_id"], key)
         says = "promote" if verdict["promote"] else "reject"
         print(f"gate:     v{verdict['version']}: {says}: {verdict['reason']}")
+        verdict = serving_check_step(spec, verdict)
+        print(f"serving:  {verdict['serving']['detail']}")
         review = None
         if verdict.get("review"):
             if not args.review:
@@ -201,7 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             triggered_by=user,
             run_key=key,
         )
-    except (InsufficientData, DeviceError, FeatureError, registry.RegistryError) as exc:
+    except (InsufficientData, DeviceError, FeatureError, registry.RegistryError, ServingCheckError) as exc:
         print(f"nightshift train: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     name = registry.model_name(spec.name)
@@ -299,6 +304,60 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"nightshift replay: {exc}", file=sys.stderr)
         return 1
     return _finish(results, "replayed")
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Replay the landed days of a range in one process under three policies (never retrain
+    after the first model, retrain every day, the spec's policy) with the DAGs' steps, each
+    on a store and an MLflow registry of its own under ``--out``; print the day-by-day table
+    and the comparison, write ``backtest.json`` and ``backtest.png``. Exit 0: compared; 1: no
+    policy ever had a model (said per policy), nothing landed, a day failed or was quarantined
+    (each named; the other days still ran), or a step failed; 2: bad usage."""
+    import logging
+    from pathlib import Path
+
+    from nightshift import backtest, registry
+    from nightshift.monitor import MonitoringError
+    from nightshift.runner import reporter_for
+    from nightshift.storage import default_state_dir
+
+    spec = find_spec(args.dataset)
+    days = _days(args)
+    if days is None:
+        return 2
+    default = default_state_dir() / "backtest" / f"{spec.name}-{days[0]}-{days[-1]}"
+    out = Path(args.out) if args.out else default
+    # every training warns the same (device fallback, cheap features): each day's line and
+    # backtest.json say what happened, the repeated warnings would bury them
+    logger = logging.getLogger("nightshift")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        result = backtest.run(_store(args), spec, days, out, reporter_for(sys.stderr))
+    except backtest.OutError as exc:
+        print(f"nightshift backtest: {exc}", file=sys.stderr)
+        return 2
+    except (backtest.BacktestError, registry.RegistryError, MonitoringError) as exc:
+        print(f"nightshift backtest: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        logger.setLevel(level)
+    print(backtest.format_table(result))
+    print()
+    print("\n".join(backtest.summary_lines(result)))
+    print(f"wrote:    {out / backtest.RESULT}, {out / backtest.PLOT}")
+    for day in result["quarantined_days"] + result["failed_days"]:
+        r = next(x for x in result["days"] if x["day"] == day)
+        print(
+            f"nightshift backtest: {day} {r['ingest']['status']}: {r['ingest']['message']}", file=sys.stderr
+        )
+    if result["summary"]["no_model"]:
+        why = next(iter(result["summary"]["no_model"].values()))
+        print(
+            f"nightshift backtest: no policy ever served a model, nothing to compare ({why})", file=sys.stderr
+        )
+        return 1
+    return 1 if result["quarantined_days"] or result["failed_days"] else 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -458,6 +517,40 @@ def cmd_champion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The champion behind HTTP until SIGTERM/SIGINT (``nightshift.serve``)."""
+    from nightshift.serve import serve
+
+    spec = find_spec(args.dataset)
+    store = None
+    if spec.serving.log_requests and not args.no_request_log:  # its store; S3 endpoint as boto3 reads it
+        import os
+
+        from nightshift.storage import StorageOptions
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        url = args.store or None
+        store = Store(url, StorageOptions(endpoint_url=endpoint) if endpoint else None)
+    version = None
+    if args.version is not None:
+        version = args.version.strip().lstrip("v")
+        if not version.isdigit() or int(version) < 1:
+            print(
+                f"nightshift serve: --version must be a positive integer, not {args.version!r}",
+                file=sys.stderr,
+            )
+            return 2
+    return serve(
+        spec,
+        args.host,
+        args.port,
+        store,
+        version=version,
+        socket_fd=args.socket_fd,
+        stop_with_stdin=args.stop_with_stdin,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nightshift", description=__doc__)
     p.add_argument("--store", help="store URL (default $NIGHTSHIFT_STORE_URL or file://.nightshift/store)")
@@ -527,6 +620,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--user", help="Airflow user (default: the running stack's, admin)")
     rp.set_defaults(func=cmd_replay)
 
+    bt = sub.add_parser(
+        "backtest", help="replay landed days under never / daily / the spec's retraining policy, compared"
+    )
+    bt.add_argument("--dataset", default="payments")
+    days_of(bt)
+    bt.add_argument(
+        "--out", metavar="DIR", help="its own store, registry and results (default .nightshift/backtest/...)"
+    )
+    bt.set_defaults(func=cmd_backtest)
+
     m = sub.add_parser("summary", help="per-day table: batches, scoring version, drift, AUC, retrains")
     m.add_argument("--dataset", default="payments")
     m.add_argument("--start", required=True)
@@ -567,6 +670,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", default="payments")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_champion)
+
+    sv = sub.add_parser("serve", help="score online: the champion behind HTTP, following promotions")
+    sv.add_argument("--dataset", default="payments")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this host only)")
+    sv.add_argument("--port", type=int, default=8090)
+    sv.add_argument("--version", help="serve this registered version, never following the champion alias")
+    sv.add_argument(
+        "--socket-fd", type=int, help="listen on this inherited, bound socket (instead of --host/--port)"
+    )
+    sv.add_argument(
+        "--no-request-log", action="store_true", help="do not log requests (serving.log_requests)"
+    )
+    sv.add_argument(
+        "--stop-with-stdin", action="store_true", help="stop when stdin closes (its parent's end)"
+    )
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nightshift.errors import DataError
 from nightshift.spec import DatasetSpec
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 
 
-class FeatureError(ValueError):
+class FeatureError(DataError, ValueError):
     """A batch that cannot be turned into features; the message names the columns."""
 
 

@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from nightshift.errors import DataError
 from nightshift.ingest import NULL_VALUES, PARQUET_MAGIC
 from nightshift.spec import (
     BATCH_KINDS,
@@ -86,7 +87,7 @@ Kind = Literal["int", "float", "string", "bool", "timestamp", "other"]
 LabelValue = bool | int | str
 
 
-class InferError(ValueError):
+class InferError(DataError, ValueError):
     """A sample that cannot become a spec; the message names the file, the column and why."""
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from nightshift.errors import ServiceError
 from nightshift.spec import BatchKind, DatasetSpec
 from nightshift.storage import (
     DISK_FULL,
@@ -56,8 +57,8 @@ PARQUET_MAGIC = b"PAR1"
 log = logging.getLogger(__name__)
 
 
-class NoLandingData(FileNotFoundError):
-    """The day's landing folder has no files yet."""
+class NoLandingData(ServiceError, FileNotFoundError):
+    """The day's landing folder has no files yet (upstream has not delivered: retried)."""
 
 
 class LandingIncomplete(NoLandingData):
@@ -87,7 +88,23 @@ def landing_files(
     return files
 
 
-class StagingError(RuntimeError):
+def labels_in_flight(store: Store, spec: DatasetSpec, day: date) -> bool:
+    """Whether the labels arriving on ``day`` have landed (complete, as the labels' wait sees
+    them) and are due (events landed ``label.delay_days`` before) but have no validation report
+    yet: the day's ingest is on them."""
+    if store.exists(store.reports_dir(spec.name, "validation", day) + "/labels.json"):
+        return False
+    source = day - timedelta(days=spec.label.delay_days)
+    if not store.list_files(store.landing_dir(spec.name, "events", source), spec.landing.pattern):
+        return False
+    try:
+        landing_files(store, spec.name, "labels", day, spec.landing.pattern, spec.landing.complete_marker)
+    except NoLandingData:
+        return False
+    return True
+
+
+class StagingError(ServiceError, RuntimeError):
     """The local staging disk failed (full, or an I/O error): an infrastructure error, retried;
     the message says which file was being staged and where."""
 

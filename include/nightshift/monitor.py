@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from nightshift.errors import DataError
 from nightshift.spec import DatasetSpec
 
 SCORE = "score"
@@ -51,7 +52,7 @@ HISTORY_SCHEMA = pa.schema(
 )
 
 
-class MonitoringError(ValueError):
+class MonitoringError(DataError, ValueError):
     """A day or a model that cannot be monitored; the message names which and why."""
 
 

@@ -22,6 +22,8 @@ import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from nightshift.errors import ServiceError
+
 if TYPE_CHECKING:
     import ssl
 
@@ -64,7 +66,7 @@ SEVERITY: dict[str, Severity] = {
 }
 
 
-class NotifyError(RuntimeError):
+class NotifyError(ServiceError, RuntimeError):
     """A configured channel could not deliver (the message names the channel and why)."""
 
 

@@ -401,6 +401,7 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     if review:
         with registry.speaking_errors(f"logging the review of run {winner_run}"):
             client.set_tag(winner_run, "nightshift.review", review[:4900])
+    _log_serving_sample(client, spec, winner_run, holdout, model if winner_run == run_id else base_model)
     version = registry.register(client, spec.name, winner_run, run_key)
     name = registry.model_name(spec.name)
     with registry.speaking_errors(f"tagging v{version}"):
@@ -434,6 +435,70 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         "review": review,
         "links": registry.ui_links(spec.name, run_id=winner_run, version=version),
     }
+
+
+def _log_serving_sample(client: Any, spec: DatasetSpec, run_id: str, holdout: Any, model: Any) -> None:
+    """The serving check's sample on the candidate's run (``gate/serving_sample.json``): its
+    input example and holdout rows with the scores its packaged ``model`` gives them here."""
+    from nightshift import registry
+    from nightshift import servecheck as sc
+
+    sample = sc.build_sample(spec, holdout, model)
+    with (
+        registry.speaking_errors(f"logging the serving sample of run {run_id}"),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        path = Path(tmp) / sc.SAMPLE_ARTIFACT
+        path.write_text(json.dumps(sample))
+        client.log_artifact(run_id, str(path), artifact_path="gate")
+
+
+def serving_check_step(spec: DatasetSpec, verdict: dict[str, Any]) -> dict[str, Any]:
+    """The gate's serving check (:mod:`nightshift.servecheck`) on the version the gate
+    registered: its result joins the verdict (a failure rejects the candidate, with the reason),
+    the run (``gate/serving.json``) and the version's tags (``nightshift.serving``). Not run on a
+    candidate the gate rejected outright (one a review may still approve is checked).
+
+    Raises :class:`nightshift.registry.RegistryUnavailable` and
+    :class:`nightshift.servecheck.ServingCheckError` (retry), or
+    :class:`nightshift.registry.RegistryError` for a run without a serving sample."""
+    import os
+
+    import mlflow
+
+    from nightshift import registry
+    from nightshift import servecheck as sc
+
+    if not verdict["promote"] and not verdict.get("review"):
+        return sc.not_run(verdict, "the gate rejected the candidate")
+    client = registry.configure()
+    version, run_id = str(verdict["version"]), str(verdict["run_id"])
+    name = registry.model_name(spec.name)
+    registry.get_version(client, spec.name, version)  # it exists; the registry answers
+    with registry.speaking_errors(f"reading the serving sample of run {run_id}"):
+        logged = {a.path for a in client.list_artifacts(run_id, "gate")}
+        if f"gate/{sc.SAMPLE_ARTIFACT}" not in logged:
+            raise registry.RegistryError(
+                f"run {run_id} has no gate/{sc.SAMPLE_ARTIFACT} (gated before the serving check "
+                "existed): run the DAG again"
+            )
+        sample = mlflow.artifacts.load_dict(f"runs:/{run_id}/gate/{sc.SAMPLE_ARTIFACT}")
+    # the fresh server reads the same registry as this process, whatever set it here
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri()}
+    result = sc.serving_check(spec, version, sample, env=env)
+    with (
+        registry.speaking_errors(f"recording the serving check of {name} v{version}"),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        path = Path(tmp) / sc.RESULT_ARTIFACT
+        path.write_text(json.dumps(result.to_dict(), indent=2))
+        client.log_artifact(run_id, str(path), artifact_path="gate")
+        client.set_model_version_tag(
+            name, version, "nightshift.serving", "passed" if result.passed else "failed"
+        )
+        if not result.passed:
+            client.set_model_version_tag(name, version, "nightshift.verdict", "reject")
+    return sc.apply(verdict, result)
 
 
 def _log_verdict(client: Any, spec: DatasetSpec, run_id: str, evaluations: list[Any], verdict: Any) -> None:
@@ -577,6 +642,7 @@ def decide_step(
         "triggered_by": triggered_by,
         "run_key": run_key,
         "model_kind": gate_result.get("model_kind"),
+        "serving": gate_result.get("serving"),
     }
     version = gate_result["version"]
     if not promote:
@@ -851,7 +917,12 @@ def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> 
     predicted = store.list_partitions(store.path("predictions", spec.name))
     predicted = [d for d in predicted if as_of is None or d <= as_of]
     if not predicted:
-        return {"drift": [], "performance": [], "history_rows": len(read_history(store, spec.name))}
+        return {
+            "drift": [],
+            "performance": [],
+            "history_rows": len(read_history(store, spec.name)),
+            "serving_drift": monitor_served(store, spec, client),
+        }
     first = predicted[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
     days = [d for d in predicted if d >= first]
     arrivals = store.list_partitions(store.path("labels", spec.name))
@@ -965,6 +1036,7 @@ def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> 
         "recovered": recovered,
         "history": store.uri(history_path(store, spec.name)),
         "history_rows": len(rows),
+        "serving_drift": monitor_served(store, spec, client),
     }
 
 
@@ -975,6 +1047,84 @@ def _predictions_version(store: Store, spec: DatasetSpec, dt: date) -> str:
 
     col = pq.read_table(store.open_input(store.predictions_file(spec.name, dt)), columns=[MODEL_VERSION])
     return str(col.column(0)[0].as_py()) if col.num_rows else "unknown"
+
+
+SERVING_DRIFT = "serving-drift"  # the report topic of served inputs
+SERVED_DAY = "day.json"  # written last in a served day's report folder: the parts it covered
+
+
+def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[dict[str, Any]]:
+    """Drift of the rows served online (``serving/<dataset>/dt=…/``, the request log of
+    ``nightshift serve``) against the reference of each version that answered them, reported
+    like a batch day's drift under ``reports/<dataset>/serving-drift/dt=…/`` (and on the
+    version's run, ``serving/dt=…``). A day is reported again once parts were added to it
+    (``day.json``, written last, names the parts covered). Served days stay out of the history
+    table and the alert policy, which follow the batch days. A version without a monitoring
+    reference is reported as an error of that day; a store or registry outage raises."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from nightshift import monitor
+    from nightshift.score import SCORE
+    from nightshift.serve import MODEL_VERSION, serving_dir
+    from nightshift.storage import finite
+
+    days = store.list_partitions(store.path("serving", spec.name))
+    if not days:
+        return []
+    first = days[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
+    refs: dict[str, _Reference] = {}
+    out: list[dict[str, Any]] = []
+    for dt in (d for d in days if d >= first):
+        parts = store.list_files(serving_dir(store, spec.name, dt), "*.parquet")
+        names = [p.rsplit("/", 1)[-1] for p in parts]
+        report_dir = store.reports_dir(spec.name, SERVING_DRIFT, dt)
+        done = f"{report_dir}/{SERVED_DAY}"
+        if not parts or (store.exists(done) and store.read_json(done).get("parts") == names):
+            continue
+        columns = [*spec.feature_names, SCORE, MODEL_VERSION]
+        table = pa.concat_tables(pq.read_table(store.open_input(p), columns=columns) for p in parts)
+        versions = sorted({str(v) for v in table.column(MODEL_VERSION).unique().to_pylist()})
+        for version in versions:
+            rows = table.filter(pc.equal(table.column(MODEL_VERSION), version)).drop_columns([MODEL_VERSION])
+            try:
+                if version not in refs:
+                    refs[version] = _reference(client, spec, version)
+            except monitor.MonitoringError as exc:
+                out.append(
+                    {"dt": dt.isoformat(), "version": version, "rows": rows.num_rows, "error": str(exc)}
+                )
+                continue
+            ref = refs[version]
+            result, snapshot = monitor.drift(ref.table, rows, spec, ref.weights, dt, version)
+            last = f"v{version}-summary.json"
+            with tempfile.TemporaryDirectory() as tmp_s:
+                tmp = Path(tmp_s)
+                snapshot.save_html(str(tmp / f"v{version}-drift.html"))
+                (tmp / f"v{version}-drift.json").write_text(snapshot.json())
+                summary = {
+                    **result.to_dict(),
+                    "source": "serving",
+                    "parts": len(parts),
+                    "report": store.uri(f"{report_dir}/v{version}-drift.html"),
+                }
+                (tmp / last).write_text(json.dumps(finite(summary), indent=2))
+                _publish(store, client, ref.run_id, tmp, report_dir, f"serving/dt={dt}", last)
+                _publish_last(store, tmp, report_dir, last)
+            out.append(
+                {
+                    "dt": dt.isoformat(),
+                    "version": version,
+                    "rows": result.rows,
+                    "drift_share": result.drift_share,
+                    "drifting": result.drifting,
+                    "top": result.top(),
+                    "report": summary["report"],
+                }
+            )
+        store.write_json_atomic(done, {"parts": names, "versions": versions})
+    return out
 
 
 def alert_step(store: Store, spec: DatasetSpec) -> dict[str, Any] | None:
@@ -1008,23 +1158,16 @@ def retrain_decide_step(
     """Apply the guard rails to a run's alerts and record the decision (a retried task gets
     the recorded decision back). Invalid ``overrides`` raise ``ValueError`` before anything
     is recorded."""
-    from nightshift import registry, retrain
-    from nightshift.monitor import Alert
-    from nightshift.train import labelled_days, quarantined_days
+    from nightshift import retrain
 
     found = retrain.find_record(store, spec.name, run_key)
     if found is not None:
         return found.to_dict()
-    client = registry.configure()
-    champion = registry.alias_version(client, spec.name, registry.CHAMPION)
-    decision = retrain.decide(
+    decision = _guard_rails(
+        store,
         spec,
         run_key,
-        [Alert.from_dict(a) for a in alerts],
-        retrain.read_records(store, spec.name),
-        champion,
-        labelled_days(store, spec),
-        quarantined_days(store, spec),
+        alerts,
         force=force,
         actor=actor,
         overrides=overrides,
@@ -1033,6 +1176,47 @@ def retrain_decide_step(
     )
     retrain.write_record(store, decision)
     return decision.to_dict()
+
+
+def _guard_rails(
+    store: Store, spec: DatasetSpec, run_key: str, alerts: list[dict[str, Any]], **kw: Any
+) -> Any:
+    """:func:`nightshift.retrain.decide` on the store's records and days and the champion."""
+    from nightshift import registry, retrain
+    from nightshift.monitor import Alert
+    from nightshift.train import labelled_days, quarantined_days
+
+    champion = registry.alias_version(registry.configure(), spec.name, registry.CHAMPION)
+    return retrain.decide(
+        spec,
+        run_key,
+        [Alert.from_dict(a) for a in alerts],
+        retrain.read_records(store, spec.name),
+        champion,
+        labelled_days(store, spec),
+        quarantined_days(store, spec),
+        **kw,
+    )
+
+
+def alert_guard_step(
+    store: Store, spec: DatasetSpec, run_key: str, alert: dict[str, Any], *, triggered_by: str | None = None
+) -> dict[str, Any] | None:
+    """The guard rails on a new alert before it starts a retrain run: ``None`` when they would
+    retrain (the alert's event starts ``nightshift_retrain``, which decides again and records);
+    else the skip, recorded under ``run_key`` (the alerting run's) with its reason and checks as
+    the retrain run would have recorded it, so that no run is started only to skip. A retried
+    task gets its recorded skip back."""
+    from nightshift import retrain
+
+    found = retrain.find_record(store, spec.name, run_key)
+    if found is not None:
+        return found.to_dict()
+    decision = _guard_rails(store, spec, run_key, [alert], triggered_by=triggered_by)
+    if decision.ran:
+        return None
+    retrain.write_record(store, decision)
+    return dict(decision.to_dict())
 
 
 def bootstrap_decide_step(

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from nightshift.errors import DataError, ServiceError
 from nightshift.storage import Store, default_state_dir
 
 CHAMPION = "champion"
@@ -30,11 +31,12 @@ RUN_KEY = "nightshift.run_key"
 TAG = "nightshift."
 
 
-class RegistryError(RuntimeError):
-    """The registry cannot do what was asked; the message says what and where."""
+class RegistryError(DataError, RuntimeError):
+    """The registry cannot do what was asked (no such version, nothing to roll back to, a
+    refused promotion); the message says what and where."""
 
 
-class RegistryUnavailable(RegistryError):
+class RegistryUnavailable(ServiceError, RegistryError):
     """The MLflow server cannot be reached (worth retrying)."""
 
 
@@ -270,6 +272,8 @@ class AuditEvent:
     run_key: str | None = None  # the orchestrator run that made the decision (a retry finds it)
     # what the version is: ``xgboost``, or ``logistic`` when the gate's baseline competed and won
     model_kind: str | None = None
+    # the gate's serving check (nightshift.servecheck): passed, detail, rows, max diff, latencies
+    serving: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -332,6 +336,8 @@ def _tag_decision(client: Any, event: AuditEvent, status: str) -> None:
         tags[f"nightshift.{event.action}.model_kind"] = event.model_kind
     if event.review:
         tags[f"nightshift.{event.action}.review"] = json.dumps(event.review, sort_keys=True)[:4900]
+    if event.serving:
+        tags[f"nightshift.{event.action}.serving"] = json.dumps(event.serving, sort_keys=True)[:4900]
     for k, v in tags.items():
         client.set_model_version_tag(name, event.version, k, v)
 
@@ -377,6 +383,7 @@ def promote(
     on_behalf_of: str | None = None,
     run_key: str | None = None,
     model_kind: str | None = None,
+    serving: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Move ``champion`` to ``version`` (the former champion becomes ``previous``), verify,
     record. Promoting the current champion again (a retry) only re-records.
@@ -417,6 +424,7 @@ def promote(
             on_behalf_of=on_behalf_of,
             run_key=run_key,
             model_kind=model_kind,
+            serving=serving,
         )
         _tag_decision(client, event, CHAMPION)
     write_audit(store, event)
@@ -439,6 +447,7 @@ def reject(
     on_behalf_of: str | None = None,
     run_key: str | None = None,
     model_kind: str | None = None,
+    serving: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Record that ``version`` was not promoted, and why; the aliases are untouched."""
     with speaking_errors(f"recording the rejection of {model_name(dataset)} v{version}"):
@@ -458,6 +467,7 @@ def reject(
             on_behalf_of=on_behalf_of,
             run_key=run_key,
             model_kind=model_kind,
+            serving=serving,
         )
         _tag_decision(client, event, "rejected")
     write_audit(store, event)

@@ -15,17 +15,20 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from nightshift.errors import DataError, ServiceError
+
 # the DAG families whose runs a day's landing sets off (promote and rollback are manual)
 KINDS = ("ingest", "score", "train", "monitor", "retrain")
 FINISHED = ("success", "failed")
 
 
-class ApiUnavailable(RuntimeError):
+class ApiUnavailable(ServiceError, RuntimeError):
     """Nothing answers at the API's address; the message names it."""
 
 
-class ApiError(RuntimeError):
-    """The API answered with an error; the message names the request and the answer."""
+class ApiError(DataError, RuntimeError):
+    """The API answered with an error (a refused login, no such DAG, a bad request); the
+    message names the request and the answer."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -154,12 +157,15 @@ class AirflowAPI:
         self,
         dataset: str,
         deadline: float,
-        quiet_polls: int = 3,
-        poll_s: float = 3.0,
+        quiet_polls: int = 2,
+        poll_s: float = 2.0,
         on_poll: Callable[[list[str]], None] | None = None,
     ) -> None:
-        """Return once ``dataset``'s DAGs have been idle ``quiet_polls`` polls in a row (an Asset
-        event takes a moment to become a run); :class:`TimeoutError` naming what is still busy."""
+        """Return once ``dataset``'s DAGs have been idle ``quiet_polls`` polls in a row;
+        :class:`TimeoutError` naming what is still busy. An Asset event is queued for its DAG in
+        the transaction that ends the task emitting it and becomes a run in the one that deletes
+        it, so :meth:`busy` sees every step of a chain; the second poll covers the chain's step
+        back (a promotion scoring again) falling between one poll's DAGs."""
         quiet = 0
         while time.monotonic() < deadline:
             busy = self.busy(dataset)

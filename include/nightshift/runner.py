@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from nightshift.spec import BatchKind, DatasetSpec
@@ -165,9 +166,12 @@ def labels_due(store: Store, spec: DatasetSpec, day: date) -> bool:
     return bool(landed(store, spec, "events", day - timedelta(days=spec.label.delay_days)))
 
 
-def ingest_day(store: Store, spec: DatasetSpec, day: date, kinds: Sequence[BatchKind]) -> DayResult:
-    """Ingest ``kinds`` of one day with ``ingest_partition`` (the DAG's core). Labels that
-    are not due and have not landed are skipped; anything else missing fails the day."""
+def ingest_day(
+    store: Store, spec: DatasetSpec, day: date, kinds: Sequence[BatchKind], work_dir: Path | None = None
+) -> DayResult:
+    """Ingest ``kinds`` of one day with ``ingest_partition`` (the DAG's core; staging in
+    ``work_dir``, default the state directory's). Labels that are not due and have not landed
+    are skipped; anything else missing fails the day."""
     from nightshift.ingest import LandingIncomplete, NoLandingData, StagingError, ingest_partition
     from nightshift.validate import BatchRejected
 
@@ -180,7 +184,7 @@ def ingest_day(store: Store, spec: DatasetSpec, day: date, kinds: Sequence[Batch
             seen.append("skipped")
             continue
         try:
-            outcome = ingest_partition(store, spec, kind, day)
+            outcome = ingest_partition(store, spec, kind, day, work_dir=work_dir)
         except BatchRejected as exc:
             parts.append(str(exc))
             seen.append("quarantined")
@@ -287,7 +291,7 @@ def replay(
     together: bool = False,
     timeout_s: float = 1200.0,
     unpause: Sequence[str] = (),
-    poll_s: float = 3.0,
+    poll_s: float = 2.0,
 ) -> list[DayResult]:
     """Let landed days pass through the running scheduler: trigger ``nightshift_ingest`` with
     ``dt`` = the day, then wait until every nightshift DAG of the dataset is idle (the scoring,

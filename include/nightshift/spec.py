@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nightshift.errors import DataError
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -40,7 +42,7 @@ RESERVED_COLUMNS: dict[str, str] = {
 RESERVED_PREFIX = "__"
 
 
-class SpecError(ValueError):
+class SpecError(DataError, ValueError):
     """A dataset spec that cannot be used; the message names the file and the fields."""
 
 
@@ -388,6 +390,37 @@ class Scoring(_Model):
     batch_rows: Annotated[int, Field(ge=1000)] = 500_000
 
 
+class Serving(_Model):
+    """The online scoring service (``nightshift serve``): the champion behind HTTP."""
+
+    # how often the service asks the registry where ``champion`` points: a promotion or a
+    # rollback answers within this plus the new version's load time
+    poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # a larger request gets 413 (the body may hold at most 1 MiB + 4 KiB per allowed row)
+    max_rows_per_request: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # XGBoost threads per request (0: every core). One keeps a single-row request at ~0.1 ms
+    # of predict on a busy host, where a 2-thread OpenMP region waits milliseconds for a core;
+    # concurrent requests use the other cores
+    predict_threads: Annotated[int, Field(ge=0, le=256)] = 1
+    # keep every answered row (inputs, score, version, time) under serving/<dataset>/dt=<day>/
+    # (the request's local day), monitored for drift like the batch predictions
+    log_requests: bool = False
+    log_flush_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # rows buffered at most (the oldest are dropped, and counted, while the store is unreachable)
+    log_max_buffer_rows: Annotated[int, Field(ge=1000, le=10_000_000)] = 200_000
+    # the gate's serving check (nightshift.servecheck): the candidate served by a fresh
+    # ``nightshift serve`` process must answer its input example and a holdout sample as it
+    # scores in process, without an error, and one-row requests within this p99 latency
+    # (client-side wall time of each of ``check_requests`` timed requests, start-up excluded)
+    max_latency_ms: Annotated[float, Field(gt=0, le=60_000)] = 50.0
+    check_requests: Annotated[int, Field(ge=20, le=100_000)] = 200
+    # the fresh server must have loaded the candidate within this (slower: a service problem,
+    # the task is retried); then every request must be answered within ``check_timeout_s``
+    # (what is left unanswered counts as failed requests: the candidate is rejected)
+    check_start_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 180.0
+    check_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
 # distances only (a larger value = more drift); p-value tests flag everything at large samples
 DriftMethod = Literal["wasserstein", "jensenshannon", "psi", "kl_div", "hellinger"]
 
@@ -468,6 +501,7 @@ class DatasetSpec(_Model):
     training: Training = Field(default_factory=Training)
     gate: Gate = Field(default_factory=Gate)
     scoring: Scoring = Field(default_factory=Scoring)
+    serving: Serving = Field(default_factory=Serving)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     alerts: Alerts = Field(default_factory=Alerts)
     retrain: Retrain = Field(default_factory=Retrain)
@@ -713,7 +747,7 @@ def load_spec(path: str | Path) -> DatasetSpec:
     return spec
 
 
-def find_spec(name_or_path: str, datasets_dir: str | Path | None = None) -> DatasetSpec:
+def find_spec(name_or_path: str | Path, datasets_dir: str | Path | None = None) -> DatasetSpec:
     """Resolve a dataset name (``datasets/<name>.yaml``) or a path to its spec."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():

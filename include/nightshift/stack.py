@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from nightshift.errors import DataError
 from nightshift.storage import default_state_dir
 
 DEFAULT_API = "http://127.0.0.1:8080"
@@ -96,7 +97,7 @@ def passwords_file(info: StackInfo | None = None) -> Path:
     return Path(home) / "passwords.json"
 
 
-class CredentialsError(RuntimeError):
+class CredentialsError(DataError, RuntimeError):
     """The stack's credentials cannot be read; the message names the file."""
 
 

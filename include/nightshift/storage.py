@@ -8,6 +8,7 @@ Layout (every area partitioned by day)::
     quarantine/<dataset>/<kind>/dt=YYYY-MM-DD/          rejected files + validation result + Data Docs
     reports/<dataset>/<topic>/dt=YYYY-MM-DD/            reports (validation summaries, later drift)
     predictions/<dataset>/dt=YYYY-MM-DD/part-0.parquet  scores of the champion, version in every row
+    serving/<dataset>/dt=YYYY-MM-DD/part-<uuid>.parquet rows answered online (nightshift.serve)
     audit/<dataset>/<action>-v<version>-<key>.json      registry decisions (one immutable object each)
 
 Writes go to a temporary name and are then moved into place, so a reader sees the old file
@@ -44,6 +45,7 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from nightshift.errors import ServiceError
 from nightshift.spec import BatchKind, parse_dt
 
 DEFAULT_STATE_DIR = ".nightshift"
@@ -58,7 +60,7 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 log = logging.getLogger(__name__)
 
 
-class StorageError(RuntimeError):
+class StorageError(ServiceError, RuntimeError):
     """A store that cannot be reached or used; the message names the URL. An infrastructure
     error: retrying may succeed, the data is not at fault."""
 

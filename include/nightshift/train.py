@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from nightshift.errors import DataError
 from nightshift.features import FeatureTransform, labels
 from nightshift.spec import DatasetSpec
 from nightshift.storage import Store
@@ -33,12 +34,13 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "holdout")
 
 
-class InsufficientData(ValueError):
+class InsufficientData(DataError, ValueError):
     """The window cannot train a model: too few days, rows, or only one class."""
 
 
-class DeviceError(RuntimeError):
-    """A worker that must train on a GPU cannot see one."""
+class DeviceError(DataError, RuntimeError):
+    """A worker that must train on a GPU cannot see one (a set-up error: a retry on the same
+    worker sees the same devices, so it fails at once)."""
 
 
 # ---- the window --------------------------------------------------------------------------

@@ -19,10 +19,11 @@ import os
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from nightshift.errors import DataError
 from nightshift.spec import BatchKind, CategoricalFeature, DatasetSpec, NumericFeature, partition_bounds
 
 if TYPE_CHECKING:
@@ -120,8 +121,10 @@ class ValidationOutcome:
         return cls(**d)
 
 
-class BatchRejected(RuntimeError):
+class BatchRejected(DataError, RuntimeError):
     """A batch failed validation and was quarantined."""
+
+    quarantined = True
 
     def __init__(self, outcome: ValidationOutcome) -> None:
         super().__init__(outcome.message())
@@ -463,9 +466,17 @@ def _details(result: Any, personal: bool = False) -> str:
     if r.get("unexpected_count") is not None:
         nulls = cfg.type == "expect_column_values_to_not_be_null"
         examples = [] if nulls or personal else list((r.get("partial_unexpected_list") or [])[:3])
-        ex = f", e.g. {', '.join(repr(e) for e in examples)}" if examples else ""
+        ex = f", e.g. {', '.join(_example(e) for e in examples)}" if examples else ""
         return f"{r['unexpected_count']} unexpected ({r.get('unexpected_percent') or 0:.2f}%){ex}"
     return f"values {WITHHELD}" if personal else ""
+
+
+def _example(value: Any) -> str:
+    """An unexpected value as the details show it: an instant as ISO-8601 text with its offset
+    (each engine has its own datetime type: pandas' Timestamp, DuckDB's datetime), others repr."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value)
 
 
 def _column_groups(
@@ -549,19 +560,25 @@ def _part_frame(batch: Any, column: str | None, expectations: list[dict[str, Any
 DOCS_SITE = "nightshift"
 
 
-def _gx_context(docs_dir: Path | None) -> tuple[Any, Any]:
-    """An ephemeral GX context with a pandas batch definition (and a Data Docs site)."""
+def _gx_context(docs_dir: Path | None, parquet: Path | None = None) -> tuple[Any, Any]:
+    """An ephemeral GX context with one batch definition (and a Data Docs site): a pandas
+    dataframe asset, or with ``parquet`` a SQL asset on DuckDB over that file."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_def = (
-        ctx.data_sources.add_pandas("nightshift")
-        .add_dataframe_asset("batch")
-        .add_batch_definition_whole_dataframe("all")
-    )
+    if parquet is not None:
+        from nightshift import gxsql
+
+        batch_def = gxsql.add_source(ctx, parquet)
+    else:
+        batch_def = (
+            ctx.data_sources.add_pandas("nightshift")
+            .add_dataframe_asset("batch")
+            .add_batch_definition_whole_dataframe("all")
+        )
     if docs_dir is not None:
         site: Any = {
             "class_name": "SiteBuilder",
@@ -572,6 +589,39 @@ def _gx_context(docs_dir: Path | None) -> tuple[Any, Any]:
     return ctx, batch_def
 
 
+# which GX execution engine validates a staged Parquet batch: ``auto`` (the default: ``sql`` from
+# SQL_MIN_ROWS rows, ``pandas`` below), ``sql`` (DuckDB) or ``pandas`` (GX's pandas engine, column
+# by column); frames and Arrow tables always use pandas
+ENGINE_ENV = "NIGHTSHIFT_GX_ENGINE"
+ENGINES = ("sql", "pandas")
+# Below this many rows the pandas engine is as fast and its process need not load DuckDB (about
+# 0.6 s of CPU the first time; Data Docs of SQL results cost ~0.3 s more): bench/ingest.py
+SQL_MIN_ROWS = 200_000
+
+
+def gx_engine(batch: Any) -> str:
+    """The engine that validates ``batch``: for a Parquet file ``$NIGHTSHIFT_GX_ENGINE`` (``sql``,
+    ``pandas``, or ``auto``: ``sql`` from :data:`SQL_MIN_ROWS` rows); ``pandas`` for a frame or an
+    Arrow table."""
+    choice = os.environ.get(ENGINE_ENV, "").strip().lower() or "auto"
+    if choice not in (*ENGINES, "auto"):
+        raise ValueError(f"${ENGINE_ENV} must be one of auto, {', '.join(ENGINES)}, got {choice!r}")
+    if not isinstance(batch, Path):
+        return "pandas"
+    if choice == "auto":
+        import pyarrow.parquet as pq
+
+        return "sql" if pq.ParquetFile(batch).metadata.num_rows >= SQL_MIN_ROWS else "pandas"
+    return choice
+
+
+def _raised(result: Any) -> bool:
+    """Whether GX could not compute an expectation (its result carries an exception)."""
+    exc = result.exception_info or {}
+    infos = [exc] if "raised_exception" in exc else [v for v in exc.values() if isinstance(v, dict)]
+    return any(info.get("raised_exception") for info in infos)
+
+
 def run_suite(
     batch: pa.Table | pd.DataFrame | Path,
     suite: dict[str, Any],
@@ -579,82 +629,270 @@ def run_suite(
     docs_dir: Path | None = None,
     result_format: str = "SUMMARY",
     pii: Collection[str] | None = None,
+    engine: str | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any]]:
-    """Validate ``df`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
+    """Validate ``batch`` against ``suite`` with GX; optionally build Data Docs into ``docs_dir``.
 
-    GX's pandas engine copies the whole batch for each metric it computes, so the suite is
-    run column by column, each part on a one-column frame (shape-only table expectations on
-    a one-byte-per-cell frame of the same shape, other table-level ones on the whole batch).
-    The verdicts are the same; the cost grows with rows x columns instead of rows x columns
-    squared, and an Arrow or Parquet ``batch`` is converted to pandas one column at a time,
-    so memory follows the largest column, not the batch. ``result_format`` is GX's
+    A staged Parquet file (the ingest's batch) of :data:`SQL_MIN_ROWS` rows or more is validated by
+    GX's SQL execution engine on DuckDB (:mod:`nightshift.gxsql`; ``engine`` or
+    ``$NIGHTSHIFT_GX_ENGINE`` choose otherwise, see :func:`gx_engine`): each metric is a query over
+    the file, which reads only the columns it needs, on every core, and one GX validator (one
+    batch) serves every part. A smaller file, a frame or an Arrow table goes through
+    GX's pandas engine, which copies the batch for each metric it computes, so there each part
+    runs on a one-column frame (shape-only table expectations on a one-byte-per-cell frame of
+    the same shape, other table-level ones on the whole batch) and Parquet is converted one
+    column at a time. An expectation the SQL engine cannot compute (GX has no SQL form of it)
+    is run again on the pandas engine, for that column only; the others keep their SQL results
+    (``pandas_parts`` in the JSON names them).
+
+    The suite runs in parts, one per column and severity: each part's seconds are reported
+    (``column_seconds``: column, or ``table``, to seconds), and a column's checks of another
+    severity than ``critical`` are a part of their own (``<suite>:<column>:warning``, seen as
+    such in Data Docs); GX's ``success`` is its own (any failed check), the batch's verdict is
+    :attr:`ValidationOutcome.success` (no failed critical check). ``result_format`` is GX's
     (``BOOLEAN_ONLY`` for verdicts alone). Returns the checks and GX's JSON results, one per part,
-    with each column's seconds (``column_seconds``: column, or ``table``, to seconds). A column's
-    checks of another severity than ``critical`` are a part of their own (``<suite>:<column>:warning``,
-    seen as such in Data Docs); GX's ``success`` is its own (any failed check), the batch's verdict
-    is :attr:`ValidationOutcome.success` (no failed critical check).
+    and the ``engine`` that ran them.
 
     Results of expectations on ``pii`` columns (default: the suite's ``meta.pii_columns``, which
     :func:`load_suite` sets from the spec) keep counts only, here, in the JSON and in Data Docs.
     """
     import great_expectations as gx
 
-    # GX's execution engine caches every metric it computed, frames included, for the life of
-    # its context: without Data Docs each part gets a fresh (cheap) context, so memory is
-    # released part by part; Data Docs need one context that has seen every part.
-    shared = _gx_context(docs_dir) if docs_dir is not None else None
+    engine = engine or gx_engine(batch)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    sql = engine == "sql"
+    if sql and not isinstance(batch, Path):
+        raise ValueError("the sql engine validates a Parquet file; give a frame or table engine='pandas'")
+    # GX's pandas engine caches every metric it computed, frames included, for the life of its
+    # context: there, without Data Docs, each part gets a fresh (cheap) context, so memory is
+    # released part by part. The SQL engine caches numbers only: one context, one validator.
+    # Data Docs need one context that has seen every part.
+    parquet = batch if sql and isinstance(batch, Path) else None
+    shared = _gx_context(docs_dir, parquet) if (docs_dir is not None or sql) else None
+    validator = _SqlValidator(shared, parameters) if sql and shared is not None else None
     meta = suite.get("meta") or {}
     personal = set(pii if pii is not None else meta.get(PII_META) or [])
+    names = _batch_columns(batch)
     checks: list[CheckResult] = []
     results: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}  # each part's cost: the per-feature cost of validation
+    engines: dict[str, str] = {}  # the parts the pandas engine ran in a SQL run (name: why)
     groups = _column_groups(list(suite.get("expectations") or []))
-    for i, ((column, severity), expectations) in enumerate(groups.items()):
-        t0 = time.perf_counter()
-        ctx, batch_def = shared or _gx_context(None)
-        # GX's Data Docs do not show an expectation's severity: a column's non-critical checks
-        # are a validation of their own, "<suite>:<column>:warning", so a warning reads as one
-        name = f"{suite['name']}:{column or 'table'}" + ("" if severity == "critical" else f":{severity}")
-        gx_suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=meta))
-        vdef = ctx.validation_definitions.add(
-            gx.ValidationDefinition(name=name, data=batch_def, suite=gx_suite)
-        )
-        fmt: dict[str, Any] = {"result_format": result_format}
-        if any(_columns_of(e.get("kwargs") or {}) & personal for e in expectations):
-            fmt["exclude_unexpected_values"] = True  # GX need not even collect them
-        checkpoint = ctx.checkpoints.add(
-            gx.Checkpoint(name=f"part-{i}", validation_definitions=[vdef], result_format=fmt)
-        )
-        frame = _part_frame(batch, column, expectations)
-        run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
-        del frame
-        part = column or "table"
-        seconds[part] = round(seconds.get(part, 0.0) + time.perf_counter() - t0, 4)
-        result = next(iter(run.run_results.values()))
-        scrubbed = {id(r) for r in scrub_pii(result, personal)}
-        results.append(result.to_json_dict())
-        for r in result.results:
-            cfg = r.expectation_config
-            assert cfg is not None  # GX always attaches the configuration to a run result
-            checks.append(
-                CheckResult(
-                    name=cfg.type,
-                    column=cfg.kwargs.get("column"),
-                    success=bool(r.success),
-                    details="" if r.success else _details(r, id(r) in scrubbed),
-                    severity=str(getattr(cfg.severity, "value", cfg.severity) or "critical"),
+    try:
+        for i, ((column, severity), expectations) in enumerate(groups.items()):
+            t0 = time.perf_counter()
+            # GX's Data Docs do not show an expectation's severity: a column's non-critical
+            # checks are a validation of their own, "<suite>:<column>:warning", so a warning
+            # reads as one
+            name = f"{suite['name']}:{column or 'table'}" + ("" if severity == "critical" else f":{severity}")
+            fmt: dict[str, Any] = {"result_format": result_format}
+            if any(_columns_of(e.get("kwargs") or {}) & personal for e in expectations):
+                fmt["exclude_unexpected_values"] = True  # GX need not even collect them
+            if validator is not None:
+                result = validator.run(name, expectations, meta, fmt, store=docs_dir is not None)
+                redo = [r for r in result.results if _raised(r)]
+                if redo and (column is None or column in names):
+                    # GX has no SQL form of these: the pandas engine runs them, on this column
+                    # only (an absent column stays "could not run", as the pandas engine says too)
+                    again = [e for e in expectations if _matches_any(e, redo)]
+                    ctx = shared if docs_dir is not None else _gx_context(None)
+                    assert ctx is not None
+                    frame = _part_frame(batch, column, again)
+                    fixed = _run_part(gx, ctx, i, name + ":pandas", again, meta, fmt, frame, parameters)
+                    del frame
+                    result = _merge_part(result, fixed)
+                    engines[name] = "pandas for " + ", ".join(sorted({str(e["type"]) for e in again}))
+                _in_suite_order(result, expectations)  # the SQL engine returns failed ones first
+            else:
+                ctx = shared or _gx_context(None)
+                frame = _part_frame(batch, column, expectations)
+                result = _run_part(gx, ctx, i, name, expectations, meta, fmt, frame, parameters)
+                del frame
+            part = column or "table"
+            seconds[part] = round(seconds.get(part, 0.0) + time.perf_counter() - t0, 4)
+            scrubbed = {id(r) for r in scrub_pii(result, personal)}
+            results.append(result.to_json_dict())
+            for r in result.results:
+                cfg = r.expectation_config
+                assert cfg is not None  # GX always attaches the configuration to a run result
+                checks.append(
+                    CheckResult(
+                        name=cfg.type,
+                        column=cfg.kwargs.get("column"),
+                        success=bool(r.success),
+                        details="" if r.success else _details(r, id(r) in scrubbed),
+                        severity=str(getattr(cfg.severity, "value", cfg.severity) or "critical"),
+                    )
                 )
-            )
-    if shared is not None:
-        if personal:
-            # Data Docs render what the context stored when each part ran (before the scrub)
-            store = shared[0].validation_results_store
-            for key in store.list_keys():
-                stored = store.get(key)
-                if scrub_pii(stored, personal):
-                    store.set(key, stored)
-        # one build for every part: a Data Docs action per part re-renders the site each time
-        shared[0].build_data_docs(site_names=[DOCS_SITE])
+        if shared is not None and docs_dir is not None:
+            if personal:
+                # Data Docs render what the context stored when each part ran (before the scrub)
+                store = shared[0].validation_results_store
+                for key in store.list_keys():
+                    stored = store.get(key)
+                    if scrub_pii(stored, personal):
+                        store.set(key, stored)
+            # one build for every part: a Data Docs action per part re-renders the site each time
+            shared[0].build_data_docs(site_names=[DOCS_SITE])
+    finally:
+        if validator is not None:
+            validator.close()
     checks.sort(key=lambda c: c.column is not None)  # table-level findings first
     success = all(r["success"] for r in results)
-    return checks, {"suite": suite["name"], "success": success, "results": results, "column_seconds": seconds}
+    out: dict[str, Any] = {"suite": suite["name"], "success": success, "results": results}
+    out.update(column_seconds=seconds, engine=engine)
+    if engines:
+        out["pandas_parts"] = engines
+    return checks, out
+
+
+class _SqlValidator:
+    """One GX validator on the context's SQL batch for every part of a suite: the batch, its
+    execution engine and connection are made once (a checkpoint per part would make each anew).
+    A part's result is what a checkpoint's validation definition returns, stored the same way
+    when Data Docs are built."""
+
+    def __init__(self, shared: tuple[Any, Any], parameters: dict[str, Any]) -> None:
+        from great_expectations.validator.v1_validator import Validator
+
+        from nightshift import gxsql
+
+        self.ctx, batch_def = shared
+        self.parameters = gxsql.sql_parameters(parameters)
+        self.validator: Any = Validator(batch_definition=batch_def)
+
+    def run(
+        self,
+        name: str,
+        expectations: list[dict[str, Any]],
+        meta: dict[str, Any],
+        fmt: dict[str, Any],
+        store: bool,
+    ) -> Any:
+        import great_expectations as gx
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        gx_suite = gx.ExpectationSuite(name=name, expectations=expectations, meta=meta)
+        if store:
+            gx_suite = self.ctx.suites.add(gx_suite)
+        self.validator.result_format = fmt
+        result = self.validator.validate_expectation_suite(gx_suite, self.parameters)
+        run_id = RunIdentifier(run_time=datetime.now(UTC))
+        # what a validation definition adds to the meta of the results it returns
+        extra: dict[str, Any] = {
+            "run_id": run_id,
+            "validation_time": run_id.run_time,
+            "batch_parameters": None,
+        }
+        result.meta.update(extra)
+        if store:
+            suite_id = ExpectationSuiteIdentifier(name=name)
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=result.batch_id
+            )
+            self.ctx.validation_results_store.store_validation_results(
+                suite_validation_result=result,
+                suite_validation_result_identifier=key,
+                expectation_suite_identifier=suite_id,
+            )
+        return result
+
+    def close(self) -> None:
+        """Close the batch's DuckDB connections now: DuckDB's bindings report every object of
+        theirs still alive at interpreter exit on stderr (dozens of lines in a task's log)."""
+        import gc
+
+        engine = getattr(getattr(self.validator, "_wrapped_validator_cache", None), "execution_engine", None)
+        engines = [getattr(engine, "engine", None)]
+        engines += [getattr(ds, "_engine", None) for ds in self.ctx.data_sources.all().values()]
+        for sa_engine in engines:
+            if sa_engine is not None:
+                sa_engine.dispose()
+        del engine, engines
+        self.validator = None
+        gc.collect()  # what is left of the run in reference cycles goes now, not at exit
+
+
+def _batch_columns(batch: Any) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(batch, Path):
+        return list(pq.read_schema(batch).names)
+    if isinstance(batch, pa.Table):
+        return list(batch.column_names)
+    return [str(c) for c in batch.columns]
+
+
+def _run_part(
+    gx: Any,
+    shared: tuple[Any, Any],
+    i: int,
+    name: str,
+    expectations: list[dict[str, Any]],
+    meta: dict[str, Any],
+    fmt: dict[str, Any],
+    frame: Any,
+    parameters: dict[str, Any],
+) -> Any:
+    """One checkpoint: ``expectations`` as the suite ``name`` on the context's pandas batch
+    ``frame``; GX's suite validation result."""
+    ctx, batch_def = shared
+    gx_suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=meta))
+    vdef = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=gx_suite))
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(name=f"part-{i}-{name}", validation_definitions=[vdef], result_format=fmt)
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+    return next(iter(run.run_results.values()))
+
+
+def _matches_any(exp: dict[str, Any], results: list[Any]) -> bool:
+    """Whether the suite's expectation ``exp`` is the one behind any of these results (same type
+    and plain kwargs; a ``$PARAMETER`` kwarg is compared by its resolved value, so skipped)."""
+    kwargs = {k: v for k, v in (exp.get("kwargs") or {}).items() if not isinstance(v, dict)}
+    for r in results:
+        cfg = r.expectation_config
+        if cfg.type == exp.get("type") and all(cfg.kwargs.get(k) == v for k, v in kwargs.items()):
+            return True
+    return False
+
+
+def _keyed(results: list[Any]) -> list[tuple[tuple[str, Any, int], Any]]:
+    """Each result keyed by its expectation's type, column and order among those alike."""
+    seen: dict[tuple[str, Any], int] = {}
+    out = []
+    for r in results:
+        k = (r.expectation_config.type, r.expectation_config.kwargs.get("column"))
+        seen[k] = seen.get(k, -1) + 1
+        out.append(((*k, seen[k]), r))
+    return out
+
+
+def _in_suite_order(result: Any, expectations: list[dict[str, Any]]) -> None:
+    """Put a part's results in the order of its expectations (in place), as the pandas engine
+    returns them."""
+    seen: dict[tuple[str, Any], int] = {}
+    rank: dict[tuple[str, Any, int], int] = {}
+    for i, e in enumerate(expectations):
+        k = (str(e.get("type")), (e.get("kwargs") or {}).get("column"))
+        seen[k] = seen.get(k, -1) + 1
+        rank[(*k, seen[k])] = i
+    keyed = _keyed(list(result.results))
+    result.results = [r for _, r in sorted(keyed, key=lambda kr: rank.get(kr[0], len(rank)))]
+
+
+def _merge_part(sql_result: Any, pandas_result: Any) -> Any:
+    """The SQL part's result with the pandas engine's results in place of the ones it could
+    not compute (matched by type, column and order among them); its success recomputed."""
+
+    redone = dict(_keyed(list(pandas_result.results)))
+    swap = {id(r): redone.get(k, r) for k, r in _keyed([r for r in sql_result.results if _raised(r)])}
+    sql_result.results = [swap.get(id(r), r) for r in sql_result.results]
+    sql_result.success = all(r.success for r in sql_result.results)
+    return sql_result

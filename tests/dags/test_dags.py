@@ -72,6 +72,8 @@ def test_every_dataset_has_an_ingest_dag(dagbag: Any) -> None:
 
 
 def test_policy(dagbag: Any) -> None:
+    from nightshift.airflow.taskstart import log_inherited
+
     problems = []
     for dag_id, dag in dagbag.dags.items():
         if not dag_id.startswith("nightshift_"):
@@ -87,7 +89,22 @@ def test_policy(dagbag: Any) -> None:
                 problems.append(f"{dag_id}.{t.task_id}: owner not set")
             if (t.retries or 0) < 2:
                 problems.append(f"{dag_id}.{t.task_id}: retries {t.retries} < 2")
+            if log_inherited not in (t.on_execute_callback or []):
+                problems.append(f"{dag_id}.{t.task_id}: does not log what it inherited from its worker")
     assert not problems, "\n".join(problems)
+
+
+def test_a_task_s_result_is_one_xcom(dagbag: Any) -> None:
+    """Every consumer reads a task's whole result (``return_value``): no ``@task`` returning a
+    dict has its keys pushed again as XComs of their own (Airflow infers that from a ``dict``
+    return annotation unless ``multiple_outputs`` is given; ruff's AIR202)."""
+    split = [
+        f"{dag_id}.{t.task_id}"
+        for dag_id, dag in dagbag.dags.items()
+        for t in dag.tasks
+        if getattr(t, "multiple_outputs", False)
+    ]
+    assert not split, split
 
 
 def test_landing_waits_are_deferrable(dagbag: Any) -> None:
@@ -95,7 +112,14 @@ def test_landing_waits_are_deferrable(dagbag: Any) -> None:
     for kind in ("events", "labels"):
         sensor = dag.get_task(f"wait_{kind}")
         assert sensor.deferrable, f"wait_{kind} would hold a worker slot"
-    assert [o.name for o in dag.get_task("ingest_events").outlets] == ["nightshift.payments.curated"]
+    # the curated event always; training and monitoring are told only when due (through aliases)
+    assert [o.name for o in dag.get_task("ingest_events").outlets] == [
+        "nightshift.payments.curated",
+        "nightshift.payments.train_due.when_due",
+    ]
+    assert [o.name for o in dag.get_task("ingest_labels").outlets] == ["nightshift.payments.labels.when_due"]
+    monitor = dagbag.dags["nightshift_monitor.payments"]
+    assert [o.name for o in monitor.get_task("alert").outlets] == ["nightshift.payments.alert.when_due"]
 
 
 def _ingest_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zones: dict[str, tuple[str, int]]) -> Any:
@@ -120,8 +144,9 @@ def _ingest_dags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zones: dict[st
 def test_the_ingest_schedule_cuts_the_datasets_local_days(
     dagbag: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from datetime import UTC, date, datetime
+    from datetime import date
 
+    import pendulum
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import TimeRestriction
 
@@ -149,7 +174,9 @@ def test_the_ingest_schedule_cuts_the_datasets_local_days(
         assert str(dag.timetable.timezone) == zone
         info = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
             last_automated_data_interval=None,
-            restriction=TimeRestriction(earliest=datetime(2026, 3, 1, tzinfo=UTC), latest=None, catchup=True),
+            restriction=TimeRestriction(
+                earliest=pendulum.datetime(2026, 3, 1, tz="UTC"), latest=None, catchup=True
+            ),
         )
         assert (info.data_interval.start.isoformat(), info.data_interval.end.isoformat()) == (start, end)
         # in Paris the local day starts at 23:00 UTC the day before: its run is for the local date
@@ -247,7 +274,7 @@ def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
     def names(cond: Any) -> set[str]:
         return set().union(*(names(o) for o in cond.objects)) if hasattr(cond, "objects") else {cond.name}
 
-    assert names(train.timetable.asset_condition) == {"nightshift.payments.curated"}
+    assert names(train.timetable.asset_condition) == {"nightshift.payments.train_due"}
     assert names(score.timetable.asset_condition) == {
         "nightshift.payments.curated",
         "nightshift.payments.champion",
@@ -255,20 +282,26 @@ def test_model_dags_are_triggered_by_assets(dagbag: Any) -> None:
     assert [o.name for o in score.get_task("score").outlets] == ["nightshift.payments.predictions"]
 
 
-def test_a_human_review_sits_between_the_gate_and_the_promotion(dagbag: Any) -> None:
+def test_the_serving_check_and_a_human_review_sit_between_the_gate_and_the_promotion(dagbag: Any) -> None:
     from airflow.providers.standard.operators.hitl import HITLOperator
+
+    from nightshift.airflow.review import ReviewOperator
 
     for dag_id in ("nightshift_train.payments", "nightshift_retrain.payments"):
         dag = dagbag.dags[dag_id]
+        check = dag.get_task("serving_check")
+        assert check.upstream_task_ids == {"gate"} and check.queue != "gpu", dag_id
         review = dag.get_task("review")
         assert isinstance(review, HITLOperator) and review.options == ["Approve", "Reject"]
-        assert review.upstream_task_ids == {"gate"}
-        assert dag.get_task("promote").upstream_task_ids == {"gate", "review"}
+        # the review reads the verdict with the check's result: nobody reviews what cannot serve
+        assert isinstance(review, ReviewOperator) and review.gate_task_id == "serving_check"
+        assert review.upstream_task_ids == {"serving_check"}
+        assert dag.get_task("promote").upstream_task_ids == {"serving_check", "review"}
         assert "comment" in review.params
 
 
 def test_operators_are_notified_of_alerts_promotions_and_rollbacks(dagbag: Any) -> None:
-    def events(task: Any) -> list[str]:
+    def events(task: Any) -> list[str | None]:
         return [getattr(cb, "event", None) for cb in task.on_success_callback or []]
 
     assert events(dagbag.dags["nightshift_monitor.payments"].get_task("alert")) == ["alert"]

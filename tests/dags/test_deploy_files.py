@@ -435,10 +435,11 @@ def test_compose_has_the_topology(compose: dict[str, Any]) -> None:
         "airflow-triggerer",
         "airflow-worker",
         "worker-gpu",
+        "model-server",
     }
     assert expected <= compose["services"].keys()
     published = {name for name, svc in compose["services"].items() if svc.get("ports")}
-    assert published == {"airflow-apiserver", "mlflow", "minio"}
+    assert published == {"airflow-apiserver", "mlflow", "minio", "model-server"}
 
 
 def test_airflow_services_share_one_environment(compose: dict[str, Any]) -> None:
@@ -508,6 +509,26 @@ def test_mlflow_server(compose: dict[str, Any]) -> None:
     assert env["AWS_SECRET_ACCESS_KEY"].startswith("${MINIO_MLFLOW_PASSWORD:?")
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_model_server(compose: dict[str, Any]) -> None:
+    """``nightshift serve`` on the project image: the port on the host's 127.0.0.1, ready
+    (healthy) once it serves a champion, after MLflow is healthy; the scoped MinIO user only."""
+    server = compose["services"]["model-server"]
+    assert builds_local_dockerfile(server) and server["image"] == compose["services"]["mlflow"]["image"]
+    assert command_lines(server)[0] == [
+        "/usr/bin/dumb-init", "--", "nightshift", "serve", "--dataset", "payments",
+        "--host", "0.0.0.0", "--port", "8090",
+    ]  # fmt: skip
+    assert server["ports"] == ["127.0.0.1:8090:8090"]
+    assert server["healthcheck"]["test"][-1] == "http://localhost:8090/health"
+    assert server["depends_on"]["mlflow"] == {"condition": "service_healthy"}
+    env = environment(server)
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert env["AWS_ACCESS_KEY_ID"].startswith("${MINIO_APP_USER:?")
+    assert env["AWS_SECRET_ACCESS_KEY"].startswith("${MINIO_APP_PASSWORD:?")
+    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["NIGHTSHIFT_STORE_URL"].startswith("s3://${NIGHTSHIFT_BUCKET")
 
 
 def test_env_example_documents_generation(env_example: dict[str, str]) -> None:

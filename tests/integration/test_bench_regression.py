@@ -93,3 +93,32 @@ def test_the_small_benchmarks_have_not_regressed(tmp_path: Path) -> None:
         assert 0 < ratio <= result["bounds"][name], name
     assert "PASS" in proc.stdout and "MISS" not in proc.stdout
     assert not (tmp_path / "scratch").exists()  # scratch data removed
+
+
+def test_the_ingest_benchmark_finishes_at_its_smallest_size(tmp_path: Path) -> None:
+    """``bench/ingest.py`` end to end at a tiny size, one round of every GX arm: it must finish
+    and report each ratio with the commit and the outside load (it need not meet a number)."""
+    out = tmp_path / "ingest.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONDONTWRITEBYTECODE")}
+    env["PYTHONPATH"] = str(ROOT / "include")
+    cmd = [sys.executable, str(BENCH / "ingest.py"), "--rows", "2000", "--pairs", "1"]
+    cmd += ["--arms", "sql,pandas,pandas-2proc", "--root", str(tmp_path / "scratch"), "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    (result,) = json.loads(out.read_text())
+    assert result["rows"] == 2000 and result["pairs"] == 1 and result["commit"]
+    assert set(result["runs"]) == {
+        "bare",
+        "stage",
+        "ingest",
+        "gx:sql",
+        "gx:pandas",
+        "gx:pandas-2proc",
+        "pandas",
+    }
+    for label, runs in result["runs"].items():
+        assert len(runs) == 1 and runs[0]["seconds"] > 0 and len(runs[0]["load"]) == 2, label
+    for arm in ("sql", "pandas", "pandas-2proc"):
+        assert f"gx:{arm} vs pandas verdicts and unexpected counts: agree" in proc.stdout
+    assert "ingest_partition throughput / bare" in proc.stdout and "outside load per arm" in proc.stdout
+    assert not (tmp_path / "scratch" / "rows-2000").exists()  # scratch data removed

@@ -69,6 +69,8 @@ def test_train_gates_and_promotes_audited_as_the_os_user(
     assert main(["train", "--dataset", "payments"]) == 0
     out = capsys.readouterr().out
     assert "trained:  MLflow run " in out and "gate:     v1: promote" in out
+    # the gate's serving check ran on v1 served by a fresh `nightshift serve`
+    assert "serving:  v1 served by a fresh `nightshift serve`: " in out and ", no error; one-row p50 " in out
     assert (
         f"promoted: nightshift-payments v1 is the champion (previous: none); audited as {getpass.getuser()}"
         in out
@@ -77,6 +79,8 @@ def test_train_gates_and_promotes_audited_as_the_os_user(
     (event,) = registry.read_audit(cli_env["store"], "payments")
     user = getpass.getuser()
     assert (event.action, event.version, event.actor, event.triggered_by) == ("promote", "1", user, user)
+    assert event.serving is not None and event.serving["passed"] and event.serving["version"] == "1"
+    assert event.serving["failed_requests"] == 0 and event.serving["max_diff"] <= 1e-6
     assert event.run_key and event.run_key.startswith(f"cli/{user}@") and "/train.payments/" in event.run_key
     assert event.trigger.startswith("cli: nightshift train --dataset payments (run ")
     # the training run says it came from the CLI, and who ran it

@@ -65,6 +65,7 @@ def test_xgboost_no_better_than_its_baseline_gets_a_logistic_champion_that_is_sc
     assert task_states(dr) == {
         "train": "success",
         "gate": "success",
+        "serving_check": "success",
         "review": "success",
         "promote": "success",
     }
@@ -172,7 +173,7 @@ def test_bootstrap_runs_without_a_champion_train_once_per_period_and_say_why(
     assert rejection["event"] == "rejection" and "min:roc_auc" in rejection["message"]
     assert "what to try: roc_auc is below its floor (gate.min_metrics)" in rejection["message"]
     (attempt,) = retrain.read_records(store, "payments", retrain.BOOTSTRAP)
-    assert attempt.ran and attempt.outcome["status"] == "rejected"
+    assert attempt.ran and attempt.outcome is not None and attempt.outcome["status"] == "rejected"
     versions = len(client.search_model_versions("name = 'nightshift-payments'"))
 
     # the next automatic runs on the same labelled days wait, and only the first says so

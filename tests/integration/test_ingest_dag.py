@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modelkit import links_of
+from modelkit import asset_events, links_of
 from nightshift.datagen import BAD_BATCH_KINDS, Scenario, bad_batch_column, write_day
 from nightshift.storage import Store
 
@@ -99,6 +99,48 @@ def test_labels_land_later_and_are_ingested(
     assert set(labels.column("is_fraud").to_pylist()) <= {0, 1}
     # the labels that arrive on `arrival` are for the events of DAY, not of `arrival`
     assert not set(labels.column("payment_id").to_pylist()) & set(events.column("payment_id").to_pylist())
+
+
+def test_a_day_starts_training_and_monitoring_only_when_they_are_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: Any, run_day: Any
+) -> None:
+    """No run is started only to find nothing to do: the *train_due* event only while there is
+    no champion, the *labels* event only when no scoring of the day follows (its monitor run
+    reads the labels then); the *curated* event always."""
+    from nightshift import registry
+
+    store = _fresh_store(tmp_path, monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    delay = spec.label.delay_days
+    arrival = DAY + timedelta(days=delay)
+    write_day(store, spec, DAY, 0, ROWS, SEED, Scenario())
+    write_day(store, spec, arrival, delay, ROWS, SEED, Scenario())
+
+    def events(asset: str) -> list[dict[str, Any]]:
+        return asset_events(f"nightshift.payments.{asset}", run_day.last)
+
+    # no champion; the day's events published, its scoring to come
+    assert set(run_day(arrival).values()) == {"success"}
+    assert [e["dt"] for e in events("curated")] == [arrival.isoformat()]
+    (due,) = events("train_due")
+    assert (due["dt"], due["due"]) == (arrival.isoformat(), "no champion yet (no registry yet)")
+    assert events("labels") == []
+
+    # the day scored already (a re-delivery): its labels start a monitor run of their own
+    store.write_bytes_atomic(store.predictions_file("payments", arrival), b"scored")
+    assert set(run_day(arrival).values()) == {"success"}
+    assert [e["dt"] for e in events("labels")] == [arrival.isoformat()]
+
+    # a champion serves: new data starts no training run (monitoring drives retraining)
+    client = registry.configure()
+    experiment = client.create_experiment("stand-in", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    client.log_text(run_id, "stand-in", "model/MLmodel")
+    client.create_registered_model("nightshift-payments")
+    client.create_model_version("nightshift-payments", f"runs:/{run_id}/model", run_id)
+    client.set_registered_model_alias("nightshift-payments", "champion", "1")
+    assert set(run_day(arrival).values()) == {"success"}
+    assert len(events("curated")) == 1 and events("train_due") == []
 
 
 def _expected_names(kind: str, column: str | None) -> list[str]:

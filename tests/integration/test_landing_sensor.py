@@ -60,12 +60,12 @@ def test_sensor_defers_when_nothing_landed(tmp_path: Path) -> None:
         timeout=60,
     )
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({})  # type: ignore[arg-type]
+        sensor.execute({})
     assert isinstance(deferred.value.trigger, LandingTrigger)
     assert deferred.value.method_name == "execute_complete"
 
     store.write_bytes_atomic(store.landing_dir("payments", "events", DAY) + "/events.csv", b"x\n")
-    assert sensor.execute({}) == [store.uri(store.landing_dir("payments", "events", DAY) + "/events.csv")]  # type: ignore[arg-type]
+    assert sensor.execute({}) == [store.uri(store.landing_dir("payments", "events", DAY) + "/events.csv")]
 
 
 def test_labels_wait_skips_when_none_are_due(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_labels_wait_skips_when_none_are_due(tmp_path: Path) -> None:
         skip_unless_due=True,
     )
     with pytest.raises(AirflowSkipException, match="no labels due"):
-        sensor.execute({})  # type: ignore[arg-type]
+        sensor.execute({})
 
 
 def test_dag_run_waits_for_late_files(
@@ -214,13 +214,13 @@ def test_sensor_defers_until_the_marker_lands(tmp_path: Path, monkeypatch: pytes
     )
     parts = [_part(store, "part-1.csv"), _part(store, "part-2.csv")]
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({})  # type: ignore[arg-type]
+        sensor.execute({})
     trigger = deferred.value.trigger
     assert isinstance(trigger, LandingTrigger) and trigger.marker == MARKER
-    assert not sensor.poke({})  # type: ignore[arg-type]
+    assert not sensor.poke({})
     _part(store, MARKER, b"")
-    assert sensor.poke({})  # type: ignore[arg-type]
-    assert sensor.execute({}) == parts  # type: ignore[arg-type]
+    assert sensor.poke({})
+    assert sensor.execute({}) == parts
 
 
 def test_ingest_refuses_a_day_without_its_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,7 @@ def test_train_and_score_dags_against_the_server(
     assert task_states(dr) == {
         "train": "success",
         "gate": "success",
+        "serving_check": "success",
         "review": "success",
         "promote": "success",
     }

@@ -1,7 +1,9 @@
 """Train → gate → promote → score through dag.test(), with the embedded SQLite MLflow store.
 
-One registry for the module, so the tests run in order: first champion, idempotent retry,
-a worse challenger, a second promotion, rollback, and the faults.
+One registry for the module, and most tests tell one story in order: first champion,
+idempotent retry, a worse challenger, a second promotion, rollback, and the faults. A test
+that only needs some registry state makes its own (``refusable_versions``), so it runs alone
+or in any position.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def audit_write_fails_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     from nightshift.storage import Store
 
-    real, failed = Store.write_json_atomic, []
+    real = Store.write_json_atomic
+    failed: list[str] = []
 
     def full_disk_once(self: Store, path: str, obj: Any) -> None:
         if "/audit/" in path and not failed:
@@ -63,6 +66,7 @@ def test_first_run_trains_on_the_window_and_promotes_a_champion(
     assert task_states(dr) == {
         "train": "success",
         "gate": "success",
+        "serving_check": "success",
         "review": "success",
         "promote": "success",
     }
@@ -113,9 +117,20 @@ def test_first_run_trains_on_the_window_and_promotes_a_champion(
     assert all(r["ingest_validate_s"] > 0 and r["window_bytes"] > 0 for r in features.values())
     assert sum(r["importance_share"] for r in features.values()) == pytest.approx(1.0)
 
+    # the serving check: v1 served by a fresh `nightshift serve`, its answers = the gate's scores
+    assert {"gate/serving_sample.json", "gate/serving.json"} <= artifacts
+    checked = dr.get_task_instance("serving_check").xcom_pull(task_ids="serving_check")
+    serving = checked["serving"]
+    assert serving["passed"] and serving["version"] == "1" and serving["failed_requests"] == 0, serving
+    assert serving["rows_compared"] >= 1000 and serving["max_diff"] <= 1e-6
+    assert serving["timed_requests"] == 200 and serving["p99_ms"] < serving["max_latency_ms"] == 50
+    assert checked["checks"][-1] == {"name": "serving", "passed": True, "detail": serving["detail"]}
+    assert mv.tags["nightshift.serving"] == "passed"
+
     events = registry.read_audit(store, "payments")
     assert [(e.action, e.version, e.previous_version) for e in events] == [("promote", "1", None)]
     assert events[0].trigger.startswith(f"dag nightshift_train.payments run {dr.run_id}")
+    assert events[0].serving == serving  # the audit trail keeps the check's result
     assert client.get_model_version("nightshift-payments", "1").tags["nightshift.status"] == "champion"
 
 
@@ -174,15 +189,21 @@ def test_a_worse_challenger_is_never_promoted_and_the_rejection_is_notified(
     champion = registry.alias_version(client, "payments", "champion")
     dr = run_dag(model_dags["train"], {"num_boost_round": 2, "xgb_params": {"max_depth": 1}})
     states = task_states(dr)
-    assert states == {"train": "success", "gate": "success", "review": "success", "promote": "skipped"}, (
-        states
-    )
+    assert states == {
+        "train": "success",
+        "gate": "success",
+        "serving_check": "success",
+        "review": "success",
+        "promote": "skipped",
+    }, states
     assert registry.alias_version(client, "payments", "champion") == champion
     worse = max(_versions(client), key=lambda v: int(v.version))
     assert worse.tags["nightshift.status"] == "rejected" and worse.tags["nightshift.decision"] == "reject"
     last = registry.read_audit(store, "payments")[-1]
     assert (last.action, last.version, last.previous_version) == ("reject", str(worse.version), champion)
     assert "champion" in last.reason and last.deltas["roc_auc"] < 0
+    # the gate rejected it outright: no server was started for it
+    assert last.serving == {"checked": False, "detail": "not run: the gate rejected the candidate"}
     assert (last.actor, last.triggered_by, last.on_behalf_of) == ("nightshift-gate", "dag_test", None)
     assert last.run_key == f"nightshift_train.payments/{dr.run_id}"
     # one notification for the decision, below a failure's severity, with its links
@@ -232,20 +253,74 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
     assert registry.alias_version(client, "payments", "champion") == previous
 
 
+@pytest.fixture
+def refusable_versions(registry_env: dict[str, Any]) -> dict[str, str]:
+    """A test's own registry state, made with the registry's own operations: a champion, a
+    version the gate rejected and one rolled back, as fresh versions of a model already logged
+    (one is trained when the registry has none yet). The champion found keeps serving and the
+    ``previous`` alias is put back, so the module's other tests find the registry as they left it."""
+    import uuid
+
+    from nightshift import pipeline, registry
+    from nightshift.spec import find_spec
+
+    client, store = registry_env["client"], registry_env["store"]
+    name, key = registry.model_name("payments"), f"own-state/{uuid.uuid4().hex[:8]}"
+    known = sorted(_versions(client), key=lambda v: int(v.version))
+    if known:
+        model_id = client.get_run(known[0].run_id).data.tags["nightshift.model_id"]
+    else:
+        request = pipeline.TrainRequest(num_boost_round=5, trials=0)
+        run_id = pipeline.train_step(store, find_spec("payments"), f"{key}/train", request)["run_id"]
+        model_id = client.get_run(run_id).data.tags["nightshift.model_id"]
+    experiment = registry.ensure_experiment(client, "payments")
+
+    def new_version(role: str) -> str:
+        """A finished run carrying the logged model, registered as the gate registers one."""
+        tags = {"nightshift.model_id": model_id, registry.RUN_KEY: f"{key}/{role}"}
+        run = client.create_run(experiment, tags=tags)
+        client.set_terminated(run.info.run_id)
+        return registry.register(client, "payments", run.info.run_id, f"{key}/{role}")
+
+    who: dict[str, Any] = {"actor": "test", "trigger": f"fixture {key}"}
+    champion = registry.alias_version(client, "payments", registry.CHAMPION)
+    if champion is None:
+        champion = new_version("champion")
+        registry.promote(client, store, "payments", champion, reason="the first champion", **who)
+    rejected = new_version("rejected")
+    client.set_model_version_tag(name, rejected, "nightshift.verdict", "reject")  # the gate's verdict tag
+    registry.reject(client, store, "payments", rejected, reason="worse than the champion", **who)
+    previous = registry.alias_version(client, "payments", registry.PREVIOUS)
+    rolled_back = new_version("rolled-back")
+    registry.promote(client, store, "payments", rolled_back, reason="promoted to be rolled back", **who)
+    registry.rollback(client, store, "payments", reason="bad scores", **who)
+    assert registry.alias_version(client, "payments", registry.CHAMPION) == champion
+    if previous is not None:
+        client.set_registered_model_alias(name, registry.PREVIOUS, previous)
+    return {"champion": champion, "rejected": rejected, "rolled_back": rolled_back}
+
+
 def test_a_manual_promotion_is_checked_before_anything_changes(
-    model_dags: dict[str, Any], registry_env: dict[str, Any], capfd: pytest.CaptureFixture[str]
+    model_dags: dict[str, Any],
+    registry_env: dict[str, Any],
+    refusable_versions: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from nightshift import registry
 
     client, store = registry_env["client"], registry_env["store"]
-    champion = registry.alias_version(client, "payments", "champion")
-    assert champion == "1", "after the rollback, v1 serves; v2 was rolled back, v3 rejected"
+    champion, rejected, rolled_back = (refusable_versions[k] for k in ("champion", "rejected", "rolled_back"))
+    numbers = sorted(int(v.version) for v in _versions(client))
+    absent, known = numbers[-1] + 1, ", ".join(f"v{n}" for n in numbers)
     audit = len(registry.read_audit(store, "payments"))
     refused = [
-        ({"version": 99}, "nightshift-payments has no version 99 (versions: v1, v2, v3)"),
-        ({"version": 1}, "nightshift-payments v1 is already the champion"),
-        ({"version": 3}, "v3: the gate rejected it; it was rejected; set override_gate=true"),
-        ({"version": 2}, "v2: it was rolled back; set override_gate=true"),
+        ({"version": absent}, f"nightshift-payments has no version {absent} (versions: {known})"),
+        ({"version": int(champion)}, f"nightshift-payments v{champion} is already the champion"),
+        (
+            {"version": int(rejected)},
+            f"v{rejected}: the gate rejected it; it was rejected; set override_gate=true",
+        ),
+        ({"version": int(rolled_back)}, f"v{rolled_back}: it was rolled back; set override_gate=true"),
     ]
     for conf, message in refused:
         capfd.readouterr()
@@ -362,9 +437,13 @@ def test_fault_a_verdict_against_a_champion_replaced_meanwhile_is_refused_audite
     monkeypatch.setattr(ReviewOperator, "execute", promoted_meanwhile)
     dr = run_dag(model_dags["train"])
     states = task_states(dr)
-    assert states == {"train": "success", "gate": "success", "review": "success", "promote": "skipped"}, (
-        states
-    )
+    assert states == {
+        "train": "success",
+        "gate": "success",
+        "serving_check": "success",
+        "review": "success",
+        "promote": "skipped",
+    }, states
     verdict = dr.get_task_instance("gate").xcom_pull(task_ids="gate")
     assert verdict["promote"] and verdict["champion"] == "1"  # a tie with v1: the gate said promote
     assert registry.alias_version(client, "payments", "champion") == "2"

@@ -19,6 +19,7 @@ from modelkit import (
     DRIFT_DAYS,
     MODEL_DAYS,
     MODEL_START,
+    asset_events,
     copy_store,
     links_of,
     model_env,
@@ -123,6 +124,7 @@ def test_monitor_reports_drift_and_performance_and_raises_the_alert(
 ) -> None:
     import pyarrow.parquet as pq
 
+    from nightshift import retrain
     from nightshift.pipeline import read_history
 
     store, client = env["store"], env["client"]
@@ -161,6 +163,10 @@ def test_monitor_reports_drift_and_performance_and_raises_the_alert(
 
     alert = dr.get_task_instance("alert").xcom_pull(task_ids="alert")
     assert alert["kind"] == "drift+performance" and alert["version"] == "1"
+    # six labelled days since the onset: the guard rails would retrain, so the alert Asset event
+    # (what starts nightshift_retrain) is emitted, and nothing is recorded before that run decides
+    assert asset_events("nightshift.payments.alert", dr) == [alert]
+    assert retrain.read_records(store, "payments") == []
     assert alert["onset"] == day and alert["dt"] == SCORED[-1].isoformat()
     assert "drift share" in alert["reason"] and "AUC below" in alert["reason"]
     (note,) = [n for n in webhook_sink[1] if n["event"] == "alert"]
@@ -181,6 +187,55 @@ def test_a_second_monitor_run_adds_nothing_and_does_not_alert_twice(
     assert task_states(dr) == {"monitor": "success", "alert": "skipped"}
     summary = dr.get_task_instance("monitor").xcom_pull(task_ids="monitor")
     assert summary["drift"] == [] and summary["performance"] == []
+
+
+def test_an_alert_the_guard_rails_would_not_retrain_starts_no_retrain_run(
+    model_dags: dict[str, Any],
+    env: dict[str, Any],
+    webhook_sink: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retrain finished on the last day's data (its cooldown runs) and the alert is new
+    evidence: the monitor run's alert task records and notifies the guard rails' skip itself and
+    emits no alert Asset event, so no nightshift_retrain run starts only to decide to skip."""
+    from datetime import UTC, datetime
+
+    from nightshift import retrain
+
+    store = env["store"]
+    monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
+    seen = store.path("reports", "payments", "monitoring", "last_alert.json")
+    raised = store.read_json(seen)
+    store.fs.delete_file(seen)
+    now = datetime.now(UTC)
+    done = retrain.RetrainDecision(
+        dataset="payments",
+        run_key="nightshift_retrain.payments/earlier",
+        action="retrain",
+        reason="an earlier retrain",
+        decided_at=(now - timedelta(hours=2)).isoformat(),
+        day=SCORED[-1].isoformat(),
+        outcome={"status": "promoted", "finished_at": (now - timedelta(hours=1)).isoformat()},
+    )
+    retrain.write_record(store, done)
+    try:
+        dr = run_dag(model_dags["monitor"])
+        assert task_states(dr) == {"monitor": "success", "alert": "success"}
+        assert asset_events("nightshift.payments.alert", dr) == []
+        rec = retrain.find_record(store, "payments", f"nightshift_monitor.payments/{dr.run_id}")
+        assert rec is not None and rec.action == "skip"
+        assert rec.reason.startswith("cooldown after the retrain on data of")
+        (alert,) = rec.alerts
+        assert {k: alert[k] for k in raised["key"]} == raised["key"] and rec.actor == "nightshift-monitor"
+        result = dr.get_task_instance("alert").xcom_pull(task_ids="alert")
+        assert result["retrain"] == f"skipped by the guard rails: {rec.reason}"
+        skipped = [n for n in webhook_sink[1] if n["event"] == "retrain_skipped"]
+        assert [(n["task_id"], n["message"]) for n in skipped] == [("alert", rec.reason)]
+        assert skipped[0]["details"]["failed_check"] == "cooldown"
+        assert [n["event"] for n in webhook_sink[1]].count("alert") == 1  # the alert itself, too
+    finally:  # the later tests start from no retrain record, with the alert raised
+        store.delete_dir(retrain.records_dir(store, "payments"))
+        store.write_json_atomic(seen, raised)
 
 
 def test_retrain_without_an_alert_is_skipped_recorded_and_notified_once(
@@ -231,7 +286,14 @@ def test_a_forced_retrain_goes_through_the_gate_and_is_recorded(
     overrides = {"window_days": 8, "xgb_params": {"max_depth": 3}, "note": "check the drifted days"}
     dr = run_dag(model_dags["retrain"], {"force": True, "actor": "test-operator", **overrides})
     states = task_states(dr)
-    assert states["decide"] == states["train"] == states["gate"] == states["review"] == "success"
+    assert (
+        states["decide"]
+        == states["train"]
+        == states["gate"]
+        == states["serving_check"]
+        == states["review"]
+        == "success"
+    )
     assert states["record"] == "success"
     rec = retrain.read_records(env["store"], "payments")[-1]
     assert rec.action == "retrain" and rec.forced

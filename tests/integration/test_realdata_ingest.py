@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -23,7 +24,7 @@ def test_real_local_days_and_their_label_feed_ingest_clean(tmp_path: Path) -> No
     spec = load_spec(SPEC)
     store = Store((tmp_path / "store").as_uri())
     days = realdata.land(store, realdata.FIRST_DAY, DAYS)
-    kw = {"gx_dir": tmp_path / "gx", "work_dir": tmp_path / "work"}
+    kw: dict[str, Any] = {"gx_dir": tmp_path / "gx", "work_dir": tmp_path / "work"}
     evening = 0
     for d in days:
         outcome = ingest_partition(store, spec, "events", d, **kw)

@@ -17,12 +17,39 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+# as in scripts/env.sh: the scheduler's forkserver imports the task libraries once
+PRELOAD_ENV = {
+    "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "nightshift.airflow.preload",
+}
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def preload_problems(airflow_home: Path) -> tuple[int, list[str]]:
+    """Read every task attempt's log under ``airflow_home/logs``: how many tasks started, and
+    each one that did not inherit the heavy libraries from its worker (the preload) or had to
+    import GX, Evidently, MLflow or XGBoost itself."""
+    from nightshift.airflow.taskstart import IMPORTS_ITSELF, INHERITED, NOT_INHERITED
+
+    started, problems = 0, []
+    for log in sorted((airflow_home / "logs").glob("dag_id=*/run_id=*/task_id=*/attempt=*.log")):
+        text = log.read_text(errors="replace")
+        if "Worker startup parse complete" not in text:
+            continue  # never started (a killed worker's attempt)
+        started += 1
+        where = log.relative_to(airflow_home / "logs").as_posix()
+        if INHERITED not in text or NOT_INHERITED in text:
+            problems.append(f"{where}: did not inherit the preload")
+        for lib in ("great_expectations", "evidently", "mlflow", "xgboost"):
+            if f"{IMPORTS_ITSELF} {lib}" in text:
+                line = text[text.index(f"{IMPORTS_ITSELF} {lib}") :].split('"', 1)[0]
+                problems.append(f"{where}: {line}")
+    return started, problems
 
 
 class AirflowClient:
@@ -115,6 +142,8 @@ class AirflowStack(AirflowClient):
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # tasks fork from LocalExecutor workers that imported their libraries once
+            **PRELOAD_ENV,
             "PYTHONWARNINGS": "ignore",
             **(extra_env or {}),
         }

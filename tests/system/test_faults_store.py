@@ -187,6 +187,7 @@ def test_disk_full_while_staging_is_retried_and_publishes(
     monkeypatch.setenv("NIGHTSHIFT_HOME", str(home))  # the staging folder is $NIGHTSHIFT_HOME/tmp
     seen: dict[str, Any] = {}
     with tiny_disk(home / "tmp", "64m") as mounted:
+        free: Callable[[], None]  # frees the space (the ballast), or nothing to free
         if mounted:
             ballast = fill(home / "tmp")
             free = ballast.unlink
@@ -239,6 +240,7 @@ def test_disk_full_while_publishing_is_retried_and_the_old_partition_stays(
         store = copy_store(base_store, disk / "store", monkeypatch)
         write_day(store, spec, DAY, 0, ROWS + 40, SEED, Scenario())
         old = Path(store.published_file("payments", "events", DAY)).read_bytes()
+        free: Callable[[], None]  # frees the space (the ballast), or nothing to free
         if mounted:
             ballast = fill(disk)
             free = ballast.unlink
@@ -282,6 +284,7 @@ def test_disk_full_while_quarantining_leaves_nothing_half_written(
         curated = Path(store.published_file("payments", "events", DAY))
         old = curated.read_bytes()
         landed = Path(store.landing_dir("payments", "events", DAY)) / "events.csv"
+        free: Callable[[], None]  # frees the space (the ballast), or nothing to free
         if mounted:
             ballast = fill(disk, leave=landed.stat().st_size + (64 << 10))
             free = ballast.unlink

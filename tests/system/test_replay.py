@@ -3,8 +3,9 @@ dag-processor, scheduler and api-server (127.0.0.1, own metadata DB), logged in 
 own credentials (a random password in its password file, found through the ``stack.json`` that
 ``make up`` writes). A day whose events never landed is named and not triggered; the others run.
 
-The demo dataset (payments, generated): the MplsStops fixture cannot be ingested on this branch
-yet (its local days and string labels need the local-days work).
+The demo dataset (payments, generated) and the real one (``carData/MplsStops``, landed as
+upstream would by tests/realdata.py: local days in America/Chicago, a labels feed of the id and
+"YES"/"NO" three days late) on the same stack.
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ from typing import Any
 import pytest
 from airflowkit import AirflowStack
 
+import realdata
 from nightshift.cli import main
 from nightshift.storage import Store
+
+ROOT = Path(__file__).resolve().parents[2]
 
 START = date(2026, 6, 1)
 MISSING = START + timedelta(days=1)
 DAYS = [START + timedelta(days=i) for i in range(3)]
 INGEST = "nightshift_ingest.payments"
+# four MplsStops days: the labels of the first land on the fourth
+MPLS_DAYS = [realdata.FIRST_DAY + timedelta(days=i) for i in range(4)]
+MPLS_INGEST = f"nightshift_ingest.{realdata.DATASET}"
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +44,15 @@ def stack(spec: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     store = Store((root / "store").as_uri())
     generate(store, spec, START, len(DAYS), 300, 11, Scenario())
     shutil.rmtree(Path(store.root) / "landing" / "payments" / "events" / f"dt={MISSING}")
+    realdata.land(store, MPLS_DAYS[0], len(MPLS_DAYS))
+    datasets = root / "datasets"
+    datasets.mkdir()
+    shutil.copy(ROOT / "datasets" / "payments.yaml", datasets)
+    shutil.copy(ROOT / "tests" / "specs" / f"{realdata.DATASET}.yaml", datasets)
     env = {
         "NIGHTSHIFT_STORE_URL": store.url,
-        "NIGHTSHIFT_DATASETS": "payments",
+        "NIGHTSHIFT_DATASETS": f"payments,{realdata.DATASET}",
+        "NIGHTSHIFT_DATASETS_DIR": str(datasets),
         "NIGHTSHIFT_INGEST_SCHEDULE": "none",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
     }
@@ -55,7 +68,8 @@ def stack(spec: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     try:
         airflow.start(("dag-processor", "scheduler", "api-server"))
         airflow.wait_dag(INGEST)
-        yield {"airflow": airflow, "store": store, "home": home}
+        airflow.wait_dag(MPLS_INGEST)
+        yield {"airflow": airflow, "store": store, "home": home, "datasets": datasets}
     finally:
         airflow.stop()
 
@@ -108,3 +122,36 @@ def test_replay_together_triggers_every_day_at_once_and_waits_once(
     assert new["conf"] == {"dt": day} and new["state"] == "success"
     assert f"{day}  ok           {INGEST} {new['dag_run_id']}: events success, labels skipped" in out
     assert "1 day(s) replayed: 1 ok" in out
+
+
+def test_replay_of_real_mplsstops_days_ingests_local_days_and_the_late_string_labels(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    airflow, store = stack["airflow"], stack["store"]
+    monkeypatch.setenv("NIGHTSHIFT_HOME", str(stack["home"]))
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(stack["datasets"]))
+    monkeypatch.delenv("NIGHTSHIFT_STORE_URL", raising=False)
+    first, last = MPLS_DAYS[0], MPLS_DAYS[-1]
+    replay = ["replay", "--dataset", realdata.DATASET, "--timeout", "300"]
+    # the first three (events only: no label is due) at once; then the fourth, whose labels
+    # feed is about the first day's stops, which must be published by then
+    code = main([*replay, "--from", str(first), "--to", str(MPLS_DAYS[2]), "--together"])
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    assert "3 day(s) replayed: 3 ok" in out
+    code = main([*replay, "--from", str(last), "--to", str(last)])
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    assert "1 day(s) replayed: 1 ok" in out and "events success, labels success" in out
+    runs = {r["conf"]["dt"]: r for r in airflow.runs(MPLS_INGEST)}
+    assert sorted(runs) == [str(d) for d in MPLS_DAYS]
+    for d in MPLS_DAYS:
+        r = runs[str(d)]
+        assert r["state"] == "success", r
+        labels = "success" if d == last else "skipped"  # due 3 days after the first day's events
+        assert airflow.task_states(MPLS_INGEST, r["dag_run_id"])["ingest_labels"] == labels, d
+        assert store.exists(store.published_file(realdata.DATASET, "events", d)), d
+    published = pq.read_table(store.published_file(realdata.DATASET, "labels", last))
+    assert set(published.column(realdata.LABEL).to_pylist()) <= {"YES", "NO"} and published.num_rows > 50

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from airflowkit import ROOT, AirflowStack
+from airflowkit import ROOT, AirflowStack, preload_problems
 from browserkit import browser_page, login
 
 from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_START, copy_store, http_sink, model_env
@@ -336,3 +336,16 @@ def test_fault_a_review_pending_while_another_version_is_promoted_is_refused(loo
     (note,) = [n for n in loop["notes"] if n["event"] == "rejection" and n["run_id"] == run_id]
     assert note["severity"] == "warning" and "champion moved from v3 to v2" in note["message"]
     assert (moved.actor, moved.on_behalf_of) == ("admin", "carol")  # the operator, on carol's behalf
+
+
+# ---- the preload -------------------------------------------------------------------------------
+
+
+def test_every_task_forked_from_a_worker_that_imported_its_libraries(loop: dict[str, Any]) -> None:
+    """The LocalExecutor's workers fork from the scheduler's forkserver, which imported
+    nightshift.airflow.preload: every task above (monitor, retrain, training with OpenMP, the
+    gate's MLflow client, reviews) logged that it inherited GX, Evidently, MLflow, XGBoost, sklearn
+    and pyarrow, and none imported one of them itself."""
+    started, problems = preload_problems(loop["stack"].home)
+    assert started >= 15, started
+    assert not problems, "\n".join(problems)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflowkit import AirflowClient
+from airflowkit import AirflowClient, preload_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -236,7 +238,7 @@ def test_nightly_flow_runs_on_celery_workers(
     assert len(trained) == 1, trains
     train_tis = tis(client, TRAIN, trained[0]["dag_run_id"])
     assert (train_tis["train"]["queue"], train_tis["train"]["hostname"]) == ("gpu", "worker-gpu")
-    for task_id in ("gate", "promote"):
+    for task_id in ("gate", "serving_check", "promote"):
         assert (train_tis[task_id]["queue"], train_tis[task_id]["hostname"]) == ("default", "worker-default")
     for dag_id in (SCORE, MONITOR):
         runs = [r for r in client.runs(dag_id) if r["run_type"] == "asset_triggered"]
@@ -258,6 +260,19 @@ def test_nightly_flow_runs_on_celery_workers(
     run_keys = keys(topo, f"mlflow/{exp}/{champion.run_id}/artifacts/")
     assert f"mlflow/{exp}/{champion.run_id}/artifacts/lineage.json" in run_keys
     assert any(k.endswith("/MLmodel") for k in keys(topo, f"mlflow/{exp}/")), "model files not in the bucket"
+    # the serving check ran on the worker (the candidate served by a fresh `nightshift serve`
+    # there, through MLflow's proxy to the bucket); its result is in the audit trail
+    assert champion.tags["nightshift.serving"] == "passed", champion.tags
+    s3 = s3_client(topo)
+    audit = [
+        json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+        for k in keys(topo, f"store/audit/{DATASET}/")
+        if k.endswith(".json")
+    ]
+    (promoted,) = [e for e in audit if e["action"] == "promote" and e["version"] == champion.version]
+    serving = promoted["serving"]
+    assert serving["passed"] and serving["version"] == champion.version and serving["failed_requests"] == 0
+    assert serving["rows_compared"] >= 1000 and serving["p99_ms"] < serving["max_latency_ms"], serving
     # curated data and drift reports are in the bucket
     assert list(partition(topo, "curated", DAY).values()) == [4000]
     drift = keys(topo, f"store/reports/{DATASET}/drift/")
@@ -273,6 +288,36 @@ def test_two_triggers_of_the_same_day_make_one_partition_and_one_version(
     assert [v.version for v in versions(topo)] == ["1"]
     staging = [k for k in keys(topo, "store/") if ".tmp-" in k]
     assert not staging, staging
+
+
+def test_the_champion_answers_online_through_nightshift_serve(
+    topo: Topology, flow: dict[str, Any], model_store: str, tmp_path: Path
+) -> None:
+    """``nightshift serve`` against the topology's MLflow (the model through its proxy to the
+    bucket) answers with the champion the Celery flow promoted."""
+    import http.client
+
+    import pyarrow.parquet as pq
+
+    from modelkit import ServeProcess, post_json
+    from nightshift.storage import Store
+
+    champion = mlflow(topo).get_model_version_by_alias(MODEL, "champion")
+    store = Store(model_store)
+    events = pq.read_table(store.open_input(store.published_file(DATASET, "events", date(2026, 3, 13))))
+    rows = events.slice(0, 3).drop_columns(["event_time"]).to_pylist()
+    server = ServeProcess(tmp_path, DATASET, {"MLFLOW_TRACKING_URI": topo.mlflow_url})
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        status, body = post_json(conn, "/invocations", json.dumps({"dataframe_records": rows}).encode())
+        assert status == 200, body
+        assert body["model_version"] == champion.version and len(body["predictions"]) == 3
+        assert all(0 < p < 1 for p in body["predictions"])
+        info = server.get("/version")[1]
+        assert (info["version"], info["run_id"]) == (champion.version, champion.run_id)
+    finally:
+        assert server.stop() == 0
 
 
 # ---- faults --------------------------------------------------------------------------------
@@ -338,3 +383,14 @@ def test_a_worker_killed_mid_training_is_retried_and_registers_one_version(
     new = [v for v in versions(topo) if v.version not in known]
     assert len(new) == 1, [(v.version, v.run_id) for v in versions(topo)]
     assert mlflow(topo).get_run(new[0].run_id).data.tags["nightshift.run_key"] == f"{TRAIN}/{run_id}"
+
+
+# ---- the preload ---------------------------------------------------------------------------
+def test_every_task_forked_from_a_celery_worker_that_imported_its_libraries(topo: Topology) -> None:
+    """Each Celery worker's main process imported nightshift.airflow.preload before its prefork
+    pool forked (the restarted gpu worker too): every task above (ingest on S3, training with
+    OpenMP, the gate's MLflow client, scoring, Evidently) logged that it inherited GX, Evidently,
+    MLflow, XGBoost, sklearn and pyarrow, and none imported one of them itself."""
+    started, problems = preload_problems(topo.home / "airflow")
+    assert started >= 15, started
+    assert not problems, "\n".join(problems)

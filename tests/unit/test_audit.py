@@ -26,7 +26,7 @@ def test_who_names_the_actor_on_whose_behalf_and_who_ran_it() -> None:
 
 def test_records_from_before_the_new_fields_still_read_and_show_who(tmp_path: Any, spec: DatasetSpec) -> None:
     store = Store(tmp_path.as_uri())
-    old = {
+    old: dict[str, Any] = {
         "action": "rollback",
         "dataset": "payments",
         "version": "1",

@@ -33,7 +33,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("command", ["ingest", "score", "replay"])
+@pytest.mark.parametrize("command", ["ingest", "score", "replay", "backtest"])
 def test_a_range_with_from_after_to_is_bad_usage(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([command, "--dataset", "payments", "--from", "2026-01-05", "--to", "2026-01-01"]) == 2
     assert f"nightshift {command}: --from 2026-01-05 is after --to 2026-01-01" in capsys.readouterr().err
@@ -48,6 +48,8 @@ def test_a_range_with_from_after_to_is_bad_usage(command: str, capsys: pytest.Ca
         ["train", "--as-of", "2026/01/05"],
         ["monitor", "--as-of", "2026-02-30"],
         ["replay", "--to", "2026-01-06"],
+        ["backtest", "--from", "2026-01-05"],
+        ["backtest", "--from", "2026-13-01", "--to", "2026-12-31"],
         ["ingest", "--dt", "2026-01-05", "--from", "2026-01-05", "--to", "2026-01-06"],
     ],
 )
@@ -57,6 +59,15 @@ def test_bad_dates_and_missing_ends_are_bad_usage(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "is not a date (YYYY-MM-DD)" in err or "required" in err or "not both" in err
+
+
+@pytest.mark.parametrize("version", ["0", "latest", "v1.5", "-3"])
+def test_serve_pinned_to_a_version_that_is_not_one_is_bad_usage(
+    version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--dataset", "payments", "--version", version]) == 2
+    err = capsys.readouterr().err
+    assert f"nightshift serve: --version must be a positive integer, not {version!r}" in err
 
 
 def test_replay_against_a_stack_that_is_not_running_names_the_address(
@@ -134,3 +145,46 @@ def test_replay_reads_the_password_of_the_running_stack_from_its_file(tmp_path: 
     assert password("admin", f) == "x7-not-admin"
     with pytest.raises(CredentialsError, match=r"has no password for user 'ops' \(users: admin\)"):
         password("ops", f)
+
+
+def _landed_day(store: Path, day: str) -> None:
+    events = store / "landing" / "payments" / "events" / f"dt={day}"
+    events.mkdir(parents=True)
+    (events / "part-0.csv").write_text("payment_id,event_time\n")
+
+
+def test_backtest_of_a_range_with_nothing_landed_names_the_folder_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, out = tmp_path / "store", tmp_path / "bt"
+    argv = ["--store", store.as_uri(), "backtest", "--from", "2026-01-01", "--to", "2026-01-03"]
+    assert main([*argv, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "nightshift backtest: no events landed for payments in " in err
+    assert "landing/payments/events from 2026-01-01 to 2026-01-03: nothing to replay" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["inside the store", "the store itself", "a folder of other files"])
+def test_backtest_refuses_an_out_folder_it_does_not_own(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    _landed_day(store, "2026-01-01")
+    out = {
+        "inside the store": store / "bt",
+        "the store itself": store,
+        "a folder of other files": tmp_path / "mine",
+    }[where]
+    if where == "a folder of other files":
+        out.mkdir()
+        (out / "notes.txt").write_text("keep me")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    argv = ["--store", store.as_uri(), "backtest", "--from", "2026-01-01", "--to", "2026-01-01"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert ("overlaps the dataset's store" if where != "a folder of other files" else "is not empty") in err
+    assert str(out.resolve()) in err
+    assert (
+        sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    )  # nothing written or removed

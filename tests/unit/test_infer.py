@@ -40,7 +40,7 @@ def synthetic(seed: int = 7) -> pd.DataFrame:
             # yes/no/on: YAML 1.1 reads them bare as booleans; the value set must stay strings
             "answer": rng.choice(["yes", "no", "on"], n),
             "city": [f"city_{i}" for i in rng.integers(0, 150, n)],  # > 100 values, repeated
-            "note": [f"free text {i} {rng.integers(1e9)}" for i in range(n)],  # all distinct
+            "note": [f"free text {i} {rng.integers(10**9)}" for i in range(n)],  # all distinct
             "constant": "same",
             "score": rng.random(n),  # a name nightshift reserves
             "empty": None,

@@ -289,3 +289,51 @@ def test_string_labels_without_event_time_train_a_model(store: Store, tmp_path: 
     assert sum(p.positives for p in window.partitions) == int(y.sum())
     result = train(spec, window, Device("cpu", "test", 0, socket.gethostname()))
     assert result.best_iteration >= 0
+
+
+def test_labels_are_in_flight_while_landed_and_due_but_not_validated(tmp_path: Path) -> None:
+    """What a scoring of new days waits for (bounded), so that one monitor run reads the
+    day's labels too: landed (complete, with a marker), due, not yet validated."""
+    from nightshift.ingest import labels_in_flight
+
+    spec = _spec()
+    spec = spec.model_copy(update={"landing": spec.landing.model_copy(update={"complete_marker": "_DONE"})})
+    store = Store(tmp_path.as_uri())
+    arrival = D0 + timedelta(days=spec.label.delay_days)
+    landed = store.landing_dir("shop", "labels", arrival)
+    assert not labels_in_flight(store, spec, arrival)  # nothing landed
+    store.write_bytes_atomic(landed + "/labels.csv", b"order_id,returned\n")
+    assert not labels_in_flight(store, spec, arrival)  # not due: no events landed the day before
+    store.write_bytes_atomic(store.landing_dir("shop", "events", D0) + "/events.csv", b"order_id\n")
+    assert not labels_in_flight(store, spec, arrival)  # upstream has not finished the day
+    store.write_bytes_atomic(landed + "/_DONE", b"")
+    assert labels_in_flight(store, spec, arrival)
+    store.write_json_atomic(store.reports_dir("shop", "validation", arrival) + "/labels.json", {})
+    assert not labels_in_flight(store, spec, arrival)  # validated (published or quarantined)
+
+
+def test_a_scoring_of_new_days_waits_for_their_labels_being_validated_bounded(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from nightshift.airflow.model import await_labels
+
+    spec = _spec()
+    store = Store(tmp_path.as_uri())
+    arrival = D0 + timedelta(days=spec.label.delay_days)
+    store.write_bytes_atomic(store.landing_dir("shop", "events", D0) + "/events.csv", b"order_id\n")
+    store.write_bytes_atomic(store.landing_dir("shop", "labels", arrival) + "/labels.csv", b"order_id\n")
+    report = store.reports_dir("shop", "validation", arrival) + "/labels.json"
+    t0 = time.monotonic()
+    await_labels(store, spec, [D0], timeout_s=5)  # nothing in flight for that day: no wait
+    assert time.monotonic() - t0 < 1
+    timer = threading.Timer(1.5, store.write_json_atomic, (report, {}))
+    timer.start()
+    await_labels(store, spec, [arrival], timeout_s=20)  # until the ingest validated them
+    waited = time.monotonic() - t0
+    timer.join()
+    assert 1.5 <= waited < 10, waited
+    store.fs.delete_file(report)
+    t0 = time.monotonic()
+    await_labels(store, spec, [arrival], timeout_s=1.2)  # an ingest that never comes: bounded
+    assert 1.2 <= time.monotonic() - t0 < 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -49,8 +50,8 @@ LABELLED = [_day(i) for i in range(0, 27)]
 
 
 def _decide(
-    spec: DatasetSpec, alerts: list[Alert], records: list[RetrainDecision] = (), **kw: Any
-) -> RetrainDecision:  # type: ignore[assignment]
+    spec: DatasetSpec, alerts: list[Alert], records: Sequence[RetrainDecision] = (), **kw: Any
+) -> RetrainDecision:
     args = {"champion": "3", "labelled": LABELLED, "quarantined": [], "now": T0, **kw}
     return decide(spec, "nightshift_retrain.payments/run", alerts, list(records), **args)
 

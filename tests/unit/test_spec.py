@@ -116,7 +116,7 @@ def test_find_spec_unknown_name(tmp_path: Path) -> None:
 
 def test_spec_is_frozen(spec: DatasetSpec) -> None:
     with pytest.raises(ValueError):
-        spec.name = "other"  # type: ignore[misc]
+        spec.name = "other"
 
 
 # ---- a different dataset -------------------------------------------------------------------------
@@ -547,3 +547,25 @@ def test_defaults_fit_a_real_dataset_not_only_the_demo() -> None:
     assert (t.tuning.trials, t.tuning.timeout_s, t.tuning.first_model_only) == (20, 120.0, True)
     assert (t.params["max_cat_to_onehot"], t.params["max_cat_threshold"]) == (32, 16)
     assert s.retrain.bootstrap_every_days == 3
+
+
+def test_serving_section_defaults_and_bounds() -> None:
+    spec = parse_spec(_minimal())
+    s = spec.serving
+    assert (s.log_requests, s.poll_seconds, s.max_rows_per_request, s.predict_threads) == (
+        False,
+        10.0,
+        10_000,
+        1,
+    )
+    assert s.max_latency_ms > 0 and s.log_flush_seconds > 0 and s.log_max_buffer_rows >= 1000
+    custom = parse_spec({**_minimal(), "serving": {"log_requests": True, "poll_seconds": 0.5}})
+    assert custom.serving.log_requests and custom.serving.poll_seconds == 0.5
+    for bad, field in (
+        ({"poll_seconds": 0}, "serving.poll_seconds"),
+        ({"max_rows_per_request": 0}, "serving.max_rows_per_request"),
+        ({"max_latency_ms": float("nan")}, "serving.max_latency_ms"),
+        ({"log_request": True}, "serving.log_request"),
+    ):
+        with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+            parse_spec({**_minimal(), "serving": bad})

@@ -186,7 +186,7 @@ def test_window_joins_labels_that_arrive_late(store: Store, clicks: DatasetSpec)
     assert [p.dt for p in w.partitions] == used
     assert w.days == {"train": used[:3], "validation": [used[3]], "holdout": [used[4]]}
     assert w.table.num_rows == ROWS * len(used)
-    expected = {}
+    expected: dict[Any, Any] = {}
     for dt in used:
         _, lbl = tables[dt]
         expected.update(

@@ -302,7 +302,7 @@ def bad_sensor_checks(sensors: DatasetSpec) -> Checks:
     ids[5] = 1  # duplicate id
     temp = [None if i % 3 == 0 else float(i) for i in range(N)]  # ~35 % nulls: over the 20 % budget
     temp[4] = 500.0  # out of range (1 of 26 non-null: below mostly=0.99)
-    level = [i % 11 for i in range(N)]
+    level: list[int | None] = [i % 11 for i in range(N)]
     level[2] = None  # no nulls allowed
     site = ["north", "south"] * (N // 2)
     site[7] = "east"  # not in the value set

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from nightshift.airflow.notify import NightshiftNotifier
+from nightshift.airflow.taskstart import log_inherited
 from nightshift.spec import default_datasets_dir, zone_of
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ def dag_shape(name: str) -> DagShape:
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
-    """Retries with backoff for infrastructure errors; data errors fail without retrying."""
+    """Retries with backoff for infrastructure errors; data errors fail without retrying. Every
+    task logs at its start which heavy libraries it inherited from its worker (the preload)."""
     args: dict[str, Any] = {
         "owner": OWNER,
         "retries": 2,
@@ -69,6 +71,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
         "on_failure_callback": [NightshiftNotifier("failure")],
+        "on_execute_callback": [log_inherited],
     }
     args.update(overrides)
     return args

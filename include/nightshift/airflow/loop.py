@@ -1,4 +1,5 @@
-"""Task bodies of the monitoring and retraining DAGs: read the run's context, call the core."""
+"""Task bodies of the monitoring and retraining DAGs: read the run's context, call the core;
+errors are mapped by ``nightshift.airflow.errors.map_errors`` (data → fail now, service → retry)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from nightshift.airflow.assets import emit
+from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
 from nightshift.airflow.model import on_behalf_of, run_key, trigger, triggering_user
@@ -17,20 +20,14 @@ from nightshift.spec import find_spec
 from nightshift.storage import finite
 
 
+@map_errors(data=(FileNotFoundError,))
 def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
     """Report every pending scored/labelled day; a day that cannot be monitored fails the task.
     The extra link *Evidently report* opens the newest day's drift report."""
-    from nightshift.monitor import MonitoringError
     from nightshift.pipeline import monitor_step, read_history
-    from nightshift.registry import RegistryUnavailable
 
     store = get_store()
-    try:
-        result = finite(monitor_step(store, find_spec(dataset)))
-    except RegistryUnavailable:
-        raise
-    except (MonitoringError, FileNotFoundError) as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+    result = finite(monitor_step(store, find_spec(dataset)))
     reports = [d["report"] for d in result["drift"]] or [
         r["drift_report"] for r in read_history(store, dataset) if r.get("drift_report")
     ]
@@ -44,10 +41,17 @@ def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
     return result
 
 
+@map_errors
 def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
-    """Emit the alert Asset event when the policy says so (once per piece of evidence);
-    otherwise skip, saying why."""
-    from nightshift.pipeline import alert_step
+    """Raise the alert when the policy says so (once per piece of evidence; otherwise skip,
+    saying why). The retrain guard rails are asked first: when they would retrain, the *alert*
+    Asset event (through :func:`~nightshift.airflow.assets.when_due`) starts
+    ``nightshift_retrain``; when they would not (a cooldown, the budget, labels still missing
+    after the onset, a retrain running), the skip is recorded and notified once
+    (``retrain_skipped``) here, and no retrain run is started only to skip. The task succeeds
+    either way: the alert itself is notified (``alert``)."""
+    from nightshift.pipeline import alert_guard_step, alert_step
+    from nightshift.retrain import find_record
 
     store, spec = get_store(), find_spec(dataset)
     alert = alert_step(store, spec)
@@ -58,9 +62,26 @@ def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     if store.exists(seen) and store.read_json(seen).get("key") == key:
         raise AirflowSkipException(f"{dataset}: alert already raised for this evidence: {alert['reason']}")
     extra = finite(alert)
-    context["outlet_events"][asset].extra = extra
+    run = run_key(context)
+    known = find_record(store, dataset, run) is not None  # a retry: decided (and told) before
+    skip = alert_guard_step(store, spec, run, extra, triggered_by=triggering_user(context))
+    if skip is None:
+        emit(context, asset, extra)
+    elif not known:
+        notify_retrain_skipped(context, skip)
     store.write_json_atomic(seen, {"key": key, "alert": extra})
+    if skip is not None:
+        return {**extra, "retrain": f"skipped by the guard rails: {skip['reason']}"}
     return extra
+
+
+def notify_retrain_skipped(context: Context, decision: dict[str, Any]) -> None:
+    """The ``retrain_skipped`` notification of a guard-rail decision not to retrain."""
+    details = {k: decision.get(k) for k in ("action", "day", "merged_into", "forced", "actor")}
+    failed = [c["name"] for c in decision.get("checks") or [] if not c["ok"]]
+    details["failed_check"] = failed[0] if failed else None
+    title = "retrain skipped by the guard rails"
+    notify_decision("retrain_skipped", context, title, decision["reason"], details)
 
 
 def _alerts(context: Context) -> list[dict[str, Any]]:
@@ -73,13 +94,13 @@ def _alerts(context: Context) -> list[dict[str, Any]]:
     return out
 
 
+@map_errors(data=(ValueError,))
 def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
     """The guard rails on this run's alerts; a skip is recorded, notified (once, by the run
     that decided it) and skips the retrain. A manual run's overrides are validated first (a
     bad request fails, nothing is recorded). The actor is the user Airflow says started the
     run (``nightshift-monitor`` for an alert's run); the ``actor`` Param is *on behalf of*."""
     from nightshift.pipeline import retrain_decide_step
-    from nightshift.registry import RegistryUnavailable
     from nightshift.retrain import OVERRIDES, find_record
 
     p = context.get("params") or {}
@@ -88,34 +109,26 @@ def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
     overrides = {k: p.get(k) for k in OVERRIDES}
     store, key = get_store(), run_key(context)
     known = find_record(store, dataset, key) is not None  # a retry: decided (and told) before
-    try:
-        decision = retrain_decide_step(
-            store,
-            find_spec(dataset),
-            key,
-            _alerts(context),
-            force=force,
-            actor=str(who or "nightshift-monitor"),
-            overrides=overrides,
-            triggered_by=triggering_user(context),
-            on_behalf_of=on_behalf_of(context),
-        )
-    except RegistryUnavailable:
-        raise
-    except ValueError as exc:
-        raise AirflowFailException(str(exc)) from None
+    decision = retrain_decide_step(
+        store,
+        find_spec(dataset),
+        key,
+        _alerts(context),
+        force=force,
+        actor=str(who or "nightshift-monitor"),
+        overrides=overrides,
+        triggered_by=triggering_user(context),
+        on_behalf_of=on_behalf_of(context),
+    )
     if decision["action"] != "retrain":
         if not known:
-            details = {k: decision.get(k) for k in ("action", "day", "merged_into", "forced", "actor")}
-            failed = [c["name"] for c in decision.get("checks") or [] if not c["ok"]]
-            details["failed_check"] = failed[0] if failed else None
-            title = "retrain skipped by the guard rails"
-            notify_decision("retrain_skipped", context, title, decision["reason"], details)
+            notify_retrain_skipped(context, decision)
         raise AirflowSkipException(f"{dataset}: not retraining: {decision['reason']}")
     return decision
 
 
 def run_retrain_train(dataset: str, decision: dict[str, Any], context: Context) -> dict[str, Any]:
+    """``run_train`` with the decision's overrides (its errors are mapped there)."""
     from nightshift.airflow.model import run_train
     from nightshift.pipeline import TrainRequest
     from nightshift.spec import parse_dt
@@ -130,6 +143,7 @@ def run_retrain_train(dataset: str, decision: dict[str, Any], context: Context) 
     return run_train(dataset, context, request)
 
 
+@map_errors
 def run_retrain_record(dataset: str, context: Context) -> dict[str, Any] | None:
     """Record how the retrain ended (promoted, rejected, not trained, failed); a failure
     fails this task too, so the run shows it."""
@@ -142,7 +156,8 @@ def run_retrain_record(dataset: str, context: Context) -> dict[str, Any] | None:
     if not found.ran:
         raise AirflowSkipException(f"{dataset}: skipped by the guard rails: {found.reason}")
     states = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id]).get(dr.run_id, {})
-    verdict = ti.xcom_pull(task_ids="gate") or {}
+    # the serving check's verdict is the gate's with the check's result (a failure: a rejection)
+    verdict = ti.xcom_pull(task_ids="serving_check") or ti.xcom_pull(task_ids="gate") or {}
     failed = sorted(t for t, st in states.items() if st in ("failed", "upstream_failed"))
     if failed:
         status = "failed"

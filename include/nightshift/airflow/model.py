@@ -2,23 +2,31 @@
 
 Data problems (too few labels, a bad window, a missing GPU on a GPU-only worker, a champion
 that cannot be loaded) fail without retries; an unreachable MLflow server is retried by
-Airflow. Every registry write is keyed on the DAG run, so a retried task finds its work.
+Airflow (``nightshift.airflow.errors.map_errors``). Every registry write is keyed on the DAG
+run, so a retried task finds its work.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.notify import notify_decision
 from nightshift.airflow.store import get_store, use_mlflow_connection
 from nightshift.airflow.urls import health_url
 from nightshift.registry import ui_links
-from nightshift.spec import find_spec, parse_dt
+from nightshift.spec import DatasetSpec, find_spec, parse_dt
+
+if TYPE_CHECKING:
+    from nightshift.storage import Store
+
+log = logging.getLogger(__name__)
 
 # runs the scheduler starts on its own: too little data yet is a skip, not an incident
 AUTOMATIC_RUN_TYPES = {"scheduled", "asset_triggered", "backfill"}
@@ -55,10 +63,6 @@ def on_behalf_of(context: Context) -> str | None:
     """The run's free-text ``actor`` Param: recorded as *on behalf of*, never as the actor."""
     value = str((context.get("params") or {}).get("actor") or "").strip()
     return value[:200] or None
-
-
-def _fail(exc: Exception) -> AirflowFailException:
-    return AirflowFailException(f"{type(exc).__name__}: {exc}")
 
 
 def _automatic_guard(dataset: str, context: Context) -> None:
@@ -101,12 +105,12 @@ def _finish_bootstrap(dataset: str, context: Context, status: str, **details: An
     finish(get_store(), dataset, run_key(context), status, BOOTSTRAP, **details)
 
 
+@map_errors(data=(ValueError,))
 def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, Any]:
     """Train on the window; ``request`` (a TrainRequest) overrides the run's Params."""
-    from nightshift.features import FeatureError
     from nightshift.pipeline import TrainRequest, train_step
     from nightshift.retrain import NOT_TRAINED
-    from nightshift.train import DeviceError, InsufficientData
+    from nightshift.train import InsufficientData
 
     p = context.get("params") or {}
     if request is None:
@@ -135,27 +139,32 @@ def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, 
         if run_type(context) in AUTOMATIC_RUN_TYPES:
             _finish_bootstrap(dataset, context, NOT_TRAINED, reason=str(exc))
             raise AirflowSkipException(f"not training yet: {exc}") from None
-        raise _fail(exc) from None
-    except (DeviceError, FeatureError, ValueError) as exc:
-        raise _fail(exc) from None
-
-
-def run_gate(dataset: str, trained: dict[str, Any], context: Context) -> dict[str, Any]:
-    from nightshift.features import FeatureError
-    from nightshift.pipeline import gate_step
-    from nightshift.registry import RegistryError, RegistryUnavailable
-    from nightshift.train import InsufficientData
-
-    try:
-        verdict = gate_step(get_store(), find_spec(dataset), trained["run_id"], run_key(context))
-        push_links(context, {**verdict["links"], "Model health": health_url(dataset)})
-        return verdict
-    except RegistryUnavailable:
         raise
-    except (RegistryError, InsufficientData, FeatureError) as exc:
-        raise _fail(exc) from None
 
 
+@map_errors
+def run_gate(dataset: str, trained: dict[str, Any], context: Context) -> dict[str, Any]:
+    from nightshift.pipeline import gate_step
+
+    verdict = gate_step(get_store(), find_spec(dataset), trained["run_id"], run_key(context))
+    push_links(context, {**verdict["links"], "Model health": health_url(dataset)})
+    return verdict
+
+
+@map_errors
+def run_serving_check(dataset: str, verdict: dict[str, Any], context: Context) -> dict[str, Any]:
+    """The gate's serving check on its candidate: the verdict with its result (a failure turns
+    it into a rejection, which ``promote`` records and notifies). A registry that cannot be
+    reached, or a server that does not start, is retried; a run without a sample fails."""
+    from nightshift.pipeline import serving_check_step
+
+    use_mlflow_connection()
+    out = serving_check_step(find_spec(dataset), verdict)
+    logging.getLogger(__name__).info("serving check: %s", (out.get("serving") or {}).get("detail"))
+    return out
+
+
+@map_errors
 def run_promote(
     dataset: str,
     verdict: dict[str, Any],
@@ -216,25 +225,50 @@ def _days_to_score(context: Context) -> list[date] | None:
     return days or None
 
 
+# how long a scoring of new curated days waits for the same days' labels being ingested
+LABELS_WAIT_S = 60.0
+
+
+def await_labels(store: Store, spec: DatasetSpec, days: list[date], timeout_s: float = LABELS_WAIT_S) -> None:
+    """Wait (at most ``timeout_s``, polling each second) while the labels arriving on ``days``
+    are being ingested (:func:`nightshift.ingest.labels_in_flight`): the monitor run that this
+    scoring's *predictions* event starts then reads them, and they need no monitor run of their
+    own (:func:`nightshift.airflow.ingest.labels_monitored_later`). Past the bound the scoring
+    goes on; the labels then start their own monitor run, as they would have."""
+    import time
+
+    from nightshift.ingest import labels_in_flight
+
+    deadline = time.monotonic() + timeout_s
+    waiting = [d for d in days if labels_in_flight(store, spec, d)]
+    if waiting:
+        log.info("%s: waiting for the labels of %s being ingested", spec.name, ", ".join(map(str, waiting)))
+    while waiting and time.monotonic() < deadline:
+        time.sleep(1.0)
+        waiting = [d for d in waiting if labels_in_flight(store, spec, d)]
+    if waiting:
+        late = ", ".join(map(str, waiting))
+        log.warning("%s: labels of %s not validated after %.0f s: scoring", spec.name, late, timeout_s)
+
+
+@map_errors(data=(FileNotFoundError,))
 def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     """Score the days named by the triggering curated events (or ``params.dt``); on a new
-    champion or a bare trigger, the recent curated days that have no predictions yet."""
+    champion or a bare trigger, the recent curated days that have no predictions yet. Days of
+    curated events first wait (bounded) for their labels being ingested (:func:`await_labels`),
+    so that a night is monitored once. A day that was never curated fails the task at once."""
     from nightshift.pipeline import score_step
-    from nightshift.registry import RegistryError, RegistryUnavailable
     from nightshift.score import unscored_days
 
     spec, store = find_spec(dataset), get_store()
     days = _days_to_score(context)
     if days is None:
         days = unscored_days(store, spec)
+    elif not (context.get("params") or {}).get("dt"):
+        await_labels(store, spec, days)
     if not days:
         raise AirflowSkipException(f"{dataset}: every recent curated day already has predictions")
-    try:
-        result = score_step(store, spec, days)
-    except RegistryUnavailable:
-        raise
-    except (RegistryError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+    result = score_step(store, spec, days)
     if result["champion"] is None:
         raise AirflowSkipException(
             f"{dataset}: no champion model yet, nothing scored ({', '.join(d.isoformat() for d in days)}); "
@@ -247,6 +281,7 @@ def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     return result
 
 
+@map_errors
 def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     from nightshift import registry
 
@@ -256,53 +291,43 @@ def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]
         raise AirflowFailException("a rollback needs a reason (the 'reason' param)")
     use_mlflow_connection()
     client = registry.configure()
-    try:
-        event = registry.rollback(
-            client,
-            get_store(),
-            dataset,
-            actor=triggering_user(context),
-            trigger=trigger(context),
-            reason=reason,
-            triggered_by=triggering_user(context),
-            on_behalf_of=on_behalf_of(context),
-            run_key=run_key(context),
-        )
-    except registry.RegistryUnavailable:
-        raise
-    except registry.RegistryError as exc:
-        raise _fail(exc) from None
+    event = registry.rollback(
+        client,
+        get_store(),
+        dataset,
+        actor=triggering_user(context),
+        trigger=trigger(context),
+        reason=reason,
+        triggered_by=triggering_user(context),
+        on_behalf_of=on_behalf_of(context),
+        run_key=run_key(context),
+    )
     push_links(context, {**ui_links(dataset, version=event.version), "Model health": health_url(dataset)})
     context["outlet_events"][asset].extra = {"version": event.version, "rolled_back": event.previous_version}
     return event.to_dict()
 
 
+@map_errors
 def run_manual_promote(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     """Promote the version in the run's Params after checking it (a bad request fails at once,
     naming the problem; nothing is changed)."""
-    from nightshift import registry
     from nightshift.pipeline import manual_promote_step
 
     p = context.get("params") or {}
     if p.get("version") in (None, ""):
         raise AirflowFailException("a manual promotion needs the 'version' param")
-    try:
-        event = manual_promote_step(
-            get_store(),
-            find_spec(dataset),
-            str(p["version"]),
-            actor=triggering_user(context),
-            trigger=trigger(context),
-            reason=str(p.get("reason") or ""),
-            override_gate=bool(p.get("override_gate")),
-            triggered_by=triggering_user(context),
-            on_behalf_of=on_behalf_of(context),
-            run_key=run_key(context),
-        )
-    except registry.RegistryUnavailable:
-        raise
-    except registry.RegistryError as exc:
-        raise _fail(exc) from None
+    event = manual_promote_step(
+        get_store(),
+        find_spec(dataset),
+        str(p["version"]),
+        actor=triggering_user(context),
+        trigger=trigger(context),
+        reason=str(p.get("reason") or ""),
+        override_gate=bool(p.get("override_gate")),
+        triggered_by=triggering_user(context),
+        on_behalf_of=on_behalf_of(context),
+        run_key=run_key(context),
+    )
     push_links(context, {**ui_links(dataset, version=event["version"]), "Model health": health_url(dataset)})
     context["outlet_events"][asset].extra = {
         "version": event["version"],

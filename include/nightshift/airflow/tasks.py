@@ -12,23 +12,37 @@ from nightshift.airflow.review import ReviewOperator
 
 
 def gate_and_promote(name: str, champion: Asset, trained: Any) -> Any:
-    """``gate`` (challenger vs champion and baseline, register) → ``review`` (a human decides
-    a borderline verdict; passes through otherwise) → ``promote`` (pool ``nightshift_registry``,
-    emits the *champion* Asset event) on a ``train`` task's output."""
+    """``gate`` (challenger vs champion and baseline, register) → ``serving_check`` (the
+    candidate served by a fresh ``nightshift serve`` answers as in process, fast enough; a
+    failure rejects it) → ``review`` (a human decides a borderline verdict; passes through
+    otherwise) → ``promote`` (pool ``nightshift_registry``, emits the *champion* Asset event) on
+    a ``train`` task's output. The check comes before the review: nobody reviews a candidate
+    that cannot serve."""
 
-    @task
+    @task(multiple_outputs=False)
     def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
         from nightshift.airflow.model import run_gate
 
         return run_gate(name, trained, context)  # type: ignore[arg-type]
 
-    @task(pool=REGISTRY_POOL, outlets=[champion], on_success_callback=[NightshiftNotifier("promotion")])
+    @task(multiple_outputs=False)
+    def serving_check(verdict: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from nightshift.airflow.model import run_serving_check
+
+        return run_serving_check(name, verdict, context)  # type: ignore[arg-type]
+
+    @task(
+        multiple_outputs=False,
+        pool=REGISTRY_POOL,
+        outlets=[champion],
+        on_success_callback=[NightshiftNotifier("promotion")],
+    )
     def promote(verdict: dict[str, Any], review: dict[str, Any] | None, **context: Any) -> dict[str, Any]:
         from nightshift.airflow.model import run_promote
 
         return run_promote(name, verdict, context, champion, review)  # type: ignore[arg-type]
 
-    verdict = gate(trained)
-    review = ReviewOperator(task_id="review", dataset=name)
+    verdict = serving_check(gate(trained))  # type: ignore[arg-type]
+    review = ReviewOperator(task_id="review", dataset=name, gate_task_id="serving_check")
     verdict >> review
     return promote(verdict, review.output)  # type: ignore[arg-type]
