@@ -117,6 +117,7 @@ def test_the_first_model_trains_and_passes_the_gate_through_the_dags(
         assert task_states(dr) == {
             "train": "success",
             "gate": "success",
+            "serving_check": "success",
             "review": "success",
             "promote": "success",
         }
