@@ -257,3 +257,19 @@ def test_bootstrap_records_live_apart_from_the_retrain_records(spec: DatasetSpec
     done = finish(store, "payments", d.run_key, "rejected", BOOTSTRAP, version="1")
     assert done is not None and done.outcome is not None and done.outcome["version"] == "1"
     assert finish(store, "payments", "no-such-run", "rejected", BOOTSTRAP) is None
+
+
+def test_an_alert_event_listed_under_its_alias_and_its_asset_counts_once() -> None:
+    """Airflow lists an event emitted through an alias under the alias and under the asset:
+    the retrain's decision sees the alert once."""
+    from types import SimpleNamespace
+
+    from nightshift.airflow.loop import _alerts
+
+    alert = {"kind": "drift", "version": "1", "dt": "2026-03-20", "raised_at": "t0"}
+    other = {**alert, "raised_at": "t1"}
+    event = SimpleNamespace(extra=alert)
+    context: Any = {
+        "triggering_asset_events": {"alias": [event], "asset": [event, SimpleNamespace(extra=other)]}
+    }
+    assert _alerts(context) == [alert, other]

@@ -89,7 +89,8 @@ def _alerts(context: Context) -> list[dict[str, Any]]:
     for events in (context.get("triggering_asset_events") or {}).values():
         for ev in events:
             extra = getattr(ev, "extra", None) or {}
-            if extra.get("kind") and extra.get("version"):
+            # an event emitted through an alias is listed under the alias and under its asset
+            if extra.get("kind") and extra.get("version") and dict(extra) not in out:
                 out.append(dict(extra))
     return out
 

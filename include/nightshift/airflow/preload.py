@@ -118,6 +118,7 @@ FIRST_USE = (
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.tracking.sqlalchemy_workspace_store",
     "mlflow.store.workspace.utils",
+    "mlflow.store.db.trace_analytics_prepopulation",  # the SQL store's trace-analytics migration
     "mlflow.tracing.export.utils",
     "mlflow.tracing.processor.base_mlflow",
     "mlflow.tracing.processor.otel",
@@ -130,6 +131,7 @@ FIRST_USE = (
     "matplotlib.backends.backend_agg",
     "PIL.PngImagePlugin",
     "pyarrow.pandas_compat",
+    "pyarrow.acero",  # Arrow's joins and filters (the scoring's catch-up, the window's splits)
 )
 for _name in FIRST_USE:
     with contextlib.suppress(ImportError):
