@@ -24,6 +24,7 @@ the day-by-day AUC and (c)'s alerts and decisions of each run.
     python bench/loop.py --scenarios concept --rows 2000  # smaller
     python bench/loop.py --set retrain.min_days_after_onset=5
     python bench/loop.py --json loop.json --resume         # go on with a sweep that was stopped
+    python bench/loop.py --report a.json b.json            # the tables of earlier sweeps, merged
 """
 
 from __future__ import annotations
@@ -273,6 +274,40 @@ def series(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tables(runs: list[dict[str, Any]], last: int, show: bool) -> list[dict[str, Any]]:
+    """Print every run, the verdict on the worst case per scenario (returned) and, with
+    ``show``, each run's days and (c)'s decisions."""
+    print(f"\n## Every run (goal: >= {GOAL_SHARE:.0%} of the (b)-(a) gap from the onset on, with <= "
+          f"{GOAL_RATIO:.0%} of (b)'s retrains)\n")  # fmt: skip
+    print(runs_table(runs, last))
+    text, worst = worst_table(runs)
+    print("\n## The verdict on the worst case, per scenario\n")
+    print(text)
+    for r in runs if show else []:
+        print(f"\n### {r['scenario']}, seed {r['seed']}, onset {r['onset']}\n")
+        print(series(r))
+        print("\nbootstrap: " + ("; ".join(f"day {e['day']}: {e['text']}" for e in r["bootstrap"]) or "-"))
+        print("(c) nightshift:")
+        print("\n".join(f"  day {e['day']}: {e['text']}" for e in r["events"]) or "  (no alert)")
+    return worst
+
+
+def report(paths: list[Path], show: bool) -> None:
+    """The tables of earlier sweeps (their ``--json`` files), merged; each file's setup and code."""
+    runs: list[dict[str, Any]] = []
+    days = set()
+    for path in paths:
+        data = json.loads(path.read_text())
+        state = "complete" if data.get("complete") else "stopped before the end"
+        print(f"{path}: {len(data['runs'])} run(s), {data['days']} days x {data['rows']:,} rows, overrides "
+              f"{data['overrides'] or 'none'}, code {data['code']} ({state})")  # fmt: skip
+        runs += data["runs"]
+        days.add(data["days"])
+    if len(days) > 1:
+        raise SystemExit(f"--report: the files replay different numbers of days ({sorted(days)})")
+    tables(runs, days.pop() - 1, show)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
@@ -294,8 +329,18 @@ def main() -> None:
         "--resume", action="store_true", help="keep the runs already in --json (same setup and code)"
     )
     ap.add_argument("--show", action="store_true", help="print each run's days and (c)'s decisions")
+    ap.add_argument(
+        "--report",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="print the tables of earlier --json files, run nothing",
+    )
     ap.add_argument("--tmp", default=None, help="where the runs' stores go (default: the system's temp dir)")
     args = ap.parse_args()
+    if args.report:
+        report(args.report, args.show)
+        return
     # the libraries' chatter (GX's docs sites, MLflow's advice) stays out: warnings and up only
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     log.setLevel(logging.INFO)
@@ -351,19 +396,7 @@ def main() -> None:
                     partial = {**setup, "complete": False, "runs": list(done.values())}
                     args.json.write_text(json.dumps(partial, indent=2, default=str))
     wall = time.perf_counter() - t0
-    last = args.days - 1
-    print(f"\n## Every run (goal: >= {GOAL_SHARE:.0%} of the (b)-(a) gap from the onset on, with <= "
-          f"{GOAL_RATIO:.0%} of (b)'s retrains)\n")  # fmt: skip
-    print(runs_table(runs, last))
-    text, worst = worst_table(runs)
-    print("\n## The verdict on the worst case, per scenario\n")
-    print(text)
-    for r in runs if args.show else []:
-        print(f"\n### {r['scenario']}, seed {r['seed']}, onset {r['onset']}\n")
-        print(series(r))
-        print("\nbootstrap: " + ("; ".join(f"day {e['day']}: {e['text']}" for e in r["bootstrap"]) or "-"))
-        print("(c) nightshift:")
-        print("\n".join(f"  day {e['day']}: {e['text']}" for e in r["events"]) or "  (no alert)")
+    worst = tables(runs, args.days - 1, args.show)
     tsum = sum(r["timings"]["run_s"] for r in runs)
     print(f"\nwall time {wall:.0f} s ({len(runs)} run(s), {tsum / max(len(runs), 1):.0f} s each on average)")
     if args.json:

@@ -75,8 +75,8 @@ VIEW = "batch"
 BATCH_ARG = "nightshift_batch"
 
 # DuckDB's session settings: never download an extension (a validation must not reach the
-# network; without the ICU extension DuckDB's instants are UTC)
-CONNECT_ARGS: dict[str, Any] = {"config": {"autoinstall_known_extensions": False}}
+# network), and instants in UTC whatever the machine's zone (as the pandas engine shows them)
+CONNECT_ARGS: dict[str, Any] = {"config": {"autoinstall_known_extensions": False, "TimeZone": "UTC"}}
 
 
 def _sa_type(duckdb_type: str) -> Any:
@@ -146,9 +146,17 @@ def sql_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     return {k: one(v) for k, v in parameters.items()}
 
 
+def connect_args(path: Path) -> dict[str, Any]:
+    """DuckDB's connect arguments for a batch at ``path``: :data:`CONNECT_ARGS`, the view's query,
+    and a spill folder beside the file (DuckDB's default is ``.tmp`` in the working directory,
+    a worker's; beside the staged file it goes with the ingest's staging folder)."""
+    config = {**CONNECT_ARGS["config"], "temp_directory": str(path.parent / "duckdb-spill")}
+    return {**CONNECT_ARGS, "config": config, BATCH_ARG: batch_query(path)}
+
+
 def add_source(ctx: Any, path: Path, name: str = "nightshift") -> Any:
     """A SQL datasource on DuckDB with the Parquet file as its one batch (the view ``batch``);
     its batch definition."""
-    args = {**CONNECT_ARGS, BATCH_ARG: batch_query(path)}
+    args = connect_args(path)
     source = ctx.data_sources.add_sql(name, connection_string=URL, kwargs={"connect_args": args})
     return source.add_table_asset("batch", table_name=VIEW).add_batch_definition_whole_table("all")

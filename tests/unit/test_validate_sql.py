@@ -126,6 +126,15 @@ def test_a_parquet_batch_is_validated_on_duckdb(
         gx_engine(both["path"])
 
 
+def test_duckdb_never_downloads_and_spills_beside_the_batch(both: dict[str, Any]) -> None:
+    from nightshift import gxsql
+
+    args = gxsql.connect_args(both["path"])
+    assert args["config"]["autoinstall_known_extensions"] is False
+    assert args["config"]["temp_directory"] == str(both["path"].parent / "duckdb-spill")
+    assert f"read_parquet('{both['path']}')" in args[gxsql.BATCH_ARG]
+
+
 def test_the_sql_engine_gives_the_pandas_engines_checks(both: dict[str, Any], sensors: DatasetSpec) -> None:
     sql_checks, pandas_checks = both["sql"][0], both["pandas"][0]
     # one difference, the SQL engine's for the better: an int64 column with nulls is float64 in
@@ -280,15 +289,17 @@ def test_the_ingest_validates_on_duckdb_and_quarantines(
 
 def test_a_process_that_validated_on_duckdb_exits_quietly(both: dict[str, Any], sensors: DatasetSpec) -> None:
     """DuckDB's bindings report the objects of theirs still alive at exit on stderr (dozens of
-    lines): the ingest's validation leaves none."""
+    lines): the ingest's validation leaves none. On a machine in another zone (TZ) the instants
+    in the details are still UTC, as the pandas engine shows them."""
     code = (
         "import sys; from pathlib import Path; from nightshift.spec import parse_spec; "
         "from nightshift.validate import build_suite, run_suite, suite_parameters; import json, datetime; "
         "spec = parse_spec(json.loads(sys.argv[2])); "
         "checks, out = run_suite(Path(sys.argv[1]), build_suite(spec, 'events'), "
-        "suite_parameters(spec, datetime.date(2026, 1, 1))); print(out['engine'], len(checks))"
+        "suite_parameters(spec, datetime.date(2026, 1, 1))); print(out['engine'], len(checks)); "
+        "print([c.details for c in checks if c.label == 'expect_column_values_to_be_between(ts)'][0])"
     )
-    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", ENGINE_ENV: "sql"}
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", ENGINE_ENV: "sql", "TZ": "America/Chicago"}
     proc = subprocess.run(
         [sys.executable, "-c", code, str(both["path"]), sensors.model_dump_json()],
         capture_output=True,
@@ -298,5 +309,7 @@ def test_a_process_that_validated_on_duckdb_exits_quietly(both: dict[str, Any], 
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["sql", str(len(both["sql"][0]))]
+    head, details = proc.stdout.splitlines()
+    assert head.split() == ["sql", str(len(both["sql"][0]))]
+    assert _bounds(sensors)[1].isoformat() in details and "-06:00" not in details, details
     assert "nanobind" not in proc.stderr and "leaked" not in proc.stderr, proc.stderr[-2000:]
