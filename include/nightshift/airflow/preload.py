@@ -119,6 +119,7 @@ FIRST_USE = (
     "mlflow.store.tracking.sqlalchemy_workspace_store",
     "mlflow.store.workspace.utils",
     "mlflow.store.db.trace_analytics_prepopulation",  # the SQL store's trace-analytics migration
+    "mlflow.tracking.request_header.registry",  # the REST store's request headers (a server)
     "mlflow.tracing.export.utils",
     "mlflow.tracing.processor.base_mlflow",
     "mlflow.tracing.processor.otel",
