@@ -293,7 +293,8 @@ def tables(runs: list[dict[str, Any]], last: int, show: bool) -> list[dict[str, 
 
 
 def report(paths: list[Path], show: bool) -> None:
-    """The tables of earlier sweeps (their ``--json`` files), merged; each file's setup and code."""
+    """The tables of earlier sweeps (their ``--json`` files), merged (a run in two files: the
+    first file's); each file's setup and code."""
     runs: list[dict[str, Any]] = []
     days = set()
     for path in paths:
@@ -301,7 +302,8 @@ def report(paths: list[Path], show: bool) -> None:
         state = "complete" if data.get("complete") else "stopped before the end"
         print(f"{path}: {len(data['runs'])} run(s), {data['days']} days x {data['rows']:,} rows, overrides "
               f"{data['overrides'] or 'none'}, code {data['code']} ({state})")  # fmt: skip
-        runs += data["runs"]
+        seen = {(r["scenario"], r["seed"], r["onset"]) for r in runs}
+        runs += [r for r in data["runs"] if (r["scenario"], r["seed"], r["onset"]) not in seen]
         days.add(data["days"])
     if len(days) > 1:
         raise SystemExit(f"--report: the files replay different numbers of days ({sorted(days)})")
