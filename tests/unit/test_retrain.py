@@ -256,3 +256,24 @@ def test_bootstrap_records_live_apart_from_the_retrain_records(spec: DatasetSpec
     done = finish(store, "payments", d.run_key, "rejected", BOOTSTRAP, version="1")
     assert done is not None and done.outcome is not None and done.outcome["version"] == "1"
     assert finish(store, "payments", "no-such-run", "rejected", BOOTSTRAP) is None
+
+
+def test_the_retrain_reads_each_triggering_alert_once_when_it_came_through_an_alias() -> None:
+    """Airflow lists an event emitted through an alias (the alert task's
+    ``assets.when_due``) under the Asset and under the alias: one alert, not two."""
+    from types import SimpleNamespace
+
+    from airflow.sdk import Asset, AssetAlias
+
+    from nightshift.airflow.loop import _alerts
+    from nightshift.airflow.model import _days_to_score
+
+    alert = {"kind": "drift", "version": "1", "dt": "2026-03-20", "onset": "2026-03-19"}
+    event = SimpleNamespace(extra=alert)
+    alias = AssetAlias(name="nightshift.x.alert.when_due")
+    events = {Asset(name="nightshift.x.alert"): [event], alias: [event]}
+    assert _alerts({"triggering_asset_events": events}) == [alert]
+    curated = SimpleNamespace(extra={"dt": "2026-03-20"})
+    twice = {Asset(name="nightshift.x.curated"): [curated, curated]}  # a day triggered twice
+    days = _days_to_score({"triggering_asset_events": twice})
+    assert days == [date(2026, 3, 20)]

@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from nightshift.airflow.assets import emit
+from nightshift.airflow.assets import emit, triggering_events
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
 from nightshift.airflow.model import on_behalf_of, run_key, trigger, triggering_user
@@ -89,11 +89,10 @@ def notify_retrain_skipped(context: Context, decision: dict[str, Any]) -> None:
 
 def _alerts(context: Context) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for ev in events:
-            extra = getattr(ev, "extra", None) or {}
-            if extra.get("kind") and extra.get("version"):
-                out.append(dict(extra))
+    for ev in triggering_events(context):
+        extra = getattr(ev, "extra", None) or {}
+        if extra.get("kind") and extra.get("version"):
+            out.append(dict(extra))
     return out
 
 

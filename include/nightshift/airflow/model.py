@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from nightshift.airflow.assets import triggering_events
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.notify import notify_decision
 from nightshift.airflow.store import get_store, use_mlflow_connection
@@ -213,12 +214,10 @@ def _days_to_score(context: Context) -> list[date] | None:
     if p.get("dt"):
         return [parse_dt(str(p["dt"]))]
     days: list[date] = []
-    events = context.get("triggering_asset_events") or {}
-    for asset_events in events.values():
-        for ev in asset_events:
-            dt = (getattr(ev, "extra", None) or {}).get("dt")
-            if dt:
-                days.append(parse_dt(str(dt)))
+    for ev in triggering_events(context):
+        dt = (getattr(ev, "extra", None) or {}).get("dt")
+        if dt and parse_dt(str(dt)) not in days:
+            days.append(parse_dt(str(dt)))
     return days or None
 
 
