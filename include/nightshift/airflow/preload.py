@@ -107,7 +107,8 @@ FIRST_USE = (
     "great_expectations.render.renderer.site_builder",
     "jinja2.ext",
     # MLflow: the SQL store (the embedded default, SQLite) with its migrations, the REST store
-    # (a server), logging a model, the git tags of a run, tracing set up with a tracking URI
+    # (a server) and its request headers, logging a model, the git tags of a run, tracing set
+    # up with a tracking URI
     "mlflow.models.display_utils",
     "mlflow.pyfunc.scoring_server",
     "mlflow.pyfunc.utils.environment",
@@ -122,14 +123,16 @@ FIRST_USE = (
     "mlflow.tracing.processor.base_mlflow",
     "mlflow.tracing.processor.otel",
     "mlflow.tracing.utils.environment",
+    "mlflow.tracking.request_header.registry",
     "mlflow.utils.search_logged_model_utils",
     "alembic.command",
     "alembic.config",
     "git",
-    # plots (PNG) and Arrow's pandas conversion
+    # plots (PNG), Arrow's pandas conversion and its query engine
     "matplotlib.backends.backend_agg",
     "PIL.PngImagePlugin",
     "pyarrow.pandas_compat",
+    "pyarrow.acero",
 )
 for _name in FIRST_USE:
     with contextlib.suppress(ImportError):
