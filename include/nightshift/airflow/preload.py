@@ -14,9 +14,10 @@ Named by each stack that runs tasks:
   imports it before its prefork pool forks (``celery.loaders.base.Loader.init_worker``).
 
 Importing this module only imports: it makes no client, GX context, MLflow tracking setting,
-thread or network connection (``tests/unit/test_preload.py`` checks that, and that tasks forked
-after it train with OpenMP threads, read Parquet with Arrow's thread pool, validate with GX and
-log to MLflow). Each task logs what it inherited (:mod:`nightshift.airflow.taskstart`).
+thread or network connection (GitPython, imported for MLflow's git tags, runs ``git version``
+once, as a task's first MLflow run would). ``tests/unit/test_preload.py`` checks that, and that
+tasks forked after it train with OpenMP threads, read Parquet with Arrow's thread pool,
+validate with GX and log to MLflow. Each task logs what it inherited (:mod:`nightshift.airflow.taskstart`).
 """
 
 # ruff: noqa: F401, I001
