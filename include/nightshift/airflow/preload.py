@@ -113,6 +113,8 @@ FIRST_USE = (
     "mlflow.models.display_utils",
     "mlflow.pyfunc.scoring_server",
     "mlflow.pyfunc.utils.environment",
+    "mlflow.store.db.trace_analytics_backfill_75868b020152",
+    "mlflow.store.db.trace_analytics_schema_75868b020152",
     "mlflow.store.model_registry.rest_store",
     "mlflow.store.model_registry.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_workspace_store",
