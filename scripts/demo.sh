@@ -47,9 +47,9 @@ nightshift replay --dataset "$DATASET" --from "$START" --to "$BOOT_END" --togeth
   || echo "(not every day was ingested: the bad batch is quarantined on purpose)"
 
 T_BOOT=$(date +%s)
-echo "== first model: nightshift_train.$DATASET (train on the gpu queue -> gate -> promote), then scoring"
-python scripts/run_dag.py "nightshift_train.$DATASET" --then "nightshift_score.$DATASET" --timeout "${TIMEOUT:-1200}" \
-  || echo "(training did not finish cleanly; see the Airflow UI)"
+echo "== first model: nightshift_train.$DATASET (train on the gpu queue -> gate -> promote), then scoring and monitoring"
+python scripts/run_dag.py "nightshift_train.$DATASET" --then "nightshift_score.$DATASET" "nightshift_monitor.$DATASET" \
+  --timeout "${TIMEOUT:-1200}" || echo "(training did not finish cleanly; see the Airflow UI)"
 
 T_MODEL=$(date +%s)
 STEPS_SINCE=$(date -u +%FT%T)

@@ -259,17 +259,22 @@ def test_bootstrap_records_live_apart_from_the_retrain_records(spec: DatasetSpec
     assert finish(store, "payments", "no-such-run", "rejected", BOOTSTRAP) is None
 
 
-def test_an_alert_event_listed_under_its_alias_and_its_asset_counts_once() -> None:
-    """Airflow lists an event emitted through an alias under the alias and under the asset:
-    the retrain's decision sees the alert once."""
+def test_the_retrain_reads_each_triggering_alert_once_when_it_came_through_an_alias() -> None:
+    """Airflow lists an event emitted through an alias (the alert task's
+    ``assets.when_due``) under the Asset and under the alias: one alert, not two."""
     from types import SimpleNamespace
 
-    from nightshift.airflow.loop import _alerts
+    from airflow.sdk import Asset, AssetAlias
 
-    alert = {"kind": "drift", "version": "1", "dt": "2026-03-20", "raised_at": "t0"}
-    other = {**alert, "raised_at": "t1"}
+    from nightshift.airflow.loop import _alerts
+    from nightshift.airflow.model import _days_to_score
+
+    alert = {"kind": "drift", "version": "1", "dt": "2026-03-20", "onset": "2026-03-19"}
     event = SimpleNamespace(extra=alert)
-    context: Any = {
-        "triggering_asset_events": {"alias": [event], "asset": [event, SimpleNamespace(extra=other)]}
-    }
-    assert _alerts(context) == [alert, other]
+    alias = AssetAlias(name="nightshift.x.alert.when_due")
+    events = {Asset(name="nightshift.x.alert"): [event], alias: [event]}
+    assert _alerts({"triggering_asset_events": events}) == [alert]
+    curated = SimpleNamespace(extra={"dt": "2026-03-20"})
+    twice = {Asset(name="nightshift.x.curated"): [curated, curated]}  # a day triggered twice
+    days = _days_to_score({"triggering_asset_events": twice})
+    assert days == [date(2026, 3, 20)]

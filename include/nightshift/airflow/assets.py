@@ -56,3 +56,10 @@ def when_due(asset: Asset) -> AssetAlias:
 def emit(context: Any, asset: Asset, extra: dict[str, Any]) -> None:
     """Emit ``asset``'s event (with ``extra``) through the task's :func:`when_due` outlet."""
     context["outlet_events"][when_due(asset)].add(asset, extra=extra)
+
+
+def triggering_events(context: Any) -> list[Any]:
+    """The Asset events that triggered this run, each once (Airflow lists an event that came
+    through an alias under the alias too)."""
+    events = context.get("triggering_asset_events") or {}
+    return [ev for key in events if not isinstance(key, AssetAlias) for ev in events[key]]

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from nightshift.airflow.assets import emit
+from nightshift.airflow.assets import emit, triggering_events
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
@@ -86,12 +86,10 @@ def notify_retrain_skipped(context: Context, decision: dict[str, Any]) -> None:
 
 def _alerts(context: Context) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for ev in events:
-            extra = getattr(ev, "extra", None) or {}
-            # an event emitted through an alias is listed under the alias and under its asset
-            if extra.get("kind") and extra.get("version") and dict(extra) not in out:
-                out.append(dict(extra))
+    for ev in triggering_events(context):
+        extra = getattr(ev, "extra", None) or {}
+        if extra.get("kind") and extra.get("version"):
+            out.append(dict(extra))
     return out
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from nightshift.airflow.assets import triggering_events
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.notify import notify_decision
@@ -216,12 +217,10 @@ def _days_to_score(context: Context) -> list[date] | None:
     if p.get("dt"):
         return [parse_dt(str(p["dt"]))]
     days: list[date] = []
-    events = context.get("triggering_asset_events") or {}
-    for asset_events in events.values():
-        for ev in asset_events:
-            dt = (getattr(ev, "extra", None) or {}).get("dt")
-            if dt:
-                days.append(parse_dt(str(dt)))
+    for ev in triggering_events(context):
+        dt = (getattr(ev, "extra", None) or {}).get("dt")
+        if dt and parse_dt(str(dt)) not in days:
+            days.append(parse_dt(str(dt)))
     return days or None
 
 

@@ -14,9 +14,10 @@ Named by each stack that runs tasks:
   imports it before its prefork pool forks (``celery.loaders.base.Loader.init_worker``).
 
 Importing this module only imports: it makes no client, GX context, MLflow tracking setting,
-thread or network connection (``tests/unit/test_preload.py`` checks that, and that tasks forked
-after it train with OpenMP threads, read Parquet with Arrow's thread pool, validate with GX and
-log to MLflow). Each task logs what it inherited (:mod:`nightshift.airflow.taskstart`).
+thread or network connection (GitPython, imported for MLflow's git tags, runs ``git version``
+once, as a task's first MLflow run would). ``tests/unit/test_preload.py`` checks that, and that
+tasks forked after it train with OpenMP threads, read Parquet with Arrow's thread pool,
+validate with GX and log to MLflow. Each task logs what it inherited (:mod:`nightshift.airflow.taskstart`).
 """
 
 # ruff: noqa: F401, I001
@@ -107,10 +108,13 @@ FIRST_USE = (
     "great_expectations.render.renderer.site_builder",
     "jinja2.ext",
     # MLflow: the SQL store (the embedded default, SQLite) with its migrations, the REST store
-    # (a server), logging a model, the git tags of a run, tracing set up with a tracking URI
+    # (a server) and its request headers, logging a model, the git tags of a run, tracing set
+    # up with a tracking URI
     "mlflow.models.display_utils",
     "mlflow.pyfunc.scoring_server",
     "mlflow.pyfunc.utils.environment",
+    "mlflow.store.db.trace_analytics_backfill_75868b020152",
+    "mlflow.store.db.trace_analytics_schema_75868b020152",
     "mlflow.store.model_registry.rest_store",
     "mlflow.store.model_registry.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_workspace_store",
@@ -124,11 +128,12 @@ FIRST_USE = (
     "mlflow.tracing.processor.base_mlflow",
     "mlflow.tracing.processor.otel",
     "mlflow.tracing.utils.environment",
+    "mlflow.tracking.request_header.registry",
     "mlflow.utils.search_logged_model_utils",
     "alembic.command",
     "alembic.config",
     "git",
-    # plots (PNG) and Arrow's pandas conversion
+    # plots (PNG), Arrow's pandas conversion and its query engine
     "matplotlib.backends.backend_agg",
     "PIL.PngImagePlugin",
     "pyarrow.pandas_compat",
