@@ -14,7 +14,9 @@ parameters, a tuning budget).
    feature contributions, the model packaged with its feature transform; a first model (no
    champion) is tuned within `training.tuning`. Too little labelled data yet skips an automatic
    run and fails a manual one; while there is no champion, automatic runs train at most once per
-   `retrain.bootstrap_every_days` labelled days (the first skip of a wait is notified).
+   `retrain.bootstrap_every_days` labelled days (the first skip of a wait is notified). An
+   automatic run first waits (at most 60 s) while its day's labels are being validated by the
+   ingest run that started it, so that the gate finds the window it was trained on.
 2. **gate**: challenger vs the current champion and a logistic baseline on the same holdout,
    with the spec's thresholds and slice checks; when XGBoost does not beat the baseline, the
    baseline competes (packaged as a run of its own, judged by the same gate) and is the version

@@ -190,3 +190,40 @@ def test_bootstrap_runs_without_a_champion_train_once_per_period_and_say_why(
     manual = run_train("payments", _context("manual", "manual__1"))  # type: ignore[arg-type]
     assert not manual["reused"]
     assert registry.alias_version(client, "payments", "champion") is None
+
+
+def test_an_automatic_run_waits_for_its_days_labels_so_the_gate_finds_the_window_it_trained_on(
+    own_registry: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest run that emits *train_due* validates the day's labels in a branch of its own:
+    the training run it starts reads its window only once those labels are in (a window read
+    before would change under the gate, which refuses the candidate). Found by the Celery system
+    test on a machine whose labels branch ran slower than the training's start."""
+    import threading
+    import time
+
+    from airflow.sdk import Asset
+
+    from nightshift.airflow.model import run_gate, run_train
+    from nightshift.ingest import ingest_partition, labels_in_flight
+    from nightshift.spec import find_spec
+
+    monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(_spec_dir(tmp_path)))
+    store, spec = own_registry["store"], find_spec("payments")
+    arrival = LAST_DAY + timedelta(days=spec.label.delay_days)  # the last labels (LAST_DAY's)
+    store.delete_dir(store.published_file("payments", "labels", arrival).rsplit("/", 1)[0])
+    store.delete_dir(store.reports_dir("payments", "validation", arrival))
+    assert labels_in_flight(store, spec, arrival)  # landed, due, not validated: being ingested
+    ingest = threading.Timer(2.0, ingest_partition, (store, spec, "labels", arrival))
+    context = _context("asset_triggered", "asset_triggered__1")
+    due = SimpleNamespace(extra={"dt": arrival.isoformat(), "due": "no champion yet"})
+    context["triggering_asset_events"] = {Asset(name="nightshift.payments.train_due"): [due]}
+    t0 = time.monotonic()
+    ingest.start()
+    trained = run_train("payments", context)  # type: ignore[arg-type]
+    ingest.join()
+    assert time.monotonic() - t0 >= 2.0
+    assert store.exists(store.published_file("payments", "labels", arrival))
+    # the gate re-reads the window: the same as trained (else RegistryError: window changed)
+    verdict = run_gate("payments", trained, _context("asset_triggered", "asset_triggered__1", "gate"))  # type: ignore[arg-type]
+    assert verdict["challenger_run_id"] == trained["run_id"] and verdict["version"] == "1"

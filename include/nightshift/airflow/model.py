@@ -117,6 +117,11 @@ def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, 
     if request is None:
         if run_type(context) in AUTOMATIC_RUN_TYPES:
             _automatic_guard(dataset, context)
+            # the day's labels branch may still be validating: a window read before they land
+            # would change under the gate (its fingerprint check refuses such a candidate)
+            days = _days_to_score(context)
+            if days:
+                await_labels(get_store(), find_spec(dataset), days, purpose="training")
         from nightshift.retrain import check_xgb_params
 
         params, problems = check_xgb_params(p.get("xgb_params") or {})
@@ -228,12 +233,20 @@ def _days_to_score(context: Context) -> list[date] | None:
 LABELS_WAIT_S = 60.0
 
 
-def await_labels(store: Store, spec: DatasetSpec, days: list[date], timeout_s: float = LABELS_WAIT_S) -> None:
+def await_labels(
+    store: Store,
+    spec: DatasetSpec,
+    days: list[date],
+    timeout_s: float = LABELS_WAIT_S,
+    purpose: str = "scoring",
+) -> None:
     """Wait (at most ``timeout_s``, polling each second) while the labels arriving on ``days``
-    are being ingested (:func:`nightshift.ingest.labels_in_flight`): the monitor run that this
-    scoring's *predictions* event starts then reads them, and they need no monitor run of their
-    own (:func:`nightshift.airflow.ingest.labels_monitored_later`). Past the bound the scoring
-    goes on; the labels then start their own monitor run, as they would have."""
+    are being ingested (:func:`nightshift.ingest.labels_in_flight`). For a scoring: the monitor
+    run that its *predictions* event starts then reads them, and they need no monitor run of
+    their own (:func:`nightshift.airflow.ingest.labels_monitored_later`); past the bound the
+    scoring goes on and the labels start their own monitor run, as they would have. For an
+    automatic training run: its window includes them, so the gate finds the window it trained
+    on (else it refuses the candidate: the window changed)."""
     import time
 
     from nightshift.ingest import labels_in_flight
@@ -247,7 +260,7 @@ def await_labels(store: Store, spec: DatasetSpec, days: list[date], timeout_s: f
         waiting = [d for d in waiting if labels_in_flight(store, spec, d)]
     if waiting:
         late = ", ".join(map(str, waiting))
-        log.warning("%s: labels of %s not validated after %.0f s: scoring", spec.name, late, timeout_s)
+        log.warning("%s: labels of %s not validated after %.0f s: %s", spec.name, late, timeout_s, purpose)
 
 
 @map_errors(data=(FileNotFoundError,))
