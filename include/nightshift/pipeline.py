@@ -358,7 +358,7 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     y = labels(holdout, spec)
 
     with registry.speaking_errors(f"loading the challenger of run {run_id}"):
-        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+        model = registry.load_pyfunc(f"runs:/{run_id}/model")
         recorded = ev.load_skew_sample(run_id)
     transform = FeatureTransform.from_spec(spec, train_t)
     frame = transform.frame(holdout)
@@ -382,7 +382,7 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         base_run = _baseline_run(client, store, spec, window, run_id, run_key, lineage, logistic, transform,
                                  baseline, p_base)  # fmt: skip
         with registry.speaking_errors(f"loading the logistic baseline of run {base_run}"):
-            base_model = mlflow.pyfunc.load_model(f"runs:/{base_run}/model")
+            base_model = registry.load_pyfunc(f"runs:/{base_run}/model")
             base_recorded = ev.load_skew_sample(base_run)
         candidate = ev.evaluate("challenger", holdout, y, np.asarray(base_model.predict(frame)), spec)
         base_skew = ev.serving_skew(base_model, holdout, spec, base_recorded)

@@ -225,14 +225,27 @@ def model_uri(dataset: str, version: str) -> str:
     return f"models:/{model_name(dataset)}/{version}"
 
 
-def load_model(dataset: str, version: str) -> Any:
-    """The pyfunc of a registered version, or an error naming the version and its source."""
+def load_pyfunc(uri: str) -> Any:
+    """``mlflow.pyfunc.load_model(uri)``, its download deleted once loaded.
+
+    MLflow downloads a model to a fresh temporary folder and never removes it: a copy of the
+    package under ``/tmp`` per load, for every scoring, gate and serve reload of a long-lived
+    installation. The packaged model reads its artifacts into memory in ``load_context``
+    (:class:`nightshift.model.NightshiftModel`), so the folder is not needed after the load."""
+    import tempfile
+
     import mlflow.pyfunc
 
+    with tempfile.TemporaryDirectory(prefix="nightshift-model-") as tmp:
+        return mlflow.pyfunc.load_model(uri, dst_path=tmp)
+
+
+def load_model(dataset: str, version: str) -> Any:
+    """The pyfunc of a registered version, or an error naming the version and its source."""
     uri = model_uri(dataset, version)
     with speaking_errors(f"loading {uri}"):
         try:
-            return mlflow.pyfunc.load_model(uri)
+            return load_pyfunc(uri)
         except RegistryError:
             raise
         except Exception as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -187,3 +188,49 @@ def test_one_examples_inference_step_by_step(toy: DatasetSpec, trained: dict[str
     a = next(f for f in out[1]["features"] if f["feature"] == "a")
     assert a["raw"] is None and a["model_input"] is None
     json.dumps(out)
+
+
+def test_a_model_loaded_from_the_registry_leaves_no_copy_behind_and_still_scores(
+    toy: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow downloads ``runs:/`` and served ``models:/`` URIs to a temporary folder it never
+    removes (a package copy per scoring, gate or serve reload); ``registry.load_pyfunc`` deletes
+    it, and the model, which read its artifacts in ``load_context``, still scores."""
+    import tempfile
+
+    import mlflow
+    import mlflow.pyfunc
+    import xgboost as xgb
+
+    from nightshift import registry
+    from nightshift.model import BOOSTER, TRANSFORM, NightshiftModel
+    from nightshift.model import predict as booster_predict
+
+    train = _table(500, 3)
+    transform = FeatureTransform.from_spec(toy, train)
+    matrix = xgb.DMatrix(
+        transform.matrix(train), labels(train, toy), feature_names=transform.feature_names,
+        feature_types=transform.feature_types, enable_categorical=True,
+    )  # fmt: skip
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2}, matrix, 5)
+    (tmp_path / "booster.ubj").write_bytes(booster.save_raw("ubj"))
+    (tmp_path / "transform.json").write_text(transform.to_json())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as run:
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=NightshiftModel(),
+            artifacts={BOOSTER: str(tmp_path / "booster.ubj"), TRANSFORM: str(tmp_path / "transform.json")},
+            pip_requirements=["xgboost"],
+        )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    uri = f"runs:/{run.info.run_id}/model"
+    mlflow.pyfunc.load_model(uri)
+    assert len(list(scratch.iterdir())) == 1  # what MLflow alone leaves behind
+    model = registry.load_pyfunc(uri)
+    assert len(list(scratch.iterdir())) == 1
+    expected = booster_predict(booster, transform, train)
+    np.testing.assert_allclose(np.asarray(model.predict(transform.frame(train))), expected, rtol=1e-6)
