@@ -1,0 +1,62 @@
+"""The one-way arrows (docs/architecture.md): ``dags/`` → ``nightshift.airflow`` → the core →
+libraries. Read from the source (every import, top level or inside a function), so an import
+that goes the wrong way fails here before it fails a parse or a backtest."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "include" / "nightshift"
+
+
+def _imports(path: Path) -> set[str]:
+    """The absolute imports of a file; those under ``if TYPE_CHECKING:`` are types, not arrows."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+        for stmt in block.body
+        for n in ast.walk(stmt)
+    }
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def _core_modules() -> list[Path]:
+    return sorted(p for p in CORE.rglob("*.py") if "airflow" not in p.relative_to(CORE).parts)
+
+
+def test_there_are_core_modules_to_check() -> None:
+    assert len(_core_modules()) > 20
+
+
+@pytest.mark.parametrize("path", _core_modules(), ids=lambda p: str(p.relative_to(CORE)))
+def test_the_core_imports_no_airflow(path: Path) -> None:
+    wrong = sorted(
+        n for n in _imports(path) if n.split(".")[0] == "airflow" or n.startswith("nightshift.airflow")
+    )
+    assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}: the core must run without Airflow"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "dags").glob("*.py")), ids=lambda p: p.name)
+def test_a_dag_file_reaches_the_core_only_through_the_airflow_layer(path: Path) -> None:
+    wrong = sorted(
+        n
+        for n in _imports(path)
+        if n.split(".")[0] == "nightshift" and not n.startswith("nightshift.airflow")
+    )
+    assert not wrong, (
+        f"dags/{path.name} imports {wrong}: DAG files call nightshift.airflow, which calls the core"
+    )
