@@ -384,6 +384,7 @@ MEASURED = (
     "pipeline.py",
     "registry.py",
     "evaluate.py",
+    "logistic.py",
     "spec.py",
     "storage.py",
 )
