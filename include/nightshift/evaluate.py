@@ -669,38 +669,27 @@ def calibration_plot(evals: list[Evaluation], path: Path) -> Path:
 
 
 def report_html(spec: DatasetSpec, evals: list[Evaluation], verdict: Verdict | None) -> str:
-    """A small self-contained HTML report: metrics, slices, verdict checks."""
-    import html
-
-    def table(rows: list[list[str]], head: list[str]) -> str:
-        h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-        b = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><tr>{h}</tr>{b}</table>"
+    """A small self-contained HTML report: metrics, slices, verdict checks (the autoescaping
+    template ``templates/evaluation.html``)."""
+    from nightshift.healthpage import render_template
 
     keys = ["roc_auc", "average_precision", "log_loss", "brier", "rows", "positives"]
-    parts = [f"<h1>{html.escape(spec.name)}: holdout evaluation</h1>"]
-    parts.append(
-        table(
-            [[e.name, *(_fmt(e.metrics.get(k, float("nan"))) for k in keys)] for e in evals], ["model", *keys]
-        )
-    )
+    metrics = {
+        "head": ["model", *keys],
+        "rows": [[e.name, *(_fmt(e.metrics.get(k, float("nan"))) for k in keys)] for e in evals],
+    }
+    slices = []
     for col in spec.slices:
         rows = []
         for e in evals:
             for value, sm in e.slices.get(col, {}).items():
                 ap, n, pos = _fmt(sm["average_precision"]), f"{sm['rows']:.0f}", f"{sm['positives']:.0f}"
                 rows.append([e.name, value, _fmt(sm["roc_auc"]), ap, n, pos])
-        parts.append(
-            f"<h2>by {html.escape(col)}</h2>" + table(rows, ["model", col, "roc_auc", "ap", "rows", "pos"])
-        )
+        slices.append({"column": col, "head": ["model", col, "roc_auc", "ap", "rows", "pos"], "rows": rows})
+    judged = None
     if verdict is not None:
-        parts.append(
-            f"<h2>verdict: {'PROMOTE' if verdict.promote else 'REJECT'}</h2>"
-            f"<p>{html.escape(verdict.reason)}</p>"
-        )
-        parts.append(table([[c.name, "pass" if c.passed else "FAIL", c.detail] for c in verdict.checks],
-                           ["check", "result", "detail"]))  # fmt: skip
-    parts.append('<h2>calibration</h2><img src="calibration.png" alt="calibration plot">')
-    style = "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font:12px sans-serif}"
-    head = f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head>"
-    return f"{head}<body>{''.join(parts)}</body></html>"
+        checks = [[c.name, "pass" if c.passed else "FAIL", c.detail] for c in verdict.checks]
+        judged = {"promote": verdict.promote, "reason": verdict.reason, "checks": checks}
+    return render_template(
+        "evaluation.html", dataset=spec.name, metrics=metrics, slices=slices, verdict=judged
+    )
