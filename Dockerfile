@@ -31,7 +31,8 @@ COPY --chown=airflow:0 requirements/docker.txt /opt/nightshift/requirements.txt
 RUN pip install --no-cache-dir -r /opt/nightshift/requirements.txt
 
 # then the project: the package without dependencies (built with the pinned setuptools just
-# installed, no build isolation), the DAGs, plugins, dataset specs and GX suites.
+# installed, no build isolation; it registers the UI plugin by its airflow.plugins entry point),
+# the DAGs, the plugins folder (a deployment's own plugins), dataset specs and GX suites.
 # .dockerignore admits only these paths (never .env, .git or .nightshift/).
 COPY --chown=airflow:0 . /opt/nightshift/src/
 RUN pip install --no-cache-dir --no-deps --no-build-isolation /opt/nightshift/src \
@@ -40,7 +41,9 @@ RUN pip install --no-cache-dir --no-deps --no-build-isolation /opt/nightshift/sr
     && cp -R /opt/nightshift/src/datasets /opt/nightshift/datasets \
     && cp -R /opt/nightshift/src/great_expectations /opt/nightshift/great_expectations \
     && rm -rf /opt/nightshift/src \
-    && python -c "import nightshift.spec, nightshift.airflow; print('nightshift at', nightshift.__file__)"
+    && python -c "import importlib.metadata as m, nightshift.spec, nightshift.airflow; \
+assert m.entry_points(group='airflow.plugins', name='nightshift'), 'no airflow.plugins entry point'; \
+print('nightshift at', nightshift.__file__)"
 
 # installed, the package cannot find the specs and suites next to itself: point at them
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \

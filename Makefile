@@ -11,7 +11,11 @@ export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: demo up down test lint unit dags integration system bench clean venv services-deps browser-deps services-up services-down
 
+# setuptools leaves the project's metadata in include/nightshift.egg-info when it builds the
+# editable install; include/ is on sys.path (the .pth), so that copy would be a second
+# distribution and Airflow would load the plugin's entry point twice ("already registered")
 venv: $(VENV)/.synced
+	@rm -rf include/nightshift.egg-info
 
 $(UV):
 	python3 -m venv $(STATE)/uv

@@ -31,7 +31,7 @@ GOAL = 1.5  # Data Docs may cost at most half again the verdicts-only ingest of 
 
 
 def _ingest(spec: Any, rows: int, root: Path, docs: bool) -> float:
-    from nightshift.datagen import Scenario, write_day
+    from nightshift.demo.datagen import Scenario, write_day
     from nightshift.ingest import ingest_partition
     from nightshift.storage import Store
 

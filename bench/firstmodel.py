@@ -67,7 +67,7 @@ log = logging.getLogger("firstmodel")
 
 # ---- the datasets: a spec and one table of labelled rows with their local day (__dt) ------------
 def payments(days: int, rows: int, seed: int = 7) -> tuple[DatasetSpec, pa.Table]:
-    from nightshift.datagen import Scenario, generate_day
+    from nightshift.demo.datagen import Scenario, generate_day
 
     spec = find_spec(REPO / "datasets" / "payments.yaml")
     parts = []

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--features", nargs="*", default=[], help="also list every group of these features")
     ns = p.parse_args(argv)
 
-    from nightshift.datagen import Scenario, generate_day
+    from nightshift.demo.datagen import Scenario, generate_day
     from nightshift.evaluate import metrics
     from nightshift.features import labels
     from nightshift.model import predict

@@ -1,7 +1,7 @@
 """Ingest benchmark (issues 2 and 16): nightshift's ingest measured against bare pyarrow, in one run.
 
 For each size it generates one clean CSV day of the demo dataset (``datasets/payments.yaml``)
-with :func:`nightshift.datagen.write_day` into a local store, then measures, in interleaved
+with :func:`nightshift.demo.datagen.write_day` into a local store, then measures, in interleaved
 rounds (every arm once per round, the order rotated each round; ``--pairs``, 3 by default):
 
 1. throughput (MB of CSV per second) of ``stage_files`` (read + cast + staged Parquet) and of the
@@ -196,7 +196,7 @@ def _peaks() -> Result:
 
 
 def w_generate(a: Result) -> Result:
-    from nightshift.datagen import Scenario, write_day
+    from nightshift.demo.datagen import Scenario, write_day
     from nightshift.storage import Store
 
     t0 = time.perf_counter()
@@ -459,7 +459,7 @@ WORKERS: dict[str, Callable[[Result], Result]] = {
 
 
 # ---- the driver (stays small: it imports neither pyarrow nor pandas) -------------------------
-MEASURED = ("ingest.py", "validate.py", "gxsql.py", "storage.py", "spec.py", "datagen.py")
+MEASURED = ("ingest.py", "validate.py", "gxsql.py", "storage.py", "spec.py", "demo/datagen.py")
 
 
 def run_worker(name: str, args: Result, root: Path) -> Run:

@@ -3,8 +3,8 @@ model as good as retraining every day, for a fraction of the retrains?
 
 A thin caller of ``nightshift backtest`` (:mod:`nightshift.backtest`) on generated drift
 scenarios of ``datasets/payments.yaml``: each run generates ``--days`` days (drift from day
-``--onset``) into a store of its own with ``datagen.generate`` and replays them with the
-product's steps (ingest, score, bootstrap guard rail, train, gate, promote, monitor, alert,
+``--onset``) into a store of its own with ``nightshift.demo.datagen.generate`` and replays them
+with the product's steps (ingest, score, bootstrap guard rail, train, gate, promote, monitor, alert,
 retrain guard rails) under the three policies of the backtest:
 
 (a) *never*: the first champion serves for ever;
@@ -50,7 +50,7 @@ if str(INCLUDE) not in sys.path:
 import yaml
 
 from nightshift import backtest
-from nightshift.datagen import Scenario, generate
+from nightshift.demo.datagen import Scenario, generate
 from nightshift.runner import LineReporter
 from nightshift.spec import DatasetSpec, find_spec, parse_spec
 from nightshift.storage import Store
@@ -66,7 +66,7 @@ MIN_GAP = backtest.MIN_GAP  # a smaller (b) - (a) AUC gap makes the share meanin
 
 SCENARIOS = ("covariate", "concept", "both")
 MEASURED = ("backtest.py", "pipeline.py", "monitor.py", "retrain.py", "evaluate.py", "train.py",
-            "datagen.py", "model.py", "spec.py", "ingest.py", "validate.py")  # fmt: skip
+            "demo/datagen.py", "model.py", "spec.py", "ingest.py", "validate.py")  # fmt: skip
 NAMES = {"never": "(a) never", "daily": "(b) daily", "spec": "(c) nightshift"}
 
 log = logging.getLogger("bench.loop")

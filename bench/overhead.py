@@ -118,7 +118,7 @@ def _spec_and_store() -> tuple[Any, Any]:
 def w_prep(a: Result) -> Result:
     """The initial state, with core calls: days 0..7 landed, days 0..6 ingested, a first model
     trained, gated and promoted, days 0..6 scored and monitored."""
-    from nightshift.datagen import Scenario, generate
+    from nightshift.demo.datagen import Scenario, generate
     from nightshift.ingest import ingest_partition
     from nightshift.pipeline import (
         alert_step,

@@ -74,7 +74,7 @@ def write_window(store: Any, spec: Any, days: int, rows: int) -> None:
     """Curated events and, ``label.delay_days`` later, their labels, as the ingest publishes them."""
     import pyarrow.parquet as pq
 
-    from nightshift.datagen import Scenario, generate_day
+    from nightshift.demo.datagen import Scenario, generate_day
     from nightshift.ingest import arrow_schema
 
     ev_schema, lb_schema = arrow_schema(spec, "events"), arrow_schema(spec, "labels")

@@ -86,7 +86,7 @@ def model_store(spec: Any) -> str:
     import shutil
     from datetime import timedelta
 
-    from nightshift.datagen import Scenario, generate
+    from nightshift.demo.datagen import Scenario, generate
     from nightshift.ingest import ingest_partition
     from nightshift.storage import Store
 
@@ -109,7 +109,7 @@ def drift_store(model_store: str, spec: Any) -> Path:
     import shutil
     from datetime import timedelta
 
-    from nightshift.datagen import Scenario, write_day
+    from nightshift.demo.datagen import Scenario, write_day
     from nightshift.ingest import ingest_partition
     from nightshift.storage import Store
 

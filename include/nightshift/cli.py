@@ -33,7 +33,7 @@ def _bad(values: Sequence[str]) -> dict[int, str]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from nightshift.datagen import Scenario, generate
+    from nightshift.demo.datagen import Scenario, generate
 
     spec = find_spec(args.dataset)
     scenario = Scenario(

@@ -16,12 +16,15 @@ from typing import Any
 import numpy as np
 from mlflow.pyfunc import PythonModel
 
-from nightshift.evaluate import LOGISTIC, XGBOOST, LogisticModel
 from nightshift.features import FeatureTransform
+from nightshift.logistic import LOGISTIC, XGBOOST, LogisticModel
 
 BOOSTER = "booster"
 LOGISTIC_ARTIFACT = "logistic"
 TRANSFORM = "transform"
+# what of the package the packaged model imports to load and predict (this module and its
+# imports, transitively): the model's code_paths carry these files and nothing else
+CODE = ("__init__.py", "errors.py", "features.py", "logistic.py", "model.py", "spec.py")
 
 
 class NightshiftModel(PythonModel):

@@ -50,16 +50,18 @@ def _pip_requirements() -> list[str]:
 
 
 def _code_dir(tmp: Path) -> Path:
-    """The core modules the packaged model imports, copied (no caches, no airflow helpers)."""
+    """The modules the packaged model imports (:data:`nightshift.model.CODE`), copied into its
+    ``code_paths``: a process without nightshift installed loads and scores it from them."""
     import shutil
 
     import nightshift
+    from nightshift.model import CODE
 
     src = Path(nightshift.__file__).parent
     dst = tmp / "code" / "nightshift"
     dst.mkdir(parents=True)
-    for f in src.glob("*.py"):
-        shutil.copy2(f, dst / f.name)
+    for name in CODE:
+        shutil.copy2(src / name, dst / name)
     return dst
 
 

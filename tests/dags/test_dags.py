@@ -332,14 +332,17 @@ def test_manual_operations_take_validated_params(dagbag: Any) -> None:
 
 
 _PLUGIN_PROBE = r"""
-import json, sys
+import importlib.metadata, json, sys
 from airflow import plugins_manager
 plugins, errors = plugins_manager._get_plugins()
 mine = [p for p in plugins if p.name == "nightshift"]
 p = mine[0] if mine else None
 print(json.dumps({
     "errors": {str(k): str(v) for k, v in errors.items()},
-    "found": bool(p),
+    "found": len(mine),
+    "source": type(p.source).__name__ if p else None,
+    "entry_points": [(e.name, e.value) for e in importlib.metadata.entry_points(group="airflow.plugins")
+                     if e.value.startswith("nightshift")],
     "views": [(v["name"], v["href"], v["destination"]) for v in (p.external_views if p else [])],
     "apps": [a["url_prefix"] for a in (p.fastapi_apps if p else [])],
     "links": sorted(l.name for l in (p.global_operator_extra_links if p else [])),
@@ -349,6 +352,9 @@ print(json.dumps({
 
 
 def test_the_ui_plugin_loads_light_with_its_page_and_links() -> None:
+    """Registered once, by the package's ``airflow.plugins`` entry point (the plugins folder,
+    ``plugins/``, holds no second registration), with its pages and links, importing nothing
+    heavy into the api-server."""
     out = subprocess.run(
         [sys.executable, "-c", _PLUGIN_PROBE, ",".join(HEAVY)],
         check=True,
@@ -357,7 +363,10 @@ def test_the_ui_plugin_loads_light_with_its_page_and_links() -> None:
         env={**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins")},
     )
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["found"] and not got["errors"], got
+    stale = ROOT / "include" / "nightshift.egg-info"  # a second distribution: see `make venv`
+    assert got["found"] == 1 and not got["errors"], (got, "stale egg-info" if stale.exists() else "")
+    assert got["entry_points"] == [["nightshift", "nightshift.airflow.plugin:NightshiftPlugin"]]
+    assert got["source"] == "EntryPointSource", got
     assert got["apps"] == ["/nightshift"]
     assert ["Model health", "nightshift/health", "nav"] in got["views"]
     assert ["Model health", "nightshift/health?dag_id={DAG_ID}", "dag"] in got["views"]

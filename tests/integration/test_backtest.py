@@ -51,7 +51,7 @@ def cheap_spec(tmp_path: Path, **gate: Any) -> str:
 
 
 def generated(tmp_path: Path, spec: Any, days: int, rows: int, drift_from: int | None = None) -> Store:
-    from nightshift.datagen import Scenario, generate
+    from nightshift.demo.datagen import Scenario, generate
 
     store = Store((tmp_path / "store").as_uri())
     generate(store, spec, START, days, rows, 5, Scenario(concept_drift_from=drift_from))

@@ -24,7 +24,7 @@ LAST = MODEL_START + timedelta(days=MODEL_DAYS - 1)
 def test_ingest_of_a_range_names_the_day_with_no_landing_files_and_runs_the_others(
     tmp_path: Path, spec: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nightshift.datagen import Scenario, generate
+    from nightshift.demo.datagen import Scenario, generate
 
     store = Store((tmp_path / "store").as_uri())
     start = date(2026, 5, 1)

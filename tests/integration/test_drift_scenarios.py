@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 from nightshift import monitor
-from nightshift.datagen import Scenario, generate_day
+from nightshift.demo.datagen import Scenario, generate_day
 from nightshift.evaluate import importance, metrics
 from nightshift.features import labels
 from nightshift.model import predict

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from modelkit import asset_events, links_of
-from nightshift.datagen import BAD_BATCH_KINDS, Scenario, bad_batch_column, write_day
+from nightshift.demo.datagen import BAD_BATCH_KINDS, Scenario, bad_batch_column, write_day
 from nightshift.storage import Store
 
 DAY = date(2026, 3, 2)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from nightshift.datagen import Scenario, write_day
+from nightshift.demo.datagen import Scenario, write_day
 from nightshift.storage import StorageError
 
 DAY = date(2026, 4, 10)

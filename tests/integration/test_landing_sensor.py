@@ -94,7 +94,7 @@ def test_dag_run_waits_for_late_files(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """Through dag.test(): the run starts before the file exists and completes once it lands."""
-    from nightshift.datagen import Scenario, write_day
+    from nightshift.demo.datagen import Scenario, write_day
 
     store = Store((tmp_path / "store").as_uri())
     monkeypatch.setenv("NIGHTSHIFT_STORE_URL", store.url)
@@ -226,7 +226,7 @@ def test_sensor_defers_until_the_marker_lands(tmp_path: Path, monkeypatch: pytes
 def test_ingest_refuses_a_day_without_its_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A manual or backfill ingest of a day still being delivered fails, retryably, and writes
     nothing; once the marker is there, both parts are ingested as one batch."""
-    from nightshift.datagen import Scenario, write_day
+    from nightshift.demo.datagen import Scenario, write_day
     from nightshift.ingest import LandingIncomplete, NoLandingData, ingest_partition
 
     spec = _marker_spec(tmp_path, monkeypatch)

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from nightshift.datagen import Scenario, generate_day
+from nightshift.demo.datagen import Scenario, generate_day
 from nightshift.evaluate import metrics
 from nightshift.features import labels
 from nightshift.model import predict

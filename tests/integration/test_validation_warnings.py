@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from nightshift.datagen import Scenario, write_day
+from nightshift.demo.datagen import Scenario, write_day
 from nightshift.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nightshift.datagen import Scenario, write_day
+from nightshift.demo.datagen import Scenario, write_day
 from nightshift.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -38,7 +38,7 @@ MPLS_INGEST = f"nightshift_ingest.{realdata.DATASET}"
 
 @pytest.fixture(scope="module")
 def stack(spec: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from nightshift.datagen import Scenario, generate
+    from nightshift.demo.datagen import Scenario, generate
 
     root = tmp_path_factory.mktemp("replay")
     store = Store((root / "store").as_uri())

@@ -14,8 +14,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from nightshift import datagen
-from nightshift.datagen import (
+from nightshift.demo import datagen
+from nightshift.demo.datagen import (
     BAD_BATCH_KINDS,
     Scenario,
     bad_batch_column,

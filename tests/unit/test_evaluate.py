@@ -660,3 +660,44 @@ def test_the_logistic_model_predicts_as_the_baseline_and_its_contributions_add_u
     steps = explain(model, transform, hold.slice(0, 4))
     assert all(s["matches"] for s in steps)
     assert {f["feature"] for f in steps[0]["features"]} == {"a", "b", "kind"}
+
+
+# ---- the report ----------------------------------------------------------------------------------
+def test_the_evaluation_report_renders_from_its_autoescaping_template(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``report_html`` (the gate's evaluation.html, the monitor's performance report, both served
+    by the plugin from the store) is the ``evaluation.html`` template: markup in a model name, a
+    slice value or a verdict's reason arrives as text."""
+    from nightshift import healthpage
+    from nightshift.evaluate import Check, report_html
+
+    rendered: list[str] = []
+    real = healthpage.render_template
+
+    def spy(name: str, **context: Any) -> str:
+        rendered.append(name)
+        return real(name, **context)
+
+    monkeypatch.setattr(healthpage, "render_template", spy)
+    spec = parse_spec(
+        {
+            "name": "toy",
+            "id_column": "id",
+            "event_time_column": "ts",
+            "label": {"column": "y", "delay_days": 0},
+            "features": {"numeric": [{"name": "a"}], "categorical": [{"name": "kind", "values": ["x"]}]},
+            "slices": ["kind"],
+        }
+    )
+    challenger = _ev("<script>alert(1)</script>", 0.85, slices={"kind": {"<img src=x>": _slice(0.7)}})
+    verdict = Verdict(False, "worse on <b>web</b> & more", [Check("floor<", False, "0.85 < 0.9")], {}, False)
+    html = report_html(spec, [challenger, _ev("champion", 0.84, version="1")], verdict)
+    assert rendered == ["evaluation.html"]
+    assert "<script>" not in html and "<img src=x>" not in html and "<b>web" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x&gt;" in html
+    assert "<h1>toy: holdout evaluation</h1>" in html and "<h2>by kind</h2>" in html
+    assert "<h2>verdict: REJECT</h2>" in html and "worse on &lt;b&gt;web&lt;/b&gt; &amp; more" in html
+    assert "<td>floor&lt;</td><td>FAIL</td><td>0.85 &lt; 0.9</td>" in html
+    assert html.count("<table>") == 3 and '<img src="calibration.png" alt="calibration plot">' in html
+    assert "<h2>verdict" not in report_html(spec, [challenger], None)

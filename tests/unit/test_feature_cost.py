@@ -65,7 +65,7 @@ def test_run_suite_times_each_column_group(clicks: DatasetSpec) -> None:
 
 
 def test_the_validation_report_keeps_each_columns_seconds(spec: DatasetSpec, tmp_path: Path) -> None:
-    from nightshift.datagen import Scenario, write_day
+    from nightshift.demo.datagen import Scenario, write_day
     from nightshift.ingest import ingest_partition
 
     store = Store((tmp_path / "store").as_uri())

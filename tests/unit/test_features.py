@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from nightshift.datagen import Scenario, generate_day
+from nightshift.demo.datagen import Scenario, generate_day
 from nightshift.features import FeatureError, FeatureTransform, labels
 from nightshift.ingest import arrow_schema
 from nightshift.spec import DatasetSpec, parse_spec

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nightshift import ingest
-from nightshift.datagen import Scenario, write_day
+from nightshift.demo.datagen import Scenario, write_day
 from nightshift.ingest import NoLandingData, StagingError, arrow_schema, arrow_type, ingest_partition
 from nightshift.spec import DatasetSpec, parse_spec
 from nightshift.storage import StorageError, Store

@@ -1,7 +1,7 @@
 """Behavioural tests of a model trained on the demo domain (in the style of Made-With-ML):
 minimum functionality, directional expectations, and invariances.
 
-The generator's fraud logit (``nightshift.datagen._fraud_logit``, before concept drift) raises
+The generator's fraud logit (``nightshift.demo.datagen._fraud_logit``, before concept drift) raises
 the odds with IP risk, failed logins, velocity and low device trust; the tests ask whether the
 trained model learnt those directions and ignores what it must not see (ids, times, row order).
 """
@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from nightshift.datagen import Scenario, generate_day
+from nightshift.demo.datagen import Scenario, generate_day
 from nightshift.evaluate import importance
 from nightshift.features import FeatureTransform, labels
 from nightshift.ingest import arrow_schema

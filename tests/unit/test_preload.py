@@ -153,7 +153,7 @@ print(json.dumps({**out, "task_log": task_log}))
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory, spec: Any) -> dict[str, Any]:
     """The worker script's findings, after a day of the demo dataset landed in a fresh store."""
-    from nightshift.datagen import Scenario, generate
+    from nightshift.demo.datagen import Scenario, generate
     from nightshift.storage import Store
 
     root = tmp_path_factory.mktemp("preload")

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from nightshift.datagen import Scenario, generate_day
+from nightshift.demo.datagen import Scenario, generate_day
 from nightshift.ingest import arrow_schema, to_validation_frame
 from nightshift.spec import DatasetSpec, parse_spec
 from nightshift.validate import (
