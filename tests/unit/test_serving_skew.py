@@ -217,7 +217,8 @@ def test_a_model_loaded_from_the_registry_leaves_no_copy_behind_and_still_scores
     (tmp_path / "transform.json").write_text(transform.to_json())
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with mlflow.start_run() as run:
+    experiment = mlflow.create_experiment("leak", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.pyfunc.log_model(
             name="model",
             python_model=NightshiftModel(),
