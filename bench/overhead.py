@@ -160,7 +160,7 @@ def w_prep(a: Result) -> Result:
         "champion": verdict_["version"],
         "champion_window": trained["window"],
         # the version's own holdout AUC: the logistic baseline's when it competed and won
-        "champion_auc": verdict_["metrics"].get("roc_auc", trained["holdout_roc_auc"]),
+        "champion_auc": verdict_["metrics"].get("roc_auc", verdict_["challenger_metrics"].get("roc_auc")),
         "champion_kind": verdict_.get("model_kind", "xgboost"),
         "champion_reason": verdict_["reason"],
     }
@@ -250,7 +250,8 @@ def w_cycle(a: Result) -> Result:
     trained = step("train", train_step, store, spec, RUN_KEY_A)
     results["trained"] = trained
     gated = step("gate", gate_step, store, spec, trained["run_id"], RUN_KEY_A)
-    results["gate"] = {k: gated[k] for k in ("version", "promote", "reason", "champion")}
+    kept = ("version", "promote", "reason", "champion", "challenger_metrics")
+    results["gate"] = {k: gated[k] for k in kept}
     decided = step(
         "promote / reject", decide_step, store, spec, gated, actor="bench", trigger="bench/overhead"
     )
@@ -833,8 +834,9 @@ def print_report(r: Result) -> None:
         print(f"  {name:<28} {sec:6.2f} s")
     gate, trained = a["gate"], a["trained"]
     b_promote = [t["state"] for t in _b_tasks(b, "train", "promote")]
+    auc = gate["challenger_metrics"].get("roc_auc", float("nan"))
     print(
-        f"\nA: window {trained['window']}, holdout AUC {trained['holdout_roc_auc']:.4f}, "
+        f"\nA: window {trained['window']}, holdout AUC {auc:.4f}, "
         f"gate v{gate['version']} {'promoted' if gate['promote'] else 'rejected'} ({gate['reason'][:90]}); "
         f"B: promote task {', '.join(b_promote) or 'absent'}; "
         f"alert: {a['alert']['reason'] if a['alert'] else 'none'}"

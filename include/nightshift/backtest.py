@@ -339,7 +339,7 @@ def train_gate_promote(
         "window": trained.get("window"),
         # the registered model's (the logistic baseline's when it won), on the challenger's holdout
         "holdout_auc": (verdict.get("metrics") or {}).get("roc_auc"),
-        "xgboost_holdout_auc": trained.get("holdout_roc_auc"),
+        "xgboost_holdout_auc": (verdict.get("challenger_metrics") or {}).get("roc_auc"),
         "trained": True,
     }
 

@@ -169,14 +169,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     request = TrainRequest(as_of=args.as_of, window_days=args.window_days)
     try:
         trained = train_step(store, spec, key, request, {"run_type": "cli", "triggered_by": user})
-        auc = trained.get("holdout_roc_auc")
         where = f" on {trained['window']}, device {trained['device']}" if trained.get("window") else ""
-        print(
-            f"trained:  MLflow run {trained['run_id']}{where}" + (f", holdout AUC {auc:.4f}" if auc else "")
-        )
+        print(f"trained:  MLflow run {trained['run_id']}{where}")
         verdict = gate_step(store, spec, trained["run_id"], key)
+        auc = (verdict.get("challenger_metrics") or {}).get("roc_auc")
         says = "promote" if verdict["promote"] else "reject"
-        print(f"gate:     v{verdict['version']}: {says}: {verdict['reason']}")
+        print(
+            (f"holdout:  AUC {auc:.4f} (the trained model, scored by the gate)\n" if auc is not None else "")
+            + f"gate:     v{verdict['version']}: {says}: {verdict['reason']}"
+        )
         verdict = serving_check_step(spec, verdict)
         print(f"serving:  {verdict['serving']['detail']}")
         review = None

@@ -7,6 +7,7 @@ into a :class:`Verdict` whose checks are the evidence logged with the run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -469,15 +470,27 @@ SKEW_TOLERANCE = 1e-6  # |probability| difference allowed between training and s
 
 
 def skew_sample(
-    spec: DatasetSpec, holdout: pa.Table, scores: np.ndarray, rows: int = SKEW_ROWS, kind: str = XGBOOST
+    spec: DatasetSpec,
+    holdout: pa.Table,
+    scores: np.ndarray | Callable[[pa.Table], np.ndarray],
+    rows: int = SKEW_ROWS,
+    kind: str = XGBOOST,
 ) -> dict[str, Any]:
     """Training's side of the serving-skew check: the in-process model's scores of a seeded
-    sample of holdout rows (positions and ids), logged with the run as :data:`SKEW_ARTIFACT`."""
+    sample of holdout rows (positions and ids), logged with the run as :data:`SKEW_ARTIFACT`.
+
+    ``scores``: the scores of every holdout row, or a function scoring the sampled rows (so
+    training predicts those rows only)."""
     n = min(rows, holdout.num_rows)
     rng = np.random.default_rng(spec.seed)
     pos = np.sort(rng.choice(holdout.num_rows, size=n, replace=False)) if n else np.zeros(0, np.int64)
     ids = holdout.column(spec.id_column).take(pa.array(pos)).cast(pa.string()).to_pylist()
-    p = np.asarray(scores, dtype=np.float64).reshape(-1)[pos]
+    if not n:
+        p = np.zeros(0, np.float64)
+    elif callable(scores):
+        p = np.asarray(scores(holdout.take(pa.array(pos, pa.int64()))), dtype=np.float64).reshape(-1)
+    else:
+        p = np.asarray(scores, dtype=np.float64).reshape(-1)[pos]
     return {"positions": pos.tolist(), "ids": ids, "scores": p.tolist(), "tolerance": SKEW_TOLERANCE,
             "kind": kind}  # fmt: skip
 

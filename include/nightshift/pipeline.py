@@ -78,15 +78,18 @@ def train_step(
 ) -> dict[str, Any]:
     """Train on the window and log one MLflow run (params, metrics, lineage, model).
 
+    The holdout is not scored here: :func:`gate_step` scores it once with the packaged model
+    and logs the run's holdout metrics, ``importance.json`` / ``.png`` and ``feature_cost.json``
+    (:func:`_log_holdout`), so a run that is never gated has none of them. Training scores only
+    the serving-skew sample and the monitoring reference.
+
     The first model of a dataset (no champion) is tuned within ``training.tuning``'s budget
     (:func:`nightshift.train.tuning_trials`). A finished run already logged for ``run_key`` is
     returned as is (``reused: True``).
     """
     from nightshift import evaluate as ev
     from nightshift import registry
-    from nightshift.features import labels
-    from nightshift.model import predict as model_predict
-    from nightshift.train import FEATURE_COST, choose_device, feature_cost, load_window, train
+    from nightshift.train import choose_device, load_window, train
 
     req = request or TrainRequest()
     client = registry.configure()
@@ -104,11 +107,6 @@ def train_step(
     result = train(
         spec, window, device, req.params, req.num_boost_round, req.trials, req.timeout_s, first_model=first
     )
-    holdout = window.split("holdout")
-    p_hold = model_predict(result.booster, result.transform, holdout)
-    challenger = ev.evaluate("challenger", holdout, labels(holdout, spec), p_hold, spec)
-    importance = ev.importance(result.booster, result.transform, holdout.slice(0, IMPORTANCE_SAMPLE))
-    cost = feature_cost(store, spec, window, importance, result.seconds)
 
     lineage: dict[str, Any] = {
         "dataset": spec.name,
@@ -136,10 +134,10 @@ def train_step(
         "validation_auc": result.best_score,
         "train_seconds": result.seconds,
     }
-    extra = {FEATURE_COST: cost, **({"tuning.json": result.trials} if result.trials else {})}
+    extra = {"tuning.json": result.trials} if result.trials else {}
     run = _log_model_run(
-        client, exp_id, store, spec, window, run_key, result.booster, result.transform, challenger, p_hold,
-        importance, lineage, params, metrics, tags=tags, extra=extra, history=result.history,
+        client, exp_id, store, spec, window, run_key, result.booster, result.transform, lineage, params,
+        metrics, tags=tags, extra=extra, history=result.history,
     )  # fmt: skip
     return _train_summary(run, reused=False)
 
@@ -153,9 +151,6 @@ def _log_model_run(
     run_key: str,
     model: Any,
     transform: Any,
-    evaluation: Any,
-    p_hold: np.ndarray,
-    importance: list[dict[str, Any]],
     lineage: dict[str, Any],
     params: dict[str, str],
     metrics: dict[str, float],
@@ -163,11 +158,18 @@ def _log_model_run(
     extra: dict[str, Any] | None = None,
     run_tags_extra: dict[str, str] | None = None,
     history: dict[str, list[float]] | None = None,
+    holdout_scored: tuple[Any, np.ndarray, list[dict[str, Any]]] | None = None,
 ) -> Any:
     """One MLflow run of a model of either kind (an XGBoost booster or the logistic baseline),
-    laid out the same way: params, metrics, split inputs, lineage, importance, the holdout
-    evaluation, the serving-skew sample, the monitoring reference and the packaged pyfunc
-    (``model``: the transform + ``booster.ubj`` or ``logistic.pkl``). Returns the finished run."""
+    laid out the same way: params, metrics, split inputs, lineage, the serving-skew sample, the
+    monitoring reference and the packaged pyfunc (``model``: the transform + ``booster.ubj`` or
+    ``logistic.pkl``). Returns the finished run.
+
+    ``holdout_scored`` = ``(evaluation, scores of every holdout row, importance)`` when the
+    caller has already scored the holdout (the gate, for the baseline it fitted): they are
+    logged too and the skew sample is taken from those scores. Without it (training) only the
+    skew sample's rows are scored, and the gate logs the holdout evidence
+    (:func:`_log_holdout`)."""
     import mlflow
     from mlflow.entities import Metric
     from mlflow.models import ModelSignature
@@ -176,6 +178,7 @@ def _log_model_run(
     from nightshift import evaluate as ev
     from nightshift import registry
     from nightshift.model import BOOSTER, LOGISTIC_ARTIFACT, TRANSFORM, NightshiftModel, kind_of
+    from nightshift.model import predict as model_predict
 
     kind = kind_of(model)
     holdout = window.split("holdout")
@@ -205,8 +208,9 @@ def _log_model_run(
         "seed": str(spec.seed),
     }
     split_rows = {k: v["rows"] for k, v in lineage["split"].items()}
+    evaluation, scores, importance = holdout_scored or (None, None, None)
     all_metrics = {
-        **{f"holdout_{k}": v for k, v in evaluation.metrics.items() if not np.isnan(v)},
+        **(_holdout_metrics(evaluation) if evaluation is not None else {}),
         **metrics,
         **{f"{k}_rows": float(v) for k, v in split_rows.items()},
     }
@@ -226,14 +230,17 @@ def _log_model_run(
                 client.log_batch(run.info.run_id, metrics=logged[i : i + 1000])
             _log_inputs(store, spec, window, lineage)
             (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str))
-            (tmp / "importance.json").write_text(json.dumps(importance, indent=2))
-            (tmp / "evaluation_challenger.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
-            sample = ev.skew_sample(spec, holdout, p_hold, kind=kind)
+            if evaluation is not None and importance is not None:
+                _write_holdout_evidence(tmp, evaluation, importance)
+
+            def score_sample(rows: Any) -> np.ndarray:
+                return model_predict(model, transform, rows)
+
+            sample = ev.skew_sample(spec, holdout, score_sample if scores is None else scores, kind=kind)
             (tmp / ev.SKEW_ARTIFACT).write_text(json.dumps(sample))
             for name, obj in (extra or {}).items():
                 (tmp / name).write_text(json.dumps(obj, indent=2))
             _write_reference(spec, window.table, model, transform, tmp / "reference")
-            _importance_plot(importance, tmp / "importance.png")
             for f in sorted(tmp.iterdir()):
                 if f.is_dir():
                     mlflow.log_artifacts(str(f), artifact_path=f.name)
@@ -264,6 +271,53 @@ def _log_model_run(
             )
             mlflow.set_tag("nightshift.model_id", info.model_id)
     return client.get_run(run.info.run_id)
+
+
+def _holdout_metrics(evaluation: Any) -> dict[str, float]:
+    return {f"holdout_{k}": float(v) for k, v in evaluation.metrics.items() if not np.isnan(v)}
+
+
+def _write_holdout_evidence(tmp: Path, evaluation: Any, importance: list[dict[str, Any]]) -> None:
+    """``evaluation_challenger.json``, ``importance.json`` and ``importance.png`` into ``tmp``."""
+    from nightshift.monitor import IMPORTANCE_ARTIFACT
+
+    (tmp / IMPORTANCE_ARTIFACT).write_text(json.dumps(importance, indent=2))
+    (tmp / "evaluation_challenger.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
+    _importance_plot(importance, tmp / "importance.png")
+
+
+def _log_holdout(
+    client: Any, store: Store, spec: DatasetSpec, window: Any, run_id: str, evaluation: Any, model: Any
+) -> None:
+    """The holdout evidence of a trained run, logged by the gate from its one scoring of the
+    holdout (``evaluation``, by the packaged model): the ``holdout_*`` metrics,
+    ``evaluation_challenger.json``, the feature importance (``importance.json`` / ``.png``: mean
+    |contribution| of the packaged booster on the first :data:`IMPORTANCE_SAMPLE` holdout rows)
+    and ``feature_cost.json``. Logged again, with the same values, by a retried gate."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    from nightshift import evaluate as ev
+    from nightshift import registry
+    from nightshift.train import FEATURE_COST, feature_cost
+
+    packaged = model.unwrap_python_model()
+    holdout = window.split("holdout")
+    importance = ev.importance(packaged.model, packaged.transform, holdout.slice(0, IMPORTANCE_SAMPLE))
+    with (
+        registry.speaking_errors(f"logging the holdout evaluation of run {run_id}"),
+        tempfile.TemporaryDirectory() as tmp_s,
+    ):
+        tmp = Path(tmp_s)
+        train_seconds = float(client.get_run(run_id).data.metrics.get("train_seconds", 0.0))
+        cost = feature_cost(store, spec, window, importance, train_seconds)
+        (tmp / FEATURE_COST).write_text(json.dumps(cost, indent=2))
+        _write_holdout_evidence(tmp, evaluation, importance)
+        now = int(mlflow.utils.time.get_current_time_millis())
+        metrics = [Metric(k, v, now, 0) for k, v in _holdout_metrics(evaluation).items()]
+        if metrics:
+            client.log_batch(run_id, metrics=metrics)
+        client.log_artifacts(run_id, str(tmp))
 
 
 def _write_reference(spec: DatasetSpec, table: Any, model: Any, transform: Any, directory: Path) -> None:
@@ -315,6 +369,8 @@ def _importance_plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def _train_summary(run: Any, reused: bool) -> dict[str, Any]:
+    """The train step's XCom. ``holdout_*`` are ``None`` until the gate has scored the holdout
+    (a new run); the gate's summary has them as ``challenger_metrics``."""
     m, t = run.data.metrics, run.data.tags
     return {
         "run_id": run.info.run_id,
@@ -330,6 +386,10 @@ def _train_summary(run: Any, reused: bool) -> dict[str, Any]:
 def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dict[str, Any]:
     """Evaluate challenger, champion and baseline on the run's holdout; log the verdict;
     register the candidate (found again on a retry). Returns the verdict summary.
+
+    The challenger's holdout is scored once, here, by its packaged model: that evaluation is
+    judged and logged to the challenger's run as its holdout evidence (:func:`_log_holdout`:
+    ``holdout_*`` metrics, importance, feature cost), which training leaves to the gate.
 
     When the XGBoost challenger does not beat the logistic baseline (overall or on a slice,
     :func:`nightshift.evaluate.baseline_competes`), the baseline competes: the very model the
@@ -364,7 +424,9 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         recorded = ev.load_skew_sample(run_id)
     transform = FeatureTransform.from_spec(spec, train_t)
     frame = transform.frame(holdout)
+    # the one scoring of the challenger's holdout (training leaves it to the gate)
     challenger = ev.evaluate("challenger", holdout, y, np.asarray(model.predict(frame)), spec)
+    _log_holdout(client, store, spec, window, run_id, challenger, model)
 
     champ_version = registry.alias_version(client, spec.name, registry.CHAMPION)
     champion = None
@@ -428,6 +490,8 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         "deltas": {k: v for k, v in final.deltas.items() if not np.isnan(v)},
         "champion": champ_version,
         "metrics": {k: v for k, v in winner_eval.metrics.items() if not np.isnan(v)},
+        # the XGBoost challenger's own, = its run's holdout_* metrics (``metrics`` are the winner's)
+        "challenger_metrics": {k: v for k, v in challenger.metrics.items() if not np.isnan(v)},
         "champion_metrics": {k: v for k, v in champion.metrics.items() if not np.isnan(v)}
         if champion
         else {},
@@ -582,8 +646,8 @@ def _baseline_run(
     tags: dict[str, str] = {k: str(lineage[k]) for k in ("dag_id", "run_id", "run_type") if k in lineage}
     evaluation = ev.Evaluation.from_dict({**baseline.to_dict(), "name": "challenger"})
     run = _log_model_run(
-        client, exp_id, store, spec, window, key, logistic, transform, evaluation, p_base, importance,
-        base_lineage, params, {}, tags=tags, run_tags_extra={"nightshift.competed_with": run_id},
+        client, exp_id, store, spec, window, key, logistic, transform, base_lineage, params, {}, tags=tags,
+        run_tags_extra={"nightshift.competed_with": run_id}, holdout_scored=(evaluation, p_base, importance),
     )  # fmt: skip
     return str(run.info.run_id)
 
@@ -787,7 +851,12 @@ def _reference(client: Any, spec: DatasetSpec, version: str) -> _Reference:
                 run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp
             )
             table = pq.read_table(path)
-        importance = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{IMPORTANCE_ARTIFACT}"))
+        importance = None
+        if IMPORTANCE_ARTIFACT in {a.path for a in client.list_artifacts(run_id)}:
+            importance = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{IMPORTANCE_ARTIFACT}"))
+        else:  # the gate logs it: a version registered without one weighs features evenly
+            log.warning("%s v%s (run %s) has no %s: drift weighs its features evenly",
+                        spec.name, version, run_id, IMPORTANCE_ARTIFACT)  # fmt: skip
     return _Reference(
         version, run_id, table, feature_weights(importance, spec), run.data.metrics.get("holdout_roc_auc")
     )

@@ -200,4 +200,6 @@ def test_a_range_where_the_gate_rejects_every_first_model_says_so_per_policy(
     result = json.loads((out / "backtest.json").read_text())
     trained = [e for r in result["days"] for e in r["bootstrap"] if (e.get("outcome") or {}).get("trained")]
     assert [e["outcome"]["status"] for e in trained] == ["rejected"]
+    # the XGBoost challenger's holdout AUC: scored by the gate (training no longer scores the holdout)
+    assert 0.5 < trained[0]["outcome"]["xgboost_holdout_auc"] < 0.999
     assert result["days"][7]["bootstrap"] == trained  # day 7: five labelled days

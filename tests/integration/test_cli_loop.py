@@ -69,6 +69,7 @@ def test_train_gates_and_promotes_audited_as_the_os_user(
     assert main(["train", "--dataset", "payments"]) == 0
     out = capsys.readouterr().out
     assert "trained:  MLflow run " in out and "gate:     v1: promote" in out
+    assert "holdout:  AUC 0." in out and "(the trained model, scored by the gate)" in out
     # the gate's serving check ran on v1 served by a fresh `nightshift serve`
     assert "serving:  v1 served by a fresh `nightshift serve`: " in out and ", no error; one-row p50 " in out
     assert (

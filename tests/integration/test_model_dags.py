@@ -152,19 +152,85 @@ def test_score_dag_writes_predictions_with_the_pinned_version(
     assert table.column("payment_id").to_pylist() == curated.column("payment_id").to_pylist()
 
 
-def test_a_retried_run_finds_its_run_and_version(registry_env: dict[str, Any]) -> None:
+@pytest.fixture
+def booster_predictions(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Every prediction an XGBoost booster makes, as ``(booster, rows, kind)`` (kind: ``score``
+    or ``contribs``), counted by a wrapper around the real ``Booster.predict`` /
+    ``inplace_predict``; and the booster inside each pyfunc ``registry.load_pyfunc`` loads."""
+    import xgboost as xgb
+
+    from nightshift import registry
+
+    seen: dict[str, Any] = {"calls": [], "loaded": {}}
+    depth = [0]
+
+    def counting(name: str) -> Any:
+        real = getattr(xgb.Booster, name)
+
+        def wrapper(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+            if not depth[0]:  # the outer call only (one may go through the other)
+                rows = data.num_row() if isinstance(data, xgb.DMatrix) else len(data)
+                kind = "contribs" if kwargs.get("pred_contribs") else "score"
+                seen["calls"].append((self, rows, kind))
+            depth[0] += 1
+            try:
+                return real(self, data, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        return wrapper
+
+    for name in ("predict", "inplace_predict"):
+        monkeypatch.setattr(xgb.Booster, name, counting(name))
+    real_load = registry.load_pyfunc
+
+    def loading(uri: str) -> Any:
+        model = real_load(uri)
+        seen["loaded"][uri] = getattr(model.unwrap_python_model(), "booster", None)
+        return model
+
+    monkeypatch.setattr(registry, "load_pyfunc", loading)
+    return seen
+
+
+def test_a_retried_run_finds_its_run_and_version(
+    registry_env: dict[str, Any], booster_predictions: dict[str, Any]
+) -> None:
     from nightshift import pipeline, registry
     from nightshift.spec import find_spec
+    from nightshift.train import load_window
 
     client, store, spec = registry_env["client"], registry_env["store"], find_spec("payments")
     before = len(_versions(client))
     key = "nightshift_train.payments/retried-run"
+    holdout_rows = load_window(store, spec).split("holdout").num_rows
+    calls = booster_predictions["calls"]
     first = pipeline.train_step(store, spec, key)
+    # training scores the serving-skew sample and the monitoring reference, never the holdout
+    assert calls and all(rows < holdout_rows for _, rows, _ in calls), [c[1:] for c in calls]
+    run = client.get_run(first["run_id"])
+    assert {k for k in run.data.metrics if k.startswith("holdout_")} == {"holdout_rows"}  # the split's
+    assert first["holdout_roc_auc"] is None
+    assert "importance.json" not in {a.path for a in client.list_artifacts(first["run_id"])}
+    assert run.data.metrics["holdout_rows"] == holdout_rows
     again = pipeline.train_step(store, spec, key)
     assert not first["reused"] and again["reused"] and again["run_id"] == first["run_id"]
+    calls.clear()
     v1 = pipeline.gate_step(store, spec, first["run_id"], key)
+    # the gate scores the challenger's holdout once (its packaged booster) and logs that evaluation
+    challenger = booster_predictions["loaded"][f"runs:/{first['run_id']}/model"]
+    whole = [kind for b, rows, kind in calls if b is challenger and rows == holdout_rows]
+    assert whole == ["score"], [(rows, kind) for b, rows, kind in calls if b is challenger]
+    metrics = client.get_run(first["run_id"]).data.metrics
+    assert {k: metrics[f"holdout_{k}"] for k in v1["challenger_metrics"]} == v1["challenger_metrics"]
+    assert v1["challenger_metrics"]["roc_auc"] > 0.8
+    gated = {a.path for a in client.list_artifacts(first["run_id"])}
+    assert {"importance.json", "importance.png", "feature_cost.json", "evaluation_challenger.json"} <= gated
     v2 = pipeline.gate_step(store, spec, first["run_id"], key)
     assert v1["version"] == v2["version"]
+    assert v2["challenger_metrics"] == v1["challenger_metrics"]
+    history = client.get_metric_history(first["run_id"], "holdout_roc_auc")
+    assert {m.value for m in history} == {v1["challenger_metrics"]["roc_auc"]}
     assert len(_versions(client)) == before + 1
     # same data, same seed: an identical model ties with the champion, and a tie promotes
     assert v1["promote"] and v1["deltas"]["roc_auc"] == pytest.approx(0.0)

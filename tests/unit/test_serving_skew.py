@@ -112,6 +112,25 @@ def test_the_packaged_model_scores_as_training_did(toy: DatasetSpec, trained: di
     assert "on 1000 holdout rows" in check.detail
 
 
+def test_training_scores_only_the_sampled_rows(toy: DatasetSpec, trained: dict[str, Any]) -> None:
+    """Training passes a scoring function (the holdout itself is scored once, by the gate): it
+    sees the sampled rows only, and the sample is the one the whole holdout's scores give."""
+    from nightshift.model import predict as booster_predict
+
+    asked: list[int] = []
+
+    def score(rows: pa.Table) -> np.ndarray:
+        asked.append(rows.num_rows)
+        return booster_predict(trained["booster"], trained["transform"], rows)
+
+    recorded = skew_sample(toy, trained["holdout"], score)
+    assert asked == [1000]
+    whole = skew_sample(toy, trained["holdout"], trained["scores"])
+    assert recorded["positions"] == whole["positions"] and recorded["ids"] == whole["ids"]
+    np.testing.assert_allclose(recorded["scores"], whole["scores"], rtol=0, atol=1e-12)
+    assert serving_skew(trained["faithful"], trained["holdout"], toy, recorded).passed
+
+
 def test_a_packaged_model_that_scores_differently_fails_the_gate(
     toy: DatasetSpec, trained: dict[str, Any]
 ) -> None:
