@@ -65,7 +65,8 @@ GOAL_RATIO = 0.25  # retrains (c) / retrains (b), lower is better
 MIN_GAP = backtest.MIN_GAP  # a smaller (b) - (a) AUC gap makes the share meaningless
 
 SCENARIOS = ("covariate", "concept", "both")
-MEASURED = ("backtest.py", "pipeline.py", "monitor.py", "retrain.py", "evaluate.py", "train.py",
+MEASURED = ("backtest.py", "steps/train.py", "steps/gate.py", "steps/score.py", "steps/monitor.py",
+            "steps/retrain.py", "monitor.py", "retrain.py", "evaluate.py", "logistic.py", "train.py",
             "demo/datagen.py", "model.py", "spec.py", "ingest.py", "validate.py")  # fmt: skip
 NAMES = {"never": "(a) never", "daily": "(b) daily", "spec": "(c) nightshift"}
 

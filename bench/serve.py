@@ -193,9 +193,9 @@ def main() -> None:
 
     from nightshift import registry
     from nightshift.features import model_input
-    from nightshift.pipeline import TrainRequest, train_step
     from nightshift.serve import Features, decode_json, parse_invocations
     from nightshift.spec import load_spec
+    from nightshift.steps.train import TrainRequest, train_step
     from nightshift.storage import Store
 
     load0 = os.getloadavg()

@@ -9,7 +9,7 @@ the ingest has its own benchmark). The default is 10 days x 100k rows = 1M label
 by day 6 / 2 / 2 into train / validation (early stopping) / holdout. Then, each in a fresh
 subprocess:
 
-1. *step*: ``nightshift.pipeline.train_step`` with a new ``run_key``: load the window, choose the
+1. *step*: ``nightshift.steps.train.train_step`` with a new ``run_key``: load the window, choose the
    device, build the matrices, ``xgb.train``, score the serving-skew sample and the monitoring
    reference, and the MLflow run with its logged model (SQLite tracking under a scratch
    ``NIGHTSHIFT_HOME``; the database is created before the clock starts). The holdout
@@ -95,8 +95,12 @@ def _import_stack() -> float:
 
     import nightshift.evaluate
     import nightshift.model
-    import nightshift.pipeline
     import nightshift.registry
+    import nightshift.steps.gate
+    import nightshift.steps.monitor
+    import nightshift.steps.retrain
+    import nightshift.steps.score
+    import nightshift.steps.train
     import nightshift.train  # noqa: F401
 
     return time.perf_counter() - t0
@@ -163,10 +167,10 @@ def w_step(a: Result) -> Result:
 
     import nightshift.evaluate as nev
     import nightshift.model as nmodel
-    import nightshift.pipeline as npipe
     import nightshift.registry as nreg
+    import nightshift.steps.train as npipe
     import nightshift.train as ntrain
-    from nightshift.pipeline import TrainRequest, train_step
+    from nightshift.steps.train import TrainRequest, train_step
     from nightshift.storage import Store
 
     spec, store = _spec(), Store(a["store"])
@@ -384,7 +388,8 @@ MEASURED = (
     "train.py",
     "features.py",
     "model.py",
-    "pipeline.py",
+    "steps/train.py",
+    "steps/gate.py",
     "registry.py",
     "evaluate.py",
     "logistic.py",

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, Context, CronDataIntervalTimetable, Param, task
 
 from nightshift.airflow.assets import curated_asset, labels_asset, train_due_asset, when_due
 from nightshift.airflow.dagconfig import dag_shape, dataset_names, default_args
@@ -97,10 +97,10 @@ def build(name: str) -> DAG:
 
 def _ingest_task(name: str, kind: BatchKind, outlets: list[Any]) -> Any:
     @task(multiple_outputs=False, task_id=f"ingest_{kind}", outlets=outlets)
-    def ingest(**context: Any) -> dict[str, Any]:
-        from nightshift.airflow.ingest import run_ingest
+    def ingest(**context: Unpack[Context]) -> dict[str, Any]:
+        from nightshift.airflow.tasks.ingest import run_ingest
 
-        return run_ingest(name, kind, context)  # type: ignore[arg-type]
+        return run_ingest(name, kind, context)
 
     return ingest
 

@@ -23,9 +23,9 @@ labels land (*labels* Asset).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Context, task
 
 from nightshift.airflow.assets import alert_asset, labels_asset, predictions_asset, when_due
 from nightshift.airflow.dagconfig import dataset_names, default_args
@@ -47,20 +47,20 @@ def build(name: str) -> DAG:
     ) as dag:
 
         @task(multiple_outputs=False)
-        def monitor(**context: Any) -> dict[str, Any]:
-            from nightshift.airflow.loop import run_monitor
+        def monitor(**context: Unpack[Context]) -> dict[str, Any]:
+            from nightshift.airflow.tasks.monitor import run_monitor
 
-            return run_monitor(name, context)  # type: ignore[arg-type]
+            return run_monitor(name, context)
 
         @task(
             multiple_outputs=False,
             outlets=[when_due(alert_event)],
             on_success_callback=[NightshiftNotifier("alert")],
         )
-        def alert(**context: Any) -> dict[str, Any]:
-            from nightshift.airflow.loop import run_alert
+        def alert(**context: Unpack[Context]) -> dict[str, Any]:
+            from nightshift.airflow.tasks.monitor import run_alert
 
-            return run_alert(name, context, alert_event)  # type: ignore[arg-type]
+            return run_alert(name, context, alert_event)
 
         monitor() >> alert()
     return dag

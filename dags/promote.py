@@ -13,9 +13,9 @@ and recorded in the audit trail like the gate's (the former champion becomes `pr
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Context, Param, task
 
 from nightshift.airflow.assets import champion_asset
 from nightshift.airflow.dagconfig import REGISTRY_POOL, dataset_names, default_args
@@ -52,10 +52,10 @@ def build(name: str) -> DAG:
             outlets=[champion],
             on_success_callback=[NightshiftNotifier("promotion")],
         )
-        def promote(**context: Any) -> dict[str, Any]:
-            from nightshift.airflow.model import run_manual_promote
+        def promote(**context: Unpack[Context]) -> dict[str, Any]:
+            from nightshift.airflow.tasks.promote import run_manual_promote
 
-            return run_manual_promote(name, context, champion)  # type: ignore[arg-type]
+            return run_manual_promote(name, context, champion)
 
         promote()
     return dag

@@ -24,13 +24,13 @@ naming the problem) and recorded with the decision.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack, cast
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Context, Param, task
 
 from nightshift.airflow.assets import alert_asset, champion_asset
 from nightshift.airflow.dagconfig import dataset_names, default_args
-from nightshift.airflow.tasks import gate_and_promote
+from nightshift.airflow.wiring import gate_and_promote
 
 
 def build(name: str) -> DAG:
@@ -62,25 +62,26 @@ def build(name: str) -> DAG:
     ) as dag:
 
         @task(multiple_outputs=False)
-        def decide(**context: Any) -> dict[str, Any]:
-            from nightshift.airflow.loop import run_retrain_decide
+        def decide(**context: Unpack[Context]) -> dict[str, Any]:
+            from nightshift.airflow.tasks.retrain import run_retrain_decide
 
-            return run_retrain_decide(name, context)  # type: ignore[arg-type]
+            return run_retrain_decide(name, context)
 
         @task(multiple_outputs=False, queue="gpu")
-        def train(decision: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from nightshift.airflow.loop import run_retrain_train
+        def train(decision: dict[str, Any], **context: Unpack[Context]) -> dict[str, Any]:
+            from nightshift.airflow.tasks.retrain import run_retrain_train
 
-            return run_retrain_train(name, decision, context)  # type: ignore[arg-type]
+            return run_retrain_train(name, decision, context)
 
         @task(multiple_outputs=False, trigger_rule="all_done")
-        def record(**context: Any) -> dict[str, Any] | None:
-            from nightshift.airflow.loop import run_retrain_record
+        def record(**context: Unpack[Context]) -> dict[str, Any] | None:
+            from nightshift.airflow.tasks.retrain import run_retrain_record
 
-            return run_retrain_record(name, context)  # type: ignore[arg-type]
+            return run_retrain_record(name, context)
 
         # an XComArg stands for decide's dict at run time (Airflow's @task typing cannot say so)
-        gate_and_promote(name, champion, train(decide())) >> record()  # type: ignore[arg-type]
+        decision = cast("dict[str, Any]", decide())
+        gate_and_promote(name, champion, train(decision)) >> record()
     return dag
 
 

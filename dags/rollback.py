@@ -11,9 +11,9 @@ and emits the *champion* Asset event so scoring picks the restored model up.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Context, Param, task
 
 from nightshift.airflow.assets import champion_asset
 from nightshift.airflow.dagconfig import REGISTRY_POOL, dataset_names, default_args
@@ -46,10 +46,10 @@ def build(name: str) -> DAG:
             outlets=[champion],
             on_success_callback=[NightshiftNotifier("rollback")],
         )
-        def rollback(**context: Any) -> dict[str, Any]:
-            from nightshift.airflow.model import run_rollback
+        def rollback(**context: Unpack[Context]) -> dict[str, Any]:
+            from nightshift.airflow.tasks.rollback import run_rollback
 
-            return run_rollback(name, context, champion)  # type: ignore[arg-type]
+            return run_rollback(name, context, champion)
 
         rollback()
     return dag

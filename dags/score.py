@@ -15,9 +15,9 @@ champion yet the task is skipped with a clear message instead of failing.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Context, Param, task
 
 from nightshift.airflow.assets import champion_asset, curated_asset, predictions_asset
 from nightshift.airflow.dagconfig import dataset_names, default_args
@@ -39,10 +39,10 @@ def build(name: str) -> DAG:
     ) as dag:
 
         @task(multiple_outputs=False, outlets=[predictions])
-        def score(**context: Any) -> dict[str, Any]:
-            from nightshift.airflow.model import run_score
+        def score(**context: Unpack[Context]) -> dict[str, Any]:
+            from nightshift.airflow.tasks.score import run_score
 
-            return run_score(name, context, predictions)  # type: ignore[arg-type]
+            return run_score(name, context, predictions)
 
         score()
     return dag

@@ -38,13 +38,13 @@ parameters, a tuning budget).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Context, Param, task
 
 from nightshift.airflow.assets import champion_asset, train_due_asset
 from nightshift.airflow.dagconfig import dataset_names, default_args
-from nightshift.airflow.tasks import gate_and_promote
+from nightshift.airflow.wiring import gate_and_promote
 
 NULL_INT = ["null", "integer"]
 
@@ -78,10 +78,10 @@ def build(name: str) -> DAG:
     ) as dag:
 
         @task(multiple_outputs=False, queue="gpu")
-        def train(**context: Any) -> dict[str, Any]:
-            from nightshift.airflow.model import run_train
+        def train(**context: Unpack[Context]) -> dict[str, Any]:
+            from nightshift.airflow.tasks.train import run_train
 
-            return run_train(name, context)  # type: ignore[arg-type]
+            return run_train(name, context)
 
         gate_and_promote(name, champion, train())
     return dag

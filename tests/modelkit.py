@@ -17,6 +17,34 @@ from typing import Any
 import pytest
 
 
+def source_imports(path: Path) -> set[str]:
+    """The absolute imports of a source file, anywhere in it (functions included), except under
+    ``if TYPE_CHECKING:`` (types, not imports at run time); ``from nightshift import x`` counts
+    as ``nightshift.x``."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for child in node.body
+        for n in ast.walk(child)
+    }
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "nightshift":
+                out |= {f"nightshift.{a.name}" for a in node.names}
+            else:
+                out.add(node.module)
+    return out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -258,7 +258,7 @@ def _trigger(policy: Policy, what: str, day: date) -> str:
 
 def score_days(policy: Policy, spec: DatasetSpec, days: list[date]) -> str | None:
     """``score_step`` on ``days`` (with the champion); the version, ``None`` without one."""
-    from nightshift.pipeline import score_step
+    from nightshift.steps.score import score_step
 
     if not days:
         return None
@@ -295,8 +295,9 @@ def train_gate_promote(
     anyway (the *daily* policy). Returns the outcome: ``status`` promoted, rejected,
     not-trained (too little data) or failed, and the version and reasons."""
     from nightshift.features import FeatureError
-    from nightshift.pipeline import TrainRequest, decide_step, gate_step, train_step
     from nightshift.registry import RegistryError
+    from nightshift.steps.gate import decide_step, gate_step
+    from nightshift.steps.train import TrainRequest, train_step
     from nightshift.train import DeviceError, InsufficientData
 
     key = _key(policy, what, day)
@@ -356,8 +357,8 @@ def _after_promotion(policy: Policy, spec: DatasetSpec) -> list[str]:
 def bootstrap(policy: Policy, spec: DatasetSpec, day: date) -> dict[str, Any]:
     """The train DAG's automatic run while there is no champion: the bootstrap guard rail,
     then train → gate → promote; the outcome is recorded as the DAG records it."""
-    from nightshift.pipeline import bootstrap_decide_step
     from nightshift.retrain import BOOTSTRAP, finish
+    from nightshift.steps.retrain import bootstrap_decide_step
 
     key = _key(policy, BOOTSTRAP, day)
     decision = bootstrap_decide_step(policy.store, spec, key, triggered_by=f"backtest-{policy.name}")
@@ -390,8 +391,9 @@ def monitor_and_retrain(policy: Policy, spec: DatasetSpec, day: date) -> None:
     (guard rails, train → gate → promote, the outcome recorded)."""
     from nightshift import retrain
     from nightshift.monitor import MonitoringError
-    from nightshift.pipeline import alert_step, monitor_step, retrain_decide_step
     from nightshift.registry import RegistryError
+    from nightshift.steps.monitor import alert_step, monitor_step
+    from nightshift.steps.retrain import retrain_decide_step
 
     store = policy.store
     try:
@@ -733,7 +735,7 @@ def summarize(
     names: Sequence[str],
 ) -> dict[str, Any]:
     """The result: per day and policy what served and how well, and the comparison."""
-    from nightshift.pipeline import read_history
+    from nightshift.monitor import read_history
 
     served = {n: _served(forked[n].store, spec, days) if forked else {} for n in names}
     drift: dict[str, dict[str, Any]] = {}

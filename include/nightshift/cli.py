@@ -157,8 +157,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from nightshift import registry
     from nightshift.features import FeatureError
-    from nightshift.pipeline import TrainRequest, decide_step, gate_step, serving_check_step, train_step
     from nightshift.servecheck import ServingCheckError
+    from nightshift.steps.gate import decide_step, gate_step, serving_check_step
+    from nightshift.steps.train import TrainRequest, train_step
     from nightshift.train import DeviceError, InsufficientData
 
     _use_stack()
@@ -252,7 +253,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     alert policy (an alert is shown; under the scheduler it would start nightshift_retrain)."""
     from nightshift import registry
     from nightshift.monitor import MonitoringError
-    from nightshift.pipeline import alert_step, monitor_step
+    from nightshift.steps.monitor import alert_step, monitor_step
 
     _use_stack()
     spec, store = find_spec(args.dataset), _store(args)

@@ -2,7 +2,7 @@
 delayed-label performance of the version that scored a day, the history table, and the alert
 decision.
 
-Pure functions on Arrow tables and plain records; :func:`nightshift.pipeline.monitor_step`
+Pure functions on Arrow tables and plain records; :func:`nightshift.steps.monitor.monitor_step`
 reads the store and MLflow and calls them. Sample-size rule (see ``spec.Monitoring``): the
 reference is a seeded sample of at most ``reference_rows`` rows of the model's training window,
 stored with the model; each day is sampled down to ``sample_rows``; per-column drift uses
@@ -15,13 +15,16 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from nightshift.errors import DataError
 from nightshift.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    from nightshift.storage import Store
 
 SCORE = "score"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
@@ -411,3 +414,20 @@ def decide_alert(
         reason=f"v{version}: " + "; ".join(reasons),
         days=days,
     )
+
+
+# ---- the history: one row per monitored day and version
+
+
+def history_path(store: Store, dataset: str) -> str:
+    return store.path("reports", dataset, "monitoring", "history.parquet")
+
+
+def read_history(store: Store, dataset: str) -> list[dict[str, Any]]:
+    """The monitoring history: one row per (day, model version), oldest first."""
+    import pyarrow.parquet as pq
+
+    path = history_path(store, dataset)
+    if not store.exists(path):
+        return []
+    return list(pq.read_table(store.open_input(path)).to_pylist())

@@ -32,7 +32,7 @@ def _finite(v: Any) -> bool:
 def day_rows(store: Store, dataset: str, start: date, days: int) -> list[dict[str, Any]]:
     """One row per day: batches and their validation, the scoring version, its drift and AUC
     from the monitoring history, and the retrain decisions made on that day's data."""
-    from nightshift.pipeline import read_history
+    from nightshift.monitor import read_history
     from nightshift.retrain import read_records
     from nightshift.validate import ValidationOutcome
 

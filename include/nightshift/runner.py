@@ -214,8 +214,8 @@ def ingest_day(
 def score_day(store: Store, spec: DatasetSpec, day: date, pinned: str) -> DayResult:
     """Score one curated day with ``score_step`` (the DAG's step: it resolves the champion);
     the line says when the champion is no longer the version ``pinned`` at the start."""
-    from nightshift.pipeline import score_step
     from nightshift.registry import RegistryError
+    from nightshift.steps.score import score_step
 
     try:
         result = score_step(store, spec, [day])

@@ -150,7 +150,7 @@ def test_the_ingest_schedule_cuts_the_datasets_local_days(
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import TimeRestriction
 
-    from nightshift.airflow.ingest import partition_day
+    from nightshift.airflow.tasks.ingest import partition_day
     from nightshift.spec import zone_of
 
     assert str(dagbag.dags["nightshift_ingest.payments"].timetable.timezone) == "UTC"  # the demo: UTC

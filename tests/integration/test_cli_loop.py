@@ -108,7 +108,7 @@ def test_score_of_a_range_names_the_day_not_curated_and_scores_the_others(
 def test_monitor_as_of_a_day_reports_only_what_was_known_then(
     cli_env: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nightshift.pipeline import read_history
+    from nightshift.monitor import read_history
 
     as_of = LAST - timedelta(days=1)
     assert main(["monitor", "--dataset", "payments", "--as-of", str(as_of)]) == 0

@@ -55,9 +55,10 @@ def test_xgboost_no_better_than_its_baseline_gets_a_logistic_champion_that_is_sc
     import pyarrow.parquet as pq
 
     from nightshift import evaluate as ev
-    from nightshift import pipeline, registry
+    from nightshift import registry
     from nightshift.features import FeatureTransform
     from nightshift.spec import find_spec
+    from nightshift.steps.monitor import _reference
 
     monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(_spec_dir(tmp_path)))
     client, store = own_registry["client"], own_registry["store"]
@@ -118,7 +119,7 @@ def test_xgboost_no_better_than_its_baseline_gets_a_logistic_champion_that_is_sc
     served = np.asarray(model.predict(FeatureTransform.from_spec(spec, events).frame(events)))
     np.testing.assert_allclose(preds.column("score").to_numpy(), served, atol=1e-12)
     # monitoring's reference and importance weights exist for it; explain() works on it
-    ref = pipeline._reference(client, spec, "1")
+    ref = _reference(client, spec, "1")
     assert ref.table.num_rows > 0 and sum(ref.weights.values()) == pytest.approx(1.0)
     assert max(ref.weights.values()) > 1.0 / len(spec.feature_names)
     inner = model.unwrap_python_model()
@@ -145,7 +146,8 @@ def test_bootstrap_runs_without_a_champion_train_once_per_period_and_say_why(
     from airflow.sdk.exceptions import AirflowSkipException
 
     from nightshift import registry, retrain
-    from nightshift.airflow.model import run_gate, run_promote, run_train
+    from nightshift.airflow.tasks.gate import run_gate, run_promote
+    from nightshift.airflow.tasks.train import run_train
 
     # nothing can pass (an AUC floor of 0.99): every first model is rejected
     folder = _spec_dir(
@@ -204,7 +206,8 @@ def test_an_automatic_run_waits_for_its_days_labels_so_the_gate_finds_the_window
 
     from airflow.sdk import Asset
 
-    from nightshift.airflow.model import run_gate, run_train
+    from nightshift.airflow.tasks.gate import run_gate
+    from nightshift.airflow.tasks.train import run_train
     from nightshift.ingest import ingest_partition, labels_in_flight
     from nightshift.spec import find_spec
 

@@ -59,20 +59,22 @@ def test_train_and_score_dags_against_the_server(
 def test_server_down_during_registration_and_promotion_leaves_the_registry_consistent(
     server_env: dict[str, Any],
 ) -> None:
-    from nightshift import pipeline, registry
+    from nightshift import registry
     from nightshift.spec import find_spec
+    from nightshift.steps.gate import gate_step
+    from nightshift.steps.train import train_step
 
     client, store, server = server_env["client"], server_env["store"], server_env["server"]
     spec = find_spec("payments")
     key = "nightshift_train.payments/outage"
-    trained = pipeline.train_step(store, spec, key)
+    trained = train_step(store, spec, key)
     versions = {v.version for v in client.search_model_versions("name = 'nightshift-payments'")}
 
     server.stop()
     try:
         started = time.monotonic()
         with pytest.raises(registry.RegistryUnavailable, match=server.url):
-            pipeline.gate_step(store, spec, trained["run_id"], key)
+            gate_step(store, spec, trained["run_id"], key)
         with pytest.raises(registry.RegistryUnavailable, match=server.url):
             registry.promote(client, store, "payments", "1", actor="t", trigger="outage", reason="r")
         # bounded client retries: Airflow's task retries take over quickly
@@ -84,9 +86,9 @@ def test_server_down_during_registration_and_promotion_leaves_the_registry_consi
     assert {v.version for v in client.search_model_versions("name = 'nightshift-payments'")} == versions
     assert registry.alias_version(client, "payments", "champion") == "1"
     # the retry (same run key) finishes the job: one run, one new version
-    again = pipeline.train_step(store, spec, key)
+    again = train_step(store, spec, key)
     assert again["reused"] and again["run_id"] == trained["run_id"]
-    verdict = pipeline.gate_step(store, spec, trained["run_id"], key)
-    pipeline.gate_step(store, spec, trained["run_id"], key)
+    verdict = gate_step(store, spec, trained["run_id"], key)
+    gate_step(store, spec, trained["run_id"], key)
     after = {v.version for v in client.search_model_versions("name = 'nightshift-payments'")}
     assert after == versions | {verdict["version"]} and len(after) == len(versions) + 1

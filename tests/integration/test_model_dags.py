@@ -196,8 +196,10 @@ def booster_predictions(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def test_a_retried_run_finds_its_run_and_version(
     registry_env: dict[str, Any], booster_predictions: dict[str, Any]
 ) -> None:
-    from nightshift import pipeline, registry
+    from nightshift import registry
     from nightshift.spec import find_spec
+    from nightshift.steps.gate import decide_step, gate_step
+    from nightshift.steps.train import train_step
     from nightshift.train import load_window
 
     client, store, spec = registry_env["client"], registry_env["store"], find_spec("payments")
@@ -205,7 +207,7 @@ def test_a_retried_run_finds_its_run_and_version(
     key = "nightshift_train.payments/retried-run"
     holdout_rows = load_window(store, spec).split("holdout").num_rows
     calls = booster_predictions["calls"]
-    first = pipeline.train_step(store, spec, key)
+    first = train_step(store, spec, key)
     # training scores the serving-skew sample and the monitoring reference, never the holdout
     assert calls and all(rows < holdout_rows for _, rows, _ in calls), [c[1:] for c in calls]
     run = client.get_run(first["run_id"])
@@ -213,10 +215,10 @@ def test_a_retried_run_finds_its_run_and_version(
     assert first["holdout_roc_auc"] is None
     assert "importance.json" not in {a.path for a in client.list_artifacts(first["run_id"])}
     assert run.data.metrics["holdout_rows"] == holdout_rows
-    again = pipeline.train_step(store, spec, key)
+    again = train_step(store, spec, key)
     assert not first["reused"] and again["reused"] and again["run_id"] == first["run_id"]
     calls.clear()
-    v1 = pipeline.gate_step(store, spec, first["run_id"], key)
+    v1 = gate_step(store, spec, first["run_id"], key)
     # the gate scores the challenger's holdout once (its packaged booster) and logs that evaluation
     challenger = booster_predictions["loaded"][f"runs:/{first['run_id']}/model"]
     whole = [kind for b, rows, kind in calls if b is challenger and rows == holdout_rows]
@@ -226,7 +228,7 @@ def test_a_retried_run_finds_its_run_and_version(
     assert v1["challenger_metrics"]["roc_auc"] > 0.8
     gated = {a.path for a in client.list_artifacts(first["run_id"])}
     assert {"importance.json", "importance.png", "feature_cost.json", "evaluation_challenger.json"} <= gated
-    v2 = pipeline.gate_step(store, spec, first["run_id"], key)
+    v2 = gate_step(store, spec, first["run_id"], key)
     assert v1["version"] == v2["version"]
     assert v2["challenger_metrics"] == v1["challenger_metrics"]
     history = client.get_metric_history(first["run_id"], "holdout_roc_auc")
@@ -234,8 +236,8 @@ def test_a_retried_run_finds_its_run_and_version(
     assert len(_versions(client)) == before + 1
     # same data, same seed: an identical model ties with the champion, and a tie promotes
     assert v1["promote"] and v1["deltas"]["roc_auc"] == pytest.approx(0.0)
-    pipeline.decide_step(store, spec, v1, actor="test", trigger="retry test")
-    pipeline.decide_step(store, spec, v1, actor="test", trigger="retry test")  # a retried promote
+    decide_step(store, spec, v1, actor="test", trigger="retry test")
+    decide_step(store, spec, v1, actor="test", trigger="retry test")  # a retried promote
     assert registry.alias_version(client, "payments", "champion") == v1["version"]
     assert registry.alias_version(client, "payments", "previous") == "1"
     promotions = [e for e in registry.read_audit(store, "payments") if e.version == v1["version"]]
@@ -327,8 +329,9 @@ def refusable_versions(registry_env: dict[str, Any]) -> dict[str, str]:
     ``previous`` alias is put back, so the module's other tests find the registry as they left it."""
     import uuid
 
-    from nightshift import pipeline, registry
+    from nightshift import registry
     from nightshift.spec import find_spec
+    from nightshift.steps.train import TrainRequest, train_step
 
     client, store = registry_env["client"], registry_env["store"]
     name, key = registry.model_name("payments"), f"own-state/{uuid.uuid4().hex[:8]}"
@@ -336,8 +339,8 @@ def refusable_versions(registry_env: dict[str, Any]) -> dict[str, str]:
     if known:
         model_id = client.get_run(known[0].run_id).data.tags["nightshift.model_id"]
     else:
-        request = pipeline.TrainRequest(num_boost_round=5, trials=0)
-        run_id = pipeline.train_step(store, find_spec("payments"), f"{key}/train", request)["run_id"]
+        request = TrainRequest(num_boost_round=5, trials=0)
+        run_id = train_step(store, find_spec("payments"), f"{key}/train", request)["run_id"]
         model_id = client.get_run(run_id).data.tags["nightshift.model_id"]
     experiment = registry.ensure_experiment(client, "payments")
 
@@ -479,9 +482,10 @@ def test_fault_a_verdict_against_a_champion_replaced_meanwhile_is_refused_audite
 ) -> None:
     """Fault: while the challenger's review is pending, another DAG promotes a new champion.
     The promotion of the stale verdict is refused inside the registry pool."""
-    from nightshift import pipeline, registry
+    from nightshift import registry
     from nightshift.airflow.review import ReviewOperator
     from nightshift.spec import find_spec
+    from nightshift.steps.gate import manual_promote_step
 
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     client, store = registry_env["client"], registry_env["store"]
@@ -489,7 +493,7 @@ def test_fault_a_verdict_against_a_champion_replaced_meanwhile_is_refused_audite
     review = ReviewOperator.execute
 
     def promoted_meanwhile(self: ReviewOperator, context: Any) -> Any:
-        pipeline.manual_promote_step(
+        manual_promote_step(
             store,
             find_spec("payments"),
             "2",
@@ -543,8 +547,11 @@ def test_a_champion_whose_artifact_is_missing_fails_clearly_and_leaves_the_regis
     import shutil
     from urllib.parse import urlparse
 
-    from nightshift import pipeline, registry
+    from nightshift import registry
     from nightshift.spec import find_spec
+    from nightshift.steps.gate import gate_step
+    from nightshift.steps.score import score_step
+    from nightshift.steps.train import train_step
 
     client, store, spec = registry_env["client"], registry_env["store"], find_spec("payments")
     champion = registry.alias_version(client, "payments", "champion")
@@ -554,11 +561,11 @@ def test_a_champion_whose_artifact_is_missing_fails_clearly_and_leaves_the_regis
     location = Path(urlparse(client.get_logged_model(model_id).artifact_location).path)
     shutil.rmtree(location)
     versions = len(_versions(client))
-    trained = pipeline.train_step(store, spec, "nightshift_train.payments/missing-artifact")
+    trained = train_step(store, spec, "nightshift_train.payments/missing-artifact")
     with pytest.raises(registry.RegistryError, match=f"v{champion}: its model artifact cannot be loaded"):
-        pipeline.gate_step(store, spec, trained["run_id"], "nightshift_train.payments/missing-artifact")
+        gate_step(store, spec, trained["run_id"], "nightshift_train.payments/missing-artifact")
     with pytest.raises(registry.RegistryError, match="cannot be loaded"):
-        pipeline.score_step(store, spec, [LAST_DAY])
+        score_step(store, spec, [LAST_DAY])
     assert registry.alias_version(client, "payments", "champion") == champion
     assert len(_versions(client)) == versions
 
@@ -574,8 +581,7 @@ def test_too_few_labels_skips_an_automatic_run_and_fails_a_manual_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import yaml
-
-    from nightshift.airflow.model import run_train
+    from nightshift.airflow.tasks.train import run_train
 
     # a spec that trains on every batch, so the champion does not stop the automatic run first
     data = yaml.safe_load((ROOT / "datasets" / "payments.yaml").read_text())
@@ -601,9 +607,9 @@ def _context(run_type: str, **params: Any) -> Any:
 
 def test_new_data_does_not_retrain_once_a_champion_serves(registry_env: dict[str, Any]) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
+    from nightshift.airflow.tasks.train import run_train
 
     from nightshift import registry
-    from nightshift.airflow.model import run_train
 
     champion = registry.alias_version(registry_env["client"], "payments", "champion")
     assert champion is not None, "runs after the module's earlier tests promoted a champion"
@@ -615,8 +621,7 @@ def test_new_data_does_not_retrain_once_a_champion_serves(registry_env: dict[str
 
 def test_a_manual_training_run_refuses_unknown_xgboost_parameters(registry_env: dict[str, Any]) -> None:
     from airflow.sdk.exceptions import AirflowFailException
-
-    from nightshift.airflow.model import run_train
+    from nightshift.airflow.tasks.train import run_train
 
     versions = len(_versions(registry_env["client"]))
     with pytest.raises(AirflowFailException, match=r"xgb_params\.max_dept: not an overridable XGBoost"):

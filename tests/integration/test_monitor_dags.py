@@ -46,7 +46,7 @@ def test_champion_on_the_clean_days_scores_the_drifted_ones(
     model_dags: dict[str, Any], env: dict[str, Any], spec: Any
 ) -> None:
     from nightshift import registry
-    from nightshift.pipeline import score_step
+    from nightshift.steps.score import score_step
 
     # labels landed up to the last clean day + delay: the window is the clean days only
     as_of = DRIFT_START + timedelta(days=spec.label.delay_days - 1)
@@ -70,7 +70,8 @@ def test_fault_failures_between_a_days_monitor_writes_lose_no_history_row_or_met
 
     from mlflow import MlflowClient
 
-    from nightshift.pipeline import monitor_step, read_history
+    from nightshift.monitor import read_history
+    from nightshift.steps.monitor import monitor_step
     from nightshift.storage import Store
 
     store, client = env["store"], env["client"]
@@ -125,7 +126,7 @@ def test_monitor_reports_drift_and_performance_and_raises_the_alert(
     import pyarrow.parquet as pq
 
     from nightshift import retrain
-    from nightshift.pipeline import read_history
+    from nightshift.monitor import read_history
 
     store, client = env["store"], env["client"]
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])

@@ -38,8 +38,8 @@ def served(
 ) -> Iterator[dict[str, Any]]:
     """Two registered versions (v1 champion), and ``nightshift serve`` following them."""
     from nightshift import registry
-    from nightshift.pipeline import TrainRequest, train_step
     from nightshift.spec import load_spec
+    from nightshift.steps.train import TrainRequest, train_step
     from nightshift.storage import Store
 
     root = tmp_path_factory.mktemp("serve")
@@ -207,8 +207,9 @@ def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
     import mlflow.pyfunc
     import pyarrow as pa
 
-    from nightshift import pipeline, registry
-    from nightshift.pipeline import TrainRequest, train_step
+    from nightshift import registry
+    from nightshift.steps.gate import _log_serving_sample, decide_step, serving_check_step
+    from nightshift.steps.train import TrainRequest, train_step
 
     client, store, spec = served["client"], served["store"], served["spec"]
     monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(served["datasets"]))  # the server's spec
@@ -216,7 +217,7 @@ def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
     key = "test_serve/broken"
     run_id = train_step(store, spec, key, TrainRequest(num_boost_round=5))["run_id"]
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    pipeline._log_serving_sample(client, spec, run_id, pa.Table.from_pylist(_rows(served, 200)), model)
+    _log_serving_sample(client, spec, run_id, pa.Table.from_pylist(_rows(served, 200)), model)
     version = registry.register(client, spec.name, run_id, key)
     model_id = client.get_run(run_id).data.tags["nightshift.model_id"]
     location = urlparse(client.get_logged_model(model_id).artifact_location).path.lstrip("/")
@@ -224,7 +225,7 @@ def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
 
     verdict = {"version": version, "run_id": run_id, "promote": True, "reason": "beats the champion"}
     verdict.update(review=None, checks=[], failed_checks=[], hints=[], champion=champion)
-    checked = pipeline.serving_check_step(spec, verdict)
+    checked = serving_check_step(spec, verdict)
     serving = checked["serving"]
     assert not checked["promote"] and serving["failures"] == ["load"], serving
     why = f"v{version} cannot be served: a fresh `nightshift serve` could not load it: RegistryError: "
@@ -234,7 +235,7 @@ def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
     tags = client.get_model_version("nightshift-payments", version).tags
     assert (tags["nightshift.serving"], tags["nightshift.verdict"]) == ("failed", "reject")
 
-    event = pipeline.decide_step(store, spec, checked, actor="test", trigger="test_serve")
+    event = decide_step(store, spec, checked, actor="test", trigger="test_serve")
     assert (event["action"], event["version"], event["serving"]["failures"]) == ("reject", version, ["load"])
     last = registry.read_audit(store, "payments")[-1]
     assert (last.action, last.version, last.serving) == ("reject", version, event["serving"])
@@ -372,8 +373,8 @@ def test_an_unreachable_registry_leaves_the_champion_serving(served: dict[str, A
 def test_served_rows_are_logged_and_monitored_as_drift_of_served_inputs(served: dict[str, Any]) -> None:
     import pyarrow.parquet as pq
 
-    from nightshift import pipeline
     from nightshift.serve import MODEL_VERSION, SCORE
+    from nightshift.steps.monitor import monitor_served, monitor_step
 
     server, log_store, spec = served["server"], served["log_store"], served["spec"]
     v1, v2 = served["versions"]
@@ -387,7 +388,7 @@ def test_served_rows_are_logged_and_monitored_as_drift_of_served_inputs(served: 
     assert {*spec.feature_names, SCORE, MODEL_VERSION} <= set(tables[0].column_names)
     assert {v for t in tables for v in t.column(MODEL_VERSION).unique().to_pylist()} == {v1, v2}
 
-    reported = pipeline.monitor_served(log_store, spec, served["client"])
+    reported = monitor_served(log_store, spec, served["client"])
     assert {r["version"] for r in reported} == {v1, v2}
     assert sum(r["rows"] for r in reported) == answered
     big = next(r for r in reported if r["version"] == v1)  # it scored the 1,000-row request
@@ -403,10 +404,10 @@ def test_served_rows_are_logged_and_monitored_as_drift_of_served_inputs(served: 
     )
     assert log_store.exists(summary["report"].removeprefix("file://"))
     # the monitor step reports served days too, once: nothing new since, nothing redone
-    assert pipeline.monitor_step(log_store, spec)["serving_drift"] == []
-    assert pipeline.monitor_served(log_store, spec, served["client"]) == []
+    assert monitor_step(log_store, spec)["serving_drift"] == []
+    assert monitor_served(log_store, spec, served["client"]) == []
     # a part flushed later (e.g. by the next server start) gets the day reported again
     day_dir = log_store.path("serving", "payments", f"dt={big['dt']}")
     log_store.write_bytes_atomic(f"{day_dir}/part-later.parquet", log_store.read_bytes(parts[0]))
-    again = pipeline.monitor_served(log_store, spec, served["client"])
+    again = monitor_served(log_store, spec, served["client"])
     assert {r["dt"] for r in again} == {big["dt"]} and sum(r["rows"] for r in again) > answered

@@ -92,7 +92,7 @@ class OnRetryableError(logging.Handler):
 
 @contextlib.contextmanager
 def on_retryable_error(then: Callable[[], None]) -> Iterator[OnRetryableError]:
-    logger = logging.getLogger("nightshift.airflow.ingest")
+    logger = logging.getLogger("nightshift.airflow.tasks.ingest")
     handler = OnRetryableError(then)
     logger.addHandler(handler)
     try:

@@ -57,7 +57,9 @@ def loop(drift_store: Path, spec: Any, tmp_path_factory: pytest.TempPathFactory)
         (root / "datasets" / "payments.yaml").write_text(yaml.safe_dump(data))
         mp.setenv("NIGHTSHIFT_DATASETS_DIR", str(root / "datasets"))
         from nightshift import registry
-        from nightshift.pipeline import TrainRequest, decide_step, gate_step, score_step, train_step
+        from nightshift.steps.gate import decide_step, gate_step
+        from nightshift.steps.score import score_step
+        from nightshift.steps.train import TrainRequest, train_step
         from nightshift.storage import Store
 
         store = Store(url)

@@ -316,7 +316,7 @@ def test_a_scoring_of_new_days_waits_for_their_labels_being_validated_bounded(tm
     import threading
     import time
 
-    from nightshift.airflow.model import await_labels
+    from nightshift.airflow.tasks.score import await_labels
 
     spec = _spec()
     store = Store(tmp_path.as_uri())

@@ -4,34 +4,14 @@ that goes the wrong way fails here before it fails a parse or a backtest."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
+from modelkit import source_imports
+
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "include" / "nightshift"
-
-
-def _imports(path: Path) -> set[str]:
-    """The absolute imports of a file; those under ``if TYPE_CHECKING:`` are types, not arrows."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    typing_only = {
-        id(n)
-        for block in ast.walk(tree)
-        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
-        for stmt in block.body
-        for n in ast.walk(stmt)
-    }
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-    return names
 
 
 def _core_modules() -> list[Path]:
@@ -45,7 +25,7 @@ def test_there_are_core_modules_to_check() -> None:
 @pytest.mark.parametrize("path", _core_modules(), ids=lambda p: str(p.relative_to(CORE)))
 def test_the_core_imports_no_airflow(path: Path) -> None:
     wrong = sorted(
-        n for n in _imports(path) if n.split(".")[0] == "airflow" or n.startswith("nightshift.airflow")
+        n for n in source_imports(path) if n.split(".")[0] == "airflow" or n.startswith("nightshift.airflow")
     )
     assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}: the core must run without Airflow"
 
@@ -54,7 +34,7 @@ def test_the_core_imports_no_airflow(path: Path) -> None:
 def test_a_dag_file_reaches_the_core_only_through_the_airflow_layer(path: Path) -> None:
     wrong = sorted(
         n
-        for n in _imports(path)
+        for n in source_imports(path)
         if n.split(".")[0] == "nightshift" and not n.startswith("nightshift.airflow")
     )
     assert not wrong, (

@@ -4,7 +4,6 @@ code. The demo generator stays out of the core."""
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from modelkit import source_imports
 from nightshift.features import FeatureTransform, labels
 from nightshift.spec import DatasetSpec, parse_spec
 
@@ -22,33 +22,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "include" / "nightshift"
 
 
 def _imports(path: Path) -> set[str]:
-    """The ``nightshift.*`` modules a file imports anywhere (functions included), except under
-    ``if TYPE_CHECKING:``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-        for child in node.body
-        for n in ast.walk(child)
-    }
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.startswith("nightshift.")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "nightshift":
-            if node.module == "nightshift":
-                out |= {f"nightshift.{a.name}" for a in node.names}
-            else:
-                out.add(node.module)
-    return out
+    """The ``nightshift.*`` modules a file imports (:func:`modelkit.source_imports`)."""
+    return {n for n in source_imports(path) if n.startswith("nightshift.")}
 
 
 def test_the_package_carries_exactly_what_the_model_imports(tmp_path: Path) -> None:
     from nightshift.model import CODE
-    from nightshift.pipeline import _code_dir
+    from nightshift.steps.train import _code_dir
 
     copied = sorted(p.name for p in _code_dir(tmp_path).iterdir())
     assert copied == ["__init__.py", "errors.py", "features.py", "logistic.py", "model.py", "spec.py"]
@@ -130,7 +110,7 @@ def test_a_packaged_model_loads_and_scores_where_nightshift_is_not_installed(
 
     from nightshift.evaluate import baseline_fit
     from nightshift.model import BOOSTER, CODE, LOGISTIC_ARTIFACT, TRANSFORM, NightshiftModel, predict
-    from nightshift.pipeline import _code_dir
+    from nightshift.steps.train import _code_dir
 
     train, rows = _table(1500, 1), _table(200, 2)
     transform = FeatureTransform.from_spec(toy, train)

@@ -266,8 +266,8 @@ def test_the_retrain_reads_each_triggering_alert_once_when_it_came_through_an_al
 
     from airflow.sdk import Asset, AssetAlias
 
-    from nightshift.airflow.loop import _alerts
-    from nightshift.airflow.model import _days_to_score
+    from nightshift.airflow.tasks.retrain import _alerts
+    from nightshift.airflow.tasks.score import _days_to_score
 
     alert = {"kind": "drift", "version": "1", "dt": "2026-03-20", "onset": "2026-03-19"}
     event = SimpleNamespace(extra=alert)

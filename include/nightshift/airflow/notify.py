@@ -18,6 +18,7 @@ from nightshift.notify import Notification, NotifyError, send
 if TYPE_CHECKING:
     from nightshift.validate import ValidationOutcome
 
+
 log = logging.getLogger(__name__)
 
 

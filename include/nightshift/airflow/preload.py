@@ -69,16 +69,22 @@ from mlflow.data.meta_dataset import MetaDataset
 # the Airflow side the DAG files and task bodies import (the child re-parses its DAG file)
 import airflow.sdk
 import nightshift.airflow.dagconfig
-import nightshift.airflow.ingest
 import nightshift.airflow.links
-import nightshift.airflow.loop
-import nightshift.airflow.model
 import nightshift.airflow.notify
 import nightshift.airflow.review
 import nightshift.airflow.sensors
 import nightshift.airflow.store
 import nightshift.airflow.taskstart
-import nightshift.airflow.tasks
+import nightshift.airflow.context
+import nightshift.airflow.tasks.gate
+import nightshift.airflow.tasks.ingest
+import nightshift.airflow.tasks.monitor
+import nightshift.airflow.tasks.promote
+import nightshift.airflow.tasks.retrain
+import nightshift.airflow.tasks.rollback
+import nightshift.airflow.tasks.score
+import nightshift.airflow.tasks.train
+import nightshift.airflow.wiring
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook  # the S3 store's connection
 
 # the core the steps run
@@ -88,7 +94,11 @@ import nightshift.health
 import nightshift.ingest
 import nightshift.model
 import nightshift.monitor
-import nightshift.pipeline
+import nightshift.steps.train
+import nightshift.steps.gate
+import nightshift.steps.score
+import nightshift.steps.monitor
+import nightshift.steps.retrain
 import nightshift.registry
 import nightshift.retrain
 import nightshift.review

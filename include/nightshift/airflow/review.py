@@ -41,7 +41,7 @@ class ReviewOperator(HITLOperator):
 
     def execute(self, context: Any) -> Any:
         from nightshift.airflow.store import get_store
-        from nightshift.pipeline import read_history
+        from nightshift.monitor import read_history
         from nightshift.review import evidence_markdown
         from nightshift.spec import find_spec
 

@@ -150,7 +150,7 @@ class LandingSensor(BaseSensorOperator):
         )
 
     def _day(self, context: Context, spec: DatasetSpec) -> date:
-        from nightshift.airflow.ingest import partition_day
+        from nightshift.airflow.tasks.ingest import partition_day
         from nightshift.spec import parse_dt
 
         return parse_dt(self.dt) if self.dt else partition_day(context, spec.partitioning.tz)

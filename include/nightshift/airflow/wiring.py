@@ -1,4 +1,4 @@
-"""Task wiring shared by DAG families (light at parse time: airflow.sdk only)."""
+"""Task wiring shared by DAG files (light: imported at parse time)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ def gate_and_promote(name: str, champion: Asset, trained: Any) -> Any:
 
     @task(multiple_outputs=False)
     def gate(trained: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from nightshift.airflow.model import run_gate
+        from nightshift.airflow.tasks.gate import run_gate
 
         return run_gate(name, trained, context)  # type: ignore[arg-type]
 
     @task(multiple_outputs=False)
     def serving_check(verdict: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from nightshift.airflow.model import run_serving_check
+        from nightshift.airflow.tasks.gate import run_serving_check
 
         return run_serving_check(name, verdict, context)  # type: ignore[arg-type]
 
@@ -38,7 +38,7 @@ def gate_and_promote(name: str, champion: Asset, trained: Any) -> Any:
         on_success_callback=[NightshiftNotifier("promotion")],
     )
     def promote(verdict: dict[str, Any], review: dict[str, Any] | None, **context: Any) -> dict[str, Any]:
-        from nightshift.airflow.model import run_promote
+        from nightshift.airflow.tasks.gate import run_promote
 
         return run_promote(name, verdict, context, champion, review)  # type: ignore[arg-type]
 

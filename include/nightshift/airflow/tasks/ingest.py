@@ -20,6 +20,7 @@ from nightshift.spec import BatchKind, DatasetSpec, find_spec
 if TYPE_CHECKING:
     from nightshift.storage import Store
 
+
 log = logging.getLogger(__name__)
 
 
@@ -121,7 +122,7 @@ def labels_monitored_later(
     """Why the labels of ``day`` need no *labels* event (the monitor run that the day's
     *predictions* event starts will read them), or ``None``: this run published the day's events
     (the score run they set off follows, and waits for these labels while they are being
-    validated: :func:`nightshift.airflow.model.await_labels`) and their predictions are not written
+    validated: :func:`nightshift.airflow.tasks.score.await_labels`) and their predictions are not written
     yet. Without a scoring to come (no events published, or the day scored already) the labels
     start a monitor run of their own. While the run's events branch is queued or running, this
     waits for its verdict (at most ``timeout_s``; an events wait that is deferred is not waited

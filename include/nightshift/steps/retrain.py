@@ -1,0 +1,108 @@
+"""The retrain stage: the guard rails' decision on an alert (``nightshift.retrain.decide``), on
+an alert before a retrain run starts, and on bootstrap (no champion yet) training runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nightshift.spec import DatasetSpec
+from nightshift.storage import Store
+
+
+def retrain_decide_step(
+    store: Store,
+    spec: DatasetSpec,
+    run_key: str,
+    alerts: list[dict[str, Any]],
+    *,
+    force: bool = False,
+    actor: str = "nightshift-monitor",
+    overrides: dict[str, Any] | None = None,
+    triggered_by: str | None = None,
+    on_behalf_of: str | None = None,
+) -> dict[str, Any]:
+    """Apply the guard rails to a run's alerts and record the decision (a retried task gets
+    the recorded decision back). Invalid ``overrides`` raise ``ValueError`` before anything
+    is recorded."""
+    from nightshift import retrain
+
+    found = retrain.find_record(store, spec.name, run_key)
+    if found is not None:
+        return found.to_dict()
+    decision = _guard_rails(
+        store,
+        spec,
+        run_key,
+        alerts,
+        force=force,
+        actor=actor,
+        overrides=overrides,
+        triggered_by=triggered_by,
+        on_behalf_of=on_behalf_of,
+    )
+    retrain.write_record(store, decision)
+    return decision.to_dict()
+
+
+def _guard_rails(
+    store: Store, spec: DatasetSpec, run_key: str, alerts: list[dict[str, Any]], **kw: Any
+) -> Any:
+    """:func:`nightshift.retrain.decide` on the store's records and days and the champion."""
+    from nightshift import registry, retrain
+    from nightshift.monitor import Alert
+    from nightshift.train import labelled_days, quarantined_days
+
+    champion = registry.alias_version(registry.configure(), spec.name, registry.CHAMPION)
+    return retrain.decide(
+        spec,
+        run_key,
+        [Alert.from_dict(a) for a in alerts],
+        retrain.read_records(store, spec.name),
+        champion,
+        labelled_days(store, spec),
+        quarantined_days(store, spec),
+        **kw,
+    )
+
+
+def alert_guard_step(
+    store: Store, spec: DatasetSpec, run_key: str, alert: dict[str, Any], *, triggered_by: str | None = None
+) -> dict[str, Any] | None:
+    """The guard rails on a new alert before it starts a retrain run: ``None`` when they would
+    retrain (the alert's event starts ``nightshift_retrain``, which decides again and records);
+    else the skip, recorded under ``run_key`` (the alerting run's) with its reason and checks as
+    the retrain run would have recorded it, so that no run is started only to skip. A retried
+    task gets its recorded skip back."""
+    from nightshift import retrain
+
+    found = retrain.find_record(store, spec.name, run_key)
+    if found is not None:
+        return found.to_dict()
+    decision = _guard_rails(store, spec, run_key, [alert], triggered_by=triggered_by)
+    if decision.ran:
+        return None
+    retrain.write_record(store, decision)
+    return dict(decision.to_dict())
+
+
+def bootstrap_decide_step(
+    store: Store, spec: DatasetSpec, run_key: str, *, triggered_by: str | None = None
+) -> dict[str, Any]:
+    """The bootstrap guard rail for an automatic training run while there is no champion
+    (:func:`nightshift.retrain.decide_bootstrap`), recorded once per run (a retried task gets
+    the recorded decision back)."""
+    from nightshift import retrain
+    from nightshift.train import labelled_days
+
+    found = retrain.find_record(store, spec.name, run_key, retrain.BOOTSTRAP)
+    if found is not None:
+        return found.to_dict()
+    decision = retrain.decide_bootstrap(
+        spec,
+        run_key,
+        retrain.read_records(store, spec.name, retrain.BOOTSTRAP),
+        labelled_days(store, spec),
+        triggered_by=triggered_by,
+    )
+    retrain.write_record(store, decision, retrain.BOOTSTRAP)
+    return decision.to_dict()
