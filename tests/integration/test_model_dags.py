@@ -581,6 +581,7 @@ def test_too_few_labels_skips_an_automatic_run_and_fails_a_manual_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import yaml
+
     from nightshift.airflow.tasks.train import run_train
 
     # a spec that trains on every batch, so the champion does not stop the automatic run first
@@ -607,9 +608,9 @@ def _context(run_type: str, **params: Any) -> Any:
 
 def test_new_data_does_not_retrain_once_a_champion_serves(registry_env: dict[str, Any]) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
-    from nightshift.airflow.tasks.train import run_train
 
     from nightshift import registry
+    from nightshift.airflow.tasks.train import run_train
 
     champion = registry.alias_version(registry_env["client"], "payments", "champion")
     assert champion is not None, "runs after the module's earlier tests promoted a champion"
@@ -621,6 +622,7 @@ def test_new_data_does_not_retrain_once_a_champion_serves(registry_env: dict[str
 
 def test_a_manual_training_run_refuses_unknown_xgboost_parameters(registry_env: dict[str, Any]) -> None:
     from airflow.sdk.exceptions import AirflowFailException
+
     from nightshift.airflow.tasks.train import run_train
 
     versions = len(_versions(registry_env["client"]))
