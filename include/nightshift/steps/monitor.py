@@ -166,13 +166,9 @@ def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> 
     next run, so a failure anywhere loses nothing."""
     import pyarrow.parquet as pq
 
-    from nightshift import evaluate as ev
     from nightshift import monitor, registry
-    from nightshift.features import labels as label_array
-    from nightshift.score import SCORE
 
     client = registry.configure()
-    tz = spec.partitioning.tz
     predicted = store.list_partitions(store.path("predictions", spec.name))
     predicted = [d for d in predicted if as_of is None or d <= as_of]
     if not predicted:
@@ -183,85 +179,126 @@ def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> 
             "serving_drift": monitor_served(store, spec, client),
         }
     first = predicted[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
-    days = [d for d in predicted if d >= first]
     arrivals = store.list_partitions(store.path("labels", spec.name))
     arrivals = [d for d in arrivals if as_of is None or d <= as_of]
-    refs: dict[str, _Reference] = {}
-    known = {(r["dt"], str(r["version"])): r for r in read_history(store, spec.name)}
-    new_rows: list[dict[str, Any]] = []
-    drifted: list[dict[str, Any]] = []
-    perfs: list[dict[str, Any]] = []
-    recovered: list[dict[str, Any]] = []
+    run = _MonitorRun(store, spec, client)
+    for dt in (d for d in predicted if d >= first):
+        if store.exists(store.published_file(spec.name, "events", dt)):
+            table, version = run.drift_day(dt)
+            if arrivals:
+                run.performance_day(dt, table, version, arrivals[-1])
+    rows = monitor.merge_history(list(run.known.values()), run.new_rows)
+    if run.new_rows:
+        with store.open_output_atomic(history_path(store, spec.name)) as sink:
+            pq.write_table(monitor.history_table(rows), sink)
+    return {
+        "drift": run.drifted,
+        "performance": run.perfs,
+        "recovered": run.recovered,
+        "history": store.uri(history_path(store, spec.name)),
+        "history_rows": len(rows),
+        "serving_drift": monitor_served(store, spec, client),
+    }
 
-    def ref_for(version: str) -> _Reference:  # loaded once per version and monitor run
-        if version not in refs:
-            refs[version] = _reference(client, spec, version)
-        return refs[version]
 
-    def recover(kind: str, path: str, dt: date, version: str) -> None:
+class _MonitorRun:
+    """One monitor run's state: the references it loaded (once per version), the history it
+    found, and the rows, reports and recoveries it adds."""
+
+    def __init__(self, store: Store, spec: DatasetSpec, client: Any) -> None:
+        self.store, self.spec, self.client = store, spec, client
+        self.tz = spec.partitioning.tz
+        self.refs: dict[str, _Reference] = {}
+        self.known = {(r["dt"], str(r["version"])): r for r in read_history(store, spec.name)}
+        self.new_rows: list[dict[str, Any]] = []
+        self.drifted: list[dict[str, Any]] = []
+        self.perfs: list[dict[str, Any]] = []
+        self.recovered: list[dict[str, Any]] = []
+
+    def ref_for(self, version: str) -> _Reference:
+        if version not in self.refs:
+            self.refs[version] = _reference(self.client, self.spec, version)
+        return self.refs[version]
+
+    def recover(self, kind: str, path: str, dt: date, version: str) -> None:
         """A day reported before whose history row is missing: rebuild it, re-log its metrics."""
-        row = known.get((dt.isoformat(), version)) or {}
+        from nightshift import monitor
+
+        row = self.known.get((dt.isoformat(), version)) or {}
         if row.get(f"{kind}_report"):
             return
-        summary = store.read_json(path)
+        summary = self.store.read_json(path)
         drift_s, perf_s = (summary, None) if kind == "drift" else (None, summary)
-        _log_live(client, ref_for(version).run_id, _live_metrics(drift_s, perf_s, dt, tz), f"{kind} of {dt}")
-        new_rows.append(monitor.history_row(drift_s, perf_s))
-        recovered.append({"dt": dt.isoformat(), "version": version, "kind": kind})
+        metrics = _live_metrics(drift_s, perf_s, dt, self.tz)
+        _log_live(self.client, self.ref_for(version).run_id, metrics, f"{kind} of {dt}")
+        self.new_rows.append(monitor.history_row(drift_s, perf_s))
+        self.recovered.append({"dt": dt.isoformat(), "version": version, "kind": kind})
 
-    for dt in days:
-        if not store.exists(store.published_file(spec.name, "events", dt)):
-            continue
-        table: Any = None
+    def drift_day(self, dt: date) -> tuple[Any, str]:
+        """The day's drift report against its version's reference, unless it exists (then its
+        history row is recovered if missing). Returns the scored table if it was read, and the
+        version that scored the day."""
+        from nightshift import monitor
+
+        store, spec = self.store, self.spec
         version = _predictions_version(store, spec, dt)
         drift_dir = store.reports_dir(spec.name, "drift", dt)
         drift_summary = f"{drift_dir}/v{version}-summary.json"
         if store.exists(drift_summary):
-            recover("drift", drift_summary, dt, version)
-        else:
-            table, version = _scored(store, spec, dt)
-            ref = ref_for(version)
-            result, snapshot = monitor.drift(ref.table, table, spec, ref.weights, dt, version)
-            last = f"v{version}-summary.json"
-            with tempfile.TemporaryDirectory() as tmp_s:
-                tmp = Path(tmp_s)
-                snapshot.save_html(str(tmp / f"v{version}-drift.html"))
-                (tmp / f"v{version}-drift.json").write_text(snapshot.json())
-                summary = {**result.to_dict(), "report": store.uri(f"{drift_dir}/v{version}-drift.html")}
-                (tmp / last).write_text(json.dumps(summary, indent=2))
-                _publish(store, client, ref.run_id, tmp, drift_dir, f"monitoring/dt={dt}", last)
-                _log_live(client, ref.run_id, _live_metrics(summary, None, dt, tz), f"drift of {dt}")
-                _publish_last(store, tmp, drift_dir, last)
-            new_rows.append(monitor.history_row(summary, None))
-            drifted.append(
-                {
-                    "dt": dt.isoformat(),
-                    "version": version,
-                    "drift_share": result.drift_share,
-                    "drifting": result.drifting,
-                    "top": result.top(),
-                    "report": summary["report"],
-                }
-            )
+            self.recover("drift", drift_summary, dt, version)
+            return None, version
+        table, version = _scored(store, spec, dt)
+        ref = self.ref_for(version)
+        result, snapshot = monitor.drift(ref.table, table, spec, ref.weights, dt, version)
+        last = f"v{version}-summary.json"
+        with tempfile.TemporaryDirectory() as tmp_s:
+            tmp = Path(tmp_s)
+            snapshot.save_html(str(tmp / f"v{version}-drift.html"))
+            (tmp / f"v{version}-drift.json").write_text(snapshot.json())
+            summary = {**result.to_dict(), "report": store.uri(f"{drift_dir}/v{version}-drift.html")}
+            (tmp / last).write_text(json.dumps(summary, indent=2))
+            _publish(store, self.client, ref.run_id, tmp, drift_dir, f"monitoring/dt={dt}", last)
+            _log_live(self.client, ref.run_id, _live_metrics(summary, None, dt, self.tz), f"drift of {dt}")
+            _publish_last(store, tmp, drift_dir, last)
+        self.new_rows.append(monitor.history_row(summary, None))
+        self.drifted.append(
+            {
+                "dt": dt.isoformat(),
+                "version": version,
+                "drift_share": result.drift_share,
+                "drifting": result.drifting,
+                "top": result.top(),
+                "report": summary["report"],
+            }
+        )
+        return table, version
+
+    def performance_day(self, dt: date, table: Any, version: str, latest_arrival: date) -> None:
+        """The day's performance report once its labels have landed, unless it exists (then its
+        history row is recovered if missing)."""
+        from nightshift import evaluate as ev
+        from nightshift import monitor
+        from nightshift.features import labels as label_array
+        from nightshift.score import SCORE
+
+        store, spec = self.store, self.spec
         perf_dir = store.reports_dir(spec.name, "performance", dt)
         perf_summary = f"{perf_dir}/v{version}-summary.json"
-        if not arrivals:
-            continue
         if store.exists(perf_summary):
-            recover("performance", perf_summary, dt, version)
-            continue
-        day_labels = _day_labels(store, spec, dt, arrivals[-1])
+            self.recover("performance", perf_summary, dt, version)
+            return
+        day_labels = _day_labels(store, spec, dt, latest_arrival)
         if day_labels is None:
-            continue
+            return
         if table is None:
             table, version = _scored(store, spec, dt)
         joined = table.join(day_labels, keys=spec.id_column, join_type="inner")
         if joined.num_rows == 0:
-            continue
+            return
         y = label_array(joined, spec)
         p = np.asarray(joined.column(SCORE).to_numpy(), dtype=np.float64)
         evaluation = ev.evaluate(f"v{version} on {dt}", joined, y, p, spec, version=version)
-        ref = ref_for(version)
+        ref = self.ref_for(version)
         summary = {
             "dt": dt.isoformat(),
             "version": version,
@@ -277,26 +314,16 @@ def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> 
             ev.calibration_plot([evaluation], tmp / f"v{version}-calibration.png")
             (tmp / f"v{version}-performance.html").write_text(ev.report_html(spec, [evaluation], None))
             (tmp / last).write_text(json.dumps(summary, indent=2))
-            _publish(store, client, ref.run_id, tmp, perf_dir, f"monitoring/dt={dt}", last)
-            _log_live(client, ref.run_id, _live_metrics(None, summary, dt, tz), f"performance of {dt}")
+            _publish(store, self.client, ref.run_id, tmp, perf_dir, f"monitoring/dt={dt}", last)
+            _log_live(
+                self.client, ref.run_id, _live_metrics(None, summary, dt, self.tz), f"performance of {dt}"
+            )
             _publish_last(store, tmp, perf_dir, last)
-        new_rows.append(monitor.history_row(None, summary))
+        self.new_rows.append(monitor.history_row(None, summary))
         m = evaluation.metrics
-        perfs.append(
+        self.perfs.append(
             {"dt": dt.isoformat(), "version": version, "roc_auc": m["roc_auc"], "report": summary["report"]}
         )
-    rows = monitor.merge_history(list(known.values()), new_rows)
-    if new_rows:
-        with store.open_output_atomic(history_path(store, spec.name)) as sink:
-            pq.write_table(monitor.history_table(rows), sink)
-    return {
-        "drift": drifted,
-        "performance": perfs,
-        "recovered": recovered,
-        "history": store.uri(history_path(store, spec.name)),
-        "history_rows": len(rows),
-        "serving_drift": monitor_served(store, spec, client),
-    }
 
 
 def _predictions_version(store: Store, spec: DatasetSpec, dt: date) -> str:
