@@ -70,26 +70,13 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     gate just fitted is logged as a run of its own (run key ``<run_key>#baseline``, packaged
     like any model), loaded back and judged by the same gate (serving skew included); if it
     passes, it is the version registered (``model_kind: logistic``), else the XGBoost one."""
-    import mlflow
-    import mlflow.pyfunc
 
     from nightshift import evaluate as ev
     from nightshift import registry
     from nightshift.features import FeatureTransform, labels
-    from nightshift.train import load_window
 
     client = registry.configure()
-    with registry.speaking_errors(f"reading run {run_id}"):
-        lineage = mlflow.artifacts.load_dict(f"runs:/{run_id}/{LINEAGE}")
-    as_of = parse_dt(lineage["as_of"]) if lineage.get("as_of") else None
-    since = parse_dt(lineage["since"]) if lineage.get("since") else None
-    window = load_window(store, spec, as_of, lineage["window_days"], since)
-    if window.fingerprint != lineage["fingerprint"]:
-        raise registry.RegistryError(
-            f"the training window of run {run_id} changed since it was trained (a partition was "
-            f"re-ingested or labels landed): fingerprint {window.fingerprint[:12]} != "
-            f"{lineage['fingerprint'][:12]}; re-run training"
-        )
+    lineage, window = _trained_window(store, spec, run_id)
     holdout, train_t = window.split("holdout"), window.split("train")
     y = labels(holdout, spec)
 
@@ -140,17 +127,7 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         with registry.speaking_errors(f"logging the review of run {winner_run}"):
             client.set_tag(winner_run, "nightshift.review", review[:4900])
     _log_serving_sample(client, spec, winner_run, holdout, model if winner_run == run_id else base_model)
-    version = registry.register(client, spec.name, winner_run, run_key)
-    name = registry.model_name(spec.name)
-    with registry.speaking_errors(f"tagging v{version}"):
-        client.set_model_version_tag(
-            name, version, "nightshift.verdict", "promote" if final.promote else "reject"
-        )
-        client.set_model_version_tag(name, version, "nightshift.model_kind", final.model_kind)
-        if final.competition is not None:
-            client.set_model_version_tag(
-                name, version, "nightshift.competition", json.dumps(final.competition)
-            )
+    version = _register(client, spec, winner_run, run_key, final)
     return {
         "run_id": winner_run,
         "challenger_run_id": run_id,
@@ -175,6 +152,47 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
         "review": review,
         "links": registry.ui_links(spec.name, run_id=winner_run, version=version),
     }
+
+
+def _trained_window(store: Store, spec: DatasetSpec, run_id: str) -> tuple[dict[str, Any], Any]:
+    """The run's lineage and its window read again; refused if the window changed since the
+    run trained on it (a partition re-ingested, labels landed)."""
+    import mlflow
+
+    from nightshift import registry
+    from nightshift.train import load_window
+
+    with registry.speaking_errors(f"reading run {run_id}"):
+        lineage = mlflow.artifacts.load_dict(f"runs:/{run_id}/{LINEAGE}")
+    as_of = parse_dt(lineage["as_of"]) if lineage.get("as_of") else None
+    since = parse_dt(lineage["since"]) if lineage.get("since") else None
+    window = load_window(store, spec, as_of, lineage["window_days"], since)
+    if window.fingerprint != lineage["fingerprint"]:
+        raise registry.RegistryError(
+            f"the training window of run {run_id} changed since it was trained (a partition was "
+            f"re-ingested or labels landed): fingerprint {window.fingerprint[:12]} != "
+            f"{lineage['fingerprint'][:12]}; re-run training"
+        )
+    return lineage, window
+
+
+def _register(client: Any, spec: DatasetSpec, run_id: str, run_key: str, final: Any) -> str:
+    """Register the winning run (found again on a retry) and tag the version with the verdict,
+    the model kind and the competition."""
+    from nightshift import registry
+
+    version = registry.register(client, spec.name, run_id, run_key)
+    name = registry.model_name(spec.name)
+    with registry.speaking_errors(f"tagging v{version}"):
+        client.set_model_version_tag(
+            name, version, "nightshift.verdict", "promote" if final.promote else "reject"
+        )
+        client.set_model_version_tag(name, version, "nightshift.model_kind", final.model_kind)
+        if final.competition is not None:
+            client.set_model_version_tag(
+                name, version, "nightshift.competition", json.dumps(final.competition)
+            )
+    return str(version)
 
 
 def _log_serving_sample(client: Any, spec: DatasetSpec, run_id: str, holdout: Any, model: Any) -> None:

@@ -170,31 +170,17 @@ def _log_model_run(
     skew sample's rows are scored, and the gate logs the holdout evidence
     (:func:`_log_holdout`)."""
     import mlflow
-    from mlflow.entities import Metric
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
 
     from nightshift import evaluate as ev
     from nightshift import registry
-    from nightshift.model import BOOSTER, LOGISTIC_ARTIFACT, TRANSFORM, NightshiftModel, kind_of
+    from nightshift.model import kind_of
     from nightshift.model import predict as model_predict
 
     kind = kind_of(model)
     holdout = window.split("holdout")
     days = [p.dt for p in window.partitions]
     run_tags = {
-        registry.RUN_KEY: run_key,
-        "nightshift.dataset": spec.name,
-        "nightshift.model_kind": kind,
-        "nightshift.window": f"{days[0]}..{days[-1]} ({len(days)} days)",
-        "nightshift.window_fingerprint": window.fingerprint,
-        "nightshift.code_version": lineage["code_version"],
-        "nightshift.device": lineage["device"]["name"],
-        "nightshift.device_reason": lineage["device"]["reason"],
-        "nightshift.host": lineage["device"]["host"],
-        "nightshift.validation": "all passed"
-        if all(p.validation.get("success") for p in window.partitions)
-        else "see lineage.json",
+        **_run_tags(spec, window, run_key, kind, lineage),
         **{f"nightshift.{k}": str(v) for k, v in (tags or {}).items()},
         **(run_tags_extra or {}),
     }
@@ -219,14 +205,7 @@ def _log_model_run(
         run_name = f"{what} {days[-1]} {run_key.rsplit('/', 1)[-1]}"[:200]
         with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=run_tags) as run:
             mlflow.log_params(all_params)
-            now = int(mlflow.utils.time.get_current_time_millis())
-            logged = [Metric(k, float(v), now, 0) for k, v in all_metrics.items()] + [
-                Metric(f"round_validation_{name}", float(v), now, step)
-                for name, values in (history or {}).items()
-                for step, v in enumerate(values)
-            ]
-            for i in range(0, len(logged), 1000):
-                client.log_batch(run.info.run_id, metrics=logged[i : i + 1000])
+            _log_metrics(client, run.info.run_id, all_metrics, history or {})
             _log_inputs(store, spec, window, lineage)
             (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str))
             if evaluation is not None and importance is not None:
@@ -245,31 +224,84 @@ def _log_model_run(
                     mlflow.log_artifacts(str(f), artifact_path=f.name)
                 else:
                     mlflow.log_artifact(str(f))
-            transform_path = tmp / "transform.json"
-            transform_path.write_text(transform.to_json())
-            if kind == ev.XGBOOST:
-                model_path = tmp / "booster.ubj"
-                model.save_model(str(model_path))
-                artifacts = {BOOSTER: str(model_path), TRANSFORM: str(transform_path)}
-            else:
-                model_path = tmp / "logistic.pkl"
-                model.save(model_path)
-                artifacts = {LOGISTIC_ARTIFACT: str(model_path), TRANSFORM: str(transform_path)}
-            signature = ModelSignature(
-                inputs=Schema([ColSpec(t, n) for n, t in transform.signature_schema()]),
-                outputs=Schema([ColSpec("double", "score")]),
-            )
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=NightshiftModel(),
-                artifacts=artifacts,
-                code_paths=[str(_code_dir(tmp))],
-                signature=signature,
-                input_example=transform.frame(holdout.slice(0, 5)),
-                pip_requirements=_pip_requirements(),
-            )
+            info = _log_pyfunc(tmp, model, transform, holdout.slice(0, 5))
             mlflow.set_tag("nightshift.model_id", info.model_id)
     return client.get_run(run.info.run_id)
+
+
+def _log_metrics(
+    client: Any, run_id: str, metrics: dict[str, float], history: dict[str, list[float]]
+) -> None:
+    """The run's metrics and its per-round validation curves (``round_validation_<metric>``,
+    stepped by round), in batches of MLflow's 1,000-metric limit."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(mlflow.utils.time.get_current_time_millis())
+    logged = [Metric(k, float(v), now, 0) for k, v in metrics.items()] + [
+        Metric(f"round_validation_{name}", float(v), now, step)
+        for name, values in history.items()
+        for step, v in enumerate(values)
+    ]
+    for i in range(0, len(logged), 1000):
+        client.log_batch(run_id, metrics=logged[i : i + 1000])
+
+
+def _run_tags(
+    spec: DatasetSpec, window: Any, run_key: str, kind: str, lineage: dict[str, Any]
+) -> dict[str, str]:
+    """The run's tags: its key, dataset, model kind, window, code, device and validation."""
+    from nightshift import registry
+
+    days = [p.dt for p in window.partitions]
+    valid = all(p.validation.get("success") for p in window.partitions)
+    return {
+        registry.RUN_KEY: run_key,
+        "nightshift.dataset": spec.name,
+        "nightshift.model_kind": kind,
+        "nightshift.window": f"{days[0]}..{days[-1]} ({len(days)} days)",
+        "nightshift.window_fingerprint": window.fingerprint,
+        "nightshift.code_version": lineage["code_version"],
+        "nightshift.device": lineage["device"]["name"],
+        "nightshift.device_reason": lineage["device"]["reason"],
+        "nightshift.host": lineage["device"]["host"],
+        "nightshift.validation": "all passed" if valid else "see lineage.json",
+    }
+
+
+def _log_pyfunc(tmp: Path, model: Any, transform: Any, example_rows: Any) -> Any:
+    """Log the packaged model (the transform + ``booster.ubj`` or ``logistic.pkl``, the code it
+    loads with, its signature, an input example and pinned requirements) to the active run."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from nightshift import evaluate as ev
+    from nightshift.model import BOOSTER, LOGISTIC_ARTIFACT, TRANSFORM, NightshiftModel, kind_of
+
+    transform_path = tmp / "transform.json"
+    transform_path.write_text(transform.to_json())
+    if kind_of(model) == ev.XGBOOST:
+        model_path = tmp / "booster.ubj"
+        model.save_model(str(model_path))
+        artifacts = {BOOSTER: str(model_path), TRANSFORM: str(transform_path)}
+    else:
+        model_path = tmp / "logistic.pkl"
+        model.save(model_path)
+        artifacts = {LOGISTIC_ARTIFACT: str(model_path), TRANSFORM: str(transform_path)}
+    signature = ModelSignature(
+        inputs=Schema([ColSpec(t, n) for n, t in transform.signature_schema()]),
+        outputs=Schema([ColSpec("double", "score")]),
+    )
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=NightshiftModel(),
+        artifacts=artifacts,
+        code_paths=[str(_code_dir(tmp))],
+        signature=signature,
+        input_example=transform.frame(example_rows),
+        pip_requirements=_pip_requirements(),
+    )
 
 
 def _holdout_metrics(evaluation: Any) -> dict[str, float]:
