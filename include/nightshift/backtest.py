@@ -460,6 +460,7 @@ def _curated(store: Store, spec: DatasetSpec, day: date) -> bool:
     return store.exists(store.published_file(spec.name, "events", day))
 
 
+# long: the day loop of the three policies side by side, each day's steps in order
 def run(
     source: Store,
     spec: DatasetSpec,
@@ -721,6 +722,7 @@ def compare(rows: list[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+# long: builds the printed summary field by field, in the order it is printed
 def summarize(
     spec: DatasetSpec,
     source: Store,

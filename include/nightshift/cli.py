@@ -146,6 +146,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return _finish(results, "ingested")
 
 
+# long: train -> gate -> serving check -> promote, a progress line each, in the DAG's order
 def cmd_train(args: argparse.Namespace) -> int:
     """Train on the window, gate against the champion and the baseline, check the candidate
     served by a fresh ``nightshift serve`` (the gate's serving check), promote or reject
@@ -553,6 +554,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
+# long: one argparse tree for every subcommand: the CLI's reference, read top to bottom
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nightshift", description=__doc__)
     p.add_argument("--store", help="store URL (default $NIGHTSHIFT_STORE_URL or file://.nightshift/store)")

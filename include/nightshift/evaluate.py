@@ -244,6 +244,7 @@ def stability_check(stats: dict[str, float] | None, min_std: float = MIN_SCORE_S
     )
 
 
+# long: one block per gate rule, in the order the verdict lists its checks
 def gate(
     rules: Gate,
     challenger: Evaluation,

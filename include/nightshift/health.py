@@ -105,6 +105,7 @@ def audit_incidents(audit: list[dict[str, Any]]) -> list[Incident]:
     return out
 
 
+# long: the four delivery metrics from one pass over the audit trail
 def delivery_metrics(
     audit: list[dict[str, Any]],
     failed_runs: list[Incident],
@@ -189,6 +190,7 @@ def delivery_metrics(
     }
 
 
+# long: every panel of the Model health page, gathered in one pass over the store and the registry
 def collect(
     store: Store,
     spec: DatasetSpec,

@@ -731,6 +731,7 @@ def infer_spec(
     return Inferred(name, text, features, sum("check:" in line for line in lines))
 
 
+# long: writes the commented spec top to bottom, in the order of the YAML it produces
 def _render(
     name: str,
     events: Sample,

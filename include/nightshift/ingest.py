@@ -510,6 +510,7 @@ class _NeedsLenient(Exception):
     pass
 
 
+# long: the streaming read/cast/stage loop; disk, parse and cast failures told apart in place
 def _stage(
     store: Store, files: list[str], spec: DatasetSpec, kind: BatchKind, staging: Path, lenient: bool
 ) -> StagedBatch:
@@ -624,6 +625,7 @@ def _ids(table: pa.Table, column: str, like: pa.DataType) -> pa.Array | None:
     return col
 
 
+# long: the labels batch's checks (values, ids matched, changes), in the order of the report
 def label_checks(
     store: Store, spec: DatasetSpec, dt: date, staged: Path
 ) -> tuple[list[CheckResult], dict[str, Any]]:
@@ -739,6 +741,7 @@ def _events_valid(store: Store, spec: DatasetSpec, dt: date) -> bool | None:
 
 
 # ---- the whole step ------------------------------------------------------------------------
+# long: sweep, stage, validate, then publish or quarantine: one day's ingest and its clean-up on every path
 def ingest_partition(
     store: Store,
     spec: DatasetSpec,

@@ -132,6 +132,7 @@ def _frame(table: pa.Table, spec: DatasetSpec) -> Any:
     return pd.DataFrame(data)
 
 
+# long: one Evidently report and its per-column results turned into one DriftResult
 def drift(
     reference: pa.Table,
     current: pa.Table,

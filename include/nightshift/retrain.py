@@ -86,6 +86,7 @@ def _check(checks: list[dict[str, Any]], name: str, ok: bool, detail: str) -> bo
     return ok
 
 
+# long: the guard rails in the order they are checked, each an early return; split up, the order would be lost
 def decide(
     spec: DatasetSpec,
     run_key: str,

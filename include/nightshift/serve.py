@@ -675,6 +675,7 @@ class RequestLog:
 # ---- the app --------------------------------------------------------------------------------
 
 
+# long: the service's routes are closures over one app state (the loaded champion and its lock)
 def create_app(
     spec: DatasetSpec, source: Source, request_log: RequestLog | None = None, poll: bool = True
 ) -> Any:

@@ -180,6 +180,7 @@ def _ms(v: float) -> str:
     return f"{v:.3g} ms" if v < 10 else f"{v:.0f} ms"
 
 
+# long: one block per rule of the serving check (answers, errors, latency), in the order of the verdict
 def judge(
     version: str,
     answers: Sequence[Answer],

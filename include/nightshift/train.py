@@ -183,6 +183,7 @@ def labelled_days(store: Store, spec: DatasetSpec, as_of: date | None = None) ->
     return days
 
 
+# long: partitions, labels, the latest-arrival dedup and the join in one pass over the window
 def load_window(
     store: Store,
     spec: DatasetSpec,
@@ -448,6 +449,7 @@ def tuning_trials(spec: DatasetSpec, first_model: bool, trials: int | None = Non
     return tuning.trials if first_model or not tuning.first_model_only else 0
 
 
+# long: the tuning trials and the final fit share the callbacks and the deadline
 def train(
     spec: DatasetSpec,
     window: Window,
@@ -543,6 +545,7 @@ FEATURE_COST = "feature_cost.json"
 LOW_IMPORTANCE_SHARE = 0.01
 
 
+# long: joins four sources of cost per feature into one table
 def feature_cost(
     store: Store, spec: DatasetSpec, window: Window, importance: list[dict[str, Any]], train_seconds: float
 ) -> dict[str, Any]:

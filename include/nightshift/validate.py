@@ -203,6 +203,7 @@ def apply_severities(spec: DatasetSpec, kind: BatchKind, suite: dict[str, Any]) 
     return suite
 
 
+# long: one expectation per spec rule, in the spec's order
 def build_suite(spec: DatasetSpec, kind: BatchKind) -> dict[str, Any]:
     """The GX suite (as a JSON dict) the spec implies for one batch kind.
 
@@ -622,6 +623,7 @@ def _raised(result: Any) -> bool:
     return any(info.get("raised_exception") for info in infos)
 
 
+# long: the GX context, batch, run and result mapping together: no GX object outlives the call
 def run_suite(
     batch: pa.Table | pd.DataFrame | Path,
     suite: dict[str, Any],

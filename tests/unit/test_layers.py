@@ -4,6 +4,7 @@ that goes the wrong way fails here before it fails a parse or a backtest."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -39,4 +40,32 @@ def test_a_dag_file_reaches_the_core_only_through_the_airflow_layer(path: Path) 
     )
     assert not wrong, (
         f"dags/{path.name} imports {wrong}: DAG files call nightshift.airflow, which calls the core"
+    )
+
+
+# a core function longer than this says why, in a ``# long: <reason>`` comment above its def
+MAX_LINES = 60
+
+
+def _long_functions_without_a_reason() -> list[str]:
+    found = []
+    for path in _core_modules():
+        if "demo" in path.relative_to(CORE).parts:  # the demo's generator is not the product
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+            if not body or node.end_lineno is None or node.end_lineno - body[0].lineno + 1 <= MAX_LINES:
+                continue
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            if not lines[first - 2].strip().startswith("# long: "):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    return found
+
+
+def test_a_long_core_function_says_why() -> None:
+    assert not _long_functions_without_a_reason(), (
+        f"over {MAX_LINES} lines (after the docstring) without a `# long: <reason>` comment above the def"
     )

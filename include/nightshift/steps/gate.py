@@ -57,6 +57,7 @@ def _log_holdout(
         client.log_artifacts(run_id, str(tmp))
 
 
+# long: challenger, champion, baseline and the baseline's competition judged on one holdout, in order
 def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dict[str, Any]:
     """Evaluate challenger, champion and baseline on the run's holdout; log the verdict;
     register the candidate (found again on a retry). Returns the verdict summary.

@@ -340,6 +340,7 @@ SERVING_DRIFT = "serving-drift"  # the report topic of served inputs
 SERVED_DAY = "day.json"  # written last in a served day's report folder: the parts it covered
 
 
+# long: per day of served rows: sample, drift against the champion's reference, publish, in order
 def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[dict[str, Any]]:
     """Drift of the rows served online (``serving/<dataset>/dt=…/``, the request log of
     ``nightshift serve``) against the reference of each version that answered them, reported
