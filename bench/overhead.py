@@ -521,7 +521,7 @@ def _rel(value: str | None, t0: float) -> float | None:
 
 def airflow_arm(paths: Paths, day: date, timeout: float, poll_s: float) -> Result:
     sys.path.insert(0, str(REPO / "tests" / "system"))
-    from airflowkit import AirflowStack
+    from airflowkit import AirflowStack, preload_problems
 
     stack = AirflowStack(paths.airflow, extra_env=arm_env(paths))
     ingest = f"nightshift_ingest.{DATASET}"
@@ -560,7 +560,10 @@ def airflow_arm(paths: Paths, day: date, timeout: float, poll_s: float) -> Resul
         stack.stop()
     for t in data["tasks"]:
         t.update(log_phases(paths.airflow, t, f"nightshift_{t['dag']}.{DATASET}", t_trigger))
+    # the configuration measured is the demo's only if every task inherited the preload
+    started, problems = preload_problems(paths.airflow)
     return {
+        "preload": {"tasks_started": started, "problems": problems},
         "wall_s": wall,
         "polls": polls,
         "poll_s": poll_s,
@@ -809,12 +812,13 @@ def print_report(r: Result) -> None:
         f"\n  {'pair':<5} {'A calls':>8} {'B wall':>8} {'B / A':>6} {'B last end / A':>14} "
         f"{'outside A':>9} {'outside B':>9} {'task overhead med / max':>24} {'tasks':>5}  clean"
     )
-    for n, s in enumerate(o["pairs"], 1):
+    for n, (s, p) in enumerate(zip(o["pairs"], r["pairs"], strict=True), 1):
         print(
             f"  {n:<5} {s['a_wall']:8.1f} {s['b_wall']:8.1f} {s['ratio']:6.2f} {s['ratio_last_end']:14.2f} "
             f"{s['a_other_cores']:9.2f} {s['b_other_cores']:9.2f} "
             f"{s['overhead_median']:12.2f} / {s['overhead_max']:5.2f} s {s['b_tasks']:>5}  "
             f"{'yes' if not s['bad_tasks'] else 'NO'}"
+            + ("" if not p["b"].get("preload", {}).get("problems") else ", PRELOAD MISSING in some task")
         )
     print("  (outside: mean cores busy with processes other than the arm's own, during its clock)")
     print(
@@ -912,6 +916,15 @@ def print_pair(r: Result, pair: Result, s: Result) -> None:
         + ", ".join(f"{t['task']} {_dur(t):.1f} s (Airflow part {_split(t)[0]:.1f} s)" for t in warm)
         + f"; stack start-up {b['startup_s']:.0f} s"
     )
+    pre = b.get("preload")
+    if pre is None:
+        print("  preload: not checked (a result from before the check)")
+    else:
+        print(
+            f"  preload: {pre['tasks_started']} task attempts started (warm-up included), "
+            f"{len(pre['problems'])} without the inherited libraries"
+            + "".join(f"\n    {x}" for x in pre["problems"][:10])
+        )
     if s["bad_tasks"]:
         print("WARNING: tasks failed or retried in arm B; the Airflow wall is not a clean measurement:")
         for t in s["bad_tasks"]:
