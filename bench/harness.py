@@ -72,6 +72,49 @@ def _children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def _self_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def sessions_cpu_s(sessions: set[int]) -> float:
+    """CPU seconds of every live process in ``sessions`` (by session id), with what the children
+    they reaped used (``cutime``/``cstime``): read at two moments, the difference is what those
+    process trees used in between, the ones that exited meanwhile included (a process reaped by
+    one that is gone too is lost; rare)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        # after the command: state ppid pgrp session ... utime(11) stime cutime cstime
+        if int(fields[3]) in sessions:
+            total += sum(int(x) for x in fields[11:15])
+    return total / tick
+
+
+class OutsideLoad:
+    """The mean cores processes other than ours kept busy between :meth:`start` and :meth:`stop`:
+    all cores' busy time (``/proc/stat``) less this process's CPU, its reaped children's, and that
+    of the process sessions named (a stack's components and the tasks they fork)."""
+
+    def __init__(self, sessions: set[int] | None = None) -> None:
+        self.sessions = sessions or set()
+
+    def _ours(self) -> float:
+        return _self_cpu_s() + _children_cpu_s() + sessions_cpu_s(self.sessions)
+
+    def start(self) -> None:
+        self.t0, self.busy0, self.ours0 = time.perf_counter(), _cpu_busy_s(), self._ours()
+
+    def stop(self) -> Result:
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        busy, ours = _cpu_busy_s() - self.busy0, self._ours() - self.ours0
+        return {"other_cores": max(0.0, busy - ours) / wall, "own_cores": ours / wall, "wall_s": wall}
+
+
 # ---- workers in fresh interpreters -----------------------------------------------------------
 def code_fingerprint(modules: tuple[str, ...]) -> str:
     """A short hash of the measured ``nightshift`` modules, to tell runs of different code apart."""
@@ -79,6 +122,25 @@ def code_fingerprint(modules: tuple[str, ...]) -> str:
     for name in modules:
         h.update((INCLUDE / "nightshift" / name).read_bytes())
     return h.hexdigest()[:12]
+
+
+def git_commit() -> str:
+    """``git rev-parse --short HEAD`` of the repository, with ``+dirty`` when tracked files
+    differ from it (``unknown`` outside a git checkout)."""
+    try:
+        git = ["git", "-C", str(REPO)]
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 @dataclass
