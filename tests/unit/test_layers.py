@@ -118,9 +118,8 @@ def test_nothing_edits_sys_path_and_each_tool_is_defined_once() -> None:
         edits += [f"{path.relative_to(ROOT)}:{line}" for line in _path_edits(tree)]
         for node in ast.walk(tree):
             # a private copy (``_free_port``) is a copy too
-            name = node.name.lstrip("_") if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else ""
-            if name in defined:
-                defined[name].append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.lstrip("_") in defined:
+                defined[node.name.lstrip("_")].append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not edits, (
         f"sys.path edited in {edits}: import through the package, the toolkit or pytest's pythonpath"
     )
