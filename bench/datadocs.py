@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from harness import INCLUDE, REPO
-
-sys.path.insert(0, str(INCLUDE))
+from harness import REPO
 
 DAY = date(2026, 1, 1)
 GOAL = 1.5  # Data Docs may cost at most half again the verdicts-only ingest of a valid day

@@ -34,7 +34,6 @@ import json
 import logging
 import lzma
 import pickle
-import sys
 import time
 import zipfile
 from dataclasses import dataclass
@@ -42,15 +41,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from harness import INCLUDE, REPO
-
-if str(INCLUDE) not in sys.path:
-    sys.path.append(str(INCLUDE))  # appended: PYTHONPATH (an older checkout) comes first
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from harness import REPO
 from nightshift import evaluate as ev
 from nightshift.features import FeatureTransform, labels
 from nightshift.model import predict

@@ -21,10 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from harness import INCLUDE, REPO
-
-if str(INCLUDE) not in sys.path:
-    sys.path.insert(0, str(INCLUDE))
+from harness import REPO
 
 START = date(2026, 6, 1)
 SEED = 31

@@ -36,7 +36,6 @@ from typing import Any
 
 import harness
 from harness import (
-    INCLUDE,
     REPO,
     Result,
     Row,
@@ -62,9 +61,6 @@ GOAL_STAGE_VS_BARE = 0.8  # throughput ratio, higher is better
 GOAL_GX_VS_PANDAS = 2.0  # time ratio, lower is better
 GOAL_GX_FIXED_S = 5.0
 GOAL_RSS_VS_ARROW = 2.0
-
-if str(INCLUDE) not in sys.path:
-    sys.path.insert(0, str(INCLUDE))
 
 
 # ---- the pandas equivalent of the GX suite ---------------------------------------------------

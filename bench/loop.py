@@ -42,13 +42,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from harness import INCLUDE, code_fingerprint, verdict
-
-if str(INCLUDE) not in sys.path:
-    sys.path.insert(0, str(INCLUDE))
-
 import yaml
 
+from harness import code_fingerprint, verdict
 from nightshift import backtest
 from nightshift.demo.datagen import Scenario, generate
 from nightshift.runner import LineReporter

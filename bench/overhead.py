@@ -12,7 +12,7 @@ day whose labels landed) and the alert policy. The same cycle runs twice on iden
   the last call's end: interpreter start-up, the imports and exit are reported, not charged.
 * **B, through Airflow**: dag-processor, scheduler (LocalExecutor, parallelism 2, the demo's
   ``[scheduler] mp_start_method=forkserver`` + ``mp_forkserver_preload=nightshift.airflow.preload``)
-  and api-server on 127.0.0.1 with their own SQLite metadata DB (``tests/system/airflowkit.py``);
+  and api-server on 127.0.0.1 with their own SQLite metadata DB (``nightshift_dev.stack``);
   ``nightshift_ingest/score/train/monitor`` unpaused (``nightshift_retrain`` stays paused), then
   ``nightshift_ingest.payments`` triggered with ``{"dt": day 7}``. **B's clock** runs from the
   trigger until every one of those DAGs is idle (no queued or running run, no queued Asset event;
@@ -57,16 +57,19 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import harness
-from harness import INCLUDE, REPO, Result, code_fingerprint, gib, git_commit, verdict, worker_main
+from harness import REPO, Result, code_fingerprint, gib, git_commit, verdict, worker_main
+
+# the workers of arm A time their imports: nothing of nightshift's at this module's top
+if TYPE_CHECKING:
+    from nightshift_dev.client import AirflowClient
 
 SPEC_PATH = REPO / "datasets" / "payments.yaml"
 DATASET = "payments"
@@ -125,9 +128,6 @@ IMPORT_ORDER: tuple[tuple[str, list[str]], ...] = (
     ("matplotlib.pyplot", ["matplotlib.pyplot"]),
     ("evidently", ["evidently", "evidently.presets", "evidently.metrics", "nightshift.monitor"]),
 )
-
-if str(INCLUDE) not in sys.path:
-    sys.path.insert(0, str(INCLUDE))
 
 
 # ---- workers (each runs in its own fresh interpreter) ----------------------------------------
@@ -352,25 +352,9 @@ def write_spec(paths: Paths) -> Result:
 
 def arm_env(paths: Paths) -> dict[str, str]:
     """What both arms (and every Airflow task) see: scratch store, MLflow SQLite, the spec."""
-    live = paths.live
-    return {
-        "NIGHTSHIFT_HOME": str(live / "home"),
-        "NIGHTSHIFT_STORE_URL": (live / "store").as_uri(),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{live / 'mlflow' / 'mlflow.db'}",
-        "NIGHTSHIFT_MLFLOW_ARTIFACTS": (live / "mlflow" / "artifacts").as_uri(),
-        "NIGHTSHIFT_DATASETS_DIR": str(paths.datasets),
-        "NIGHTSHIFT_DATASETS": DATASET,
-        "NIGHTSHIFT_INGEST_SCHEDULE": "none",
-        "NIGHTSHIFT_DEVICE": "cpu",
-        "NIGHTSHIFT_RETRY_DELAY_S": "10",
-        "GX_ANALYTICS_ENABLED": "False",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MPLBACKEND": "Agg",
-        "PYTHONWARNINGS": "ignore",
-        # as scripts/env.sh: every task process reads DAG files at most every 30 s
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-    }
+    from nightshift_dev.env import overhead_env
+
+    return overhead_env(paths.live, paths.datasets, DATASET)
 
 
 def clean_environ() -> None:
@@ -414,40 +398,28 @@ def _ts(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
-def _busy(stack: Any) -> list[str]:
-    """The nightshift DAGs still at work: runs queued or running, Asset events not yet runs."""
-    busy = []
-    for kind in DAG_KINDS:
-        dag_id = urllib.parse.quote(f"nightshift_{kind}.{DATASET}")
-        q = urllib.parse.urlencode([("state", "queued"), ("state", "running"), ("limit", 1)])
-        n = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{q}")["total_entries"]
-        queued = 0
-        if kind != "ingest":
-            queued = stack.request("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents")["total_entries"]
-        if n or queued:
-            busy.append(f"{kind}({n} run(s){', events queued' if queued else ''})")
-    return busy
-
-
-def wait_idle(stack: Any, t0: float, timeout: float, poll_s: float) -> tuple[float, int]:
+def time_to_idle(stack: AirflowClient, t0: float, timeout: float, poll_s: float) -> tuple[float, int]:
     """Seconds from ``t0`` to the first poll of the final idle stretch (two idle polls in a
-    row), and how many polls it took."""
-    first_idle: float | None = None
-    polls = 0
-    while time.perf_counter() - t0 < timeout:
+    row: the client's ``wait_idle``), and how many polls it took."""
+    polls, first_idle = 0, None
+    started = time.perf_counter()  # when the poll now reported began
+
+    def seen(busy: list[str]) -> None:
+        nonlocal polls, first_idle, started
         polls += 1
-        now = time.perf_counter()
-        if _busy(stack):
+        if busy:
             first_idle = None
         elif first_idle is None:
-            first_idle = now
-        else:
-            return first_idle - t0, polls
-        time.sleep(max(0.0, poll_s - (time.perf_counter() - now)))
-    raise TimeoutError(f"still busy after {timeout:.0f} s: {', '.join(_busy(stack))}")
+            first_idle = started
+        started = time.perf_counter() + poll_s  # the client sleeps poll_s, then polls again
+
+    deadline = time.monotonic() + timeout - (time.perf_counter() - t0)
+    stack.wait_idle(DATASET, deadline, quiet_polls=2, poll_s=poll_s, on_poll=seen)
+    assert first_idle is not None
+    return first_idle - t0, polls
 
 
-def collect(stack: Any, t_trigger: float, exclude: frozenset[str] = frozenset()) -> Result:
+def collect(stack: AirflowClient, t_trigger: float, exclude: frozenset[str] = frozenset()) -> Result:
     """Every run and task instance of the nightshift DAGs, times relative to the trigger."""
     runs: list[Result] = []
     tis: list[Result] = []
@@ -467,8 +439,7 @@ def collect(stack: Any, t_trigger: float, exclude: frozenset[str] = frozenset())
                     "end": _rel(r.get("end_date"), t_trigger),
                 }
             )
-            path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(r['dag_run_id'])}/taskInstances"
-            for t in stack.request("GET", path)["task_instances"]:
+            for t in stack.task_instances(dag_id, r["dag_run_id"]):
                 tis.append(
                     {
                         "dag": kind,
@@ -520,8 +491,7 @@ def _rel(value: str | None, t0: float) -> float | None:
 
 
 def airflow_arm(paths: Paths, day: date, timeout: float, poll_s: float) -> Result:
-    sys.path.insert(0, str(REPO / "tests" / "system"))
-    from airflowkit import AirflowStack, preload_problems
+    from nightshift_dev.stack import AirflowStack, preload_problems
 
     stack = AirflowStack(paths.airflow, extra_env=arm_env(paths))
     ingest = f"nightshift_ingest.{DATASET}"
@@ -537,7 +507,7 @@ def airflow_arm(paths: Paths, day: date, timeout: float, poll_s: float) -> Resul
         # the consumers are paused (Airflow queues no Asset events for paused DAGs).
         stack.unpause(ingest)
         t_warm = time.time()
-        warm_id = stack.trigger(ingest, {"dt": START.isoformat()})
+        warm_id = stack.trigger_id(ingest, {"dt": START.isoformat()})
         warm_run = stack.wait_run(ingest, lambda x: x["dag_run_id"] == warm_id, timeout=timeout)
         warm = collect(stack, t_warm)
         for t in warm["tasks"]:
@@ -551,8 +521,8 @@ def airflow_arm(paths: Paths, day: date, timeout: float, poll_s: float) -> Resul
         b0 = harness._cpu_busy_s()
         load.start()
         t_trigger, t0 = time.time(), time.perf_counter()
-        stack.trigger(f"nightshift_ingest.{DATASET}", {"dt": day.isoformat()})
-        wall, polls = wait_idle(stack, t0, timeout, poll_s)
+        stack.trigger_id(f"nightshift_ingest.{DATASET}", {"dt": day.isoformat()})
+        wall, polls = time_to_idle(stack, t0, timeout, poll_s)
         outside = load.stop()
         cores = (harness._cpu_busy_s() - b0) / (time.perf_counter() - t0)
         data = collect(stack, t_trigger, exclude=frozenset({warm_id}))

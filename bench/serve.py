@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import INCLUDE, REPO, _cpu_busy_s, code_fingerprint, verdict
+from nightshift_dev import free_port
 
 SPEC_PATH = REPO / "datasets" / "payments.yaml"
 START = date(2024, 3, 1)
@@ -56,17 +57,6 @@ SEED = 42
 GOAL_SINGLE_OVERHEAD_MS = 5.0  # nightshift p50 - bare p50, one row
 GOAL_THROUGHPUT_RATIO = 0.5  # nightshift rows/s / bare rows/s, 1,000 rows
 MODULES = ("serve.py", "features.py", "model.py", "registry.py")
-
-if str(INCLUDE) not in sys.path:
-    sys.path.insert(0, str(INCLUDE))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- set-up ---------------------------------------------------------------------------------

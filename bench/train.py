@@ -48,7 +48,6 @@ from typing import Any
 
 import harness
 from harness import (
-    INCLUDE,
     REPO,
     Result,
     Row,
@@ -69,9 +68,6 @@ SEED = 42
 # goals of the issue
 GOAL_STEP_VS_BARE = 1.05  # time ratio, lower is better
 GOAL_GPU_SPEEDUP = 5.0  # CPU s/round / GPU s/round, higher is better
-
-if str(INCLUDE) not in sys.path:
-    sys.path.insert(0, str(INCLUDE))
 
 
 # ---- workers (each runs in its own fresh interpreter) ----------------------------------------

@@ -14,13 +14,12 @@ import sys
 import time
 from typing import Any
 
-from wait_runs import api
-
-from nightshift.restclient import FINISHED, AirflowAPI
+from nightshift.restclient import FINISHED
+from nightshift_dev.client import AirflowClient, stack_client
 
 
 def wait(
-    client: AirflowAPI, dag_id: str, deadline: float, run_id: str | None = None, after: str = ""
+    client: AirflowClient, dag_id: str, deadline: float, run_id: str | None = None, after: str = ""
 ) -> dict[str, Any]:
     """The run ``run_id`` (or the first run queued after ``after``) once it has finished."""
     last = ""
@@ -51,7 +50,7 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=900)
     a = p.parse_args()
     deadline = time.monotonic() + a.timeout
-    client = api()
+    client = stack_client()
     for dag in [a.dag_id, *a.unpause, *a.then]:
         client.unpause(dag)
     run = client.trigger(a.dag_id, a.conf)

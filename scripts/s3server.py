@@ -16,18 +16,13 @@ import hashlib
 import json
 import shutil
 import signal
-import socket
 import threading
 from pathlib import Path
 from typing import Any
 
+from nightshift_dev import free_port
+
 ACCOUNT = {"aws_access_key_id": "snapshot", "aws_secret_access_key": "snapshot", "region_name": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _client(url: str) -> Any:
@@ -113,7 +108,7 @@ def main() -> None:
     # close the public port first (clients see the outage at once), then read the same
     # in-memory state through a private port that only this process knows
     server.stop()
-    port = _free_port()
+    port = free_port()
     private = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     private.start()
     saved = dump(f"http://127.0.0.1:{port}", args.data)

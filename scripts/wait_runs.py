@@ -12,15 +12,8 @@ import sys
 import time
 from datetime import date, timedelta
 
-from nightshift import stack
-from nightshift.restclient import FINISHED, AirflowAPI, ApiError, ApiUnavailable
-
-
-def api() -> AirflowAPI:
-    """The running stack's API, logged in as its user with the password from its password file."""
-    info = stack.StackInfo.read()
-    user = info.user if info else stack.DEFAULT_USER
-    return AirflowAPI(stack.api_base(None, info), user, stack.password(user, stack.passwords_file(info)))
+from nightshift.restclient import FINISHED, ApiError, ApiUnavailable
+from nightshift_dev.client import stack_client
 
 
 def main() -> int:
@@ -32,7 +25,7 @@ def main() -> int:
     a = p.parse_args()
     want = {(a.start + timedelta(days=i)).isoformat() for i in range((a.end - a.start).days + 1)}
     deadline = time.monotonic() + a.timeout
-    client = api()
+    client = stack_client()
     last = ""
     while time.monotonic() < deadline:
         try:

@@ -14,23 +14,13 @@ from typing import Any
 import pytest
 
 from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_ROWS, MODEL_START
+from nightshift_dev.env import tests_env
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_HOME = ROOT / ".nightshift" / "test"
 AIRFLOW_HOME = TEST_HOME / "airflow"
 
-os.environ.update(
-    {
-        "NIGHTSHIFT_HOME": str(TEST_HOME),
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "GX_ANALYTICS_ENABLED": "False",
-        "NIGHTSHIFT_RETRY_DELAY_S": "1",
-    }
-)
+os.environ.update(tests_env(TEST_HOME, ROOT))
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 TEST_HOME.mkdir(parents=True, exist_ok=True)
 

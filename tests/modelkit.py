@@ -5,16 +5,22 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from nightshift_dev import free_port
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from nightshift.spec import DatasetSpec
 
 
 def source_imports(path: Path) -> set[str]:
@@ -45,10 +51,52 @@ def source_imports(path: Path) -> set[str]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def toy_spec(kinds: tuple[str, ...] = ("x", "y", "z"), **extra: Any) -> DatasetSpec:
+    """A small dataset that shares nothing with the demo: numeric ``a`` and ``b``, a categorical
+    ``kind`` of ``kinds``, label ``y`` on the day; ``extra`` adds top-level sections (``serving``)."""
+    from nightshift.spec import parse_spec
+
+    return parse_spec(
+        {
+            "name": "toy",
+            "id_column": "id",
+            "id_dtype": "int64",
+            "event_time_column": "ts",
+            "label": {"column": "y", "delay_days": 0},
+            "features": {
+                "numeric": [{"name": "a"}, {"name": "b"}],
+                "categorical": [{"name": "kind", "values": list(kinds)}],
+            },
+            **extra,
+        }
+    )
+
+
+def toy_table(
+    n: int, seed: int, *, missing: float = 0.05, first_id: int = 0, x_effect: float = 0.0
+) -> pa.Table:
+    """``n`` seeded rows of :func:`toy_spec`'s columns: ``y`` drawn from a logistic model of ``a``
+    and ``kind`` (``z`` +2; ``x`` by ``x_effect``), ``a`` missing in about ``missing`` of them;
+    ids from ``first_id``."""
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0, 1, n), rng.normal(0, 1, n)
+    kind = rng.choice(["x", "y", "z"], n)
+    z = 1.5 * a - 1.0 + 2.0 * (kind == "z")
+    if x_effect:
+        z = z + x_effect * (kind == "x")
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.int64)
+    return pa.table(
+        {
+            "id": pa.array(np.arange(first_id, first_id + n), pa.int64()),
+            "a": pa.array(a, mask=rng.random(n) < missing),
+            "b": b,
+            "kind": kind,
+            "y": y,
+        }
+    )
 
 
 MODEL_DAYS, MODEL_ROWS = 14, 4000
@@ -97,7 +145,7 @@ class MlflowServer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -226,7 +274,7 @@ class ServeProcess:
 
     def __init__(self, root: Path, dataset: str, env: dict[str, str]) -> None:
         self.root, self.dataset, self.env = root, dataset, env
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -20,7 +20,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from nightshift_dev import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -696,12 +697,6 @@ def test_minio_init_names_a_missing_setting(tmp_path: Path) -> None:
     assert out.returncode != 0 and "MINIO_MLFLOW_PASSWORD" in out.stderr and calls == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_redis_gets_its_password_on_stdin_not_its_command_line(
     compose: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -716,7 +711,7 @@ def test_redis_gets_its_password_on_stdin_not_its_command_line(
     tokens = command_tokens(compose["services"]["redis"])
     assert tokens[:2] == ["sh", "-c"] and not interpolations(tokens[2])
     script = tokens[2].replace("$$", "$")  # compose's escape of $
-    port, password = _free_port(), "redis-pw-0123456789"
+    port, password = free_port(), "redis-pw-0123456789"
     # the image's entrypoint execs its arguments; here also bound to loopback, without persistence
     shim = tmp_path / "docker-entrypoint.sh"
     shim.write_text(f'#!/bin/sh\nexec "$@" --port {port} --bind 127.0.0.1 --save "" --dir {tmp_path}\n')

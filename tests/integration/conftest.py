@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from modelkit import MlflowServer, http_sink
+from nightshift_dev import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,16 +56,10 @@ def webhook_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         yield sink
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1, started and stopped (by process group) here."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -20,11 +20,8 @@ BENCH = ROOT / "bench"
 
 @pytest.fixture(scope="module")
 def regression() -> Any:
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("regression")
-    finally:
-        sys.path.remove(str(BENCH))
+    """``bench/regression.py`` (bench/ is on the tests' path: pyproject's pytest ``pythonpath``)."""
+    return importlib.import_module("regression")
 
 
 def test_the_recorded_baseline_covers_every_ratio_measured(regression: Any) -> None:

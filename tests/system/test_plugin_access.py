@@ -22,11 +22,12 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
-from airflowkit import ROOT, AirflowStack
 
 from nightshift.airflow.plugin import SANDBOX, STRICT_CSP
 from nightshift.registry import AuditEvent, write_audit
 from nightshift.storage import Store
+from nightshift_dev import ROOT
+from nightshift_dev.stack import AirflowStack
 
 pytestmark = pytest.mark.integration
 

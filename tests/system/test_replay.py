@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflowkit import AirflowStack
 
 import realdata
 from nightshift.cli import main
 from nightshift.storage import Store
+from nightshift_dev.stack import AirflowStack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,11 +56,9 @@ def stack(spec: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         "NIGHTSHIFT_INGEST_SCHEDULE": "none",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
     }
-    airflow = AirflowStack(root / "airflow", env)
     # the stack's own password, not admin/admin: replay must read it from the stack's file
-    airflow.password = secrets.token_urlsafe(12)
+    airflow = AirflowStack(root / "airflow", env, password=secrets.token_urlsafe(12))
     passwords = root / "airflow" / "passwords.json"
-    passwords.write_text(json.dumps({"admin": airflow.password}))
     home = root / "home"
     (home / "run").mkdir(parents=True)
     info = {"api": airflow.base, "user": "admin", "passwords_file": str(passwords), "store": store.url}

@@ -26,10 +26,11 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from airflowkit import ROOT, AirflowStack, preload_problems
 from browserkit import browser_page, login
 
 from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_START, copy_store, http_sink, model_env
+from nightshift_dev import ROOT
+from nightshift_dev.stack import AirflowStack, preload_problems
 
 DRIFT_START = MODEL_START + timedelta(days=MODEL_DAYS)
 REVIEW_GATE = {
@@ -85,7 +86,7 @@ def test_an_alert_starts_the_retrain_under_the_scheduler(loop: dict[str, Any]) -
     for dag_id in ("nightshift_monitor.payments", "nightshift_retrain.payments"):
         stack.wait_dag(dag_id)
         stack.unpause(dag_id)
-    run_id = stack.trigger("nightshift_monitor.payments")
+    run_id = stack.trigger_id("nightshift_monitor.payments")
     loop["monitor_run"] = run_id
     monitor = stack.wait_run("nightshift_monitor.payments", lambda r: r["dag_run_id"] == run_id)
     assert monitor["state"] == "success"
@@ -130,7 +131,7 @@ def _hitl(stack: AirflowStack, run_id: str, body: dict[str, Any] | None = None) 
 def _borderline_retrain(stack: AirflowStack, note: str) -> str:
     """A forced retrain on exactly v2's window (the days since the onset): the same model, a
     delta of 0 against the champion, inside the review band. Waits until it asks a human."""
-    run_id = stack.trigger(RETRAIN, {"force": True, "note": note, "since": DRIFT_START.isoformat()})
+    run_id = stack.trigger_id(RETRAIN, {"force": True, "note": note, "since": DRIFT_START.isoformat()})
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         states = stack.task_states(RETRAIN, run_id)
@@ -316,7 +317,7 @@ def test_fault_a_review_pending_while_another_version_is_promoted_is_refused(loo
     stack.wait_dag(promote_dag)
     stack.unpause(promote_dag)
     conf = {"version": 2, "reason": "promoted while a review waits", "actor": "carol"}
-    manual = stack.trigger(promote_dag, conf)
+    manual = stack.trigger_id(promote_dag, conf)
     assert stack.wait_run(promote_dag, lambda r: r["dag_run_id"] == manual)["state"] == "success"
     assert registry.alias_version(client, "payments", "champion") == "2"
     moved = registry.read_audit(store, "payments")[-1]

@@ -1,6 +1,7 @@
-"""The compose topology without Docker (``scripts/services.py``): Postgres, Redis, an S3 server,
-MLflow on Postgres with S3 artifacts, and Airflow with CeleryExecutor, a worker on ``default``
-and one on ``gpu`` — all really started on 127.0.0.1 and torn down by process group.
+"""The compose topology without Docker (``scripts/services.py``, :mod:`nightshift_dev.services`):
+Postgres, Redis, an S3 server, MLflow on Postgres with S3 artifacts, and Airflow with
+CeleryExecutor, a worker on ``default`` and one on ``gpu`` — all really started on 127.0.0.1 and
+torn down by process group.
 
 Small size: the session's model store (14 days x 4,000 rows) is copied into the bucket without
 its last day (2026-03-14) and the labels that land from then on; everything else comes from
@@ -14,7 +15,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflowkit import AirflowClient, preload_problems
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from services import BUCKET, Topology, free_port  # noqa: E402
+from nightshift_dev import free_port
+from nightshift_dev.client import AirflowClient
+from nightshift_dev.services import BUCKET, Topology
+from nightshift_dev.stack import preload_problems
 
 DATASET = "payments"
 DAY = "2026-03-14"  # the day the nightly flow ingests
@@ -91,26 +90,9 @@ def versions(topo: Topology) -> list[Any]:
     return sorted(mlflow(topo).search_model_versions(f"name='{MODEL}'"), key=lambda v: int(v.version))
 
 
-def busy(client: AirflowClient) -> list[str]:
-    out = []
-    for dag_id in DAGS:
-        q = "state=queued&state=running&limit=10"
-        n = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{q}")["total_entries"]
-        queued = client.request("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents")["total_entries"]
-        if n or queued:
-            out.append(f"{dag_id}: {n} run(s), {queued} queued event(s)")
-    return out
-
-
-def wait_idle(client: AirflowClient, timeout: float = 600) -> None:
+def until_idle(client: AirflowClient, timeout: float = 600) -> None:
     """Until no run is queued or running and no Asset event waits, three polls in a row."""
-    deadline, quiet = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline:
-        quiet = 0 if busy(client) else quiet + 1
-        if quiet >= 3:
-            return
-        time.sleep(2)
-    raise TimeoutError(f"still busy after {timeout:.0f} s: {busy(client)}")
+    client.wait_idle(DATASET, time.monotonic() + timeout, quiet_polls=3)
 
 
 def wait_task(
@@ -184,8 +166,8 @@ def client(topo: Topology) -> AirflowClient:
 @pytest.fixture(scope="module")
 def flow(topo: Topology, client: AirflowClient) -> dict[str, Any]:
     """The nightly flow for DAY, triggered twice at once (a double-clicked or retried trigger)."""
-    runs = [client.trigger(INGEST, {"dt": DAY}) for _ in range(2)]
-    wait_idle(client)
+    runs = [client.trigger_id(INGEST, {"dt": DAY}) for _ in range(2)]
+    until_idle(client)
     return {"ingest_runs": runs}
 
 
@@ -326,7 +308,7 @@ def test_s3_outage_mid_ingest_is_retried_without_a_partial_partition(
 ) -> None:
     before = partition(topo, "curated", REINGEST)
     assert before == {"part-0.parquet": 4000}
-    run_id = client.trigger(INGEST, {"dt": REINGEST})
+    run_id = client.trigger_id(INGEST, {"dt": REINGEST})
     wait_task(client, INGEST, run_id, "ingest_events", {"running"})
     topo.stop("s3")  # the port closes at once; objects are kept for the restart
     try:
@@ -337,14 +319,14 @@ def test_s3_outage_mid_ingest_is_retried_without_a_partial_partition(
     assert run["state"] == "success", tis(client, INGEST, run_id)
     assert tis(client, INGEST, run_id)["ingest_events"]["try_number"] >= 2
     assert partition(topo, "curated", REINGEST) == before
-    wait_idle(client)
+    until_idle(client)
 
 
 def test_mlflow_outage_during_registration_is_retried_and_the_registry_stays_consistent(
     topo: Topology, client: AirflowClient, flow: dict[str, Any]
 ) -> None:
     known = [v.version for v in versions(topo)]
-    run_id = client.trigger(TRAIN)
+    run_id = client.trigger_id(TRAIN)
     wait_task(client, TRAIN, run_id, "train", {"success"})
     topo.stop("mlflow")
     try:
@@ -361,7 +343,7 @@ def test_mlflow_outage_during_registration_is_retried_and_the_registry_stays_con
     assert run_key == f"{TRAIN}/{run_id}"
     champion = mlflow(topo).get_model_version_by_alias(MODEL, "champion")
     assert champion.version in {v.version for v in after} and champion.status == "READY"
-    wait_idle(client)
+    until_idle(client)
 
 
 def test_a_worker_killed_mid_training_is_retried_and_registers_one_version(
@@ -369,7 +351,7 @@ def test_a_worker_killed_mid_training_is_retried_and_registers_one_version(
 ) -> None:
     known = [v.version for v in versions(topo)]
     # A search bounded by time, not by trials, so the training outlasts the wait on any machine.
-    run_id = client.trigger(TRAIN, {"tuning_trials": 200, "tuning_timeout_s": 30, "num_boost_round": 3000})
+    run_id = client.trigger_id(TRAIN, {"tuning_trials": 200, "tuning_timeout_s": 30, "num_boost_round": 3000})
     ti = wait_task(client, TRAIN, run_id, "train", {"running"})
     assert ti["hostname"] == "worker-gpu"
     wait_log(topo, TRAIN, run_id, "train", "training on ")  # past the imports, inside training

@@ -10,22 +10,16 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[tuple[Any, Any]]:
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("overhead"), importlib.import_module("harness")
-    finally:
-        sys.path.remove(str(BENCH))
+def bench() -> tuple[Any, Any]:
+    """``bench/overhead.py`` and ``bench/harness.py`` (bench/ is on the tests' path: pyproject's
+    pytest ``pythonpath``)."""
+    return importlib.import_module("overhead"), importlib.import_module("harness")
 
 
 def _task(dag: str, task: str, start: float, end: float, execute: float | None) -> Any:

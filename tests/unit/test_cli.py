@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nightshift.cli import main
+from nightshift_dev import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,14 +24,6 @@ def test_ingest_of_a_day_with_nothing_landed_names_the_folder(
     assert code == 1
     assert "no events files for payments" in err
     assert "landing/payments/events/dt=2026-01-05" in err
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("command", ["ingest", "score", "replay", "backtest"])
@@ -75,7 +68,7 @@ def test_replay_against_a_stack_that_is_not_running_names_the_address(
 ) -> None:
     import json
 
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     home = tmp_path / "home"
     (home / "run").mkdir(parents=True)
     # the address comes from what `make up` recorded (no password needed to find out it is down)
@@ -86,7 +79,7 @@ def test_replay_against_a_stack_that_is_not_running_names_the_address(
     err = capsys.readouterr().err
     assert f"no Airflow API at http://127.0.0.1:{port}" in err and "is the stack up? (make up)" in err
     # and with an explicit --api
-    port2 = _free_port()
+    port2 = free_port()
     assert main([*argv, "--api", f"http://127.0.0.1:{port2}/"]) == 1
     assert f"no Airflow API at http://127.0.0.1:{port2} " in capsys.readouterr().err
 
@@ -114,7 +107,7 @@ def test_the_cli_uses_the_running_stacks_mlflow_server_else_the_embedded_default
     monkeypatch.setenv("NIGHTSHIFT_HOME", str(tmp_path))
     (tmp_path / "run").mkdir()
     stack_json = tmp_path / "run" / "stack.json"
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     stack_json.write_text(json.dumps({"api": "http://127.0.0.1:1", "mlflow": dead}))
     assert StackInfo.read() == StackInfo(api="http://127.0.0.1:1", mlflow=dead)
     assert use_stack_mlflow() is None  # recorded but not answering: the stack is down

@@ -1,17 +1,14 @@
-"""``scripts/demo_times.py``: per-day seconds, runs and task processes from Airflow's metadata DB
-(what ``make demo`` prints at the end), on a small SQLite database of Airflow's column names."""
+"""``scripts/demo_times.py`` (``nightshift_dev.demotimes``): per-day seconds, runs and task
+processes from Airflow's metadata DB (what ``make demo`` prints at the end), on a small SQLite
+database of Airflow's column names."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from demo_times import days, table  # noqa: E402
+from nightshift_dev.demotimes import days, table
 
 RUNS = [  # dag, run, type, queued, end, conf
     ("ingest", "boot", "manual", "2026-12-01 10:00:00", "2026-12-01 10:00:30", {"dt": "2026-03-01"}),
@@ -53,7 +50,7 @@ def _db(path: Path) -> Path:
 
 
 def test_each_day_counts_its_runs_task_processes_and_seconds(tmp_path: Path) -> None:
-    from demo_times import _ts
+    from nightshift_dev.demotimes import _ts
 
     rows = days(_db(tmp_path / "airflow.db"), "payments", since=_ts("2026-12-01T10:00:50"))
     assert [r["day"] for r in rows] == ["2026-03-02", "2026-03-03"]

@@ -5,6 +5,7 @@ that goes the wrong way fails here before it fails a parse or a backtest."""
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,75 @@ def test_a_long_core_function_says_why() -> None:
     assert not _long_functions_without_a_reason(), (
         f"over {MAX_LINES} lines (after the docstring) without a `# long: <reason>` comment above the def"
     )
+
+
+# ---- the dev toolkit (include/nightshift_dev): one copy of each tool, no path hacks --------------
+TOOLKIT = "nightshift_dev"
+ONE_DEFINITION = ("free_port", "wait_idle")
+
+
+def _tracked_python() -> list[Path]:
+    """Every ``.py`` file git tracks or would (not ignored); without git: every one outside .nightshift."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "*.py"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        paths = [ROOT / p for p in out.decode().split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):
+        paths = [p for p in ROOT.rglob("*.py") if ".nightshift" not in p.relative_to(ROOT).parts]
+    return sorted(
+        p for p in paths if p.is_file() and not p.relative_to(ROOT).parts[0].startswith(".nightshift")
+    )
+
+
+def _path_edits(tree: ast.AST) -> list[int]:
+    """Lines calling ``sys.path.insert/append/extend`` (however ``sys`` was imported)."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("insert", "append", "extend")
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "path"
+        and isinstance(node.func.value.value, ast.Name)
+        and node.func.value.value.id == "sys"
+    ]
+
+
+def test_nothing_edits_sys_path_and_each_tool_is_defined_once() -> None:
+    files = _tracked_python()
+    assert len(files) > 100 and ROOT / "include" / TOOLKIT / "__init__.py" in files
+    edits: list[str] = []
+    defined: dict[str, list[str]] = {name: [] for name in ONE_DEFINITION}
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        edits += [f"{path.relative_to(ROOT)}:{line}" for line in _path_edits(tree)]
+        for node in ast.walk(tree):
+            # a private copy (``_free_port``) is a copy too
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.lstrip("_") in defined:
+                defined[node.name.lstrip("_")].append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not edits, (
+        f"sys.path edited in {edits}: import through the package, the toolkit or pytest's pythonpath"
+    )
+    copies = {name: where for name, where in defined.items() if len(where) != 1}
+    assert not copies, f"defined other than once: {copies} (free_port: {TOOLKIT}; wait_idle: AirflowAPI)"
+
+
+@pytest.mark.parametrize("folder", ["include/nightshift", "dags", "plugins"])
+def test_what_ships_never_imports_the_dev_toolkit(folder: str) -> None:
+    wrong = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / folder).rglob("*.py")
+        if any(n.split(".")[0] == TOOLKIT for n in source_imports(p))
+    )
+    assert not wrong, f"{wrong} import {TOOLKIT}: the dev toolkit does not ship (pyproject's packages)"
+
+
+def test_the_dev_toolkit_is_not_in_the_distribution() -> None:
+    import tomllib
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert find["where"] == ["include"] and find.get("include") == ["nightshift", "nightshift.*"], find

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
-from modelkit import source_imports
+from modelkit import source_imports, toy_spec, toy_table
 from nightshift.features import FeatureTransform, labels
-from nightshift.spec import DatasetSpec, parse_spec
+from nightshift.spec import DatasetSpec
 
 PACKAGE = Path(__file__).resolve().parents[2] / "include" / "nightshift"
 
@@ -56,30 +55,7 @@ def test_the_core_does_not_import_the_demo() -> None:
 
 @pytest.fixture(scope="module")
 def toy() -> DatasetSpec:
-    return parse_spec(
-        {
-            "name": "toy",
-            "id_column": "id",
-            "id_dtype": "int64",
-            "event_time_column": "ts",
-            "label": {"column": "y", "delay_days": 0},
-            "features": {
-                "numeric": [{"name": "a"}, {"name": "b"}],
-                "categorical": [{"name": "kind", "values": ["x", "y", "z"]}],
-            },
-        }
-    )
-
-
-def _table(n: int, seed: int) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    a, b = rng.normal(0, 1, n), rng.normal(0, 1, n)
-    kind = rng.choice(["x", "y", "z"], n)
-    z = 1.5 * a - 1.0 + 2.0 * (kind == "z")
-    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.int64)
-    return pa.table(
-        {"id": np.arange(n), "a": pa.array(a, mask=rng.random(n) < 0.05), "b": b, "kind": kind, "y": y}
-    )
+    return toy_spec()
 
 
 # run in a fresh interpreter: every sys.path entry holding a nightshift package (the repo's
@@ -112,7 +88,7 @@ def test_a_packaged_model_loads_and_scores_where_nightshift_is_not_installed(
     from nightshift.model import BOOSTER, CODE, LOGISTIC_ARTIFACT, TRANSFORM, NightshiftModel, predict
     from nightshift.steps.train import _code_dir
 
-    train, rows = _table(1500, 1), _table(200, 2)
+    train, rows = toy_table(1500, 1), toy_table(200, 2)
     transform = FeatureTransform.from_spec(toy, train)
     (tmp_path / "transform.json").write_text(transform.to_json())
     matrix = xgb.DMatrix(

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from modelkit import toy_spec, toy_table
 from nightshift.features import FeatureTransform, labels, model_input
 from nightshift.serve import (
     MODEL_VERSION,
@@ -37,7 +38,7 @@ from nightshift.serve import (
     parse_predict,
     serving_dir,
 )
-from nightshift.spec import DatasetSpec, parse_spec
+from nightshift.spec import DatasetSpec
 from nightshift.storage import Store
 
 MAX_ROWS = 50
@@ -45,31 +46,11 @@ MAX_ROWS = 50
 
 @pytest.fixture(scope="module")
 def toy() -> DatasetSpec:
-    return parse_spec(
-        {
-            "name": "toy",
-            "id_column": "id",
-            "id_dtype": "int64",
-            "event_time_column": "ts",
-            "label": {"column": "y", "delay_days": 0},
-            "features": {
-                "numeric": [{"name": "a"}, {"name": "b"}],
-                "categorical": [{"name": "kind", "values": ["x", "y", "z"]}],
-            },
-            "serving": {"max_rows_per_request": MAX_ROWS, "poll_seconds": 0.05},
-        }
-    )
+    return toy_spec(serving={"max_rows_per_request": MAX_ROWS, "poll_seconds": 0.05})
 
 
 def _table(n: int, seed: int) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    a, b = rng.normal(0, 1, n), rng.normal(0, 1, n)
-    kind = rng.choice(["x", "y", "z"], n)
-    z = 1.5 * a - 1.0 + 2.0 * (kind == "z")
-    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.int64)
-    return pa.table(
-        {"id": np.arange(n), "a": pa.array(a, mask=rng.random(n) < 0.1), "b": b, "kind": kind, "y": y}
-    )
+    return toy_table(n, seed, missing=0.1)
 
 
 @pytest.fixture(scope="module")

@@ -19,27 +19,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from modelkit import toy_spec
 from nightshift import servecheck as sc
-from nightshift.spec import DatasetSpec, parse_spec
+from nightshift.spec import DatasetSpec
 
 STANDIN = Path(__file__).with_name("servecheck_standin.py")
 
 
 def _spec(**serving: Any) -> DatasetSpec:
-    return parse_spec(
-        {
-            "name": "toy",
-            "id_column": "id",
-            "id_dtype": "int64",
-            "event_time_column": "ts",
-            "label": {"column": "y", "delay_days": 0},
-            "features": {
-                "numeric": [{"name": "a"}, {"name": "b"}],
-                "categorical": [{"name": "kind", "values": ["x", "y"]}],
-            },
-            "serving": {"check_requests": 20, "check_start_timeout_s": 30, **serving},
-        }
-    )
+    return toy_spec(("x", "y"), serving={"check_requests": 20, "check_start_timeout_s": 30, **serving})
 
 
 class Model:

@@ -17,43 +17,19 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from modelkit import toy_spec, toy_table
 from nightshift.evaluate import Evaluation, gate, score_stats, serving_skew, skew_sample
 from nightshift.features import FeatureTransform, labels
-from nightshift.spec import DatasetSpec, Gate, parse_spec
+from nightshift.spec import DatasetSpec, Gate
 
 
 @pytest.fixture(scope="module")
 def toy() -> DatasetSpec:
-    return parse_spec(
-        {
-            "name": "toy",
-            "id_column": "id",
-            "id_dtype": "int64",
-            "event_time_column": "ts",
-            "label": {"column": "y", "delay_days": 0},
-            "features": {
-                "numeric": [{"name": "a"}, {"name": "b"}],
-                "categorical": [{"name": "kind", "values": ["x", "y", "z"]}],
-            },
-        }
-    )
+    return toy_spec()
 
 
 def _table(n: int, seed: int, first_id: int = 0) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    a, b = rng.normal(0, 1, n), rng.normal(0, 1, n)
-    kind = rng.choice(["x", "y", "z"], n)
-    z = 1.5 * a - 1.0 + 2.0 * (kind == "z") - 1.0 * (kind == "x")
-    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.int64)
-    return pa.table(
-        {
-            "id": pa.array(np.arange(first_id, first_id + n), pa.int64()),
-            "a": pa.array(a, mask=rng.random(n) < 0.05),
-            "b": b,
-            "kind": kind,
-            "y": y,
-        }
-    )
+    return toy_table(n, seed, first_id=first_id, x_effect=-1.0)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,91 @@
+"""The dev toolkit's stack environments (``nightshift_dev.env``): ``scripts/env.sh`` exports
+exactly :func:`demo_env` (one source for ``make up``/``make demo``), values a shell would split or
+expand survive the trip, and a variable already set wins where the demo lets it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from nightshift_dev import ROOT, free_port
+from nightshift_dev.env import demo_env, exports, system_env
+
+BASE = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+
+
+def _sourced(environ: dict[str, str]) -> dict[str, str]:
+    """The environment after ``source scripts/env.sh`` in a bash started with only ``environ``."""
+    out = subprocess.run(
+        ["bash", "-c", "source scripts/env.sh && env -0"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return dict(line.split("=", 1) for line in out.split("\0") if line)
+
+
+def test_env_sh_exports_the_demo_environment_and_nothing_else() -> None:
+    environ = {**BASE, "PYTHONDONTWRITEBYTECODE": "1"}
+    got = _sourced(environ)
+    want = demo_env(environ, ROOT)
+    assert {k: got.get(k) for k in want} == want
+    assert set(got) - set(want) <= set(BASE) | {"PWD", "SHLVL", "_", "OLDPWD"}, set(got) - set(want)
+    assert "PYTHONDONTWRITEBYTECODE" not in got  # byte-code caching halves task start-up
+    assert want["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:8080"
+    assert want["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
+    assert (
+        want["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+        == f"{ROOT}/.nightshift/airflow/passwords.json"
+    )
+
+
+def test_a_variable_already_set_wins_and_odd_characters_survive(tmp_path: Path) -> None:
+    home = tmp_path / "a b'c $HOME"
+    environ = {
+        **BASE,
+        "NIGHTSHIFT_HOME": str(home),
+        "NIGHTSHIFT_API_PORT": "9123",
+        "NIGHTSHIFT_MLFLOW_PORT": "5123",
+        "AIRFLOW__CORE__PARALLELISM": "",  # empty counts as unset, as ${X:-default}
+        "NIGHTSHIFT_INGEST_SCHEDULE": "0 0 * * *",
+    }
+    got = _sourced(environ)
+    assert got["NIGHTSHIFT_HOME"] == str(home)
+    assert got["AIRFLOW_HOME"] == f"{home}/airflow"
+    assert got["NIGHTSHIFT_STORE_URL"] == f"file://{home}/store"
+    assert got["PATH"] == f"{home}/venv/bin:{BASE['PATH']}"
+    assert got["AIRFLOW__API__PORT"] == "9123"
+    assert got["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:9123/execution/"
+    assert got["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5123"
+    assert got["AIRFLOW__CORE__PARALLELISM"] == "3"
+    assert got["NIGHTSHIFT_INGEST_SCHEDULE"] == "0 0 * * *"
+    assert got == {**got, **demo_env(environ, ROOT)}
+
+
+def test_exports_quote_for_a_shell(tmp_path: Path) -> None:
+    script = tmp_path / "env.sh"
+    script.write_text(exports({"A": "x y", "B": "it's $HOME `id`", "C": ""}))
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"PYTHONDONTWRITEBYTECODE=1; source {script}; "
+            'printf "%s|" "$A" "$B" "$C" "${PYTHONDONTWRITEBYTECODE-unset}"',
+        ],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == "x y|it's $HOME `id`||unset|"
+
+
+def test_a_system_stack_binds_loopback_on_its_own_port_and_database(tmp_path: Path) -> None:
+    port = free_port()
+    env = system_env(tmp_path, port)
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__API__BASE_URL"] == f"http://127.0.0.1:{port}"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow.db'}"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
