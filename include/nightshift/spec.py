@@ -758,9 +758,9 @@ def find_spec(name_or_path: str | Path, datasets_dir: str | Path | None = None) 
 
 def default_datasets_dir() -> Path:
     """``$NIGHTSHIFT_DATASETS_DIR`` or the repository's ``datasets/`` folder."""
-    import os
+    from nightshift.settings import settings
 
-    env = os.environ.get("NIGHTSHIFT_DATASETS_DIR")
+    env = settings().datasets_dir
     if env:
-        return Path(env)
+        return env
     return Path(__file__).resolve().parents[2] / "datasets"
