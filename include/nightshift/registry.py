@@ -48,9 +48,21 @@ def model_name(dataset: str) -> str:
     return f"nightshift-{dataset}"
 
 
+# the URI :func:`use` or :func:`connect` chose for this process (an Airflow connection's, the
+# running stack's), for when ``$MLFLOW_TRACKING_URI`` does not say
+_chosen: str | None = None
+
+
+def use(uri: str) -> None:
+    """Make ``uri`` this process's tracking URI unless ``$MLFLOW_TRACKING_URI`` says otherwise
+    (cheap: mlflow is pointed there by :func:`connect`)."""
+    global _chosen
+    _chosen = uri
+
+
 def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` or SQLite under the state directory."""
-    uri = settings().mlflow_tracking_uri
+    """``$MLFLOW_TRACKING_URI``, the URI chosen by :func:`use`, or SQLite under the state directory."""
+    uri = settings().mlflow_tracking_uri or _chosen
     if uri:
         return uri
     base = default_state_dir() / "mlflow"
@@ -78,6 +90,7 @@ def connect(uri: str | None = None) -> Any:
     from mlflow import MlflowClient
 
     uri = uri or tracking_uri()
+    use(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri, uri)
