@@ -192,7 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             (f"holdout:  AUC {auc:.4f} (the trained model, scored by the gate)\n" if auc is not None else "")
             + f"gate:     v{verdict['version']}: {says}: {verdict['reason']}"
         )
-        verdict = serving_check_step(spec, verdict, b)
+        verdict = serving_check_step(b, spec, verdict)
         print(f"serving:  {verdict['serving']['detail']}")
         review = None
         if verdict.get("review"):

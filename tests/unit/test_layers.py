@@ -114,7 +114,7 @@ def test_only_the_settings_module_touches_the_environment(path: Path) -> None:
     )
 
 
-STEP_MODULES = sorted((CORE / "steps").glob("*.py")) + [CORE / "ingest.py"]
+STEP_MODULES = [*sorted((CORE / "steps").glob("*.py")), CORE / "ingest.py"]
 
 
 @pytest.mark.parametrize("path", STEP_MODULES, ids=lambda p: str(p.relative_to(CORE)))

@@ -215,7 +215,7 @@ def _log_serving_sample(client: Any, spec: DatasetSpec, run_id: str, holdout: An
 
 
 def serving_check_step(
-    spec: DatasetSpec, verdict: dict[str, Any], backends: Backends | None = None
+    backends: Backends | Store, spec: DatasetSpec, verdict: dict[str, Any]
 ) -> dict[str, Any]:
     """The gate's serving check (:mod:`nightshift.servecheck`) on the version the gate
     registered: its result joins the verdict (a failure rejects the candidate, with the reason),
@@ -233,8 +233,8 @@ def serving_check_step(
 
     if not verdict["promote"] and not verdict.get("review"):
         return sc.not_run(verdict, "the gate rejected the candidate")
-    client = backends.client if backends is not None else registry.configure()
-    uri = backends.tracking_uri if backends is not None else registry.tracking_uri()
+    b = as_backends(backends)
+    client, uri = b.client, b.tracking_uri
     version, run_id = str(verdict["version"]), str(verdict["run_id"])
     name = registry.model_name(spec.name)
     registry.get_version(client, spec.name, version)  # it exists; the registry answers

@@ -35,7 +35,7 @@ def run_serving_check(dataset: str, verdict: dict[str, Any], context: Context) -
     reached, or a server that does not start, is retried; a run without a sample fails."""
     from nightshift.steps.gate import serving_check_step
 
-    out = serving_check_step(find_spec(dataset), verdict, task_backends())
+    out = serving_check_step(task_backends(), find_spec(dataset), verdict)
     logging.getLogger(__name__).info("serving check: %s", (out.get("serving") or {}).get("detail"))
     return out
 
