@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     home: Path = Path(DEFAULT_STATE_DIR)
     store_url: str | None = None
     datasets: str | None = None  # comma-separated dataset names the DAG files are built for
-    datasets_dir: Path | None = None
+    datasets_dir: Path | None = None  # read by spec.default_datasets_dir itself (the packaged model)
     gx_dir: Path | None = None
     # Airflow
     aws_conn_id: str = Field(default="aws_default", min_length=1)
