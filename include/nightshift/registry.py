@@ -53,9 +53,9 @@ def model_name(dataset: str) -> str:
 _chosen: str | None = None
 
 
-def use(uri: str) -> None:
+def use(uri: str | None) -> None:
     """Make ``uri`` this process's tracking URI unless ``$MLFLOW_TRACKING_URI`` says otherwise
-    (cheap: mlflow is pointed there by :func:`connect`)."""
+    (``None``: the embedded default); cheap: mlflow is pointed there by :func:`connect`."""
     global _chosen
     _chosen = uri
 

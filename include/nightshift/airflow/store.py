@@ -62,13 +62,13 @@ def mlflow_connection_uri() -> str | None:
 
 
 def use_mlflow_connection() -> str | None:
-    """Point MLflow at :func:`mlflow_connection_uri` (through mlflow's API, see
-    :func:`nightshift.registry.connect`); the URI, or ``None`` for the embedded default."""
+    """Make :func:`mlflow_connection_uri` this process's tracking URI (:func:`nightshift.registry.use`;
+    mlflow itself is pointed there when a client is made, :func:`nightshift.registry.connect`);
+    the URI, or ``None`` for the embedded default."""
     from nightshift import registry
 
     uri = mlflow_connection_uri()
-    if uri:
-        registry.connect(uri)
+    registry.use(uri)  # None: the embedded default (nothing chosen by an earlier task stays)
     return uri
 
 
