@@ -3,6 +3,7 @@ and never show a secret, and the cache that follows a changed environment."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,3 +121,24 @@ def test_backends_carry_a_pinned_clock(tmp_path: Path) -> None:
     assert b.now() == pinned and as_backends(b) is b
     wrapped = as_backends(store)
     assert wrapped.store is store and wrapped.now().tzinfo is not None
+
+
+def test_a_task_takes_mlflow_from_its_connection_without_touching_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightshift import registry
+    from nightshift.airflow.store import get_store, task_backends
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_DEFAULT", '{"conn_type": "http", "host": "127.0.0.1", "port": 5999}'
+    )
+    before = dict(os.environ)
+    try:
+        b = task_backends(tmp_path.as_uri())
+        assert b.tracking_uri == "http://127.0.0.1:5999" and b.store.url == tmp_path.as_uri()
+        assert registry.tracking_uri() == "http://127.0.0.1:5999"  # the registry's messages and links
+        get_store(tmp_path.as_uri())
+        assert dict(os.environ) == before  # no MLFLOW_TRACKING_URI written for the next task
+    finally:
+        registry.use(None)
