@@ -29,14 +29,13 @@ curated data is untouched and nothing downstream runs. Re-running a day replaces
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Unpack
 
 from airflow.sdk import DAG, Context, CronDataIntervalTimetable, Param, task
 
 from nightshift.airflow.assets import curated_asset, labels_asset, train_due_asset, when_due
-from nightshift.airflow.dagconfig import dag_shape, dataset_names, default_args
+from nightshift.airflow.dagconfig import dag_shape, dataset_names, default_args, ingest_cron
 from nightshift.airflow.sensors import LandingSensor
 
 if TYPE_CHECKING:  # pydantic is not for parse time
@@ -51,8 +50,8 @@ def ingest_schedule(timezone: str = "UTC") -> CronDataIntervalTimetable | None:
     """Daily after local midnight in ``timezone``; ``NIGHTSHIFT_INGEST_SCHEDULE`` sets another
     cron (in that zone), or ``none`` for runs triggered only with ``dt`` (the demo lets its
     simulated past days land that way)."""
-    cron = os.environ.get("NIGHTSHIFT_INGEST_SCHEDULE", "0 0 * * *").strip()
-    return None if cron.lower() == "none" else CronDataIntervalTimetable(cron, timezone=timezone)
+    cron = ingest_cron()
+    return None if cron is None else CronDataIntervalTimetable(cron, timezone=timezone)
 
 
 def build(name: str) -> DAG:

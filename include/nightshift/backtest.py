@@ -67,7 +67,6 @@ RESULT = "backtest.json"
 PLOT = "backtest.png"
 COMMON = "common"
 ARTIFACTS = "mlflow-artifacts"
-_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "NIGHTSHIFT_MLFLOW_ARTIFACTS")
 
 
 class BacktestError(ValueError):
@@ -113,27 +112,32 @@ class Policy:
 
 @contextlib.contextmanager
 def registry_of(policy: Policy) -> Iterator[None]:
-    """MLflow pointed at ``policy``'s registry for the duration; the caller's settings (its
-    environment and mlflow's process-wide URIs) are put back after, whatever they were."""
+    """MLflow pointed at ``policy``'s registry for the duration (the settings overridden, the
+    environment untouched by this module); mlflow's process-wide URIs, and the copies of them it
+    puts in the environment for its subprocesses, are put back after, whatever they were."""
     import mlflow
+    from mlflow.environment_variables import MLFLOW_REGISTRY_URI, MLFLOW_TRACKING_URI
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved_env = {k: os.environ.get(k) for k in _ENV}
-    # mlflow keeps the URIs it was given in module globals (and copies them to the environment)
+    from nightshift.settings import overridden
+
     saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = policy.tracking_uri
-    os.environ["NIGHTSHIFT_MLFLOW_ARTIFACTS"] = policy.artifacts.as_uri()
+    mirrored = (
+        (MLFLOW_TRACKING_URI, MLFLOW_TRACKING_URI.get()),
+        (MLFLOW_REGISTRY_URI, MLFLOW_REGISTRY_URI.get()),
+    )
     try:
-        yield
+        with overridden(mlflow_tracking_uri=policy.tracking_uri, mlflow_artifacts=policy.artifacts.as_uri()):
+            yield
     finally:
         mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]
         registry_utils._registry_uri = saved[1]
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
+        for var, value in mirrored:
+            if value is None:
+                var.unset()
             else:
-                os.environ[k] = v
+                var.set(value)
 
 
 def prepare_out(out: Path, source: Store) -> None:

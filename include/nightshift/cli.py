@@ -12,14 +12,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nightshift.spec import BATCH_KINDS, SpecError, find_spec, parse_dt
 from nightshift.storage import StorageError, Store
 
+if TYPE_CHECKING:
+    from nightshift.backends import Backends
+
 
 def _store(args: argparse.Namespace) -> Store:
     return Store(args.store) if args.store else Store()
+
+
+def _backends(args: argparse.Namespace) -> Backends:
+    """The command's backends, built once (after :func:`_use_stack`): ``--store``, the registry."""
+    from nightshift.backends import Backends
+
+    return Backends.local(_store(args))
 
 
 def _bad(values: Sequence[str]) -> dict[int, str]:
@@ -112,7 +122,9 @@ def _quiet_libraries() -> None:
     import os
     import warnings
 
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    from nightshift.settings import library_defaults
+
+    library_defaults(MLFLOW_LOGGING_LEVEL="ERROR")
     # MLflow shows some of its advice under its own `simplefilter("once")`, past any filter
     # set here: those are dropped where they would be shown
     show = warnings.showwarning
@@ -164,23 +176,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nightshift.train import DeviceError, InsufficientData
 
     _use_stack()
-    spec, store = find_spec(args.dataset), _store(args)
+    spec, b = find_spec(args.dataset), _backends(args)
     user = getpass.getuser()
     now = datetime.now(UTC)
     key = f"cli/{user}@{socket.gethostname()}/train.{spec.name}/{now:%Y%m%dT%H%M%S.%fZ}"
     request = TrainRequest(as_of=args.as_of, window_days=args.window_days)
     try:
-        trained = train_step(store, spec, key, request, {"run_type": "cli", "triggered_by": user})
+        trained = train_step(b, spec, key, request, {"run_type": "cli", "triggered_by": user})
         where = f" on {trained['window']}, device {trained['device']}" if trained.get("window") else ""
         print(f"trained:  MLflow run {trained['run_id']}{where}")
-        verdict = gate_step(store, spec, trained["run_id"], key)
+        verdict = gate_step(b, spec, trained["run_id"], key)
         auc = (verdict.get("challenger_metrics") or {}).get("roc_auc")
         says = "promote" if verdict["promote"] else "reject"
         print(
             (f"holdout:  AUC {auc:.4f} (the trained model, scored by the gate)\n" if auc is not None else "")
             + f"gate:     v{verdict['version']}: {says}: {verdict['reason']}"
         )
-        verdict = serving_check_step(spec, verdict)
+        verdict = serving_check_step(b, spec, verdict)
         print(f"serving:  {verdict['serving']['detail']}")
         review = None
         if verdict.get("review"):
@@ -200,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "comment": f"nightshift train --review {args.review}",
             }
         event = decide_step(
-            store,
+            b,
             spec,
             verdict,
             actor=user,
@@ -233,9 +245,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     days = _days(args)
     if days is None:
         return 2
-    store = _store(args)
+    b = _backends(args)
+    store = b.store
     try:
-        pinned = registry.alias_version(registry.configure(), spec.name, registry.CHAMPION)
+        pinned = registry.alias_version(b.client, spec.name, registry.CHAMPION)
     except registry.RegistryError as exc:
         print(f"nightshift score: {exc}", file=sys.stderr)
         return 1
@@ -257,10 +270,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from nightshift.steps.monitor import alert_step, monitor_step
 
     _use_stack()
-    spec, store = find_spec(args.dataset), _store(args)
+    spec, b = find_spec(args.dataset), _backends(args)
     try:
-        result = monitor_step(store, spec, as_of=args.as_of)
-        alert = alert_step(store, spec)
+        result = monitor_step(b, spec, as_of=args.as_of)
+        alert = alert_step(b, spec)
     except (MonitoringError, FileNotFoundError, registry.RegistryError) as exc:
         print(f"nightshift monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -405,12 +418,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from nightshift import registry
 
     _use_stack()
-    spec = find_spec(args.dataset)
-    client = registry.configure()
+    spec, b = find_spec(args.dataset), _backends(args)
     try:
         event = registry.rollback(
-            client,
-            _store(args),
+            b.client,
+            b.store,
             spec.name,
             actor=getpass.getuser(),
             on_behalf_of=args.actor,
@@ -527,11 +539,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     spec = find_spec(args.dataset)
     store = None
     if spec.serving.log_requests and not args.no_request_log:  # its store; S3 endpoint as boto3 reads it
-        import os
-
+        from nightshift.settings import settings
         from nightshift.storage import StorageOptions
 
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = settings().s3_endpoint
         url = args.store or None
         store = Store(url, StorageOptions(endpoint_url=endpoint) if endpoint else None)
     version = None

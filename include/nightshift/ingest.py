@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from nightshift.backends import Backends, as_backends
 from nightshift.errors import ServiceError
 from nightshift.spec import BatchKind, DatasetSpec
 from nightshift.storage import (
@@ -44,7 +45,6 @@ from nightshift.storage import (
     LEFTOVER_MAX_AGE_S,
     StorageError,
     Store,
-    default_state_dir,
     sweep_local,
 )
 from nightshift.validate import BatchRejected, CheckResult, ValidationOutcome
@@ -743,7 +743,7 @@ def _events_valid(store: Store, spec: DatasetSpec, dt: date) -> bool | None:
 # ---- the whole step ------------------------------------------------------------------------
 # long: sweep, stage, validate, then publish or quarantine: one day's ingest and its clean-up on every path
 def ingest_partition(
-    store: Store,
+    backends: Backends | Store,
     spec: DatasetSpec,
     kind: BatchKind,
     dt: date,
@@ -768,7 +768,9 @@ def ingest_partition(
     )
 
     t0 = time.perf_counter()
-    work = Path(work_dir or default_state_dir() / "tmp")
+    b = as_backends(backends)
+    store = b.store
+    work = Path(work_dir or b.settings.state_dir / "tmp")
     sweep_leftovers(store, spec, kind, work, leftover_max_age_s)
     files = landing_files(store, spec.name, kind, dt, spec.landing.pattern, spec.landing.complete_marker)
     with _local_disk("creating a staging folder", work):
@@ -836,17 +838,14 @@ def ingest_partition(
         stats["total_s"] = round(time.perf_counter() - t0, 3)
         report_path = store.reports_dir(spec.name, "validation", dt) + f"/{kind}.json"
         outcome.report_uri = outcome.report_uri or store.uri(report_path)
-        report = {"outcome": outcome.to_dict(), "stats": stats, "validated_at": _now()}
+        validated_at = b.now().isoformat(timespec="seconds")
+        report = {"outcome": outcome.to_dict(), "stats": stats, "validated_at": validated_at}
         store.write_json_atomic(report_path, report)
         if not outcome.success:
             raise BatchRejected(outcome)
         return outcome
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @contextlib.contextmanager

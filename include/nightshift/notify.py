@@ -27,6 +27,8 @@ from nightshift.errors import ServiceError
 if TYPE_CHECKING:
     import ssl
 
+    from nightshift.settings import Settings
+
 log = logging.getLogger(__name__)
 
 Event = Literal[
@@ -120,19 +122,22 @@ class Channels:
     email_from: str = "nightshift@localhost"
 
     @classmethod
-    def from_env(cls) -> Channels:
-        to = tuple(
-            a.strip() for a in os.environ.get("NIGHTSHIFT_NOTIFY_EMAIL_TO", "").split(",") if a.strip()
-        )
-        smtp = os.environ.get("NIGHTSHIFT_NOTIFY_SMTP") or None
-        if smtp and not to:
+    def from_settings(cls, s: Settings | None = None) -> Channels:
+        """The channels the ``NIGHTSHIFT_NOTIFY_*`` settings configure (default: this process's)."""
+        from nightshift.settings import settings
+
+        s = s or settings()
+        smtp = s.notify_smtp.get_secret_value() if s.notify_smtp else None
+        if smtp and not s.email_to:
             raise NotifyError("NIGHTSHIFT_NOTIFY_SMTP is set but NIGHTSHIFT_NOTIFY_EMAIL_TO is empty")
         return cls(
-            webhook=os.environ.get("NIGHTSHIFT_NOTIFY_WEBHOOK") or None,
+            webhook=s.notify_webhook.get_secret_value() if s.notify_webhook else None,
             smtp=smtp,
-            email_to=to,
-            email_from=os.environ.get("NIGHTSHIFT_NOTIFY_EMAIL_FROM", "nightshift@localhost"),
+            email_to=s.email_to,
+            email_from=s.notify_email_from,
         )
+
+    from_env = from_settings
 
 
 def send(note: Notification, channels: Channels | None = None, timeout: float = 10) -> list[str]:
@@ -143,7 +148,7 @@ def send(note: Notification, channels: Channels | None = None, timeout: float = 
     """
     import smtplib  # here, not at module level: DAG files import this module at parse time
 
-    ch = channels or Channels.from_env()
+    ch = channels or Channels.from_settings()
     used: list[str] = []
     errors: list[str] = []
     if ch.webhook:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from nightshift.errors import DataError, ServiceError
+from nightshift.settings import MLFLOW_CLIENT, library_defaults, settings
 from nightshift.storage import Store, default_state_dir
 
 CHAMPION = "champion"
@@ -48,9 +48,21 @@ def model_name(dataset: str) -> str:
     return f"nightshift-{dataset}"
 
 
+# the URI :func:`use` or :func:`connect` chose for this process (an Airflow connection's, the
+# running stack's), for when ``$MLFLOW_TRACKING_URI`` does not say
+_chosen: str | None = None
+
+
+def use(uri: str | None) -> None:
+    """Make ``uri`` this process's tracking URI unless ``$MLFLOW_TRACKING_URI`` says otherwise
+    (``None``: the embedded default); cheap: mlflow is pointed there by :func:`connect`."""
+    global _chosen
+    _chosen = uri
+
+
 def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` or SQLite under the state directory."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    """``$MLFLOW_TRACKING_URI``, the URI chosen by :func:`use`, or SQLite under the state directory."""
+    uri = settings().mlflow_tracking_uri or _chosen
     if uri:
         return uri
     base = default_state_dir() / "mlflow"
@@ -61,7 +73,7 @@ def tracking_uri() -> str:
 def artifact_root() -> str | None:
     """Where new experiments keep artifacts for database-backed stores (``None``: the
     server decides, e.g. its proxied ``mlflow-artifacts:`` root)."""
-    env = os.environ.get("NIGHTSHIFT_MLFLOW_ARTIFACTS")
+    env = settings().mlflow_artifacts
     if env:
         return env
     if tracking_uri().startswith(("http://", "https://")):
@@ -69,21 +81,25 @@ def artifact_root() -> str | None:
     return (default_state_dir() / "mlflow" / "artifacts").as_uri()
 
 
-def configure() -> Any:
-    """Point mlflow at the tracking/registry URI with bounded client retries; the client."""
-    # MLflow's default retry schedule waits minutes on a dead server; Airflow retries the task
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+def connect(uri: str | None = None) -> Any:
+    """Point mlflow at ``uri`` (default :func:`tracking_uri`) for tracking and the registry, with
+    bounded client retries; the client. The one place the package sets MLflow's URIs (mlflow
+    itself mirrors the tracking URI into ``$MLFLOW_TRACKING_URI`` for its subprocesses)."""
+    library_defaults(**MLFLOW_CLIENT)
     import mlflow
     from mlflow import MlflowClient
 
-    uri = tracking_uri()
+    uri = uri or tracking_uri()
+    use(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri, uri)
+
+
+def configure() -> Any:
+    """:func:`connect` to the configured URI; for callers without :class:`~nightshift.backends.Backends`
+    (tests, benchmarks): the steps get their client from the backends they are given."""
+    return connect()
 
 
 @contextlib.contextmanager
@@ -204,7 +220,7 @@ def get_version(client: Any, dataset: str, version: str) -> Any:
 def ui_base() -> str | None:
     """The MLflow UI a browser can open: ``$NIGHTSHIFT_MLFLOW_UI_URL``, else an http(s)
     tracking URI; ``None`` for a file or database store (no UI)."""
-    base = os.environ.get("NIGHTSHIFT_MLFLOW_UI_URL") or tracking_uri()
+    base = settings().mlflow_ui_url or tracking_uri()
     return base.rstrip("/") if base.startswith(("http://", "https://")) else None
 
 
@@ -572,7 +588,7 @@ def rollback(
 
 def code_version() -> str:
     """``$NIGHTSHIFT_CODE_VERSION``, else the git commit of the checkout, else ``unknown``."""
-    env = os.environ.get("NIGHTSHIFT_CODE_VERSION")
+    env = settings().code_version
     if env:
         return env
     import subprocess

@@ -349,13 +349,11 @@ class RegistrySource:
     or one fixed version (``pinned``: the gate's serving check serves its candidate)."""
 
     def __init__(self, dataset: str, pinned: str | None = None) -> None:
-        import os
-
         from nightshift import registry
+        from nightshift.settings import library_defaults
 
         # a poll must notice an outage in seconds, not after MLflow's default minutes of retries
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        library_defaults(MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
         self.dataset, self.pinned = dataset, pinned
         self.model_name = registry.model_name(dataset)
         self.client = registry.configure()

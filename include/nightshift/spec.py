@@ -757,10 +757,14 @@ def find_spec(name_or_path: str | Path, datasets_dir: str | Path | None = None) 
 
 
 def default_datasets_dir() -> Path:
-    """``$NIGHTSHIFT_DATASETS_DIR`` or the repository's ``datasets/`` folder."""
+    """``$NIGHTSHIFT_DATASETS_DIR`` or the repository's ``datasets/`` folder.
+
+    Read here, not through :mod:`nightshift.settings`: this module is carried in the packaged
+    model (``nightshift.model.CODE``), which loads without the settings and pydantic-settings.
+    Same variable and rule as ``Settings.datasets_dir``."""
     import os
 
-    env = os.environ.get("NIGHTSHIFT_DATASETS_DIR")
+    env = os.environ.get("NIGHTSHIFT_DATASETS_DIR", "").strip()
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "datasets"

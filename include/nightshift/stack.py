@@ -10,13 +10,13 @@ password. Imports no airflow.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from nightshift.errors import DataError
+from nightshift.settings import settings
 from nightshift.storage import default_state_dir
 
 DEFAULT_API = "http://127.0.0.1:8080"
@@ -65,12 +65,14 @@ def answers(url: str, timeout: float = 2.0) -> bool:
 def use_stack_mlflow(info: StackInfo | None = None) -> str | None:
     """Point the registry at the running stack's MLflow server unless ``$MLFLOW_TRACKING_URI`` is
     set; the URI now in use, or ``None`` (no stack up: the embedded SQLite default stays)."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    from nightshift import registry
+
+    if settings().mlflow_tracking_uri:
+        return settings().mlflow_tracking_uri
     info = info if info is not None else StackInfo.read()
     if info is None or not info.mlflow or not answers(f"{info.mlflow.rstrip('/')}/health"):
         return None
-    os.environ["MLFLOW_TRACKING_URI"] = info.mlflow
+    registry.use(info.mlflow)
     return info.mlflow
 
 
@@ -81,7 +83,7 @@ def api_base(explicit: str | None = None, info: StackInfo | None = None) -> str:
         return explicit.rstrip("/")
     if info is not None:
         return info.api.rstrip("/")
-    return os.environ.get("AIRFLOW__API__BASE_URL", DEFAULT_API).rstrip("/")
+    return (settings().airflow_api_base_url or DEFAULT_API).rstrip("/")
 
 
 def passwords_file(info: StackInfo | None = None) -> Path:
@@ -90,10 +92,10 @@ def passwords_file(info: StackInfo | None = None) -> Path:
     (``make up`` keeps ``AIRFLOW_HOME`` at ``<state dir>/airflow``)."""
     if info is not None and info.passwords_file:
         return Path(info.passwords_file)
-    env = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+    env = settings().simple_auth_passwords_file
     if env:
-        return Path(env)
-    home = os.environ.get("AIRFLOW_HOME") or str(default_state_dir() / "airflow")
+        return env
+    home = settings().airflow_home or default_state_dir() / "airflow"
     return Path(home) / "passwords.json"
 
 

@@ -97,12 +97,16 @@ def finite(value: Any) -> Any:
 
 def default_state_dir() -> Path:
     """``$NIGHTSHIFT_HOME`` or ``.nightshift/`` in the current directory."""
-    return Path(os.environ.get("NIGHTSHIFT_HOME", DEFAULT_STATE_DIR)).resolve()
+    from nightshift.settings import settings
+
+    return settings().state_dir
 
 
 def default_store_url() -> str:
     """``$NIGHTSHIFT_STORE_URL`` or ``file://<state dir>/store``."""
-    return os.environ.get("NIGHTSHIFT_STORE_URL") or (default_state_dir() / "store").as_uri()
+    from nightshift.settings import settings
+
+    return settings().store_url or (default_state_dir() / "store").as_uri()
 
 
 def _s3_filesystem(bucket: str, opts: StorageOptions) -> pafs.S3FileSystem:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -314,9 +313,11 @@ def choose_device(request: str | None = None, require_gpu: bool | None = None) -
     ``NIGHTSHIFT_REQUIRE_GPU=1`` (or ``request='cuda'``) fails fast instead of falling back."""
     import xgboost as xgb
 
-    request = (request or os.environ.get("NIGHTSHIFT_DEVICE", "auto")).lower()
+    from nightshift.settings import settings
+
+    request = (request or settings().device).lower()
     if require_gpu is None:
-        require_gpu = os.environ.get("NIGHTSHIFT_REQUIRE_GPU", "").lower() in ("1", "true", "yes")
+        require_gpu = settings().require_gpu
     if request not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"NIGHTSHIFT_DEVICE must be auto, cpu or cuda, not {request!r}")
     host = socket.gethostname()

@@ -15,7 +15,6 @@ evidence and the Data Docs alike.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
@@ -134,8 +133,10 @@ class BatchRejected(DataError, RuntimeError):
 # ---- suites -------------------------------------------------------------------------------
 def default_gx_dir() -> Path:
     """``$NIGHTSHIFT_GX_DIR`` or the repository's ``great_expectations/`` folder."""
-    env = os.environ.get("NIGHTSHIFT_GX_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "great_expectations"
+    from nightshift.settings import settings
+
+    env = settings().gx_dir
+    return env if env else Path(__file__).resolve().parents[2] / "great_expectations"
 
 
 # the suite's meta key listing the spec's pii columns (set from the spec on every load)
@@ -564,7 +565,9 @@ DOCS_SITE = "nightshift"
 def _gx_context(docs_dir: Path | None, parquet: Path | None = None) -> tuple[Any, Any]:
     """An ephemeral GX context with one batch definition (and a Data Docs site): a pandas
     dataframe asset, or with ``parquet`` a SQL asset on DuckDB over that file."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    from nightshift.settings import library_defaults
+
+    library_defaults(GX_ANALYTICS_ENABLED="false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -604,7 +607,9 @@ def gx_engine(batch: Any) -> str:
     """The engine that validates ``batch``: for a Parquet file ``$NIGHTSHIFT_GX_ENGINE`` (``sql``,
     ``pandas``, or ``auto``: ``sql`` from :data:`SQL_MIN_ROWS` rows); ``pandas`` for a frame or an
     Arrow table."""
-    choice = os.environ.get(ENGINE_ENV, "").strip().lower() or "auto"
+    from nightshift.settings import settings
+
+    choice = settings().gx_engine
     if choice not in (*ENGINES, "auto"):
         raise ValueError(f"${ENGINE_ENV} must be one of auto, {', '.join(ENGINES)}, got {choice!r}")
     if not isinstance(batch, Path):

@@ -225,7 +225,7 @@ def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
 
     verdict = {"version": version, "run_id": run_id, "promote": True, "reason": "beats the champion"}
     verdict.update(review=None, checks=[], failed_checks=[], hints=[], champion=champion)
-    checked = serving_check_step(spec, verdict)
+    checked = serving_check_step(store, spec, verdict)
     serving = checked["serving"]
     assert not checked["promote"] and serving["failures"] == ["load"], serving
     why = f"v{version} cannot be served: a fresh `nightshift serve` could not load it: RegistryError: "

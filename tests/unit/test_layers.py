@@ -142,3 +142,65 @@ def test_the_dev_toolkit_is_not_in_the_distribution() -> None:
 
     find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     assert find["where"] == ["include"] and find.get("include") == ["nightshift", "nightshift.*"], find
+
+
+# the modules that may touch the process environment, each with why; every other module gets its
+# settings from nightshift.settings (and its backends from nightshift.backends)
+ENVIRONMENT_ALLOWED = {
+    "settings.py": "the one validated reading of NIGHTSHIFT_* (and the few foreign variables the package "
+    "honours), and the library defaults MLflow and GX read only from the environment",
+    "spec.py": "NIGHTSHIFT_DATASETS_DIR only: spec.py is carried in the packaged model "
+    "(nightshift.model.CODE), which loads without nightshift.settings and pydantic-settings",
+}
+
+
+def _environment_uses(path: Path) -> list[str]:
+    """``os.environ`` / ``os.getenv`` / ``os.putenv`` / ``os.unsetenv`` in ``path`` (also when
+    imported by name, ``from os import environ``), with their line numbers."""
+    names = {"environ", "getenv", "putenv", "unsetenv", "environb", "getenvb"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in names
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
+            found.append(f"{node.lineno}: os.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            found += [f"{node.lineno}: from os import {a.name}" for a in node.names if a.name in names]
+    return found
+
+
+def test_the_environment_check_sees_a_read() -> None:
+    # the allowed module does read the environment: the check finds what it looks for
+    assert _environment_uses(CORE / "settings.py")
+
+
+@pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(CORE)))
+def test_only_the_settings_module_touches_the_environment(path: Path) -> None:
+    rel = str(path.relative_to(CORE))
+    if rel in ENVIRONMENT_ALLOWED:
+        return
+    uses = _environment_uses(path)
+    assert not uses, (
+        f"include/nightshift/{rel} touches the environment ({', '.join(uses)}): read settings through "
+        "nightshift.settings.settings() and take the backends a step needs as its parameter"
+    )
+
+
+STEP_MODULES = [*sorted((CORE / "steps").glob("*.py")), CORE / "ingest.py"]
+
+
+@pytest.mark.parametrize("path", STEP_MODULES, ids=lambda p: str(p.relative_to(CORE)))
+def test_a_step_is_given_its_backends(path: Path) -> None:
+    # a step works with the Backends it is passed: it neither makes its own MLflow client nor
+    # fetches the store from the Airflow layer
+    fetched = sorted(
+        f"{node.lineno}: {node.func.attr}()"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("configure", "get_store", "task_backends")
+    )
+    assert not fetched, f"include/nightshift/{path.relative_to(CORE)} fetches its backends: {fetched}"

@@ -9,7 +9,6 @@ a spec being valid.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 
 from nightshift.airflow.notify import NightshiftNotifier
 from nightshift.airflow.taskstart import log_inherited
+from nightshift.settings import settings
 from nightshift.spec import default_datasets_dir, zone_of
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,16 @@ REGISTRY_POOL = "nightshift_registry"
 
 def dataset_names() -> list[str]:
     """``$NIGHTSHIFT_DATASETS`` (comma-separated) or every ``datasets/*.yaml`` by file name."""
-    env = os.environ.get("NIGHTSHIFT_DATASETS")
-    if env:
-        return [n.strip() for n in env.split(",") if n.strip()]
+    names = settings().dataset_names
+    if names:
+        return names
     return sorted(p.stem for p in Path(default_datasets_dir()).glob("*.yaml"))
+
+
+def ingest_cron() -> str | None:
+    """``$NIGHTSHIFT_INGEST_SCHEDULE`` (default ``0 0 * * *``), ``None`` for ``none``."""
+    cron = settings().ingest_schedule
+    return None if cron.lower() == "none" else cron
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "owner": OWNER,
         "retries": 2,
-        "retry_delay": timedelta(seconds=int(os.environ.get("NIGHTSHIFT_RETRY_DELAY_S", "60"))),
+        "retry_delay": timedelta(seconds=settings().retry_delay_s),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
         "on_failure_callback": [NightshiftNotifier("failure")],

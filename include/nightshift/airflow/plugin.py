@@ -153,12 +153,12 @@ def failed_runs(dataset: str, limit: int = 200) -> list[Any]:
 def collect(dataset: str) -> tuple[Any, Any, Any]:
     """The health of ``dataset`` (registry errors are shown on the page, not raised)."""
     from nightshift import health, registry
-    from nightshift.airflow.store import get_store
+    from nightshift.airflow.store import mlflow_connection_uri, store_of
 
     spec = _spec(dataset)
-    store = get_store()
+    store = store_of()
     try:
-        client = registry.configure()
+        client = registry.connect(mlflow_connection_uri())
     except Exception as exc:  # an unusable tracking URI must not take the page down
         log.warning("MLflow not usable: %s", exc)
         client = None
@@ -253,13 +253,13 @@ def create_app() -> FastAPI:
 
     @app.get("/store/{path:path}")
     def store_file(path: str, user: Any = current_user) -> Response:
-        from nightshift.airflow.store import get_store
+        from nightshift.airflow.store import store_of
 
         # the dataset is the path's second part (reports|quarantine|audit/<dataset>/...)
         if servable(path) is None:
             raise HTTPException(404, NO_REPORT)
         _readable(user, path.split("/")[1], missing=NO_REPORT)
-        store = get_store()
+        store = store_of()
         found = report_path(store, path)
         if found is None:
             raise HTTPException(404, NO_REPORT)

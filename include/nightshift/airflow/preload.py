@@ -20,17 +20,17 @@ tasks forked after it train with OpenMP threads, read Parquet with Arrow's threa
 validate with GX and log to MLflow. Each task logs what it inherited (:mod:`nightshift.airflow.taskstart`).
 """
 
-# ruff: noqa: F401, I001
+# ruff: noqa: F401, I001, E402
 from __future__ import annotations
 
 import contextlib
 import importlib
-import os
+
+from nightshift.settings import library_defaults
 
 # MLflow makes its telemetry client (a queue; threads and network once used) at import unless
 # told not to, and GX's analytics stay off as nightshift.validate sets them: no client here
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+library_defaults(GX_ANALYTICS_ENABLED="False", MLFLOW_DISABLE_TELEMETRY="true")
 
 # the libraries the task bodies import (lazily, inside the tasks)
 import great_expectations

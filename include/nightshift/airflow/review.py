@@ -40,7 +40,7 @@ class ReviewOperator(HITLOperator):
         self.gate_task_id = gate_task_id
 
     def execute(self, context: Any) -> Any:
-        from nightshift.airflow.store import get_store
+        from nightshift.airflow.store import store_of
         from nightshift.monitor import read_history
         from nightshift.review import evidence_markdown
         from nightshift.spec import find_spec
@@ -56,7 +56,7 @@ class ReviewOperator(HITLOperator):
         self.defaults = [APPROVE if rules.on_timeout == "gate" and verdict["promote"] else REJECT]
         self.subject = f"{self.dataset}: promote v{verdict['version']} over champion v{verdict['champion']}?"
         self.body = evidence_markdown(
-            spec, verdict, read_history(get_store(), self.dataset), health_url(self.dataset)
+            spec, verdict, read_history(store_of(), self.dataset), health_url(self.dataset)
         )
         self.log.info("borderline verdict, waiting for a human: %s", verdict["review"])
         return super().execute(context)

@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from nightshift.airflow.store import get_store
+from nightshift.airflow.store import store_of
 from nightshift.spec import BatchKind, DatasetSpec
 
 
@@ -29,7 +29,7 @@ def landing_state(
     marker has not landed yet. The same rule as the ingest's (``nightshift.ingest.landing_files``)."""
     from nightshift.ingest import NoLandingData, landing_files
 
-    store = get_store(store_url, conn_id)
+    store = store_of(store_url, conn_id)
     try:
         files = landing_files(store, dataset, kind, dt, pattern, marker)
     except NoLandingData as exc:

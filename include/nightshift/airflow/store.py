@@ -1,11 +1,13 @@
-"""Turn environment settings and Airflow connections into a core :class:`Store`."""
+"""Turn the settings and the Airflow connections into a task's :class:`~nightshift.backends.Backends`."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
+from nightshift.settings import env_connection, settings
+
 if TYPE_CHECKING:  # pyarrow is heavy: imported when a task needs a store, not at parse time
+    from nightshift.backends import Backends
     from nightshift.storage import StorageOptions, Store
 
 DEFAULT_AWS_CONN_ID = "aws_default"
@@ -13,7 +15,7 @@ DEFAULT_MLFLOW_CONN_ID = "mlflow_default"
 
 
 def aws_conn_id() -> str:
-    return os.environ.get("NIGHTSHIFT_AWS_CONN_ID", DEFAULT_AWS_CONN_ID)
+    return settings().aws_conn_id
 
 
 def storage_options(conn_id: str) -> StorageOptions:
@@ -33,17 +35,18 @@ def storage_options(conn_id: str) -> StorageOptions:
     )
 
 
-def use_mlflow_connection() -> str | None:
-    """Point MLflow at the ``mlflow_default`` connection (``$NIGHTSHIFT_MLFLOW_CONN_ID``) unless
-    ``$MLFLOW_TRACKING_URI`` is set; the URI in use, or ``None`` for the embedded default.
+def mlflow_connection_uri() -> str | None:
+    """The tracking URI of the ``mlflow_default`` connection (``$NIGHTSHIFT_MLFLOW_CONN_ID``) unless
+    ``$MLFLOW_TRACKING_URI`` is set (then that); ``None`` for the embedded default.
 
     The connection's host/port/schema give ``http://host:port/path``; an ``extra`` of
     ``{"tracking_uri": ...}`` is taken as is.
     """
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    conn_id = os.environ.get("NIGHTSHIFT_MLFLOW_CONN_ID", DEFAULT_MLFLOW_CONN_ID)
-    if not os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}") and conn_id == DEFAULT_MLFLOW_CONN_ID:
+    s = settings()
+    if s.mlflow_tracking_uri:
+        return s.mlflow_tracking_uri
+    conn_id = s.mlflow_conn_id
+    if not env_connection(conn_id) and conn_id == DEFAULT_MLFLOW_CONN_ID:
         # not configured: skip a lookup that would log "connection not found" on every task
         return None
     from airflow.sdk import BaseHook
@@ -55,20 +58,41 @@ def use_mlflow_connection() -> str | None:
         port = f":{conn.port}" if conn.port else ""
         path = f"/{conn.schema.strip('/')}" if conn.schema else ""
         uri = f"{scheme}://{conn.host}{port}{path}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
+    return str(uri)
+
+
+def use_mlflow_connection() -> str | None:
+    """Make :func:`mlflow_connection_uri` this process's tracking URI (:func:`nightshift.registry.use`;
+    mlflow itself is pointed there when a client is made, :func:`nightshift.registry.connect`);
+    the URI, or ``None`` for the embedded default."""
+    from nightshift import registry
+
+    uri = mlflow_connection_uri()
+    registry.use(uri)  # None: the embedded default (nothing chosen by an earlier task stays)
     return uri
 
 
-def get_store(url: str | None = None, conn_id: str | None = None) -> Store:
-    """The store at ``url`` (default ``$NIGHTSHIFT_STORE_URL``); S3 goes through the connection.
-
-    Also applies the MLflow connection (:func:`use_mlflow_connection`): every task that reaches
-    the registry gets its store first."""
+def store_of(url: str | None = None, conn_id: str | None = None) -> Store:
+    """The store at ``url`` (default ``$NIGHTSHIFT_STORE_URL``); S3 goes through the connection."""
     from nightshift.storage import Store, default_store_url
-
-    use_mlflow_connection()
 
     url = url or default_store_url()
     if url.startswith("s3://"):
         return Store(url, storage_options(conn_id or aws_conn_id()))
     return Store(url)
+
+
+def task_backends(url: str | None = None, conn_id: str | None = None) -> Backends:
+    """A task's backends, built once at its start: the store (:func:`store_of`), MLflow at the
+    connection's URI (:func:`use_mlflow_connection`), the wall clock, the configured channels."""
+    from nightshift import registry
+    from nightshift.backends import Backends
+
+    uri = use_mlflow_connection()
+    return Backends(store_of(url, conn_id), uri or registry.tracking_uri())
+
+
+def get_store(url: str | None = None, conn_id: str | None = None) -> Store:
+    """:func:`task_backends`' store (MLflow pointed at its connection too), for callers that need
+    only the store (sensors, the plugin's pages)."""
+    return task_backends(url, conn_id).store

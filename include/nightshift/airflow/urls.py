@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 HEALTH_ROUTE = "nightshift/health"
 STORE_ROUTE = "nightshift/store"
 
 
 def airflow_url(path: str) -> str:
-    base = os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080").rstrip("/")
+    from nightshift.settings import settings
+
+    base = settings().api_base
     return f"{base}/{path.lstrip('/')}"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 
@@ -13,4 +12,6 @@ def hostname() -> str:
     record the same host name on their task instances; naming them keeps "which worker ran
     this" answerable from the task instance alone.
     """
-    return os.environ.get("NIGHTSHIFT_WORKER_NAME") or socket.getfqdn()
+    from nightshift.settings import settings
+
+    return settings().worker_name or socket.getfqdn()

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from nightshift.backends import Backends, as_backends
 from nightshift.spec import DatasetSpec, parse_dt
 from nightshift.steps.train import (
     IMPORTANCE_SAMPLE,
@@ -58,7 +59,7 @@ def _log_holdout(
 
 
 # long: challenger, champion, baseline and the baseline's competition judged on one holdout, in order
-def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dict[str, Any]:
+def gate_step(backends: Backends | Store, spec: DatasetSpec, run_id: str, run_key: str) -> dict[str, Any]:
     """Evaluate challenger, champion and baseline on the run's holdout; log the verdict;
     register the candidate (found again on a retry). Returns the verdict summary.
 
@@ -76,7 +77,8 @@ def gate_step(store: Store, spec: DatasetSpec, run_id: str, run_key: str) -> dic
     from nightshift import registry
     from nightshift.features import FeatureTransform, labels
 
-    client = registry.configure()
+    b = as_backends(backends)
+    store, client = b.store, b.client
     lineage, window = _trained_window(store, spec, run_id)
     holdout, train_t = window.split("holdout"), window.split("train")
     y = labels(holdout, spec)
@@ -212,7 +214,9 @@ def _log_serving_sample(client: Any, spec: DatasetSpec, run_id: str, holdout: An
         client.log_artifact(run_id, str(path), artifact_path="gate")
 
 
-def serving_check_step(spec: DatasetSpec, verdict: dict[str, Any]) -> dict[str, Any]:
+def serving_check_step(
+    backends: Backends | Store, spec: DatasetSpec, verdict: dict[str, Any]
+) -> dict[str, Any]:
     """The gate's serving check (:mod:`nightshift.servecheck`) on the version the gate
     registered: its result joins the verdict (a failure rejects the candidate, with the reason),
     the run (``gate/serving.json``) and the version's tags (``nightshift.serving``). Not run on a
@@ -221,16 +225,16 @@ def serving_check_step(spec: DatasetSpec, verdict: dict[str, Any]) -> dict[str, 
     Raises :class:`nightshift.registry.RegistryUnavailable` and
     :class:`nightshift.servecheck.ServingCheckError` (retry), or
     :class:`nightshift.registry.RegistryError` for a run without a serving sample."""
-    import os
-
     import mlflow
 
     from nightshift import registry
     from nightshift import servecheck as sc
+    from nightshift.settings import child_environment
 
     if not verdict["promote"] and not verdict.get("review"):
         return sc.not_run(verdict, "the gate rejected the candidate")
-    client = registry.configure()
+    b = as_backends(backends)
+    client, uri = b.client, b.tracking_uri
     version, run_id = str(verdict["version"]), str(verdict["run_id"])
     name = registry.model_name(spec.name)
     registry.get_version(client, spec.name, version)  # it exists; the registry answers
@@ -243,7 +247,7 @@ def serving_check_step(spec: DatasetSpec, verdict: dict[str, Any]) -> dict[str, 
             )
         sample = mlflow.artifacts.load_dict(f"runs:/{run_id}/gate/{sc.SAMPLE_ARTIFACT}")
     # the fresh server reads the same registry as this process, whatever set it here
-    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri()}
+    env = child_environment(MLFLOW_TRACKING_URI=uri)
     result = sc.serving_check(spec, version, sample, env=env)
     with (
         registry.speaking_errors(f"recording the serving check of {name} v{version}"),
@@ -364,7 +368,7 @@ def _slice_table(spec: DatasetSpec, challenger: Any, champion: Any) -> list[dict
 
 
 def decide_step(
-    store: Store,
+    backends: Backends | Store,
     spec: DatasetSpec,
     gate_result: dict[str, Any],
     actor: str,
@@ -383,7 +387,8 @@ def decide_step(
     waited), the promotion is refused and recorded as a rejection saying so."""
     from nightshift import registry
 
-    client = registry.configure()
+    b = as_backends(backends)
+    store, client = b.store, b.client
     promote, reason = bool(gate_result["promote"]), str(gate_result["reason"])
     if review and review.get("decision") in ("approve", "reject"):
         promote = review["decision"] == "approve"
@@ -419,7 +424,7 @@ def decide_step(
 
 
 def manual_promote_step(
-    store: Store,
+    backends: Backends | Store,
     spec: DatasetSpec,
     version: str,
     *,
@@ -442,7 +447,8 @@ def manual_promote_step(
         raise registry.RegistryError(f"version must be a positive integer, got {version!r}")
     if len(reason.strip()) < 3:
         raise registry.RegistryError("a manual promotion needs a reason (at least 3 characters)")
-    client = registry.configure()
+    b = as_backends(backends)
+    store, client = b.store, b.client
     name = registry.model_name(spec.name)
     mv = registry.get_version(client, spec.name, version)
     champion = registry.alias_version(client, spec.name, registry.CHAMPION)

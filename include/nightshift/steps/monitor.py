@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nightshift.backends import Backends, as_backends
 from nightshift.monitor import history_path, read_history
 from nightshift.spec import DatasetSpec, partition_bounds
 from nightshift.storage import Store
@@ -153,7 +154,7 @@ def _log_live(client: Any, run_id: str, metrics: list[Any], what: str) -> None:
         client.log_batch(run_id, metrics=metrics)
 
 
-def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> dict[str, Any]:
+def monitor_step(backends: Backends | Store, spec: DatasetSpec, as_of: date | None = None) -> dict[str, Any]:
     """Report every recent scored day not reported yet (drift, data quality) and every day
     whose labels have landed since (performance of the version that scored it); update the
     history table. Idempotent: a (day, version) already reported is not redone. With
@@ -166,9 +167,10 @@ def monitor_step(store: Store, spec: DatasetSpec, as_of: date | None = None) -> 
     next run, so a failure anywhere loses nothing."""
     import pyarrow.parquet as pq
 
-    from nightshift import monitor, registry
+    from nightshift import monitor
 
-    client = registry.configure()
+    b = as_backends(backends)
+    store, client = b.store, b.client
     predicted = store.list_partitions(store.path("predictions", spec.name))
     predicted = [d for d in predicted if as_of is None or d <= as_of]
     if not predicted:
@@ -415,11 +417,12 @@ def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[dict[st
     return out
 
 
-def alert_step(store: Store, spec: DatasetSpec) -> dict[str, Any] | None:
+def alert_step(backends: Backends | Store, spec: DatasetSpec) -> dict[str, Any] | None:
     """The alert policy on the champion's history: an alert (dict) or ``None``."""
     from nightshift import monitor, registry
 
-    client = registry.configure()
+    b = as_backends(backends)
+    store, client = b.store, b.client
     version = registry.alias_version(client, spec.name, registry.CHAMPION)
     if version is None:
         return None

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from nightshift.backends import Backends, as_backends
 from nightshift.spec import DatasetSpec
 from nightshift.storage import Store
 
 
 def retrain_decide_step(
-    store: Store,
+    backends: Backends | Store,
     spec: DatasetSpec,
     run_key: str,
     alerts: list[dict[str, Any]],
@@ -26,11 +27,12 @@ def retrain_decide_step(
     is recorded."""
     from nightshift import retrain
 
-    found = retrain.find_record(store, spec.name, run_key)
+    b = as_backends(backends)
+    found = retrain.find_record(b.store, spec.name, run_key)
     if found is not None:
         return found.to_dict()
     decision = _guard_rails(
-        store,
+        b,
         spec,
         run_key,
         alerts,
@@ -40,19 +42,20 @@ def retrain_decide_step(
         triggered_by=triggered_by,
         on_behalf_of=on_behalf_of,
     )
-    retrain.write_record(store, decision)
+    retrain.write_record(b.store, decision)
     return decision.to_dict()
 
 
 def _guard_rails(
-    store: Store, spec: DatasetSpec, run_key: str, alerts: list[dict[str, Any]], **kw: Any
+    b: Backends, spec: DatasetSpec, run_key: str, alerts: list[dict[str, Any]], **kw: Any
 ) -> Any:
     """:func:`nightshift.retrain.decide` on the store's records and days and the champion."""
     from nightshift import registry, retrain
     from nightshift.monitor import Alert
     from nightshift.train import labelled_days, quarantined_days
 
-    champion = registry.alias_version(registry.configure(), spec.name, registry.CHAMPION)
+    store = b.store
+    champion = registry.alias_version(b.client, spec.name, registry.CHAMPION)
     return retrain.decide(
         spec,
         run_key,
@@ -61,12 +64,18 @@ def _guard_rails(
         champion,
         labelled_days(store, spec),
         quarantined_days(store, spec),
+        now=b.now(),
         **kw,
     )
 
 
 def alert_guard_step(
-    store: Store, spec: DatasetSpec, run_key: str, alert: dict[str, Any], *, triggered_by: str | None = None
+    backends: Backends | Store,
+    spec: DatasetSpec,
+    run_key: str,
+    alert: dict[str, Any],
+    *,
+    triggered_by: str | None = None,
 ) -> dict[str, Any] | None:
     """The guard rails on a new alert before it starts a retrain run: ``None`` when they would
     retrain (the alert's event starts ``nightshift_retrain``, which decides again and records);
@@ -75,18 +84,19 @@ def alert_guard_step(
     task gets its recorded skip back."""
     from nightshift import retrain
 
-    found = retrain.find_record(store, spec.name, run_key)
+    b = as_backends(backends)
+    found = retrain.find_record(b.store, spec.name, run_key)
     if found is not None:
         return found.to_dict()
-    decision = _guard_rails(store, spec, run_key, [alert], triggered_by=triggered_by)
+    decision = _guard_rails(b, spec, run_key, [alert], triggered_by=triggered_by)
     if decision.ran:
         return None
-    retrain.write_record(store, decision)
+    retrain.write_record(b.store, decision)
     return dict(decision.to_dict())
 
 
 def bootstrap_decide_step(
-    store: Store, spec: DatasetSpec, run_key: str, *, triggered_by: str | None = None
+    backends: Backends | Store, spec: DatasetSpec, run_key: str, *, triggered_by: str | None = None
 ) -> dict[str, Any]:
     """The bootstrap guard rail for an automatic training run while there is no champion
     (:func:`nightshift.retrain.decide_bootstrap`), recorded once per run (a retried task gets
@@ -94,6 +104,8 @@ def bootstrap_decide_step(
     from nightshift import retrain
     from nightshift.train import labelled_days
 
+    b = as_backends(backends)
+    store = b.store
     found = retrain.find_record(store, spec.name, run_key, retrain.BOOTSTRAP)
     if found is not None:
         return found.to_dict()
@@ -103,6 +115,7 @@ def bootstrap_decide_step(
         retrain.read_records(store, spec.name, retrain.BOOTSTRAP),
         labelled_days(store, spec),
         triggered_by=triggered_by,
+        now=b.now(),
     )
     retrain.write_record(store, decision, retrain.BOOTSTRAP)
     return decision.to_dict()

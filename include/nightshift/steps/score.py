@@ -6,17 +6,19 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from nightshift.backends import Backends, as_backends
 from nightshift.spec import DatasetSpec
 from nightshift.storage import Store
 
 
-def score_step(store: Store, spec: DatasetSpec, days: list[date]) -> dict[str, Any]:
+def score_step(backends: Backends | Store, spec: DatasetSpec, days: list[date]) -> dict[str, Any]:
     """Resolve the champion once, pin it, score each day. ``{"champion": None}`` when there is
     no champion yet (nothing is written)."""
     from nightshift import registry
     from nightshift.score import score_partition
 
-    client = registry.configure()
+    b = as_backends(backends)
+    store, client = b.store, b.client
     version = registry.alias_version(client, spec.name, registry.CHAMPION)
     if version is None:
         return {"champion": None, "scored": []}

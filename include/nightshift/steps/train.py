@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nightshift.backends import Backends, as_backends
 from nightshift.spec import DatasetSpec
 from nightshift.storage import Store
 
@@ -69,7 +70,7 @@ def _flat(prefix: str, d: dict[str, Any]) -> dict[str, str]:
 
 
 def train_step(
-    store: Store,
+    backends: Backends | Store,
     spec: DatasetSpec,
     run_key: str,
     request: TrainRequest | None = None,
@@ -91,7 +92,8 @@ def train_step(
     from nightshift.train import choose_device, load_window, train
 
     req = request or TrainRequest()
-    client = registry.configure()
+    b = as_backends(backends)
+    store, client = b.store, b.client
     with registry.speaking_errors("starting the training run"):
         exp_id = registry.ensure_experiment(client, spec.name)
         found = registry.find_run(client, exp_id, run_key)

@@ -12,7 +12,7 @@ from nightshift.airflow.context import run_key, trigger, triggering_user
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.notify import notify_decision
-from nightshift.airflow.store import get_store, use_mlflow_connection
+from nightshift.airflow.store import task_backends
 from nightshift.airflow.tasks.train import _finish_bootstrap
 from nightshift.airflow.urls import health_url
 from nightshift.registry import ui_links
@@ -23,7 +23,7 @@ from nightshift.spec import find_spec
 def run_gate(dataset: str, trained: dict[str, Any], context: Context) -> dict[str, Any]:
     from nightshift.steps.gate import gate_step
 
-    verdict = gate_step(get_store(), find_spec(dataset), trained["run_id"], run_key(context))
+    verdict = gate_step(task_backends(), find_spec(dataset), trained["run_id"], run_key(context))
     push_links(context, {**verdict["links"], "Model health": health_url(dataset)})
     return verdict
 
@@ -35,8 +35,7 @@ def run_serving_check(dataset: str, verdict: dict[str, Any], context: Context) -
     reached, or a server that does not start, is retried; a run without a sample fails."""
     from nightshift.steps.gate import serving_check_step
 
-    use_mlflow_connection()
-    out = serving_check_step(find_spec(dataset), verdict)
+    out = serving_check_step(task_backends(), find_spec(dataset), verdict)
     logging.getLogger(__name__).info("serving check: %s", (out.get("serving") or {}).get("detail"))
     return out
 
@@ -54,8 +53,9 @@ def run_promote(
     the actor); a verdict against a champion that has been replaced since is refused."""
     from nightshift.steps.gate import decide_step
 
+    b = task_backends()
     event = decide_step(
-        get_store(),
+        b,
         find_spec(dataset),
         verdict,
         actor="nightshift-gate",
@@ -68,7 +68,7 @@ def run_promote(
     push_links(context, links)
     outcome = {"version": str(event["version"]), "model_kind": verdict.get("model_kind")}
     if event["action"] != "promote":
-        _finish_bootstrap(dataset, context, "rejected", reason=event["reason"], **outcome)
+        _finish_bootstrap(b, dataset, context, "rejected", reason=event["reason"], **outcome)
         champion = f"v{event['previous_version']}" if event.get("previous_version") else "none"
         hints = "; ".join(verdict.get("hints") or [])
         notify_decision(
@@ -80,7 +80,7 @@ def run_promote(
             {k: v for k, v in links.items() if k != "Model health"},
         )
         raise AirflowSkipException(f"v{event['version']} not promoted: {event['reason']}")
-    _finish_bootstrap(dataset, context, "promoted", **outcome)
+    _finish_bootstrap(b, dataset, context, "promoted", **outcome)
     context["outlet_events"][asset].extra = {
         "version": event["version"],
         "previous": event["previous_version"],

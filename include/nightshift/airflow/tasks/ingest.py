@@ -14,10 +14,11 @@ from nightshift.airflow.assets import curated_asset, emit, labels_asset, train_d
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
-from nightshift.airflow.store import get_store
+from nightshift.airflow.store import task_backends
 from nightshift.spec import BatchKind, DatasetSpec, find_spec
 
 if TYPE_CHECKING:
+    from nightshift.backends import Backends
     from nightshift.storage import Store
 
 
@@ -56,10 +57,11 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context) -> dict[str, Any
     from nightshift.ingest import ingest_partition
     from nightshift.validate import BatchRejected
 
-    spec, store = find_spec(dataset), get_store()
+    spec, b = find_spec(dataset), task_backends()
+    store = b.store
     day = partition_day(context, spec.partitioning.tz)
     try:
-        outcome = ingest_partition(store, spec, kind, day)
+        outcome = ingest_partition(b, spec, kind, day)
     except BatchRejected as exc:
         push_links(context, {"GX Data Docs": store_url(store, exc.outcome.data_docs_uri)})
         raise
@@ -79,7 +81,7 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context) -> dict[str, Any
         deliver(validation_warnings(context, outcome, store_url(store, outcome.report_uri), docs))
     if kind == "events":
         context["outlet_events"][curated_asset(dataset)].extra = summary
-        why = training_due(spec)
+        why = training_due(spec, b)
         if why:
             emit(context, train_due_asset(dataset), {**summary, "due": why})
         else:
@@ -93,7 +95,7 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context) -> dict[str, Any
     return summary
 
 
-def training_due(spec: DatasetSpec) -> str | None:
+def training_due(spec: DatasetSpec, backends: Backends) -> str | None:
     """Why new data is due for an automatic training run, or ``None`` when a champion serves and
     ``retrain.on_new_data`` is ``bootstrap`` (the training run would only find it and skip). A
     registry that cannot be read leaves the decision to the training run."""
@@ -101,11 +103,11 @@ def training_due(spec: DatasetSpec) -> str | None:
 
     if spec.retrain.on_new_data == "always":
         return "retrain.on_new_data: always"
-    uri = registry.tracking_uri()
+    uri = backends.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return "no champion yet (no registry yet)"  # the embedded default, never used: not made here
     try:
-        version = registry.alias_version(registry.configure(), spec.name, registry.CHAMPION)
+        version = registry.alias_version(backends.client, spec.name, registry.CHAMPION)
     except registry.RegistryError as exc:
         log.warning("%s: %s; the training run decides whether to train", spec.name, exc)
         return "the registry could not be read"

@@ -13,7 +13,7 @@ from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.links import store_url
 from nightshift.airflow.notify import notify_decision
-from nightshift.airflow.store import get_store
+from nightshift.airflow.store import task_backends
 from nightshift.airflow.urls import health_url
 from nightshift.spec import find_spec
 from nightshift.storage import finite
@@ -26,8 +26,9 @@ def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
     from nightshift.monitor import read_history
     from nightshift.steps.monitor import monitor_step
 
-    store = get_store()
-    result = finite(monitor_step(store, find_spec(dataset)))
+    b = task_backends()
+    store = b.store
+    result = finite(monitor_step(b, find_spec(dataset)))
     reports = [d["report"] for d in result["drift"]] or [
         r["drift_report"] for r in read_history(store, dataset) if r.get("drift_report")
     ]
@@ -54,8 +55,9 @@ def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     from nightshift.steps.monitor import alert_step
     from nightshift.steps.retrain import alert_guard_step
 
-    store, spec = get_store(), find_spec(dataset)
-    alert = alert_step(store, spec)
+    b, spec = task_backends(), find_spec(dataset)
+    store = b.store
+    alert = alert_step(b, spec)
     if alert is None:
         raise AirflowSkipException(f"{dataset}: no alert (policy: {spec.alerts.model_dump()})")
     seen = store.path("reports", dataset, "monitoring", "last_alert.json")
@@ -65,7 +67,7 @@ def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     extra = finite(alert)
     run = run_key(context)
     known = find_record(store, dataset, run) is not None  # a retry: decided (and told) before
-    skip = alert_guard_step(store, spec, run, extra, triggered_by=triggering_user(context))
+    skip = alert_guard_step(b, spec, run, extra, triggered_by=triggering_user(context))
     if skip is None:
         emit(context, asset, extra)
     elif not known:

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from nightshift.airflow.context import on_behalf_of, run_key, trigger, triggering_user
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
-from nightshift.airflow.store import get_store
+from nightshift.airflow.store import task_backends
 from nightshift.airflow.urls import health_url
 from nightshift.registry import ui_links
 from nightshift.spec import find_spec
@@ -26,7 +26,7 @@ def run_manual_promote(dataset: str, context: Context, asset: Asset) -> dict[str
     if p.get("version") in (None, ""):
         raise AirflowFailException("a manual promotion needs the 'version' param")
     event = manual_promote_step(
-        get_store(),
+        task_backends(),
         find_spec(dataset),
         str(p["version"]),
         actor=triggering_user(context),

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from nightshift.airflow.assets import triggering_events
 from nightshift.airflow.context import on_behalf_of, run_key, trigger, triggering_user
 from nightshift.airflow.errors import map_errors
-from nightshift.airflow.store import get_store
+from nightshift.airflow.store import task_backends
 from nightshift.airflow.tasks.monitor import notify_retrain_skipped
 from nightshift.spec import find_spec
 
@@ -37,10 +37,10 @@ def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
     force = bool(p.get("force"))
     who = getattr(context["dag_run"], "triggering_user_name", None)
     overrides = {k: p.get(k) for k in OVERRIDES}
-    store, key = get_store(), run_key(context)
-    known = find_record(store, dataset, key) is not None  # a retry: decided (and told) before
+    b, key = task_backends(), run_key(context)
+    known = find_record(b.store, dataset, key) is not None  # a retry: decided (and told) before
     decision = retrain_decide_step(
-        store,
+        b,
         find_spec(dataset),
         key,
         _alerts(context),
@@ -79,7 +79,7 @@ def run_retrain_record(dataset: str, context: Context) -> dict[str, Any] | None:
     fails this task too, so the run shows it."""
     from nightshift import retrain
 
-    store, key, ti, dr = get_store(), run_key(context), context["ti"], context["dag_run"]
+    store, key, ti, dr = task_backends().store, run_key(context), context["ti"], context["dag_run"]
     found = retrain.find_record(store, dataset, key)
     if found is None:
         raise AirflowFailException(f"{dataset}: the guard rails recorded no decision for this run")

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from nightshift.airflow.context import on_behalf_of, run_key, trigger, triggering_user
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
-from nightshift.airflow.store import get_store, use_mlflow_connection
+from nightshift.airflow.store import task_backends
 from nightshift.airflow.urls import health_url
 from nightshift.registry import ui_links
 
@@ -23,11 +23,10 @@ def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]
     reason = str(p.get("reason") or "").strip()
     if not reason:
         raise AirflowFailException("a rollback needs a reason (the 'reason' param)")
-    use_mlflow_connection()
-    client = registry.configure()
+    b = task_backends()
     event = registry.rollback(
-        client,
-        get_store(),
+        b.client,
+        b.store,
         dataset,
         actor=triggering_user(context),
         trigger=trigger(context),

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from nightshift.airflow.assets import triggering_events
 from nightshift.airflow.errors import map_errors
-from nightshift.airflow.store import get_store
+from nightshift.airflow.store import task_backends
 from nightshift.spec import DatasetSpec, find_spec, parse_dt
 
 if TYPE_CHECKING:
@@ -76,7 +76,8 @@ def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     from nightshift.score import unscored_days
     from nightshift.steps.score import score_step
 
-    spec, store = find_spec(dataset), get_store()
+    spec, b = find_spec(dataset), task_backends()
+    store = b.store
     days = _days_to_score(context)
     if days is None:
         days = unscored_days(store, spec)
@@ -84,7 +85,7 @@ def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
         await_labels(store, spec, days)
     if not days:
         raise AirflowSkipException(f"{dataset}: every recent curated day already has predictions")
-    result = score_step(store, spec, days)
+    result = score_step(b, spec, days)
     if result["champion"] is None:
         raise AirflowSkipException(
             f"{dataset}: no champion model yet, nothing scored ({', '.join(d.isoformat() for d in days)}); "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -11,13 +11,16 @@ from nightshift.airflow.context import AUTOMATIC_RUN_TYPES, dag_run, run_key, ru
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.notify import notify_decision
-from nightshift.airflow.store import get_store, use_mlflow_connection
+from nightshift.airflow.store import task_backends
 from nightshift.airflow.tasks.score import _days_to_score, await_labels
 from nightshift.registry import ui_links
 from nightshift.spec import find_spec, parse_dt
 
+if TYPE_CHECKING:
+    from nightshift.backends import Backends
 
-def _automatic_guard(dataset: str, context: Context) -> None:
+
+def _automatic_guard(b: Backends, dataset: str, context: Context) -> None:
     """An automatic training run on new data: skipped (raises) when a champion serves and
     ``retrain.on_new_data`` is ``bootstrap`` (monitoring drives retraining then), or, while there
     is no champion, when the bootstrap guard rail says wait (the first skip of a wait is
@@ -27,8 +30,7 @@ def _automatic_guard(dataset: str, context: Context) -> None:
     from nightshift.steps.retrain import bootstrap_decide_step
 
     spec = find_spec(dataset)
-    use_mlflow_connection()
-    version = registry.alias_version(registry.configure(), dataset, registry.CHAMPION)
+    version = registry.alias_version(b.client, dataset, registry.CHAMPION)
     if version is not None:
         if spec.retrain.on_new_data != "bootstrap":
             return
@@ -36,9 +38,9 @@ def _automatic_guard(dataset: str, context: Context) -> None:
             f"{dataset}: champion v{version} serves; with retrain.on_new_data=bootstrap new data "
             f"does not retrain, monitoring does (nightshift_retrain.{dataset})"
         )
-    store, key = get_store(), run_key(context)
-    known = find_record(store, dataset, key, BOOTSTRAP) is not None  # a retry: decided (and told) before
-    decision = bootstrap_decide_step(store, spec, key, triggered_by=triggering_user(context))
+    key = run_key(context)
+    known = find_record(b.store, dataset, key, BOOTSTRAP) is not None  # a retry: decided (and told) before
+    decision = bootstrap_decide_step(b, spec, key, triggered_by=triggering_user(context))
     if decision["action"] == "retrain":
         return
     checks = {c["name"]: c for c in decision.get("checks") or []}
@@ -50,11 +52,11 @@ def _automatic_guard(dataset: str, context: Context) -> None:
     raise AirflowSkipException(f"{dataset}: not training: {decision['reason']}")
 
 
-def _finish_bootstrap(dataset: str, context: Context, status: str, **details: Any) -> None:
+def _finish_bootstrap(b: Backends, dataset: str, context: Context, status: str, **details: Any) -> None:
     """Record how a bootstrap attempt of this run ended (no record: not a bootstrap run)."""
     from nightshift.retrain import BOOTSTRAP, finish
 
-    finish(get_store(), dataset, run_key(context), status, BOOTSTRAP, **details)
+    finish(b.store, dataset, run_key(context), status, BOOTSTRAP, **details)
 
 
 @map_errors(data=(ValueError,))
@@ -65,14 +67,15 @@ def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, 
     from nightshift.train import InsufficientData
 
     p = context.get("params") or {}
+    b = task_backends()
     if request is None:
         if run_type(context) in AUTOMATIC_RUN_TYPES:
-            _automatic_guard(dataset, context)
+            _automatic_guard(b, dataset, context)
             # the day's labels branch may still be validating: a window read before they land
             # would change under the gate (its fingerprint check refuses such a candidate)
             days = _days_to_score(context)
             if days:
-                await_labels(get_store(), find_spec(dataset), days, purpose="training")
+                await_labels(b.store, find_spec(dataset), days, purpose="training")
         from nightshift.retrain import check_xgb_params
 
         params, problems = check_xgb_params(p.get("xgb_params") or {})
@@ -89,11 +92,11 @@ def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, 
     dr = dag_run(context)
     tags = {"dag_id": dr.dag_id, "run_id": dr.run_id, "run_type": run_type(context)}
     try:
-        result = train_step(get_store(), find_spec(dataset), run_key(context), request, tags)
+        result = train_step(b, find_spec(dataset), run_key(context), request, tags)
         push_links(context, ui_links(dataset, run_id=result["run_id"]))
         return result
     except InsufficientData as exc:
         if run_type(context) in AUTOMATIC_RUN_TYPES:
-            _finish_bootstrap(dataset, context, NOT_TRAINED, reason=str(exc))
+            _finish_bootstrap(b, dataset, context, NOT_TRAINED, reason=str(exc))
             raise AirflowSkipException(f"not training yet: {exc}") from None
         raise
