@@ -883,6 +883,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The error's type and first line, at most ``limit`` characters of it: a long line keeps its
+    head and its end, where the cause is (a store error names the path first, the errno last)."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text[0] if len(text[0]) <= limit else f"{text[0][: limit // 2]} … {text[0][-(limit // 2) :]}"
+    return f"{type(exc).__name__}: {line}"

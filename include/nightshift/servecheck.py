@@ -17,11 +17,14 @@ It runs between ``gate`` and ``review``/``promote``, on the version the gate reg
   example in one request; the holdout sample in requests of at most
   ``serving.max_rows_per_request`` rows; :data:`WARMUP` untimed one-row requests; then
   ``serving.check_requests`` one-row requests (the sample's rows in turn), each timed on the
-  client from sending the request to having parsed the answer. Every answer is compared. All of
-  it within ``serving.check_timeout_s``; then the server is stopped (SIGTERM to its group).
+  client from sending the request to having parsed the answer. Every answer is compared. When
+  that round's p99 is over the bound, the timed one-row requests are sent again, up to
+  ``serving.check_latency_rounds`` rounds in all, and the round with the lowest p99 is judged (a
+  slow model is slow in every round; a host busy with other work is not busy in all of them).
+  All of it within ``serving.check_timeout_s``; then the server is stopped (SIGTERM to its group).
 * It passes when every answer equals the in-process score within :data:`TOLERANCE` and names the
-  candidate's version, no request fails, and the p99 of the timed requests (numpy's linear
-  percentile) is under ``serving.max_latency_ms``.
+  candidate's version, no request fails, and the p99 of the judged round's timed requests
+  (numpy's linear percentile) is under ``serving.max_latency_ms``.
 
 A failed check rejects the candidate (:func:`apply`). What is not the candidate's fault raises
 :class:`ServingCheckError` instead (the task is retried): the server did not become ready within
@@ -166,6 +169,7 @@ class ServingCheck:
     p99_ms: float | None = None
     max_ms: float | None = None
     max_latency_ms: float = 0.0
+    latency_rounds_p99_ms: list[float] = field(default_factory=list)  # each round's p99, in order
     startup_s: float | None = None
     wall_s: float = 0.0
 
@@ -192,8 +196,10 @@ def judge(
     unsent: int = 0,
     startup_s: float | None = None,
     wall_s: float = 0.0,
+    rounds_p99_ms: Sequence[float] = (),
 ) -> ServingCheck:
-    """The check's verdict on what the server answered: equal answers, no error, p99 latency."""
+    """The check's verdict on what the server answered: equal answers, no error, p99 latency
+    (``latencies_ms``: the judged round's; ``rounds_p99_ms``: every round's p99, when several)."""
     base: dict[str, Any] = {
         "version": version,
         "tolerance": tolerance,
@@ -242,6 +248,7 @@ def judge(
         p50_ms=p50,
         p99_ms=p99,
         max_ms=float(lat.max()) if len(lat) else None,
+        latency_rounds_p99_ms=list(rounds_p99_ms),
         **base,
     )
     problems: list[str] = []
@@ -268,7 +275,7 @@ def judge(
         result.failures.append("latency")
         problems.append(
             f"one-row p99 latency {_ms(p99)} over {len(lat)} requests is not under serving.max_latency_ms "
-            f"{max_latency_ms:g} ms (p50 {_ms(p50 or 0.0)})"
+            f"{max_latency_ms:g} ms (p50 {_ms(p50 or 0.0)}{_rounds(rounds_p99_ms)})"
         )
     if problems:
         result.passed = False
@@ -278,9 +285,22 @@ def judge(
         result.detail = (
             f"v{version} served by a fresh `nightshift serve`: {compared} rows over {len(answers)} "
             f"requests = in-process scores (max |diff| {worst:.3g}, tolerance {tolerance:g}), no error; "
-            f"one-row p50 {_ms(p50 or 0.0)}, p99 {_ms(p99 or 0.0)} (under {max_latency_ms:g} ms){start}"
+            f"one-row p50 {_ms(p50 or 0.0)}, p99 {_ms(p99 or 0.0)} (under {max_latency_ms:g} ms"
+            f"{_rounds(rounds_p99_ms)}){start}"
         )
     return result
+
+
+def _rounds(p99s: Sequence[float]) -> str:
+    if len(p99s) < 2:
+        return ""
+    return f"; the best of {len(p99s)} rounds, p99 " + ", ".join(_ms(v) for v in p99s)
+
+
+def _p99(latencies_ms: Sequence[float]) -> float:
+    return (
+        float(np.percentile(np.asarray(latencies_ms, dtype=np.float64), 99)) if latencies_ms else float("inf")
+    )
 
 
 HINTS = {
@@ -499,24 +519,27 @@ def probe(
     max_rows: int,
     timed: int,
     deadline: float,
+    batches: bool = True,
 ) -> tuple[list[Answer], list[float], int]:
     """Send the sample to the server on ``port`` (see the module's docstring): the answers, the
-    timed one-row requests' latencies in ms, and the requests left unsent at the deadline."""
+    timed one-row requests' latencies in ms, and the requests left unsent at the deadline
+    (``batches=False``: only the timed one-row requests, a latency round measured again)."""
     columns = list(sample["columns"])
     plan: list[tuple[str, list[list[Any]], list[float], bool]] = []
     example = sample.get("example")
-    if example and example["rows"]:
-        plan.append(("input example", example["rows"], example["expected"], False))
     hold = sample["holdout"]
     rows, expected = hold["rows"], hold["expected"]
-    for i in range(0, len(rows), max_rows):
+    if batches and example and example["rows"]:
+        plan.append(("input example", example["rows"], example["expected"], False))
+    for i in range(0, len(rows) if batches else 0, max_rows):
         plan.append((f"holdout rows {i}-{min(i + max_rows, len(rows)) - 1}", rows[i : i + max_rows],
                      expected[i : i + max_rows], False))  # fmt: skip
+    warmup = WARMUP if batches else 0
     if rows:
-        for k in range(WARMUP + timed):
+        for k in range(warmup + timed):
             j = k % len(rows)
-            label = f"holdout row {j} ({'warm-up' if k < WARMUP else 'timed'})"
-            plan.append((label, [rows[j]], [expected[j]], k >= WARMUP))
+            label = f"holdout row {j} ({'warm-up' if k < warmup else 'timed'})"
+            plan.append((label, [rows[j]], [expected[j]], k >= warmup))
     client = _Client(port, deadline)
     answers: list[Answer] = []
     latencies: list[float] = []
@@ -556,14 +579,27 @@ def serving_check(
         answers: list[Answer] = []
         latencies: list[float] = []
         unsent = 0
+        rounds: list[list[float]] = []
         if load_error is None:
+            deadline = time.monotonic() + cfg.check_timeout_s
             answers, latencies, unsent = probe(
-                server.port,
-                sample,
-                max_rows=cfg.max_rows_per_request,
-                timed=cfg.check_requests,
-                deadline=time.monotonic() + cfg.check_timeout_s,
-            )
+                server.port, sample, max_rows=cfg.max_rows_per_request, timed=cfg.check_requests,
+                deadline=deadline,
+            )  # fmt: skip
+            rounds.append(latencies)
+            # a round over the bound is measured again: only the timed one-row requests
+            while (
+                not unsent
+                and len(rounds) < cfg.check_latency_rounds
+                and _p99(rounds[-1]) >= cfg.max_latency_ms
+            ):
+                more, latencies, unsent = probe(
+                    server.port, sample, max_rows=cfg.max_rows_per_request, timed=cfg.check_requests,
+                    deadline=deadline, batches=False,
+                )  # fmt: skip
+                answers += more
+                rounds.append(latencies)
+            latencies = min(rounds, key=_p99)
         result = judge(
             version,
             answers,
@@ -574,6 +610,7 @@ def serving_check(
             unsent=unsent,
             startup_s=startup,
             wall_s=time.monotonic() - t0,
+            rounds_p99_ms=[_p99(r) for r in rounds] if len(rounds) > 1 else (),
         )
         if not result.passed:
             log.warning("serving check failed: %s", result.detail)

@@ -414,6 +414,9 @@ class Serving(_Model):
     # (client-side wall time of each of ``check_requests`` timed requests, start-up excluded)
     max_latency_ms: Annotated[float, Field(gt=0, le=60_000)] = 50.0
     check_requests: Annotated[int, Field(ge=20, le=100_000)] = 200
+    # a round whose p99 is over the bound is measured again, up to this many rounds in all, and
+    # the best round is judged: a slow model is slow in every round, a busy host is not busy in all
+    check_latency_rounds: Annotated[int, Field(ge=1, le=10)] = 3
     # the fresh server must have loaded the candidate within this (slower: a service problem,
     # the task is retried); then every request must be answered within ``check_timeout_s``
     # (what is left unanswered counts as failed requests: the candidate is rejected)

@@ -2,7 +2,8 @@
 inherited socket, scoring ``sigmoid(a + b)`` (a missing value as 0) as the tests' model does.
 
 ``python servecheck_standin.py <fd> <version> <mode> <pid file>``; modes: ``ok``, ``off`` (every
-score 1e-5 off), ``slow`` (one-row requests take 80 ms), ``wrong-version``, ``some-500`` (every
+score 1e-5 off), ``slow`` (one-row requests take 80 ms), ``busy-once`` (the first 23 one-row
+requests take 80 ms, as on a host busy for a while), ``wrong-version``, ``some-500`` (every
 tenth request fails), ``load`` / ``unreachable`` (the version cannot be loaded / the registry
 cannot be reached: 503 with ``/version``'s load error), ``exit`` (exits before it is ready),
 ``never-ready`` (503 without a reason).
@@ -31,6 +32,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes
     served = 0
+    single = 0
 
     def _send(self, status: int, doc: dict[str, Any]) -> None:
         body = json.dumps(doc).encode()
@@ -58,8 +60,10 @@ class Handler(BaseHTTPRequestHandler):
         Handler.served += 1
         if MODE == "some-500" and Handler.served % 10 == 0:
             return self._send(500, {"error_code": "INTERNAL_ERROR", "message": "scoring failed (injected)"})
-        if MODE == "slow" and len(rows) == 1:
-            time.sleep(0.08)
+        if len(rows) == 1:
+            Handler.single += 1
+            if MODE == "slow" or (MODE == "busy-once" and Handler.single <= 23):
+                time.sleep(0.08)
         off = 1e-5 if MODE == "off" else 0.0
         version = "999" if MODE == "wrong-version" else VERSION
         self._send(200, {"model_version": version, "predictions": [score(r[a], r[b]) + off for r in rows]})

@@ -595,3 +595,14 @@ def test_the_request_log_survives_a_store_outage_and_stays_bounded(
     table = pq.read_table(store.open_input(path))
     assert table.num_rows == 10 and table.column("id").to_pylist()[:2] == ["7", "p-8"]
     assert json.dumps(log.status())  # /version shows it
+
+
+def test_a_long_error_line_keeps_its_cause_at_the_end() -> None:
+    from nightshift.serve import _first_line
+
+    deep = "/".join(["folder"] * 80)  # a store path as long as a test's or a bucket's can be
+    error = OSError(f"disk full while writing file:///{deep}/part.parquet: [Errno 28] No space left")
+    line = _first_line(error)
+    assert line.startswith("OSError: disk full while writing file:///folder/")
+    assert line.endswith("[Errno 28] No space left") and len(line) < 330
+    assert _first_line(ValueError("short\nsecond line")) == "ValueError: short"

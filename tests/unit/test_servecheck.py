@@ -207,7 +207,8 @@ def sample() -> dict[str, Any]:
     [
         ("ok", [], "83 rows over 26 requests"),  # the example, 59 holdout rows in 2, 3 + 20 one-row
         ("off", ["answers"], "rows answered over HTTP differ from the in-process scores (max |diff| 1e-05"),
-        ("slow", ["latency"], "is not under serving.max_latency_ms 50 ms"),
+        ("slow", ["latency"], "is not under serving.max_latency_ms 50 ms (p50 8"),  # every round slow
+        ("busy-once", [], "(under 50 ms; the best of 2 rounds, p99 "),  # a busy round is measured again
         ("wrong-version", ["errors"], "answered by v999, not v7"),
         ("some-500", ["errors"], "HTTP 500: scoring failed (injected)"),
         ("load", ["load"], "a fresh `nightshift serve` could not load it: gone"),
@@ -223,6 +224,12 @@ def test_the_check_judges_a_fresh_server_and_stops_it(
     assert says in result.detail, result.detail
     if mode == "ok":
         assert (result.requests, result.failed_requests, result.timed_requests) == (3 + 23, 0, 20)
+        assert result.latency_rounds_p99_ms == []  # one round under the bound is enough
+    if mode in ("slow", "busy-once"):
+        rounds = result.latency_rounds_p99_ms
+        assert len(rounds) == (3 if mode == "slow" else 2) and rounds[0] >= 80, rounds
+        assert result.p99_ms == min(rounds) and result.requests == 3 + 23 + 20 * (len(rounds) - 1)
+        assert f"the best of {len(rounds)} rounds" in result.detail
         assert result.max_diff is not None and result.max_diff <= 1e-6 and result.startup_s is not None
     assert _gone(pid_file)  # stopped by its process group
 
