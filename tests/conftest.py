@@ -29,7 +29,12 @@ TEST_HOME.mkdir(parents=True, exist_ok=True)
 
 # the modules that take longest (each starts a stack of its own) go first, so that two workers
 # end together instead of one finishing them alone
-_HEAVY_FIRST = ("tests/system/test_services.py", "tests/system/test_retrain_loop.py", "tests/system/test_replay.py")
+_HEAVY_FIRST = (
+    "tests/system/test_services.py",
+    "tests/system/test_retrain_loop.py",
+    "tests/system/test_bench_overhead_smoke.py",
+    "tests/system/test_replay.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
