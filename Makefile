@@ -77,7 +77,7 @@ system: venv services-deps browser-deps
 	$(PY) -m pytest -q tests/system
 
 test: venv services-deps browser-deps lint
-	$(PY) -m pytest -q -rfEs --durations=15 tests/unit tests/dags tests/integration tests/system
+	$(PY) -m pytest -q -rfEs --durations=15 -n 2 --dist loadfile tests/unit tests/dags tests/integration tests/system
 
 bench: venv
 	$(PY) bench/ingest.py

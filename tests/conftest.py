@@ -17,12 +17,34 @@ from modelkit import DRIFT_DAYS, MODEL_DAYS, MODEL_ROWS, MODEL_START
 from nightshift_dev.env import tests_env
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_HOME = ROOT / ".nightshift" / "test"
+# under pytest-xdist (`make test` runs two workers) each worker has a home of its own
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+TEST_HOME = ROOT / ".nightshift" / ("test" if not _WORKER else f"test-{_WORKER}")
 AIRFLOW_HOME = TEST_HOME / "airflow"
 
 os.environ.update(tests_env(TEST_HOME, ROOT))
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 TEST_HOME.mkdir(parents=True, exist_ok=True)
+
+
+# the modules that take longest (each starts a stack of its own) go first, so that two workers
+# end together instead of one finishing them alone
+_HEAVY_FIRST = (
+    "tests/system/test_services.py",
+    "tests/system/test_retrain_loop.py",
+    "tests/system/test_bench_overhead_smoke.py",
+    "tests/system/test_replay.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heavy modules first (the order within a module kept)."""
+
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        return _HEAVY_FIRST.index(path) if path in _HEAVY_FIRST else len(_HEAVY_FIRST)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
