@@ -272,7 +272,7 @@ def w_cycle(a: Result) -> Result:
     gated = step("gate", gate_step, store, spec, trained["run_id"], RUN_KEY_A)
     kept = ("version", "promote", "reason", "champion", "challenger_metrics")
     results["gate"] = {k: gated[k] for k in kept}
-    checked = step("serving check", serving_check_step, spec, gated)
+    checked = step("serving check", serving_check_step, store, spec, gated)
     results["serving"] = (checked.get("serving") or {}).get("detail")
     decided = step(
         "promote / reject", decide_step, store, spec, checked, actor="bench", trigger="bench/overhead"
