@@ -1,4 +1,5 @@
-"""Test settings: an Airflow home and a store of the tests' own under .nightshift/test.
+"""Test settings: an Airflow home and a store of the tests' own under .nightshift/test (each
+pytest-xdist worker under .nightshift/test-<worker>).
 
 Environment is set before anything imports Airflow.
 """
