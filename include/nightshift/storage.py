@@ -48,7 +48,6 @@ import pyarrow.fs as pafs
 from nightshift.errors import ServiceError
 from nightshift.spec import BatchKind, parse_dt
 
-DEFAULT_STATE_DIR = ".nightshift"
 # leftovers of a killed attempt older than this are removed; younger ones may be a running attempt's
 LEFTOVER_MAX_AGE_S = 6 * 3600
 # S3: the marker of a published directory, and the prefix of its versions (hidden from list_files)
