@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return _HEAVY_FIRST.index(path) if path in _HEAVY_FIRST else len(_HEAVY_FIRST)
 
     items.sort(key=rank)
+
+
+@pytest.fixture(autouse=True)
+def _process_mlflow_choice() -> Iterator[None]:
+    """A test that points this process at an MLflow URI (``registry.use``: the running stack's, an
+    Airflow connection's) leaves it to that test: the next one on the same worker starts clean."""
+    yield
+    registry = sys.modules.get("nightshift.registry")
+    if registry is not None:
+        registry.use(None)
 
 
 @pytest.fixture(scope="session")

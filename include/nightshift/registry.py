@@ -89,8 +89,9 @@ def connect(uri: str | None = None) -> Any:
     import mlflow
     from mlflow import MlflowClient
 
+    if uri:
+        use(uri)  # an explicit choice holds for the process; the configured one is re-read each time
     uri = uri or tracking_uri()
-    use(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri, uri)
