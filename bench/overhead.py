@@ -58,14 +58,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import harness
 from harness import REPO, Result, code_fingerprint, gib, git_commit, verdict, worker_main
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # the workers of arm A time their imports: nothing of nightshift's at this module's top
 if TYPE_CHECKING:
@@ -153,7 +156,7 @@ def w_prep(a: Result) -> Result:
     days = [start + timedelta(days=i) for i in range(n)]
     out: Result = {}
 
-    def timed(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def timed(name: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         t0 = time.perf_counter()
         result = fn(*args, **kwargs)
         out[name] = time.perf_counter() - t0
@@ -167,21 +170,21 @@ def w_prep(a: Result) -> Result:
         timed(f"ingest labels {d}", ingest_partition, store, spec, "labels", d)
     key = "bench/overhead/champion"
     trained = timed("train", train_step, store, spec, key)
-    verdict_ = timed("gate", gate_step, store, spec, trained["run_id"], key)
+    verdict_ = timed("gate", gate_step, store, spec, trained.run_id, key)
     timed("promote", decide_step, store, spec, verdict_, actor="bench", trigger="bench/overhead prep")
-    if not verdict_["promote"]:
-        raise RuntimeError(f"the first model was not promoted: {verdict_['reason']}")
+    if not verdict_.promote:
+        raise RuntimeError(f"the first model was not promoted: {verdict_.reason}")
     timed("score", score_step, store, spec, days)
     timed("monitor", monitor_step, store, spec)
     timed("alert", alert_step, store, spec)
     return {
         "seconds": out,
-        "champion": verdict_["version"],
-        "champion_window": trained["window"],
+        "champion": verdict_.version,
+        "champion_window": trained.window,
         # the version's own holdout AUC: the logistic baseline's when it competed and won
-        "champion_auc": verdict_["metrics"].get("roc_auc", verdict_["challenger_metrics"].get("roc_auc")),
-        "champion_kind": verdict_.get("model_kind", "xgboost"),
-        "champion_reason": verdict_["reason"],
+        "champion_auc": verdict_.metrics.get("roc_auc", verdict_.challenger_metrics.get("roc_auc")),
+        "champion_kind": verdict_.model_kind,
+        "champion_reason": verdict_.reason,
     }
 
 
@@ -256,7 +259,7 @@ def w_cycle(a: Result) -> Result:
     day = date.fromisoformat(a["day"])
     results: Result = {}
 
-    def step(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def step(name: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
         phases.append({"phase": name, "seconds": time.perf_counter() - t0, "kind": "step"})
@@ -266,28 +269,28 @@ def w_cycle(a: Result) -> Result:
     lb = step("ingest labels (GX)", ingest_partition, store, spec, "labels", day)
     results["ingested_rows"] = {"events": ev.rows, "labels": lb.rows}
     scored = step("score", score_step, store, spec, [day])
-    results["scored"] = scored["scored"]
+    results["scored"] = [asdict(s) for s in scored.scored]
     trained = step("train", train_step, store, spec, RUN_KEY_A)
-    results["trained"] = trained
-    gated = step("gate", gate_step, store, spec, trained["run_id"], RUN_KEY_A)
+    results["trained"] = asdict(trained)
+    gated = step("gate", gate_step, store, spec, trained.run_id, RUN_KEY_A)
     kept = ("version", "promote", "reason", "champion", "challenger_metrics")
-    results["gate"] = {k: gated[k] for k in kept}
+    results["gate"] = {k: getattr(gated, k) for k in kept}
     checked = step("serving check", serving_check_step, store, spec, gated)
-    results["serving"] = (checked.get("serving") or {}).get("detail")
+    results["serving"] = (checked.serving or {}).get("detail")
     decided = step(
         "promote / reject", decide_step, store, spec, checked, actor="bench", trigger="bench/overhead"
     )
-    results["decision"] = decided.get("action")
+    results["decision"] = decided.action
     monitored = step("monitor", monitor_step, store, spec)
     results["monitor"] = {
         "drift": [
-            {k: d[k] for k in ("dt", "version", "drift_share", "drifting")} for d in monitored["drift"]
+            {k: getattr(d, k) for k in ("dt", "version", "drift_share", "drifting")} for d in monitored.drift
         ],
-        "performance": monitored["performance"],
+        "performance": [asdict(p) for p in monitored.performance],
     }
     alert = step("alert", alert_step, store, spec)
     clock_s = time.perf_counter() - t_clock
-    results["alert"] = alert
+    results["alert"] = asdict(alert) if alert else None
     return {
         "entered": entered,
         "left": time.time(),

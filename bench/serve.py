@@ -199,7 +199,7 @@ def main() -> None:
         # the second version: other seeds of the row/column subsampling, so its scores differ
         params = {} if key == "a" else {"subsample": 0.7}
         trained = train_step(store, spec, f"bench/serve/{key}", TrainRequest(params=params))
-        versions.append(registry.register(client, spec.name, trained["run_id"], f"bench/serve/{key}"))
+        versions.append(registry.register(client, spec.name, trained.run_id, f"bench/serve/{key}"))
     v1, v2 = versions
     registry.promote(client, store, spec.name, v1, actor="bench", trigger="bench/serve", reason="first")
     setup_s = time.perf_counter() - t0

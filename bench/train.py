@@ -266,8 +266,8 @@ def w_step(a: Result) -> Result:
         "window_nbytes": window.table.nbytes,
         "window_rows": window.table.num_rows,
         "split": window.describe(),
-        "device": summary["device"],
-        "reused": summary["reused"],
+        "device": summary.device,
+        "reused": summary.reused,
         "validation_auc": seen.get("best_score"),
     }
 

@@ -47,7 +47,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from typing import Any
 from nightshift.runner import DayResult, Reporter, ingest_day
 from nightshift.spec import DatasetSpec, parse_dt
 from nightshift.storage import Store
+from nightshift.verdict import GateResult
 
 log = logging.getLogger(__name__)
 
@@ -266,16 +267,15 @@ def score_days(policy: Policy, spec: DatasetSpec, days: list[date]) -> str | Non
 
     if not days:
         return None
-    version: str | None = score_step(policy.store, spec, days)["champion"]
-    return version
+    return score_step(policy.store, spec, days).champion
 
 
-def _review(spec: DatasetSpec, verdict: dict[str, Any]) -> dict[str, Any] | None:
+def _review(spec: DatasetSpec, verdict: GateResult) -> dict[str, Any] | None:
     """A borderline verdict meets no human in a backtest: ``gate.review.on_timeout`` decides,
     as when nobody answers in time."""
-    if not verdict.get("review") or spec.gate.review is None:
+    if not verdict.review or spec.gate.review is None:
         return None
-    by_gate = spec.gate.review.on_timeout == "gate" and verdict["promote"]
+    by_gate = spec.gate.review.on_timeout == "gate" and verdict.promote
     return {
         "needed": True,
         "decision": "approve" if by_gate else "reject",
@@ -314,12 +314,12 @@ def train_gate_promote(
     except (DeviceError, FeatureError, ValueError) as exc:
         return {"status": "failed", "reason": f"train: {type(exc).__name__}: {exc}"}
     try:
-        verdict = gate_step(store, spec, trained["run_id"], key)
-        gate_said = f"{'promote' if verdict['promote'] else 'reject'}: {verdict['reason']}"
+        verdict = gate_step(store, spec, trained.run_id, key)
+        gate_said = f"{'promote' if verdict.promote else 'reject'}: {verdict.reason}"
         result = verdict
-        if always_promote and not verdict["promote"]:
+        if always_promote and not verdict.promote:
             why = f"policy {policy.name}: promoted whatever the gate said (gate: {gate_said})"
-            result = {**verdict, "promote": True, "reason": why}
+            result = replace(verdict, promote=True, reason=why)
         event = decide_step(
             store,
             spec,
@@ -332,19 +332,19 @@ def train_gate_promote(
         )
     except (RegistryError, InsufficientData, FeatureError) as exc:
         return {"status": "failed", "reason": f"gate: {type(exc).__name__}: {exc}", "trained": True}
-    promoted = event["action"] == "promote"
+    promoted = event.action == "promote"
     if promoted:
-        policy.champion = str(event["version"])
+        policy.champion = str(event.version)
     return {
         "status": "promoted" if promoted else "rejected",
-        "version": str(event["version"]),
-        "model_kind": verdict.get("model_kind"),
+        "version": str(event.version),
+        "model_kind": verdict.model_kind,
         "gate": gate_said,
-        "reason": event["reason"],
-        "window": trained.get("window"),
+        "reason": event.reason,
+        "window": trained.window,
         # the registered model's (the logistic baseline's when it won), on the challenger's holdout
-        "holdout_auc": (verdict.get("metrics") or {}).get("roc_auc"),
-        "xgboost_holdout_auc": (verdict.get("challenger_metrics") or {}).get("roc_auc"),
+        "holdout_auc": verdict.metrics.get("roc_auc"),
+        "xgboost_holdout_auc": verdict.challenger_metrics.get("roc_auc"),
         "trained": True,
     }
 
@@ -366,8 +366,8 @@ def bootstrap(policy: Policy, spec: DatasetSpec, day: date) -> dict[str, Any]:
 
     key = _key(policy, BOOTSTRAP, day)
     decision = bootstrap_decide_step(policy.store, spec, key, triggered_by=f"backtest-{policy.name}")
-    event: dict[str, Any] = {"kind": BOOTSTRAP, "action": decision["action"], "reason": decision["reason"]}
-    if decision["action"] != "retrain":
+    event: dict[str, Any] = {"kind": BOOTSTRAP, "action": decision.action, "reason": decision.reason}
+    if decision.action != "retrain":
         return policy.note(day, event)
     outcome = train_gate_promote(policy, spec, day, BOOTSTRAP)
     status = outcome["status"]
@@ -409,7 +409,7 @@ def monitor_and_retrain(policy: Policy, spec: DatasetSpec, day: date) -> None:
         return
     if alert is None:
         return
-    seen = {k: alert[k] for k in ("version", "kind", "dt", "onset")}
+    seen = {"version": alert.version, "kind": alert.kind, "dt": alert.dt, "onset": alert.onset}
     if seen == policy.last_alert:  # run_alert emits an alert once per piece of evidence
         return
     policy.last_alert = seen
@@ -417,16 +417,16 @@ def monitor_and_retrain(policy: Policy, spec: DatasetSpec, day: date) -> None:
     decision = retrain_decide_step(store, spec, key, [alert], triggered_by=f"backtest-{policy.name}")
     event: dict[str, Any] = {
         "kind": "alert",
-        "alert": alert["kind"],
-        "onset": alert["onset"],
-        "alert_reason": alert["reason"],
-        "action": decision["action"],
-        "reason": decision["reason"],
+        "alert": alert.kind,
+        "onset": alert.onset,
+        "alert_reason": alert.reason,
+        "action": decision.action,
+        "reason": decision.reason,
     }
     policy.note(day, event)
-    if decision["action"] != "retrain":
+    if decision.action != "retrain":
         return
-    since = parse_dt(decision["since"]) if decision.get("since") else None
+    since = parse_dt(decision.since) if decision.since else None
     outcome = train_gate_promote(policy, spec, day, "retrain", since=since)
     details = {k: outcome[k] for k in ("version", "reason") if k in outcome}
     retrain.finish(store, spec.name, key, outcome["status"], **details)

@@ -183,24 +183,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     request = TrainRequest(as_of=args.as_of, window_days=args.window_days)
     try:
         trained = train_step(b, spec, key, request, {"run_type": "cli", "triggered_by": user})
-        where = f" on {trained['window']}, device {trained['device']}" if trained.get("window") else ""
-        print(f"trained:  MLflow run {trained['run_id']}{where}")
-        verdict = gate_step(b, spec, trained["run_id"], key)
-        auc = (verdict.get("challenger_metrics") or {}).get("roc_auc")
-        says = "promote" if verdict["promote"] else "reject"
+        where = f" on {trained.window}, device {trained.device}" if trained.window else ""
+        print(f"trained:  MLflow run {trained.run_id}{where}")
+        verdict = gate_step(b, spec, trained.run_id, key)
+        auc = verdict.challenger_metrics.get("roc_auc")
+        says = "promote" if verdict.promote else "reject"
         print(
             (f"holdout:  AUC {auc:.4f} (the trained model, scored by the gate)\n" if auc is not None else "")
-            + f"gate:     v{verdict['version']}: {says}: {verdict['reason']}"
+            + f"gate:     v{verdict.version}: {says}: {verdict.reason}"
         )
         verdict = serving_check_step(b, spec, verdict)
-        print(f"serving:  {verdict['serving']['detail']}")
+        print(f"serving:  {(verdict.serving or {}).get('detail')}")
         review = None
-        if verdict.get("review"):
+        if verdict.review:
             if not args.review:
                 print(
-                    f"nightshift train: v{verdict['version']} is borderline ({verdict['review']}): a human "
+                    f"nightshift train: v{verdict.version} is borderline ({verdict.review}): a human "
                     f"decides; run again with --review approve or --review reject, or promote it from the "
-                    f"Airflow UI (nightshift_promote.{spec.name}, version={verdict['version']})",
+                    f"Airflow UI (nightshift_promote.{spec.name}, version={verdict.version})",
                     file=sys.stderr,
                 )
                 return 1
@@ -216,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             spec,
             verdict,
             actor=user,
-            trigger=f"cli: nightshift train --dataset {spec.name} (run {trained['run_id']})",
+            trigger=f"cli: nightshift train --dataset {spec.name} (run {trained.run_id})",
             review=review,
             triggered_by=user,
             run_key=key,
@@ -225,13 +225,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"nightshift train: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     name = registry.model_name(spec.name)
-    before = f"v{event['previous_version']}" if event.get("previous_version") else "none"
-    if event["action"] == "promote":
-        print(f"promoted: {name} v{event['version']} is the champion (previous: {before}); audited as {user}")
+    before = f"v{event.previous_version}" if event.previous_version else "none"
+    if event.action == "promote":
+        print(f"promoted: {name} v{event.version} is the champion (previous: {before}); audited as {user}")
     else:
-        print(
-            f"rejected: {name} v{event['version']} not promoted (champion stays {before}): {event['reason']}"
-        )
+        print(f"rejected: {name} v{event.version} not promoted (champion stays {before}): {event.reason}")
     return 0
 
 
@@ -277,16 +275,18 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     except (MonitoringError, FileNotFoundError, registry.RegistryError) as exc:
         print(f"nightshift monitor: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    for d in result["drift"]:
-        flag = " DRIFTING" if d["drifting"] else ""
-        print(f"{d['dt']}  drift        v{d['version']}: share {d['drift_share']:.2f}{flag}  {d['report']}")
-    for p in result["performance"]:
-        print(f"{p['dt']}  performance  v{p['version']}: AUC {p['roc_auc']:.4f}  {p['report']}")
-    if not result["drift"] and not result["performance"]:
+    for d in result.drift:
+        flag = " DRIFTING" if d.drifting else ""
+        share = "-" if d.drift_share is None else f"{d.drift_share:.2f}"
+        print(f"{d.dt}  drift        v{d.version}: share {share}{flag}  {d.report}")
+    for p in result.performance:
+        auc = "-" if p.roc_auc is None else f"{p.roc_auc:.4f}"
+        print(f"{p.dt}  performance  v{p.version}: AUC {auc}  {p.report}")
+    if not result.drift and not result.performance:
         print(f"{spec.name}: nothing new to monitor" + (f" as of {args.as_of}" if args.as_of else ""))
-    print(f"history:  {result.get('history', '-')} ({result['history_rows']} row(s))")
+    print(f"history:  {result.history or '-'} ({result.history_rows} row(s))")
     if alert:
-        print(f"alert:    {alert['kind']} on v{alert['version']} since {alert['onset']}: {alert['reason']}")
+        print(f"alert:    {alert.kind} on v{alert.version} since {alert.onset}: {alert.reason}")
         print(f"          (the scheduler would start nightshift_retrain.{spec.name}; here: "
               f"nightshift train --dataset {spec.name})")  # fmt: skip
     else:

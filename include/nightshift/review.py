@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from nightshift.spec import DatasetSpec
+from nightshift.verdict import GateResult
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -20,7 +21,7 @@ def _num(v: Any, signed: bool = False) -> str:
 
 def evidence_markdown(
     spec: DatasetSpec,
-    verdict: dict[str, Any],
+    verdict: GateResult,
     history: list[dict[str, Any]],
     health_url: str | None = None,
     days: int = 7,
@@ -28,26 +29,22 @@ def evidence_markdown(
     """The approval form's body: the gate's recommendation and why it is borderline, metric
     deltas, the slice table, the champion's recent drift and live AUC, and links."""
     m = spec.gate.metric
-    rec = "promote" if verdict["promote"] else "reject"
+    rec = "promote" if verdict.promote else "reject"
     lines = [
-        f"**Borderline verdict on {spec.name} v{verdict['version']}** (champion v{verdict.get('champion')})",
+        f"**Borderline verdict on {spec.name} v{verdict.version}** (champion v{verdict.champion})",
         "",
-        f"{verdict.get('review') or ''}.",
+        f"{verdict.review or ''}.",
         "",
-        f"The gate recommends **{rec}**: {verdict['reason']}",
+        f"The gate recommends **{rec}**: {verdict.reason}",
         "",
         "| metric | challenger | champion | delta |",
         "|---|---|---|---|",
     ]
-    cm, ch, deltas = (
-        verdict.get("metrics", {}),
-        verdict.get("champion_metrics", {}),
-        verdict.get("deltas", {}),
-    )
+    cm, ch, deltas = verdict.metrics, verdict.champion_metrics, verdict.deltas
     for k in ("roc_auc", "average_precision", "log_loss", "brier"):
         if k in cm:
             lines.append(f"| {k} | {_num(cm.get(k))} | {_num(ch.get(k))} | {_num(deltas.get(k), True)} |")
-    slices = verdict.get("slices") or []
+    slices = verdict.slices
     if slices:
         lines += [
             "",
@@ -56,12 +53,12 @@ def evidence_markdown(
         ]
         for s in slices:
             lines.append(
-                f"| {s['slice']} | {s['rows']} | {s['positives']} | {_num(s.get('challenger'))} | "
-                f"{_num(s.get('champion'))} | {_num(s.get('delta'), True)} |"
+                f"| {s.slice} | {s.rows} | {s.positives} | {_num(s.challenger)} | "
+                f"{_num(s.champion)} | {_num(s.delta, True)} |"
             )
-    failed = [c for c in verdict.get("checks", []) if not c["passed"]]
+    failed = verdict.failed
     if failed:
-        lines += ["", "Failed checks:"] + [f"- `{c['name']}`: {c['detail']}" for c in failed]
+        lines += ["", "Failed checks:"] + [f"- `{c.name}`: {c.detail}" for c in failed]
     recent = sorted(history, key=lambda r: (r["dt"], str(r.get("version"))))[-days:]
     if recent:
         lines += ["", f"Recent monitoring (last {len(recent)} day(s), the version that scored each):", ""]
@@ -74,7 +71,7 @@ def evidence_markdown(
             )
     else:
         lines += ["", "No monitored day yet."]
-    links = dict(verdict.get("links") or {})
+    links = dict(verdict.links)
     if health_url:
         links["Model health"] = health_url
     if links:

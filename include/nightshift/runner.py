@@ -223,12 +223,12 @@ def score_day(store: Store, spec: DatasetSpec, day: date, pinned: str) -> DayRes
         return DayResult(day, "failed", f"{exc} (not ingested, or quarantined)")
     except (RegistryError, StorageError) as exc:
         return DayResult(day, "failed", str(exc))
-    version = result["champion"]
+    version = result.champion
     if version is None:
         return DayResult(day, "failed", f"{spec.name}: no champion any more; nothing scored")
-    (scored,) = result["scored"]
+    (scored,) = result.scored
     moved = f" (the champion moved from v{pinned})" if version != pinned else ""
-    return DayResult(day, "ok", f"{scored['rows']:,} rows scored by v{version}{moved}")
+    return DayResult(day, "ok", f"{scored.rows:,} rows scored by v{version}{moved}")
 
 
 # ---- replay through a running scheduler ---------------------------------------------------

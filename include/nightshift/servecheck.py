@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ import numpy as np
 import pyarrow as pa
 
 from nightshift.spec import DatasetSpec
+from nightshift.verdict import GateCheck, GateResult
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +176,6 @@ class ServingCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    def check(self) -> dict[str, Any]:
-        return {"name": NAME, "passed": self.passed, "detail": self.detail}
 
 
 def _ms(v: float) -> str:
@@ -315,24 +313,28 @@ HINTS = {
 }
 
 
-def apply(verdict: dict[str, Any], result: ServingCheck) -> dict[str, Any]:
+def apply(verdict: GateResult, result: ServingCheck) -> GateResult:
     """The gate's verdict with the check's result (``serving``, and a ``serving`` check); a
     failure rejects the candidate, with the reason, and leaves nothing for a human to review."""
-    out = {**verdict, "serving": result.to_dict(), "checks": [*verdict.get("checks", []), result.check()]}
+    checks = (*verdict.checks, GateCheck(NAME, result.passed, result.detail))
     if result.passed:
-        return out
-    out["promote"] = False
-    out["review"] = None
-    out["reason"] = f"rejected: {NAME}: {result.detail} (gate: {verdict['reason']})"
-    out["failed_checks"] = [*verdict.get("failed_checks", []), NAME]
+        return replace(verdict, serving=result.to_dict(), checks=checks)
     hints = [HINTS[f] for f in result.failures if f in HINTS]
-    out["hints"] = list(dict.fromkeys([*hints, *(verdict.get("hints") or [])]))
-    return out
+    return replace(
+        verdict,
+        serving=result.to_dict(),
+        checks=checks,
+        promote=False,
+        review=None,
+        reason=f"rejected: {NAME}: {result.detail} (gate: {verdict.reason})",
+        failed_checks=(*verdict.failed_checks, NAME),
+        hints=tuple(dict.fromkeys([*hints, *verdict.hints])),
+    )
 
 
-def not_run(verdict: dict[str, Any], why: str) -> dict[str, Any]:
+def not_run(verdict: GateResult, why: str) -> GateResult:
     """The verdict of a candidate the check was not run on (the gate rejected it outright)."""
-    return {**verdict, "serving": {"checked": False, "detail": f"not run: {why}"}}
+    return replace(verdict, serving={"checked": False, "detail": f"not run: {why}"})
 
 
 # ---- the fresh server ---------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_server_down_during_registration_and_promotion_leaves_the_registry_consi
     try:
         started = time.monotonic()
         with pytest.raises(registry.RegistryUnavailable, match=server.url):
-            gate_step(store, spec, trained["run_id"], key)
+            gate_step(store, spec, trained.run_id, key)
         with pytest.raises(registry.RegistryUnavailable, match=server.url):
             registry.promote(client, store, "payments", "1", actor="t", trigger="outage", reason="r")
         # bounded client retries: Airflow's task retries take over quickly
@@ -87,8 +87,8 @@ def test_server_down_during_registration_and_promotion_leaves_the_registry_consi
     assert registry.alias_version(client, "payments", "champion") == "1"
     # the retry (same run key) finishes the job: one run, one new version
     again = train_step(store, spec, key)
-    assert again["reused"] and again["run_id"] == trained["run_id"]
-    verdict = gate_step(store, spec, trained["run_id"], key)
-    gate_step(store, spec, trained["run_id"], key)
+    assert again.reused and again.run_id == trained.run_id
+    verdict = gate_step(store, spec, trained.run_id, key)
+    gate_step(store, spec, trained.run_id, key)
     after = {v.version for v in client.search_model_versions("name = 'nightshift-payments'")}
-    assert after == versions | {verdict["version"]} and len(after) == len(versions) + 1
+    assert after == versions | {verdict.version} and len(after) == len(versions) + 1

@@ -210,37 +210,37 @@ def test_a_retried_run_finds_its_run_and_version(
     first = train_step(store, spec, key)
     # training scores the serving-skew sample and the monitoring reference, never the holdout
     assert calls and all(rows < holdout_rows for _, rows, _ in calls), [c[1:] for c in calls]
-    run = client.get_run(first["run_id"])
+    run = client.get_run(first.run_id)
     assert {k for k in run.data.metrics if k.startswith("holdout_")} == {"holdout_rows"}  # the split's
-    assert first["holdout_roc_auc"] is None
-    assert "importance.json" not in {a.path for a in client.list_artifacts(first["run_id"])}
+    assert first.holdout_roc_auc is None
+    assert "importance.json" not in {a.path for a in client.list_artifacts(first.run_id)}
     assert run.data.metrics["holdout_rows"] == holdout_rows
     again = train_step(store, spec, key)
-    assert not first["reused"] and again["reused"] and again["run_id"] == first["run_id"]
+    assert not first.reused and again.reused and again.run_id == first.run_id
     calls.clear()
-    v1 = gate_step(store, spec, first["run_id"], key)
+    v1 = gate_step(store, spec, first.run_id, key)
     # the gate scores the challenger's holdout once (its packaged booster) and logs that evaluation
-    challenger = booster_predictions["loaded"][f"runs:/{first['run_id']}/model"]
+    challenger = booster_predictions["loaded"][f"runs:/{first.run_id}/model"]
     whole = [kind for b, rows, kind in calls if b is challenger and rows == holdout_rows]
     assert whole == ["score"], [(rows, kind) for b, rows, kind in calls if b is challenger]
-    metrics = client.get_run(first["run_id"]).data.metrics
-    assert {k: metrics[f"holdout_{k}"] for k in v1["challenger_metrics"]} == v1["challenger_metrics"]
-    assert v1["challenger_metrics"]["roc_auc"] > 0.8
-    gated = {a.path for a in client.list_artifacts(first["run_id"])}
+    metrics = client.get_run(first.run_id).data.metrics
+    assert {k: metrics[f"holdout_{k}"] for k in v1.challenger_metrics} == v1.challenger_metrics
+    assert v1.challenger_metrics["roc_auc"] > 0.8
+    gated = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"importance.json", "importance.png", "feature_cost.json", "evaluation_challenger.json"} <= gated
-    v2 = gate_step(store, spec, first["run_id"], key)
-    assert v1["version"] == v2["version"]
-    assert v2["challenger_metrics"] == v1["challenger_metrics"]
-    history = client.get_metric_history(first["run_id"], "holdout_roc_auc")
-    assert {m.value for m in history} == {v1["challenger_metrics"]["roc_auc"]}
+    v2 = gate_step(store, spec, first.run_id, key)
+    assert v1.version == v2.version
+    assert v2.challenger_metrics == v1.challenger_metrics
+    history = client.get_metric_history(first.run_id, "holdout_roc_auc")
+    assert {m.value for m in history} == {v1.challenger_metrics["roc_auc"]}
     assert len(_versions(client)) == before + 1
     # same data, same seed: an identical model ties with the champion, and a tie promotes
-    assert v1["promote"] and v1["deltas"]["roc_auc"] == pytest.approx(0.0)
+    assert v1.promote and v1.deltas["roc_auc"] == pytest.approx(0.0)
     decide_step(store, spec, v1, actor="test", trigger="retry test")
     decide_step(store, spec, v1, actor="test", trigger="retry test")  # a retried promote
-    assert registry.alias_version(client, "payments", "champion") == v1["version"]
+    assert registry.alias_version(client, "payments", "champion") == v1.version
     assert registry.alias_version(client, "payments", "previous") == "1"
-    promotions = [e for e in registry.read_audit(store, "payments") if e.version == v1["version"]]
+    promotions = [e for e in registry.read_audit(store, "payments") if e.version == v1.version]
     assert len(promotions) == 1
 
 
@@ -340,7 +340,7 @@ def refusable_versions(registry_env: dict[str, Any]) -> dict[str, str]:
         model_id = client.get_run(known[0].run_id).data.tags["nightshift.model_id"]
     else:
         request = TrainRequest(num_boost_round=5, trials=0)
-        run_id = train_step(store, find_spec("payments"), f"{key}/train", request)["run_id"]
+        run_id = train_step(store, find_spec("payments"), f"{key}/train", request).run_id
         model_id = client.get_run(run_id).data.tags["nightshift.model_id"]
     experiment = registry.ensure_experiment(client, "payments")
 
@@ -563,7 +563,7 @@ def test_a_champion_whose_artifact_is_missing_fails_clearly_and_leaves_the_regis
     versions = len(_versions(client))
     trained = train_step(store, spec, "nightshift_train.payments/missing-artifact")
     with pytest.raises(registry.RegistryError, match=f"v{champion}: its model artifact cannot be loaded"):
-        gate_step(store, spec, trained["run_id"], "nightshift_train.payments/missing-artifact")
+        gate_step(store, spec, trained.run_id, "nightshift_train.payments/missing-artifact")
     with pytest.raises(registry.RegistryError, match="cannot be loaded"):
         score_step(store, spec, [LAST_DAY])
     assert registry.alias_version(client, "payments", "champion") == champion

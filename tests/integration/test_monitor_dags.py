@@ -57,7 +57,7 @@ def test_champion_on_the_clean_days_scores_the_drifted_ones(
     ref = {a.path for a in env["client"].list_artifacts(run_id, "reference")}
     assert ref == {"reference/reference.parquet"}
     scored = score_step(env["store"], spec, SCORED)
-    assert scored["champion"] == "1" and len(scored["scored"]) == len(SCORED)
+    assert scored.champion == "1" and len(scored.scored) == len(SCORED)
 
 
 def test_fault_failures_between_a_days_monitor_writes_lose_no_history_row_or_metric(
@@ -112,8 +112,8 @@ def test_fault_failures_between_a_days_monitor_writes_lose_no_history_row_or_met
         steps = [m.step for m in client.get_metric_history(run_id, metric)]
         assert sorted(steps) == sorted(set(steps)) and len(steps) == len(SCORED), metric
     # nothing was computed twice: the rows came back from the summaries
-    assert result["drift"] == [] and result["performance"] == []
-    assert len(result["recovered"]) == 2 * len(SCORED)
+    assert result.drift == () and result.performance == ()
+    assert len(result.recovered) == 2 * len(SCORED)
 
 
 def test_monitor_reports_drift_and_performance_and_raises_the_alert(

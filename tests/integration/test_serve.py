@@ -57,7 +57,7 @@ def served(
         versions = []
         for key, rounds in (("a", 30), ("b", 12)):
             summary = train_step(store, spec, f"test_serve/{key}", TrainRequest(num_boost_round=rounds))
-            versions.append(registry.register(client, spec.name, summary["run_id"], f"test_serve/{key}"))
+            versions.append(registry.register(client, spec.name, summary.run_id, f"test_serve/{key}"))
         registry.promote(
             client, store, spec.name, versions[0], actor="test", trigger="test_serve", reason="first"
         )
@@ -210,12 +210,13 @@ def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
     from nightshift import registry
     from nightshift.steps.gate import _log_serving_sample, decide_step, serving_check_step
     from nightshift.steps.train import TrainRequest, train_step
+    from nightshift.verdict import GateResult
 
     client, store, spec = served["client"], served["store"], served["spec"]
     monkeypatch.setenv("NIGHTSHIFT_DATASETS_DIR", str(served["datasets"]))  # the server's spec
     champion = registry.alias_version(client, "payments", registry.CHAMPION)
     key = "test_serve/broken"
-    run_id = train_step(store, spec, key, TrainRequest(num_boost_round=5))["run_id"]
+    run_id = train_step(store, spec, key, TrainRequest(num_boost_round=5)).run_id
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     _log_serving_sample(client, spec, run_id, pa.Table.from_pylist(_rows(served, 200)), model)
     version = registry.register(client, spec.name, run_id, key)
@@ -223,22 +224,24 @@ def test_a_candidate_whose_artifact_cannot_be_loaded_fails_the_serving_check(
     location = urlparse(client.get_logged_model(model_id).artifact_location).path.lstrip("/")
     shutil.rmtree(served["mlflow"].root / "artifacts" / location)  # the fault: its files are gone
 
-    verdict = {"version": version, "run_id": run_id, "promote": True, "reason": "beats the champion"}
-    verdict.update(review=None, checks=[], failed_checks=[], hints=[], champion=champion)
+    verdict = GateResult(
+        run_id, run_id, version, promote=True, reason="beats the champion", champion=champion
+    )
     checked = serving_check_step(store, spec, verdict)
-    serving = checked["serving"]
-    assert not checked["promote"] and serving["failures"] == ["load"], serving
+    serving = checked.serving or {}
+    assert not checked.promote and serving["failures"] == ["load"], serving
     why = f"v{version} cannot be served: a fresh `nightshift serve` could not load it: RegistryError: "
     why += f"nightshift-payments v{version}: its model artifact cannot be loaded from "
-    assert checked["reason"].startswith(f"rejected: serving: {why}"), checked["reason"]
-    assert checked["hints"][0].startswith("the server cannot load or score the packaged model")
+    assert checked.reason.startswith(f"rejected: serving: {why}"), checked.reason
+    assert checked.hints[0].startswith("the server cannot load or score the packaged model")
     tags = client.get_model_version("nightshift-payments", version).tags
     assert (tags["nightshift.serving"], tags["nightshift.verdict"]) == ("failed", "reject")
 
     event = decide_step(store, spec, checked, actor="test", trigger="test_serve")
-    assert (event["action"], event["version"], event["serving"]["failures"]) == ("reject", version, ["load"])
+    assert event.serving is not None
+    assert (event.action, event.version, event.serving["failures"]) == ("reject", version, ["load"])
     last = registry.read_audit(store, "payments")[-1]
-    assert (last.action, last.version, last.serving) == ("reject", version, event["serving"])
+    assert (last.action, last.version, last.serving) == ("reject", version, event.serving)
     assert registry.alias_version(client, "payments", registry.CHAMPION) == champion
     assert served["server"].get("/health") == (200, {"status": "ready", "model_version": champion})
 
@@ -389,12 +392,12 @@ def test_served_rows_are_logged_and_monitored_as_drift_of_served_inputs(served: 
     assert {v for t in tables for v in t.column(MODEL_VERSION).unique().to_pylist()} == {v1, v2}
 
     reported = monitor_served(log_store, spec, served["client"])
-    assert {r["version"] for r in reported} == {v1, v2}
-    assert sum(r["rows"] for r in reported) == answered
-    big = next(r for r in reported if r["version"] == v1)  # it scored the 1,000-row request
-    assert big["rows"] >= spec.monitoring.min_rows and big["drift_share"] >= 0
+    assert {r.version for r in reported} == {v1, v2}
+    assert sum(r.rows for r in reported) == answered
+    big = next(r for r in reported if r.version == v1)  # it scored the 1,000-row request
+    assert big.rows >= spec.monitoring.min_rows and big.drift_share is not None and big.drift_share >= 0
     summary_path = log_store.path(
-        "reports", "payments", "serving-drift", f"dt={big['dt']}", f"v{v1}-summary.json"
+        "reports", "payments", "serving-drift", f"dt={big.dt}", f"v{v1}-summary.json"
     )
     summary = log_store.read_json(summary_path)
     assert (
@@ -404,10 +407,10 @@ def test_served_rows_are_logged_and_monitored_as_drift_of_served_inputs(served: 
     )
     assert log_store.exists(summary["report"].removeprefix("file://"))
     # the monitor step reports served days too, once: nothing new since, nothing redone
-    assert monitor_step(log_store, spec)["serving_drift"] == []
+    assert monitor_step(log_store, spec).serving_drift == ()
     assert monitor_served(log_store, spec, served["client"]) == []
     # a part flushed later (e.g. by the next server start) gets the day reported again
-    day_dir = log_store.path("serving", "payments", f"dt={big['dt']}")
+    day_dir = log_store.path("serving", "payments", f"dt={big.dt}")
     log_store.write_bytes_atomic(f"{day_dir}/part-later.parquet", log_store.read_bytes(parts[0]))
     again = monitor_served(log_store, spec, served["client"])
-    assert {r["dt"] for r in again} == {big["dt"]} and sum(r["rows"] for r in again) > answered
+    assert {r.dt for r in again} == {big.dt} and sum(r.rows for r in again) > answered

@@ -66,7 +66,7 @@ def loop(drift_store: Path, spec: Any, tmp_path_factory: pytest.TempPathFactory)
         store = Store(url)
         as_of = DRIFT_START + timedelta(days=spec.label.delay_days - 1)  # clean days only
         trained = train_step(store, spec, "setup/champion", TrainRequest(as_of=as_of))
-        verdict = gate_step(store, spec, trained["run_id"], "setup/champion")
+        verdict = gate_step(store, spec, trained.run_id, "setup/champion")
         decide_step(store, spec, verdict, actor="test", trigger="setup")
         days = [MODEL_START + timedelta(days=i) for i in range(MODEL_DAYS - 4, MODEL_DAYS + DRIFT_DAYS)]
         score_step(store, spec, days)

@@ -268,12 +268,14 @@ def test_the_retrain_reads_each_triggering_alert_once_when_it_came_through_an_al
 
     from nightshift.airflow.tasks.retrain import _alerts
     from nightshift.airflow.tasks.score import _days_to_score
+    from nightshift.monitor import Alert
 
     alert = {"kind": "drift", "version": "1", "dt": "2026-03-20", "onset": "2026-03-19"}
+    alert.update(dataset="x", reason="drift on 2 days", raised_at="2026-03-20T01:00:00+00:00")
     event = SimpleNamespace(extra=alert)
     alias = AssetAlias(name="nightshift.x.alert.when_due")
     events = {Asset(name="nightshift.x.alert"): [event], alias: [event]}
-    assert _alerts({"triggering_asset_events": events}) == [alert]
+    assert _alerts({"triggering_asset_events": events}) == [Alert.from_dict(alert)]
     curated = SimpleNamespace(extra={"dt": "2026-03-20"})
     twice = {Asset(name="nightshift.x.curated"): [curated, curated]}  # a day triggered twice
     days = _days_to_score({"triggering_asset_events": twice})

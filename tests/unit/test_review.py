@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from nightshift.airflow.xcom import from_xcom
 from nightshift.evaluate import Evaluation, gate, needs_review, score_stats
 from nightshift.review import answer, evidence_markdown
 from nightshift.spec import DatasetSpec, Gate, Review, SpecError, parse_spec
+from nightshift.verdict import GateResult
 
 RULES = Gate(
     min_metrics={"roc_auc": 0.80},
@@ -84,28 +86,35 @@ def test_the_band_is_validated(spec: DatasetSpec) -> None:
 
 
 def test_the_evidence_names_the_numbers_slices_drift_and_links(spec: DatasetSpec) -> None:
-    verdict = {
-        "version": "4",
-        "champion": "3",
-        "promote": False,
-        "reason": "rejected: champion: roc_auc 0.8430 vs champion v3 0.8500 (delta -0.0070, allowed -0.005)",
-        "review": "roc_auc delta -0.0070 vs the champion is within the review band",
-        "metrics": {"roc_auc": 0.843, "average_precision": 0.31},
-        "champion_metrics": {"roc_auc": 0.85, "average_precision": 0.30},
-        "deltas": {"roc_auc": -0.007, "average_precision": 0.01},
-        "slices": [
-            {
-                "slice": "channel=web",
-                "rows": 900,
-                "positives": 40,
-                "challenger": 0.84,
-                "champion": 0.86,
-                "delta": -0.02,
-            }
-        ],
-        "checks": [{"name": "champion", "passed": False, "detail": "roc_auc 0.8430 vs champion"}],
-        "links": {"MLflow run": "http://mlflow/#/runs/abc"},
-    }
+    # as the review reads it: the gate's XCom
+    verdict = from_xcom(
+        GateResult,
+        {
+            "run_id": "abc",
+            "challenger_run_id": "abc",
+            "version": "4",
+            "champion": "3",
+            "promote": False,
+            "reason": "rejected: champion: roc_auc 0.8430 vs champion v3 0.8500 "
+            "(delta -0.0070, allowed -0.005)",
+            "review": "roc_auc delta -0.0070 vs the champion is within the review band",
+            "metrics": {"roc_auc": 0.843, "average_precision": 0.31},
+            "champion_metrics": {"roc_auc": 0.85, "average_precision": 0.30},
+            "deltas": {"roc_auc": -0.007, "average_precision": 0.01},
+            "slices": [
+                {
+                    "slice": "channel=web",
+                    "rows": 900,
+                    "positives": 40,
+                    "challenger": 0.84,
+                    "champion": 0.86,
+                    "delta": -0.02,
+                }
+            ],
+            "checks": [{"name": "champion", "passed": False, "detail": "roc_auc 0.8430 vs champion"}],
+            "links": {"MLflow run": "http://mlflow/#/runs/abc"},
+        },
+    )
     history = [
         {"dt": "2026-03-01", "version": "3", "drift_share": 0.05, "drifting": False, "roc_auc": 0.86},
         {"dt": "2026-03-02", "version": "3", "drift_share": 0.41, "drifting": True, "roc_auc": None},

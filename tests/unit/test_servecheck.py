@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from modelkit import toy_spec
 from nightshift import servecheck as sc
 from nightshift.spec import DatasetSpec
+from nightshift.verdict import GateCheck, GateResult
 
 STANDIN = Path(__file__).with_name("servecheck_standin.py")
 
@@ -154,29 +156,30 @@ def test_each_failure_is_named(
 
 
 def test_a_failed_check_rejects_the_candidate_and_a_passed_one_only_joins_the_verdict() -> None:
-    verdict: dict[str, Any] = {
-        "version": "7",
-        "promote": True,
-        "reason": "beats the champion",
-        "review": "borderline: roc_auc +0.001",
-        "checks": [{"name": "stability", "passed": True, "detail": "ok"}],
-        "failed_checks": [],
-        "hints": ["an earlier hint"],
-    }
-    passed = sc.apply(verdict, sc.judge("7", _answers(), [1.0] * 10, 50.0))
-    assert (
-        passed["promote"] and passed["review"] == verdict["review"] and passed["reason"] == verdict["reason"]
+    verdict = GateResult(
+        run_id="r",
+        challenger_run_id="r",
+        version="7",
+        promote=True,
+        reason="beats the champion",
+        champion="6",
+        review="borderline: roc_auc +0.001",
+        checks=(GateCheck("stability", True, "ok"),),
+        hints=("an earlier hint",),
     )
-    assert passed["serving"]["passed"] and [c["name"] for c in passed["checks"]] == ["stability", "serving"]
+    passed = sc.apply(verdict, sc.judge("7", _answers(), [1.0] * 10, 50.0))
+    assert passed.promote and passed.review == verdict.review and passed.reason == verdict.reason
+    assert passed.serving is not None and passed.serving["passed"]
+    assert [c.name for c in passed.checks] == ["stability", "serving"]
     failed = sc.apply(verdict, sc.judge("7", _answers(), [90.0] * 10, 50.0))
-    assert not failed["promote"] and failed["review"] is None  # nobody reviews what cannot serve
-    assert failed["reason"].startswith("rejected: serving: v7 over HTTP: one-row p99 latency 90 ms")
-    assert failed["reason"].endswith("(gate: beats the champion)")
-    assert failed["failed_checks"] == ["serving"] and failed["checks"][-1]["passed"] is False
-    assert failed["hints"][0] == sc.HINTS["latency"] and failed["hints"][1] == "an earlier hint"
-    assert verdict["promote"] and verdict["checks"][-1]["name"] == "stability"  # not changed in place
-    skipped = sc.not_run({**verdict, "promote": False, "review": None}, "the gate rejected the candidate")
-    assert skipped["serving"] == {"checked": False, "detail": "not run: the gate rejected the candidate"}
+    assert not failed.promote and failed.review is None  # nobody reviews what cannot serve
+    assert failed.reason.startswith("rejected: serving: v7 over HTTP: one-row p99 latency 90 ms")
+    assert failed.reason.endswith("(gate: beats the champion)")
+    assert failed.failed_checks == ("serving",) and failed.checks[-1].passed is False
+    assert failed.hints[0] == sc.HINTS["latency"] and failed.hints[1] == "an earlier hint"
+    assert verdict.promote and verdict.checks[-1].name == "stability" and verdict.serving is None  # a copy
+    skipped = sc.not_run(replace(verdict, promote=False, review=None), "the gate rejected the candidate")
+    assert skipped.serving == {"checked": False, "detail": "not run: the gate rejected the candidate"}
 
 
 # ---- the fresh server -----------------------------------------------------------------------

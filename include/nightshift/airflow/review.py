@@ -41,24 +41,26 @@ class ReviewOperator(HITLOperator):
 
     def execute(self, context: Any) -> Any:
         from nightshift.airflow.store import store_of
+        from nightshift.airflow.xcom import from_xcom
         from nightshift.monitor import read_history
         from nightshift.review import evidence_markdown
         from nightshift.spec import find_spec
+        from nightshift.verdict import GateResult
 
-        verdict = context["ti"].xcom_pull(task_ids=self.gate_task_id) or {}
-        if not verdict.get("review"):
-            self.log.info("not borderline: the gate decides alone (%s)", verdict.get("reason"))
+        verdict = from_xcom(GateResult, context["ti"].xcom_pull(task_ids=self.gate_task_id))
+        if not verdict.review:
+            self.log.info("not borderline: the gate decides alone (%s)", verdict.reason)
             return {"needed": False}
         spec = find_spec(self.dataset)
         rules = spec.gate.review
         assert rules is not None  # the gate only asks for a review when the spec has a band
         self.response_timeout = timedelta(hours=rules.timeout_hours)
-        self.defaults = [APPROVE if rules.on_timeout == "gate" and verdict["promote"] else REJECT]
-        self.subject = f"{self.dataset}: promote v{verdict['version']} over champion v{verdict['champion']}?"
+        self.defaults = [APPROVE if rules.on_timeout == "gate" and verdict.promote else REJECT]
+        self.subject = f"{self.dataset}: promote v{verdict.version} over champion v{verdict.champion}?"
         self.body = evidence_markdown(
             spec, verdict, read_history(store_of(), self.dataset), health_url(self.dataset)
         )
-        self.log.info("borderline verdict, waiting for a human: %s", verdict["review"])
+        self.log.info("borderline verdict, waiting for a human: %s", verdict.review)
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:

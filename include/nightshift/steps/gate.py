@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nightshift.backends import Backends, as_backends
+from nightshift.registry import AuditEvent
 from nightshift.spec import DatasetSpec, parse_dt
 from nightshift.steps.train import (
     IMPORTANCE_SAMPLE,
@@ -22,6 +23,7 @@ from nightshift.steps.train import (
     _write_holdout_evidence,
 )
 from nightshift.storage import Store
+from nightshift.verdict import GateCheck, GateResult, SliceRow
 
 
 def _log_holdout(
@@ -59,7 +61,7 @@ def _log_holdout(
 
 
 # long: challenger, champion, baseline and the baseline's competition judged on one holdout, in order
-def gate_step(backends: Backends | Store, spec: DatasetSpec, run_id: str, run_key: str) -> dict[str, Any]:
+def gate_step(backends: Backends | Store, spec: DatasetSpec, run_id: str, run_key: str) -> GateResult:
     """Evaluate challenger, champion and baseline on the run's holdout; log the verdict;
     register the candidate (found again on a retry). Returns the verdict summary.
 
@@ -131,30 +133,32 @@ def gate_step(backends: Backends | Store, spec: DatasetSpec, run_id: str, run_ke
             client.set_tag(winner_run, "nightshift.review", review[:4900])
     _log_serving_sample(client, spec, winner_run, holdout, model if winner_run == run_id else base_model)
     version = _register(client, spec, winner_run, run_key, final)
-    return {
-        "run_id": winner_run,
-        "challenger_run_id": run_id,
-        "version": version,
-        "model_kind": final.model_kind,
-        "promote": final.promote,
-        "reason": final.reason,
-        "competition": final.competition,
-        "hints": final.hints,
-        "first_model": final.first_model,
-        "deltas": {k: v for k, v in final.deltas.items() if not np.isnan(v)},
-        "champion": champ_version,
-        "metrics": {k: v for k, v in winner_eval.metrics.items() if not np.isnan(v)},
+    return GateResult(
+        run_id=winner_run,
+        challenger_run_id=run_id,
+        version=version,
+        promote=final.promote,
+        reason=final.reason,
+        champion=champ_version,
+        model_kind=final.model_kind,
+        first_model=final.first_model,
+        competition=final.competition,
+        hints=tuple(final.hints),
+        deltas=_finite(final.deltas),
+        metrics=_finite(winner_eval.metrics),
         # the XGBoost challenger's own, = its run's holdout_* metrics (``metrics`` are the winner's)
-        "challenger_metrics": {k: v for k, v in challenger.metrics.items() if not np.isnan(v)},
-        "champion_metrics": {k: v for k, v in champion.metrics.items() if not np.isnan(v)}
-        if champion
-        else {},
-        "failed_checks": [c.name for c in final.failed],
-        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in final.checks],
-        "slices": _slice_table(spec, winner_eval, champion),
-        "review": review,
-        "links": registry.ui_links(spec.name, run_id=winner_run, version=version),
-    }
+        challenger_metrics=_finite(challenger.metrics),
+        champion_metrics=_finite(champion.metrics) if champion else {},
+        failed_checks=tuple(c.name for c in final.failed),
+        checks=tuple(GateCheck(c.name, c.passed, c.detail) for c in final.checks),
+        slices=tuple(_slice_table(spec, winner_eval, champion)),
+        review=review,
+        links=registry.ui_links(spec.name, run_id=winner_run, version=version),
+    )
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if not np.isnan(v)}
 
 
 def _trained_window(store: Store, spec: DatasetSpec, run_id: str) -> tuple[dict[str, Any], Any]:
@@ -214,9 +218,7 @@ def _log_serving_sample(client: Any, spec: DatasetSpec, run_id: str, holdout: An
         client.log_artifact(run_id, str(path), artifact_path="gate")
 
 
-def serving_check_step(
-    backends: Backends | Store, spec: DatasetSpec, verdict: dict[str, Any]
-) -> dict[str, Any]:
+def serving_check_step(backends: Backends | Store, spec: DatasetSpec, verdict: GateResult) -> GateResult:
     """The gate's serving check (:mod:`nightshift.servecheck`) on the version the gate
     registered: its result joins the verdict (a failure rejects the candidate, with the reason),
     the run (``gate/serving.json``) and the version's tags (``nightshift.serving``). Not run on a
@@ -231,11 +233,11 @@ def serving_check_step(
     from nightshift import servecheck as sc
     from nightshift.settings import child_environment
 
-    if not verdict["promote"] and not verdict.get("review"):
+    if not verdict.promote and not verdict.review:
         return sc.not_run(verdict, "the gate rejected the candidate")
     b = as_backends(backends)
     client, uri = b.client, b.tracking_uri
-    version, run_id = str(verdict["version"]), str(verdict["run_id"])
+    version, run_id = verdict.version, verdict.run_id
     name = registry.model_name(spec.name)
     registry.get_version(client, spec.name, version)  # it exists; the registry answers
     with registry.speaking_errors(f"reading the serving sample of run {run_id}"):
@@ -349,7 +351,7 @@ def _baseline_run(
     return str(run.info.run_id)
 
 
-def _slice_table(spec: DatasetSpec, challenger: Any, champion: Any) -> list[dict[str, Any]]:
+def _slice_table(spec: DatasetSpec, challenger: Any, champion: Any) -> list[SliceRow]:
     """Per slice value: rows, positives, the main metric of challenger and champion."""
     m = spec.gate.metric
     out = []
@@ -359,37 +361,34 @@ def _slice_table(spec: DatasetSpec, challenger: Any, champion: Any) -> list[dict
             v = sm.get(m)
             mine = None if v is None or np.isnan(v) else float(v)
             theirs = None if c is None or np.isnan(c) else float(c)
-            row: dict[str, Any] = {"slice": f"{col}={value}", "rows": int(sm["rows"])}
-            row.update(positives=int(sm["positives"]), challenger=mine, champion=theirs)
-            if mine is not None and theirs is not None:
-                row["delta"] = mine - theirs
-            out.append(row)
+            delta = mine - theirs if mine is not None and theirs is not None else None
+            out.append(SliceRow(f"{col}={value}", int(sm["rows"]), int(sm["positives"]), mine, theirs, delta))
     return out
 
 
 def decide_step(
     backends: Backends | Store,
     spec: DatasetSpec,
-    gate_result: dict[str, Any],
+    gate_result: GateResult,
     actor: str,
     trigger: str,
     review: dict[str, Any] | None = None,
     *,
     triggered_by: str | None = None,
     run_key: str | None = None,
-) -> dict[str, Any]:
+) -> AuditEvent:
     """Promote the challenger if the gate said so, else record the rejection. A human
     ``review`` of a borderline verdict (``decision``: approve/reject, ``by``, ``comment``)
     decides instead of the gate, and is recorded with the approver as the actor.
 
     A verdict is only good against the champion it was compared with (``gate_result
-    ["champion"]``): if another version was promoted since (another DAG, while a review
+    .champion``): if another version was promoted since (another DAG, while a review
     waited), the promotion is refused and recorded as a rejection saying so."""
     from nightshift import registry
 
     b = as_backends(backends)
     store, client = b.store, b.client
-    promote, reason = bool(gate_result["promote"]), str(gate_result["reason"])
+    promote, reason = gate_result.promote, gate_result.reason
     if review and review.get("decision") in ("approve", "reject"):
         promote = review["decision"] == "approve"
         actor = str(review.get("by") or "unknown")
@@ -400,27 +399,25 @@ def decide_step(
     common: dict[str, Any] = {
         "actor": actor,
         "trigger": trigger,
-        "deltas": gate_result.get("deltas") or {},
-        "run_id": gate_result.get("run_id"),
+        "deltas": dict(gate_result.deltas),
+        "run_id": gate_result.run_id,
         "review": review if review and review.get("decision") else None,
         "triggered_by": triggered_by,
         "run_key": run_key,
-        "model_kind": gate_result.get("model_kind"),
-        "serving": gate_result.get("serving"),
+        "model_kind": gate_result.model_kind,
+        "serving": gate_result.serving,
     }
-    version = gate_result["version"]
+    version = gate_result.version
     if not promote:
-        return registry.reject(client, store, spec.name, version, reason=reason, **common).to_dict()
-    # a verdict from before the champion existed in the XCom carries no "champion": unchecked
-    expected = gate_result.get("champion", registry.UNCHECKED)
+        return registry.reject(client, store, spec.name, version, reason=reason, **common)
     try:
         event = registry.promote(
-            client, store, spec.name, version, reason=reason, expected_champion=expected, **common
+            client, store, spec.name, version, reason=reason, expected_champion=gate_result.champion, **common
         )
     except registry.ChampionMoved as moved:
         why = f"stale verdict: {moved} (was: {reason})"
         event = registry.reject(client, store, spec.name, version, reason=why, **common)
-    return event.to_dict()
+    return event
 
 
 def manual_promote_step(
@@ -435,7 +432,7 @@ def manual_promote_step(
     triggered_by: str | None = None,
     on_behalf_of: str | None = None,
     run_key: str | None = None,
-) -> dict[str, Any]:
+) -> AuditEvent:
     """Make ``version`` the champion by hand, after checking it: it exists, is not already the
     champion, its model loads, and the gate did not reject it (unless ``override_gate``).
     Raises :class:`nightshift.registry.RegistryError` naming what is wrong. A retry of the run
@@ -471,7 +468,7 @@ def manual_promote_step(
             on_behalf_of=on_behalf_of,
             run_key=run_key,
         )
-        return retried.to_dict()
+        return retried
     blocked = {
         "the gate rejected it": tags.get("nightshift.verdict") == "reject",
         "it was rejected": tags.get("nightshift.status") == "rejected",
@@ -497,4 +494,4 @@ def manual_promote_step(
         on_behalf_of=on_behalf_of,
         run_key=run_key,
     )
-    return event.to_dict()
+    return event

@@ -15,11 +15,74 @@ from typing import Any
 import numpy as np
 
 from nightshift.backends import Backends, as_backends
-from nightshift.monitor import history_path, read_history
+from nightshift.monitor import Alert, history_path, read_history
 from nightshift.spec import DatasetSpec, partition_bounds
 from nightshift.storage import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DriftDay:
+    """A day's drift report against the reference of the version that scored it."""
+
+    dt: str
+    version: str
+    drift_share: float | None  # None (NaN before): too few rows to judge
+    drifting: bool
+    top: tuple[str, ...]
+    report: str
+
+
+@dataclass(frozen=True)
+class PerformanceDay:
+    """A labelled day's performance report for the version that scored it."""
+
+    dt: str
+    version: str
+    roc_auc: float | None
+    report: str
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A day reported before whose history row was rebuilt from its summary."""
+
+    dt: str
+    version: str
+    kind: str  # drift | performance
+
+
+@dataclass(frozen=True)
+class ServedDrift:
+    """A served day's drift for one version that answered it; ``error`` when it has no
+    monitoring reference (then no report)."""
+
+    dt: str
+    version: str
+    rows: int
+    drift_share: float | None = None
+    drifting: bool = False
+    top: tuple[str, ...] = ()
+    report: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """A monitor run: the days it reported, the history rows it rebuilt, the history table
+    (``None``: nothing scored yet) and the served days it reported."""
+
+    drift: tuple[DriftDay, ...] = ()
+    performance: tuple[PerformanceDay, ...] = ()
+    recovered: tuple[Recovered, ...] = ()
+    history: str | None = None
+    history_rows: int = 0
+    serving_drift: tuple[ServedDrift, ...] = ()
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
 
 
 @dataclass
@@ -154,7 +217,7 @@ def _log_live(client: Any, run_id: str, metrics: list[Any], what: str) -> None:
         client.log_batch(run_id, metrics=metrics)
 
 
-def monitor_step(backends: Backends | Store, spec: DatasetSpec, as_of: date | None = None) -> dict[str, Any]:
+def monitor_step(backends: Backends | Store, spec: DatasetSpec, as_of: date | None = None) -> MonitorResult:
     """Report every recent scored day not reported yet (drift, data quality) and every day
     whose labels have landed since (performance of the version that scored it); update the
     history table. Idempotent: a (day, version) already reported is not redone. With
@@ -174,12 +237,10 @@ def monitor_step(backends: Backends | Store, spec: DatasetSpec, as_of: date | No
     predicted = store.list_partitions(store.path("predictions", spec.name))
     predicted = [d for d in predicted if as_of is None or d <= as_of]
     if not predicted:
-        return {
-            "drift": [],
-            "performance": [],
-            "history_rows": len(read_history(store, spec.name)),
-            "serving_drift": monitor_served(store, spec, client),
-        }
+        return MonitorResult(
+            history_rows=len(read_history(store, spec.name)),
+            serving_drift=tuple(monitor_served(store, spec, client)),
+        )
     first = predicted[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
     arrivals = store.list_partitions(store.path("labels", spec.name))
     arrivals = [d for d in arrivals if as_of is None or d <= as_of]
@@ -193,14 +254,14 @@ def monitor_step(backends: Backends | Store, spec: DatasetSpec, as_of: date | No
     if run.new_rows:
         with store.open_output_atomic(history_path(store, spec.name)) as sink:
             pq.write_table(monitor.history_table(rows), sink)
-    return {
-        "drift": run.drifted,
-        "performance": run.perfs,
-        "recovered": run.recovered,
-        "history": store.uri(history_path(store, spec.name)),
-        "history_rows": len(rows),
-        "serving_drift": monitor_served(store, spec, client),
-    }
+    return MonitorResult(
+        drift=tuple(run.drifted),
+        performance=tuple(run.perfs),
+        recovered=tuple(run.recovered),
+        history=store.uri(history_path(store, spec.name)),
+        history_rows=len(rows),
+        serving_drift=tuple(monitor_served(store, spec, client)),
+    )
 
 
 class _MonitorRun:
@@ -213,9 +274,9 @@ class _MonitorRun:
         self.refs: dict[str, _Reference] = {}
         self.known = {(r["dt"], str(r["version"])): r for r in read_history(store, spec.name)}
         self.new_rows: list[dict[str, Any]] = []
-        self.drifted: list[dict[str, Any]] = []
-        self.perfs: list[dict[str, Any]] = []
-        self.recovered: list[dict[str, Any]] = []
+        self.drifted: list[DriftDay] = []
+        self.perfs: list[PerformanceDay] = []
+        self.recovered: list[Recovered] = []
 
     def ref_for(self, version: str) -> _Reference:
         if version not in self.refs:
@@ -234,7 +295,7 @@ class _MonitorRun:
         metrics = _live_metrics(drift_s, perf_s, dt, self.tz)
         _log_live(self.client, self.ref_for(version).run_id, metrics, f"{kind} of {dt}")
         self.new_rows.append(monitor.history_row(drift_s, perf_s))
-        self.recovered.append({"dt": dt.isoformat(), "version": version, "kind": kind})
+        self.recovered.append(Recovered(dt.isoformat(), version, kind))
 
     def drift_day(self, dt: date) -> tuple[Any, str]:
         """The day's drift report against its version's reference, unless it exists (then its
@@ -264,14 +325,14 @@ class _MonitorRun:
             _publish_last(store, tmp, drift_dir, last)
         self.new_rows.append(monitor.history_row(summary, None))
         self.drifted.append(
-            {
-                "dt": dt.isoformat(),
-                "version": version,
-                "drift_share": result.drift_share,
-                "drifting": result.drifting,
-                "top": result.top(),
-                "report": summary["report"],
-            }
+            DriftDay(
+                dt.isoformat(),
+                version,
+                _finite(result.drift_share),
+                result.drifting,
+                tuple(result.top()),
+                summary["report"],
+            )
         )
         return table, version
 
@@ -324,7 +385,7 @@ class _MonitorRun:
         self.new_rows.append(monitor.history_row(None, summary))
         m = evaluation.metrics
         self.perfs.append(
-            {"dt": dt.isoformat(), "version": version, "roc_auc": m["roc_auc"], "report": summary["report"]}
+            PerformanceDay(dt.isoformat(), version, _finite(m["roc_auc"]), str(summary["report"]))
         )
 
 
@@ -343,7 +404,7 @@ SERVED_DAY = "day.json"  # written last in a served day's report folder: the par
 
 
 # long: per day of served rows: sample, drift against the champion's reference, publish, in order
-def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[dict[str, Any]]:
+def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[ServedDrift]:
     """Drift of the rows served online (``serving/<dataset>/dt=…/``, the request log of
     ``nightshift serve``) against the reference of each version that answered them, reported
     like a batch day's drift under ``reports/<dataset>/serving-drift/dt=…/`` (and on the
@@ -365,7 +426,7 @@ def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[dict[st
         return []
     first = days[-1] - timedelta(days=spec.monitoring.lookback_days - 1)
     refs: dict[str, _Reference] = {}
-    out: list[dict[str, Any]] = []
+    out: list[ServedDrift] = []
     for dt in (d for d in days if d >= first):
         parts = store.list_files(serving_dir(store, spec.name, dt), "*.parquet")
         names = [p.rsplit("/", 1)[-1] for p in parts]
@@ -382,9 +443,7 @@ def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[dict[st
                 if version not in refs:
                     refs[version] = _reference(client, spec, version)
             except monitor.MonitoringError as exc:
-                out.append(
-                    {"dt": dt.isoformat(), "version": version, "rows": rows.num_rows, "error": str(exc)}
-                )
+                out.append(ServedDrift(dt.isoformat(), version, rows.num_rows, error=str(exc)))
                 continue
             ref = refs[version]
             result, snapshot = monitor.drift(ref.table, rows, spec, ref.weights, dt, version)
@@ -403,22 +462,22 @@ def monitor_served(store: Store, spec: DatasetSpec, client: Any) -> list[dict[st
                 _publish(store, client, ref.run_id, tmp, report_dir, f"serving/dt={dt}", last)
                 _publish_last(store, tmp, report_dir, last)
             out.append(
-                {
-                    "dt": dt.isoformat(),
-                    "version": version,
-                    "rows": result.rows,
-                    "drift_share": result.drift_share,
-                    "drifting": result.drifting,
-                    "top": result.top(),
-                    "report": summary["report"],
-                }
+                ServedDrift(
+                    dt.isoformat(),
+                    version,
+                    result.rows,
+                    _finite(result.drift_share),
+                    result.drifting,
+                    tuple(result.top()),
+                    summary["report"],
+                )
             )
         store.write_json_atomic(done, {"parts": names, "versions": versions})
     return out
 
 
-def alert_step(backends: Backends | Store, spec: DatasetSpec) -> dict[str, Any] | None:
-    """The alert policy on the champion's history: an alert (dict) or ``None``."""
+def alert_step(backends: Backends | Store, spec: DatasetSpec) -> Alert | None:
+    """The alert policy on the champion's history: an alert or ``None``."""
     from nightshift import monitor, registry
 
     b = as_backends(backends)
@@ -431,4 +490,4 @@ def alert_step(backends: Backends | Store, spec: DatasetSpec) -> dict[str, Any] 
         run = client.get_run(run_id)
     holdout, trained = run.data.metrics.get("holdout_roc_auc"), monitor.trained_through(run.data.tags)
     alert = monitor.decide_alert(read_history(store, spec.name), spec, version, holdout, trained)
-    return alert.to_dict() if alert else None
+    return alert

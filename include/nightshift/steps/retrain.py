@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from nightshift.backends import Backends, as_backends
+from nightshift.monitor import Alert
+from nightshift.retrain import RetrainDecision
 from nightshift.spec import DatasetSpec
 from nightshift.storage import Store
 
@@ -14,14 +16,14 @@ def retrain_decide_step(
     backends: Backends | Store,
     spec: DatasetSpec,
     run_key: str,
-    alerts: list[dict[str, Any]],
+    alerts: list[Alert],
     *,
     force: bool = False,
     actor: str = "nightshift-monitor",
     overrides: dict[str, Any] | None = None,
     triggered_by: str | None = None,
     on_behalf_of: str | None = None,
-) -> dict[str, Any]:
+) -> RetrainDecision:
     """Apply the guard rails to a run's alerts and record the decision (a retried task gets
     the recorded decision back). Invalid ``overrides`` raise ``ValueError`` before anything
     is recorded."""
@@ -30,7 +32,7 @@ def retrain_decide_step(
     b = as_backends(backends)
     found = retrain.find_record(b.store, spec.name, run_key)
     if found is not None:
-        return found.to_dict()
+        return found
     decision = _guard_rails(
         b,
         spec,
@@ -43,15 +45,14 @@ def retrain_decide_step(
         on_behalf_of=on_behalf_of,
     )
     retrain.write_record(b.store, decision)
-    return decision.to_dict()
+    return decision
 
 
 def _guard_rails(
-    b: Backends, spec: DatasetSpec, run_key: str, alerts: list[dict[str, Any]], **kw: Any
-) -> Any:
+    b: Backends, spec: DatasetSpec, run_key: str, alerts: list[Alert], **kw: Any
+) -> RetrainDecision:
     """:func:`nightshift.retrain.decide` on the store's records and days and the champion."""
     from nightshift import registry, retrain
-    from nightshift.monitor import Alert
     from nightshift.train import labelled_days, quarantined_days
 
     store = b.store
@@ -59,7 +60,7 @@ def _guard_rails(
     return retrain.decide(
         spec,
         run_key,
-        [Alert.from_dict(a) for a in alerts],
+        alerts,
         retrain.read_records(store, spec.name),
         champion,
         labelled_days(store, spec),
@@ -73,10 +74,10 @@ def alert_guard_step(
     backends: Backends | Store,
     spec: DatasetSpec,
     run_key: str,
-    alert: dict[str, Any],
+    alert: Alert,
     *,
     triggered_by: str | None = None,
-) -> dict[str, Any] | None:
+) -> RetrainDecision | None:
     """The guard rails on a new alert before it starts a retrain run: ``None`` when they would
     retrain (the alert's event starts ``nightshift_retrain``, which decides again and records);
     else the skip, recorded under ``run_key`` (the alerting run's) with its reason and checks as
@@ -87,17 +88,17 @@ def alert_guard_step(
     b = as_backends(backends)
     found = retrain.find_record(b.store, spec.name, run_key)
     if found is not None:
-        return found.to_dict()
+        return found
     decision = _guard_rails(b, spec, run_key, [alert], triggered_by=triggered_by)
     if decision.ran:
         return None
     retrain.write_record(b.store, decision)
-    return dict(decision.to_dict())
+    return decision
 
 
 def bootstrap_decide_step(
     backends: Backends | Store, spec: DatasetSpec, run_key: str, *, triggered_by: str | None = None
-) -> dict[str, Any]:
+) -> RetrainDecision:
     """The bootstrap guard rail for an automatic training run while there is no champion
     (:func:`nightshift.retrain.decide_bootstrap`), recorded once per run (a retried task gets
     the recorded decision back)."""
@@ -108,7 +109,7 @@ def bootstrap_decide_step(
     store = b.store
     found = retrain.find_record(store, spec.name, run_key, retrain.BOOTSTRAP)
     if found is not None:
-        return found.to_dict()
+        return found
     decision = retrain.decide_bootstrap(
         spec,
         run_key,
@@ -118,4 +119,4 @@ def bootstrap_decide_step(
         now=b.now(),
     )
     retrain.write_record(store, decision, retrain.BOOTSTRAP)
-    return decision.to_dict()
+    return decision

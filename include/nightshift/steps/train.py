@@ -40,6 +40,22 @@ class TrainRequest:
     timeout_s: float | None = None
 
 
+@dataclass(frozen=True)
+class TrainResult:
+    """A training run: its MLflow run, whether a finished run of the same key was reused (a
+    retry), the device it trained on, its window (``nightshift.window``). ``holdout_*`` are
+    ``None`` until the gate has scored the holdout (a new run); the gate's verdict has them as
+    ``challenger_metrics``."""
+
+    run_id: str
+    reused: bool = False
+    device: str | None = None
+    window: str | None = None
+    holdout_roc_auc: float | None = None
+    holdout_average_precision: float | None = None
+    best_iteration: float | None = None
+
+
 def _pip_requirements() -> list[str]:
     from importlib.metadata import version
 
@@ -75,7 +91,7 @@ def train_step(
     run_key: str,
     request: TrainRequest | None = None,
     tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> TrainResult:
     """Train on the window and log one MLflow run (params, metrics, lineage, model).
 
     The holdout is not scored here: :func:`gate_step` scores it once with the packaged model
@@ -367,16 +383,15 @@ def _importance_plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def _train_summary(run: Any, reused: bool) -> dict[str, Any]:
-    """The train step's XCom. ``holdout_*`` are ``None`` until the gate has scored the holdout
-    (a new run); the gate's summary has them as ``challenger_metrics``."""
+def _train_summary(run: Any, reused: bool) -> TrainResult:
+    """The train step's result, read from its MLflow run."""
     m, t = run.data.metrics, run.data.tags
-    return {
-        "run_id": run.info.run_id,
-        "reused": reused,
-        "device": t.get("nightshift.device"),
-        "window": t.get("nightshift.window"),
-        "holdout_roc_auc": m.get("holdout_roc_auc"),
-        "holdout_average_precision": m.get("holdout_average_precision"),
-        "best_iteration": m.get("best_iteration"),
-    }
+    return TrainResult(
+        run_id=str(run.info.run_id),
+        reused=reused,
+        device=t.get("nightshift.device"),
+        window=t.get("nightshift.window"),
+        holdout_roc_auc=m.get("holdout_roc_auc"),
+        holdout_average_precision=m.get("holdout_average_precision"),
+        best_iteration=m.get("best_iteration"),
+    )

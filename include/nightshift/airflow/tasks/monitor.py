@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, Context
 from airflow.sdk.exceptions import AirflowSkipException
@@ -15,8 +15,11 @@ from nightshift.airflow.links import store_url
 from nightshift.airflow.notify import notify_decision
 from nightshift.airflow.store import task_backends
 from nightshift.airflow.urls import health_url
+from nightshift.airflow.xcom import to_xcom
 from nightshift.spec import find_spec
-from nightshift.storage import finite
+
+if TYPE_CHECKING:
+    from nightshift.retrain import RetrainDecision
 
 
 @map_errors(data=(FileNotFoundError,))
@@ -28,8 +31,8 @@ def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
 
     b = task_backends()
     store = b.store
-    result = finite(monitor_step(b, find_spec(dataset)))
-    reports = [d["report"] for d in result["drift"]] or [
+    result = monitor_step(b, find_spec(dataset))
+    reports = [d.report for d in result.drift] or [
         r["drift_report"] for r in read_history(store, dataset) if r.get("drift_report")
     ]
     push_links(
@@ -39,7 +42,7 @@ def run_monitor(dataset: str, context: Context) -> dict[str, Any]:
             "Model health": health_url(dataset),
         },
     )
-    return result
+    return to_xcom(result)
 
 
 @map_errors
@@ -61,27 +64,29 @@ def run_alert(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     if alert is None:
         raise AirflowSkipException(f"{dataset}: no alert (policy: {spec.alerts.model_dump()})")
     seen = store.path("reports", dataset, "monitoring", "last_alert.json")
-    key = {k: alert[k] for k in ("version", "kind", "dt", "onset")}
+    key = {"version": alert.version, "kind": alert.kind, "dt": alert.dt, "onset": alert.onset}
     if store.exists(seen) and store.read_json(seen).get("key") == key:
-        raise AirflowSkipException(f"{dataset}: alert already raised for this evidence: {alert['reason']}")
-    extra = finite(alert)
+        raise AirflowSkipException(f"{dataset}: alert already raised for this evidence: {alert.reason}")
+    extra = to_xcom(alert)
     run = run_key(context)
     known = find_record(store, dataset, run) is not None  # a retry: decided (and told) before
-    skip = alert_guard_step(b, spec, run, extra, triggered_by=triggering_user(context))
+    skip = alert_guard_step(b, spec, run, alert, triggered_by=triggering_user(context))
     if skip is None:
         emit(context, asset, extra)
     elif not known:
         notify_retrain_skipped(context, skip)
     store.write_json_atomic(seen, {"key": key, "alert": extra})
     if skip is not None:
-        return {**extra, "retrain": f"skipped by the guard rails: {skip['reason']}"}
+        return {**extra, "retrain": f"skipped by the guard rails: {skip.reason}"}
     return extra
 
 
-def notify_retrain_skipped(context: Context, decision: dict[str, Any]) -> None:
+def notify_retrain_skipped(context: Context, decision: RetrainDecision) -> None:
     """The ``retrain_skipped`` notification of a guard-rail decision not to retrain."""
-    details = {k: decision.get(k) for k in ("action", "day", "merged_into", "forced", "actor")}
-    failed = [c["name"] for c in decision.get("checks") or [] if not c["ok"]]
+    details: dict[str, Any] = {
+        k: getattr(decision, k) for k in ("action", "day", "merged_into", "forced", "actor")
+    }
+    failed = [c["name"] for c in decision.checks if not c["ok"]]
     details["failed_check"] = failed[0] if failed else None
     title = "retrain skipped by the guard rails"
-    notify_decision("retrain_skipped", context, title, decision["reason"], details)
+    notify_decision("retrain_skipped", context, title, decision.reason, details)

@@ -12,6 +12,7 @@ from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.store import task_backends
 from nightshift.airflow.urls import health_url
+from nightshift.airflow.xcom import to_xcom
 from nightshift.registry import ui_links
 from nightshift.spec import find_spec
 
@@ -37,9 +38,9 @@ def run_manual_promote(dataset: str, context: Context, asset: Asset) -> dict[str
         on_behalf_of=on_behalf_of(context),
         run_key=run_key(context),
     )
-    push_links(context, {**ui_links(dataset, version=event["version"]), "Model health": health_url(dataset)})
+    push_links(context, {**ui_links(dataset, version=event.version), "Model health": health_url(dataset)})
     context["outlet_events"][asset].extra = {
-        "version": event["version"],
-        "previous": event["previous_version"],
+        "version": event.version,
+        "previous": event.previous_version,
     }
-    return event
+    return to_xcom(event)

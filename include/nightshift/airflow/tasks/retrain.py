@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -12,15 +12,22 @@ from nightshift.airflow.context import on_behalf_of, run_key, trigger, triggerin
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.store import task_backends
 from nightshift.airflow.tasks.monitor import notify_retrain_skipped
+from nightshift.airflow.xcom import from_xcom, to_xcom
 from nightshift.spec import find_spec
 
+if TYPE_CHECKING:
+    from nightshift.monitor import Alert
 
-def _alerts(context: Context) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+
+def _alerts(context: Context) -> list[Alert]:
+    """The alerts of the *alert* Asset events that started this run (their extra: the alert)."""
+    from nightshift.monitor import Alert
+
+    out: list[Alert] = []
     for ev in triggering_events(context):
         extra = getattr(ev, "extra", None) or {}
         if extra.get("kind") and extra.get("version"):
-            out.append(dict(extra))
+            out.append(from_xcom(Alert, extra))
     return out
 
 
@@ -50,22 +57,24 @@ def run_retrain_decide(dataset: str, context: Context) -> dict[str, Any]:
         triggered_by=triggering_user(context),
         on_behalf_of=on_behalf_of(context),
     )
-    if decision["action"] != "retrain":
+    if not decision.ran:
         if not known:
             notify_retrain_skipped(context, decision)
-        raise AirflowSkipException(f"{dataset}: not retraining: {decision['reason']}")
-    return decision
+        raise AirflowSkipException(f"{dataset}: not retraining: {decision.reason}")
+    return to_xcom(decision)
 
 
-def run_retrain_train(dataset: str, decision: dict[str, Any], context: Context) -> dict[str, Any]:
+def run_retrain_train(dataset: str, decided: dict[str, Any], context: Context) -> dict[str, Any]:
     """``run_train`` with the decision's overrides (its errors are mapped there)."""
     from nightshift.airflow.tasks.train import run_train
+    from nightshift.retrain import RetrainDecision
     from nightshift.spec import parse_dt
     from nightshift.steps.train import TrainRequest
 
-    ov = decision.get("overrides") or {}
+    decision = from_xcom(RetrainDecision, decided)
+    ov = decision.overrides
     request = TrainRequest(
-        since=parse_dt(decision["since"]) if decision.get("since") else None,
+        since=parse_dt(decision.since) if decision.since else None,
         window_days=ov.get("window_days"),
         params=dict(ov.get("xgb_params") or {}),
         num_boost_round=ov.get("num_boost_round"),
@@ -103,4 +112,4 @@ def run_retrain_record(dataset: str, context: Context) -> dict[str, Any] | None:
     rec = retrain.finish(store, dataset, key, status, tasks=states, trigger=trigger(context), **details)
     if status == "failed":
         raise AirflowFailException(f"{dataset}: the retrain failed at {', '.join(failed) or 'promotion'}")
-    return rec.to_dict() if rec else None
+    return to_xcom(rec) if rec else None

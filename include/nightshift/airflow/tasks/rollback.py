@@ -12,6 +12,7 @@ from nightshift.airflow.errors import map_errors
 from nightshift.airflow.links import push as push_links
 from nightshift.airflow.store import task_backends
 from nightshift.airflow.urls import health_url
+from nightshift.airflow.xcom import to_xcom
 from nightshift.registry import ui_links
 
 
@@ -37,4 +38,4 @@ def run_rollback(dataset: str, context: Context, asset: Asset) -> dict[str, Any]
     )
     push_links(context, {**ui_links(dataset, version=event.version), "Model health": health_url(dataset)})
     context["outlet_events"][asset].extra = {"version": event.version, "rolled_back": event.previous_version}
-    return event.to_dict()
+    return to_xcom(event)

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from nightshift.airflow.assets import triggering_events
 from nightshift.airflow.errors import map_errors
 from nightshift.airflow.store import task_backends
+from nightshift.airflow.xcom import to_xcom
 from nightshift.spec import DatasetSpec, find_spec, parse_dt
 
 if TYPE_CHECKING:
@@ -86,13 +87,11 @@ def run_score(dataset: str, context: Context, asset: Asset) -> dict[str, Any]:
     if not days:
         raise AirflowSkipException(f"{dataset}: every recent curated day already has predictions")
     result = score_step(b, spec, days)
-    if result["champion"] is None:
+    if result.champion is None:
         raise AirflowSkipException(
             f"{dataset}: no champion model yet, nothing scored ({', '.join(d.isoformat() for d in days)}); "
             f"train and promote one (nightshift_train.{dataset})"
         )
-    context["outlet_events"][asset].extra = {
-        "version": result["champion"],
-        "days": [s["dt"] for s in result["scored"]],
-    }
-    return result
+    extra: dict[str, Any] = {"version": result.champion, "days": result.days}
+    context["outlet_events"][asset].extra = extra
+    return to_xcom(result)

@@ -13,6 +13,7 @@ from nightshift.airflow.links import push as push_links
 from nightshift.airflow.notify import notify_decision
 from nightshift.airflow.store import task_backends
 from nightshift.airflow.tasks.score import _days_to_score, await_labels
+from nightshift.airflow.xcom import to_xcom
 from nightshift.registry import ui_links
 from nightshift.spec import find_spec, parse_dt
 
@@ -41,15 +42,15 @@ def _automatic_guard(b: Backends, dataset: str, context: Context) -> None:
     key = run_key(context)
     known = find_record(b.store, dataset, key, BOOTSTRAP) is not None  # a retry: decided (and told) before
     decision = bootstrap_decide_step(b, spec, key, triggered_by=triggering_user(context))
-    if decision["action"] == "retrain":
+    if decision.ran:
         return
-    checks = {c["name"]: c for c in decision.get("checks") or []}
+    checks = {c["name"]: c for c in decision.checks}
     if not known and checks.get("notify", {}).get("ok", True):
-        details = {"kind": "bootstrap", "action": decision["action"], "day": decision.get("day")}
+        details = {"kind": "bootstrap", "action": decision.action, "day": decision.day}
         details["failed_check"] = "bootstrap"
         title = "bootstrap training skipped by the guard rails (no champion yet)"
-        notify_decision("retrain_skipped", context, title, decision["reason"], details)
-    raise AirflowSkipException(f"{dataset}: not training: {decision['reason']}")
+        notify_decision("retrain_skipped", context, title, decision.reason, details)
+    raise AirflowSkipException(f"{dataset}: not training: {decision.reason}")
 
 
 def _finish_bootstrap(b: Backends, dataset: str, context: Context, status: str, **details: Any) -> None:
@@ -93,8 +94,8 @@ def run_train(dataset: str, context: Context, request: Any = None) -> dict[str, 
     tags = {"dag_id": dr.dag_id, "run_id": dr.run_id, "run_type": run_type(context)}
     try:
         result = train_step(b, find_spec(dataset), run_key(context), request, tags)
-        push_links(context, ui_links(dataset, run_id=result["run_id"]))
-        return result
+        push_links(context, ui_links(dataset, run_id=result.run_id))
+        return to_xcom(result)
     except InsufficientData as exc:
         if run_type(context) in AUTOMATIC_RUN_TYPES:
             _finish_bootstrap(b, dataset, context, NOT_TRAINED, reason=str(exc))
