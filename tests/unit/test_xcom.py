@@ -65,7 +65,7 @@ def test_no_xcom_or_the_wrong_kind_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no XCom to read a TrainResult"):
         from_xcom(TrainResult, None)
     with pytest.raises(TypeError, match="read from a mapping, not list"):
-        from_xcom(TrainResult, ["abc"])
+        from_xcom(TrainResult, ["abc"])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not dict"):
         to_xcom({"run_id": "abc"})
     with pytest.raises(TypeError):

@@ -13,9 +13,12 @@ import types
 import typing
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def to_xcom(result: Any) -> dict[str, Any]:
@@ -53,7 +56,7 @@ def from_xcom(cls: type[T], data: Mapping[str, Any] | T | None) -> T:
         raise TypeError(f"a {cls.__name__} is read from a mapping, not {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         if f.name in data:
             kwargs[f.name] = _typed(hints[f.name], data[f.name])
     return cls(**kwargs)
