@@ -454,34 +454,21 @@ def manual_promote_step(
         if not run_key or tags.get("nightshift.promote.run_key") != run_key:
             raise registry.RegistryError(f"{name} v{version} is already the champion")
         # a retry of this run's own promotion (its audit write failed, say): only re-record
-        reason = tags.get("nightshift.promote.reason") or reason
-        retried = registry.promote(
-            client,
-            store,
-            spec.name,
-            version,
-            actor=actor,
-            trigger=trigger,
-            reason=reason,
-            run_id=mv.run_id,
-            triggered_by=triggered_by,
-            on_behalf_of=on_behalf_of,
-            run_key=run_key,
-        )
-        return retried
-    blocked = {
-        "the gate rejected it": tags.get("nightshift.verdict") == "reject",
-        "it was rejected": tags.get("nightshift.status") == "rejected",
-        "it was rolled back": tags.get("nightshift.status") == "rolled_back",
-    }
-    why = "; ".join(k for k, v in blocked.items() if v)
-    if why and not override_gate:
-        raise registry.RegistryError(
-            f"{name} v{version}: {why}; set override_gate=true to promote it anyway (recorded)"
-        )
-    registry.load_model(spec.name, version)  # refuse a version whose artifact cannot serve
-    note = f"manual promotion: {reason.strip()}" + (f" (overriding: {why})" if why else "")
-    event = registry.promote(
+        note = tags.get("nightshift.promote.reason") or reason
+    else:
+        blocked = {
+            "the gate rejected it": tags.get("nightshift.verdict") == "reject",
+            "it was rejected": tags.get("nightshift.status") == "rejected",
+            "it was rolled back": tags.get("nightshift.status") == "rolled_back",
+        }
+        why = "; ".join(k for k, v in blocked.items() if v)
+        if why and not override_gate:
+            raise registry.RegistryError(
+                f"{name} v{version}: {why}; set override_gate=true to promote it anyway (recorded)"
+            )
+        registry.load_model(spec.name, version)  # refuse a version whose artifact cannot serve
+        note = f"manual promotion: {reason.strip()}" + (f" (overriding: {why})" if why else "")
+    return registry.promote(
         client,
         store,
         spec.name,
@@ -494,4 +481,3 @@ def manual_promote_step(
         on_behalf_of=on_behalf_of,
         run_key=run_key,
     )
-    return event
