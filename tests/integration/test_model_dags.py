@@ -404,6 +404,7 @@ def test_a_manual_promotion_is_checked_before_anything_changes(
 def test_fault_a_manual_promotion_whose_audit_write_fails_once_is_audited_once_and_notified(
     model_dags: dict[str, Any],
     registry_env: dict[str, Any],
+    refusable_versions: dict[str, str],
     webhook_sink: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
     audit_write_fails_once: list[str],
@@ -413,35 +414,54 @@ def test_fault_a_manual_promotion_whose_audit_write_fails_once_is_audited_once_a
     from nightshift import registry
 
     client, store = registry_env["client"], registry_env["store"]
+    champion, version = refusable_versions["champion"], refusable_versions["rolled_back"]
     url, received = webhook_sink
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", url)
-    conf = {"version": 2, "reason": "v1 misses the new merchants", "override_gate": True, "actor": "bob"}
+    conf = {"version": int(version), "reason": "the champion misses the new merchants", "override_gate": True}
+    conf["actor"] = "bob"
     before = len(registry.read_audit(store, "payments"))
     dr = run_dag(model_dags["promote"], conf)
     assert audit_write_fails_once, "the fault was not injected"
     assert task_states(dr) == {"promote": "success"}
     assert dr.get_task_instance("promote").try_number == 2
     assert len(registry.read_audit(store, "payments")) == before + 1
-    assert registry.alias_version(client, "payments", "champion") == "2"
-    assert registry.alias_version(client, "payments", "previous") == "1"
+    assert registry.alias_version(client, "payments", "champion") == version
+    assert registry.alias_version(client, "payments", "previous") == champion
     last = registry.read_audit(store, "payments")[-1]
-    assert (last.action, last.version, last.previous_version, last.actor) == ("promote", "2", "1", "dag_test")
-    assert (last.on_behalf_of, last.triggered_by) == ("bob", "dag_test")
-    assert last.reason == "manual promotion: v1 misses the new merchants (overriding: it was rolled back)"
+    assert (last.action, last.version, last.previous_version) == ("promote", version, champion)
+    assert (last.actor, last.on_behalf_of, last.triggered_by) == ("dag_test", "bob", "dag_test")
+    why = "manual promotion: the champion misses the new merchants (overriding: it was rolled back)"
+    assert last.reason == why
     assert last.trigger.startswith(f"dag nightshift_promote.payments run {dr.run_id}")
     assert links_of(dr, "promote") == {"Model health": "http://127.0.0.1:8080/nightshift/health/payments"}
     (note,) = [n for n in received if n["event"] == "promotion"]
-    assert note["title"] == "promoted v2 (was v1)"
+    assert note["title"] == f"promoted v{version} (was v{champion})"
     assert note["message"].startswith("by dag_test on behalf of bob: manual promotion")
     assert note["severity"] == "info"
     assert note["links"]["model health"].endswith("/nightshift/health/payments")
-    assert note["details"]["version"] == "2" and note["task_id"] == "promote"
+    assert note["details"]["version"] == version and note["task_id"] == "promote"
     assert [n["event"] for n in received] == ["promotion"]
+
+
+@pytest.fixture
+def promoted_to_roll_back(
+    registry_env: dict[str, Any], refusable_versions: dict[str, str]
+) -> tuple[str, str]:
+    """A test's own state for a rollback: a fresh version promoted over the champion (before
+    any fault fixture is armed). Returns (the champion, the version to roll back)."""
+    from nightshift import registry
+
+    client, store = registry_env["client"], registry_env["store"]
+    champion, version = refusable_versions["champion"], refusable_versions["rejected"]
+    who: dict[str, Any] = {"actor": "test", "trigger": "the state of the rollback fault test"}
+    registry.promote(client, store, "payments", version, reason="promoted to be rolled back", **who)
+    return champion, version
 
 
 def test_fault_a_rollback_whose_audit_write_fails_once_is_finished_by_its_retry(
     model_dags: dict[str, Any],
     registry_env: dict[str, Any],
+    promoted_to_roll_back: tuple[str, str],
     webhook_sink: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
     audit_write_fails_once: list[str],
@@ -452,31 +472,32 @@ def test_fault_a_rollback_whose_audit_write_fails_once_is_finished_by_its_retry(
 
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     client, store = registry_env["client"], registry_env["store"]
-    assert (
-        registry.alias_version(client, "payments", "champion"),
-        registry.alias_version(client, "payments", "previous"),
-    ) == ("2", "1")
+    champion, version = promoted_to_roll_back
     before = len(registry.read_audit(store, "payments"))
     dr = run_dag(model_dags["rollback"], {"reason": "fault: the audit write fails once"})
     assert audit_write_fails_once, "the fault was not injected"
     assert task_states(dr) == {"rollback": "success"}
     assert dr.get_task_instance("rollback").try_number == 2
-    assert registry.alias_version(client, "payments", "champion") == "1"
+    assert registry.alias_version(client, "payments", "champion") == champion
     assert registry.alias_version(client, "payments", "previous") is None
     events = registry.read_audit(store, "payments")
     assert len(events) == before + 1
     last = events[-1]
-    assert (last.action, last.version, last.previous_version) == ("rollback", "1", "2")
+    assert (last.action, last.version, last.previous_version) == ("rollback", champion, version)
     assert last.run_key == f"nightshift_rollback.payments/{dr.run_id}"
     assert last.reason == "fault: the audit write fails once"
-    assert client.get_model_version("nightshift-payments", "2").tags["nightshift.status"] == "rolled_back"
-    assert client.get_model_version("nightshift-payments", "1").tags["nightshift.status"] == "champion"
+    tags = {v: client.get_model_version("nightshift-payments", v).tags for v in (version, champion)}
+    assert (tags[version]["nightshift.status"], tags[champion]["nightshift.status"]) == (
+        "rolled_back",
+        "champion",
+    )
     assert [n["event"] for n in webhook_sink[1]] == ["rollback"]
 
 
 def test_fault_a_verdict_against_a_champion_replaced_meanwhile_is_refused_audited_and_notified(
     model_dags: dict[str, Any],
     registry_env: dict[str, Any],
+    refusable_versions: dict[str, str],
     webhook_sink: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -489,14 +510,16 @@ def test_fault_a_verdict_against_a_champion_replaced_meanwhile_is_refused_audite
 
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     client, store = registry_env["client"], registry_env["store"]
-    assert registry.alias_version(client, "payments", "champion") == "1"
+    # the champion serves the first model (the fixture's versions are that model again): the
+    # challenger, trained on the same days, ties with it
+    champion, meanwhile = refusable_versions["champion"], refusable_versions["rolled_back"]
     review = ReviewOperator.execute
 
     def promoted_meanwhile(self: ReviewOperator, context: Any) -> Any:
         manual_promote_step(
             store,
             find_spec("payments"),
-            "2",
+            meanwhile,
             actor="carol",
             trigger="another dag",
             reason="promoted while the review waited",
@@ -515,18 +538,19 @@ def test_fault_a_verdict_against_a_champion_replaced_meanwhile_is_refused_audite
         "promote": "skipped",
     }, states
     verdict = dr.get_task_instance("gate").xcom_pull(task_ids="gate")
-    assert verdict["promote"] and verdict["champion"] == "1"  # a tie with v1: the gate said promote
-    assert registry.alias_version(client, "payments", "champion") == "2"
-    assert registry.alias_version(client, "payments", "previous") == "1"
+    assert verdict["promote"] and verdict["champion"] == champion  # a tie: the gate said promote
+    assert registry.alias_version(client, "payments", "champion") == meanwhile
+    assert registry.alias_version(client, "payments", "previous") == champion
     last = registry.read_audit(store, "payments")[-1]
-    assert (last.action, last.version, last.previous_version) == ("reject", verdict["version"], "2")
-    assert "champion moved from v1 to v2 since the gate" in last.reason
+    assert (last.action, last.version, last.previous_version) == ("reject", verdict["version"], meanwhile)
+    moved = f"champion moved from v{champion} to v{meanwhile} since the gate"
+    assert moved in last.reason
     mv = client.get_model_version("nightshift-payments", verdict["version"])
     assert mv.tags["nightshift.status"] == "rejected"
     (note,) = webhook_sink[1]
     assert (note["event"], note["severity"]) == ("rejection", "warning")
-    assert note["title"] == f"v{verdict['version']} not promoted (champion stays v2)"
-    assert "champion moved from v1 to v2 since the gate" in note["message"]
+    assert note["title"] == f"v{verdict['version']} not promoted (champion stays v{meanwhile})"
+    assert moved in note["message"]
 
 
 def test_a_manual_run_without_enough_labelled_days_fails_clearly(
