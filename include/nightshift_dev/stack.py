@@ -4,6 +4,7 @@ and what its tasks' logs say about the preload."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -107,6 +108,8 @@ class AirflowStack(AirflowClient):
         raise RuntimeError(f"the api-server did not answer on {self.base}; see {self.home}/api-server.log")
 
     def stop(self) -> None:
+        """Stop every component by its process group. The group is killed once its leader has
+        exited: the scheduler's LocalExecutor workers outlived it (orphaned, idle, ~450 MB each)."""
         for p in self.procs.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
@@ -116,4 +119,25 @@ class AirflowStack(AirflowClient):
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)  # what is left of the group
+        groups = {name: p.pid for name, p in self.procs.items()}
         self.procs.clear()
+        deadline = time.monotonic() + 10
+        while (left := {n: g for n, g in groups.items() if group_members(g)}) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if left:
+            raise RuntimeError(f"processes outlived the stack's stop: {left} (name: process group)")
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid`` (Linux ``/proc``)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out

@@ -89,3 +89,27 @@ def test_a_system_stack_binds_loopback_on_its_own_port_and_database(tmp_path: Pa
     assert env["AIRFLOW__API__BASE_URL"] == f"http://127.0.0.1:{port}"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow.db'}"
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+
+
+def test_group_members_sees_a_whole_process_group_until_it_is_killed() -> None:
+    """What AirflowStack.stop checks: a group's live processes, its leader's children
+    included (the LocalExecutor workers that outlived their scheduler were such children)."""
+    import signal
+    import time
+
+    from nightshift_dev.stack import group_members
+
+    leader = subprocess.Popen(["bash", "-c", "sleep 30 & sleep 30; wait"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len(group_members(leader.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        members = group_members(leader.pid)
+        assert leader.pid in members and len(members) == 3, members  # bash and its two sleeps
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while group_members(leader.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert group_members(leader.pid) == []
