@@ -2,8 +2,8 @@
 
 A step returns a frozen dataclass (:class:`nightshift.steps.score.ScoreResult` and the like);
 its task returns :func:`to_xcom` of it (plain JSON: what the UI shows and a downstream task
-pulls), and a task that is handed an XCom reads it back with :func:`from_xcom`. Nothing else in
-the Airflow layer takes a step's result apart by key."""
+pulls), and a task that is handed an XCom to act on reads it back with :func:`from_xcom` (the
+notifier and the retrain's ``record`` task still read a few keys of the JSON as it is)."""
 
 from __future__ import annotations
 
