@@ -107,6 +107,28 @@ class AirflowStack(AirflowClient):
                 time.sleep(1)
         raise RuntimeError(f"the api-server did not answer on {self.base}; see {self.home}/api-server.log")
 
+    def wait_executor_event(
+        self, dag_id: str, task_id: str, run_id: str, state: str, timeout: float = 120
+    ) -> None:
+        """Wait until the scheduler has processed the executor's event for the exit of ``task_id``'s
+        process while the task instance was in ``state`` (its ``TaskInstance Finished`` line).
+
+        A parked human-in-the-loop task is the case: until then, an answer that moves the task on
+        races with that stale event, and the scheduler takes the task for killed and retries it
+        (seen 5.5 s after the park on a loaded machine)."""
+        line = f"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id},"
+        log = self.home / "scheduler.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for seen in log.read_text(errors="replace").splitlines():
+                if line in seen and f", state={state}," in seen:
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(
+            f"the scheduler did not process the exit of {dag_id}.{task_id} {run_id} in {state}"
+            f" within {timeout:.0f} s; see {log}"
+        )
+
     def stop(self) -> None:
         """Stop every component by its process group. The group is killed once its leader has
         exited: the scheduler's LocalExecutor workers outlived it (orphaned, idle, ~450 MB each)."""

@@ -136,9 +136,9 @@ def _borderline_retrain(stack: AirflowStack, note: str) -> str:
     while time.monotonic() < deadline:
         states = stack.task_states(RETRAIN, run_id)
         if states.get("review") == "awaiting_input":
-            # the pausing task process is still exiting: an answer within ~0.1 s races with its
-            # executor event, and the scheduler retries the task (a fresh, unanswered form)
-            time.sleep(5)
+            # the parking task's process exits after the park; an answer before the scheduler has
+            # processed that exit races with it, and the scheduler retries the task (a fresh form)
+            stack.wait_executor_event(RETRAIN, "review", run_id, "awaiting_input")
             assert stack.task_states(RETRAIN, run_id)["review"] == "awaiting_input"
             return run_id
         assert not {"failed", "upstream_failed"} & set(states.values()), states
