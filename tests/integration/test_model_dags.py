@@ -1,9 +1,11 @@
 """Train → gate → promote → score through dag.test(), with the embedded SQLite MLflow store.
 
-One registry for the module, and most tests tell one story in order: first champion,
-idempotent retry, a worse challenger, a second promotion, rollback, and the faults. A test
-that only needs some registry state makes its own (``refusable_versions``), so it runs alone
-or in any position.
+One registry for the module, whose first champion the train DAG makes before any test runs
+(the first test asserts on that run); then idempotent retries, a worse challenger, a second
+promotion, rollbacks and the faults. Every test reads the versions it works on from the registry
+or makes the state it needs (``refusable_versions``, ``promoted_to_roll_back``), and one that
+breaks something puts it back, so each runs alone or in any position (a reversed run is how
+that is checked).
 """
 
 from __future__ import annotations
@@ -23,13 +25,27 @@ LAST_DAY = MODEL_START + timedelta(days=MODEL_DAYS - 1)
 
 
 @pytest.fixture(scope="module")
-def registry_env(model_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def registry_env(
+    model_store: str, model_dags: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The module's registry, and in ``first`` its first train DAG run on the empty registry
+    with what it left (the champion alias, v1's status, the audit), read before any test ran."""
     root = tmp_path_factory.mktemp("mlflow-sqlite")
     with model_env(model_store, f"sqlite:///{root / 'mlflow.db'}", root / "artifacts"):
         from nightshift import registry
         from nightshift.storage import Store
 
-        yield {"client": registry.configure(), "store": Store(model_store), "root": root}
+        client, store = registry.configure(), Store(model_store)
+        assert not _versions(client)
+        dr = run_dag(model_dags["train"])
+        first = {
+            "run": dr,
+            "states": task_states(dr),
+            "champion": registry.alias_version(client, "payments", "champion"),
+            "status": client.get_model_version("nightshift-payments", "1").tags.get("nightshift.status"),
+            "audit": registry.read_audit(store, "payments"),
+        }
+        yield {"client": client, "store": store, "root": root, "first": first}
 
 
 @pytest.fixture
@@ -56,21 +72,19 @@ def _versions(client: Any) -> list[Any]:
     return client.search_model_versions("name = 'nightshift-payments'")
 
 
-def test_first_run_trains_on_the_window_and_promotes_a_champion(
-    model_dags: dict[str, Any], registry_env: dict[str, Any]
-) -> None:
+def test_first_run_trains_on_the_window_and_promotes_a_champion(registry_env: dict[str, Any]) -> None:
     from nightshift import registry
 
-    client, store = registry_env["client"], registry_env["store"]
-    dr = run_dag(model_dags["train"])
-    assert task_states(dr) == {
+    client, first = registry_env["client"], registry_env["first"]
+    dr = first["run"]
+    assert first["states"] == {
         "train": "success",
         "gate": "success",
         "serving_check": "success",
         "review": "success",
         "promote": "success",
     }
-    assert registry.alias_version(client, "payments", "champion") == "1"
+    assert first["champion"] == "1"
 
     mv = client.get_model_version("nightshift-payments", "1")
     run = client.get_run(mv.run_id)
@@ -127,11 +141,11 @@ def test_first_run_trains_on_the_window_and_promotes_a_champion(
     assert checked["checks"][-1] == {"name": "serving", "passed": True, "detail": serving["detail"]}
     assert mv.tags["nightshift.serving"] == "passed"
 
-    events = registry.read_audit(store, "payments")
+    events = first["audit"]
     assert [(e.action, e.version, e.previous_version) for e in events] == [("promote", "1", None)]
     assert events[0].trigger.startswith(f"dag nightshift_train.payments run {dr.run_id}")
     assert events[0].serving == serving  # the audit trail keeps the check's result
-    assert client.get_model_version("nightshift-payments", "1").tags["nightshift.status"] == "champion"
+    assert first["status"] == "champion"
 
 
 def test_score_dag_writes_predictions_with_the_pinned_version(
@@ -139,14 +153,17 @@ def test_score_dag_writes_predictions_with_the_pinned_version(
 ) -> None:
     import pyarrow.parquet as pq
 
+    from nightshift import registry
+
     store = registry_env["store"]
+    champion = registry.alias_version(registry_env["client"], "payments", "champion")
     dr = run_dag(model_dags["score"], {"dt": LAST_DAY.isoformat()})
     assert task_states(dr) == {"score": "success"}
     path = store.predictions_file("payments", LAST_DAY)
     table = pq.read_table(store.open_input(path))
     curated = pq.read_table(store.open_input(store.published_file("payments", "events", LAST_DAY)))
     assert table.num_rows == curated.num_rows
-    assert set(table.column("model_version").to_pylist()) == {"1"}
+    assert set(table.column("model_version").to_pylist()) == {champion}
     scores = table.column("score").to_numpy()
     assert ((scores > 0) & (scores < 1)).all()
     assert table.column("payment_id").to_pylist() == curated.column("payment_id").to_pylist()
@@ -204,6 +221,7 @@ def test_a_retried_run_finds_its_run_and_version(
 
     client, store, spec = registry_env["client"], registry_env["store"], find_spec("payments")
     before = len(_versions(client))
+    champion = registry.alias_version(client, "payments", "champion")
     key = "nightshift_train.payments/retried-run"
     holdout_rows = load_window(store, spec).split("holdout").num_rows
     calls = booster_predictions["calls"]
@@ -234,12 +252,13 @@ def test_a_retried_run_finds_its_run_and_version(
     history = client.get_metric_history(first.run_id, "holdout_roc_auc")
     assert {m.value for m in history} == {v1.challenger_metrics["roc_auc"]}
     assert len(_versions(client)) == before + 1
-    # same data, same seed: an identical model ties with the champion, and a tie promotes
+    # same data, same seed: an identical model ties with the champion (every champion of the
+    # module serves the first model), and a tie promotes
     assert v1.promote and v1.deltas["roc_auc"] == pytest.approx(0.0)
     decide_step(store, spec, v1, actor="test", trigger="retry test")
     decide_step(store, spec, v1, actor="test", trigger="retry test")  # a retried promote
     assert registry.alias_version(client, "payments", "champion") == v1.version
-    assert registry.alias_version(client, "payments", "previous") == "1"
+    assert registry.alias_version(client, "payments", "previous") == champion
     promotions = [e for e in registry.read_audit(store, "payments") if e.version == v1.version]
     assert len(promotions) == 1
 
@@ -289,6 +308,7 @@ def test_a_worse_challenger_is_never_promoted_and_the_rejection_is_notified(
 def test_rollback_restores_the_previous_champion_and_is_audited(
     model_dags: dict[str, Any],
     registry_env: dict[str, Any],
+    promoted_to_roll_back: tuple[str, str],
     webhook_sink: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -297,9 +317,9 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
 
     monkeypatch.setenv("NIGHTSHIFT_NOTIFY_WEBHOOK", webhook_sink[0])
     client, store = registry_env["client"], registry_env["store"]
-    champion = registry.alias_version(client, "payments", "champion")
-    previous = registry.alias_version(client, "payments", "previous")
-    assert champion and previous and champion != previous
+    previous, champion = promoted_to_roll_back
+    assert registry.alias_version(client, "payments", "champion") == champion
+    assert registry.alias_version(client, "payments", "previous") == previous
     dr = run_dag(model_dags["rollback"], {"reason": "bad scores reported by ops", "actor": "alice"})
     assert task_states(dr) == {"rollback": "success"}
     assert registry.alias_version(client, "payments", "champion") == previous
@@ -324,24 +344,17 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
 @pytest.fixture
 def refusable_versions(registry_env: dict[str, Any]) -> dict[str, str]:
     """A test's own registry state, made with the registry's own operations: a champion, a
-    version the gate rejected and one rolled back, as fresh versions of a model already logged
-    (one is trained when the registry has none yet). The champion found keeps serving and the
-    ``previous`` alias is put back, so the module's other tests find the registry as they left it."""
+    version the gate rejected and one rolled back, as fresh versions of the module's first model.
+    The champion found keeps serving and the ``previous`` alias is put back, so the module's
+    other tests find the registry as they left it."""
     import uuid
 
     from nightshift import registry
-    from nightshift.spec import find_spec
-    from nightshift.steps.train import TrainRequest, train_step
 
     client, store = registry_env["client"], registry_env["store"]
     name, key = registry.model_name("payments"), f"own-state/{uuid.uuid4().hex[:8]}"
-    known = sorted(_versions(client), key=lambda v: int(v.version))
-    if known:
-        model_id = client.get_run(known[0].run_id).data.tags["nightshift.model_id"]
-    else:
-        request = TrainRequest(num_boost_round=5, trials=0)
-        run_id = train_step(store, find_spec("payments"), f"{key}/train", request).run_id
-        model_id = client.get_run(run_id).data.tags["nightshift.model_id"]
+    first = client.get_model_version(name, "1")  # registry_env's first champion
+    model_id = client.get_run(first.run_id).data.tags["nightshift.model_id"]
     experiment = registry.ensure_experiment(client, "payments")
 
     def new_version(role: str) -> str:
@@ -353,9 +366,7 @@ def refusable_versions(registry_env: dict[str, Any]) -> dict[str, str]:
 
     who: dict[str, Any] = {"actor": "test", "trigger": f"fixture {key}"}
     champion = registry.alias_version(client, "payments", registry.CHAMPION)
-    if champion is None:
-        champion = new_version("champion")
-        registry.promote(client, store, "payments", champion, reason="the first champion", **who)
+    assert champion is not None
     rejected = new_version("rejected")
     client.set_model_version_tag(name, rejected, "nightshift.verdict", "reject")  # the gate's verdict tag
     registry.reject(client, store, "payments", rejected, reason="worse than the champion", **who)
@@ -566,7 +577,7 @@ def test_a_manual_run_without_enough_labelled_days_fails_clearly(
 
 
 def test_a_champion_whose_artifact_is_missing_fails_clearly_and_leaves_the_registry(
-    registry_env: dict[str, Any],
+    registry_env: dict[str, Any], tmp_path: Path
 ) -> None:
     import shutil
     from urllib.parse import urlparse
@@ -583,15 +594,19 @@ def test_a_champion_whose_artifact_is_missing_fails_clearly_and_leaves_the_regis
     mv = client.get_model_version("nightshift-payments", champion)
     model_id = client.get_run(mv.run_id).data.tags["nightshift.model_id"]
     location = Path(urlparse(client.get_logged_model(model_id).artifact_location).path)
-    shutil.rmtree(location)
-    versions = len(_versions(client))
-    trained = train_step(store, spec, "nightshift_train.payments/missing-artifact")
-    with pytest.raises(registry.RegistryError, match=f"v{champion}: its model artifact cannot be loaded"):
-        gate_step(store, spec, trained.run_id, "nightshift_train.payments/missing-artifact")
-    with pytest.raises(registry.RegistryError, match="cannot be loaded"):
-        score_step(store, spec, [LAST_DAY])
-    assert registry.alias_version(client, "payments", "champion") == champion
-    assert len(_versions(client)) == versions
+    aside = tmp_path / "artifact-aside"
+    shutil.move(location, aside)  # put back below: the module's other champions serve this model
+    try:
+        versions = len(_versions(client))
+        trained = train_step(store, spec, "nightshift_train.payments/missing-artifact")
+        with pytest.raises(registry.RegistryError, match=f"v{champion}: its model artifact cannot be loaded"):
+            gate_step(store, spec, trained.run_id, "nightshift_train.payments/missing-artifact")
+        with pytest.raises(registry.RegistryError, match="cannot be loaded"):
+            score_step(store, spec, [LAST_DAY])
+        assert registry.alias_version(client, "payments", "champion") == champion
+        assert len(_versions(client)) == versions
+    finally:
+        shutil.move(aside, location)
 
 
 @pytest.mark.parametrize(
@@ -637,7 +652,7 @@ def test_new_data_does_not_retrain_once_a_champion_serves(registry_env: dict[str
     from nightshift.airflow.tasks.train import run_train
 
     champion = registry.alias_version(registry_env["client"], "payments", "champion")
-    assert champion is not None, "runs after the module's earlier tests promoted a champion"
+    assert champion is not None
     versions = len(_versions(registry_env["client"]))
     with pytest.raises(AirflowSkipException, match=rf"champion v{champion} serves.*nightshift_retrain"):
         run_train("payments", _context("asset_triggered"))
