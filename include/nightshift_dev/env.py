@@ -30,12 +30,21 @@ PRELOAD = {
 USER = "admin"
 
 
+# A task's supervisor waits in select() for up to [workers] min_heartbeat_interval (5 s) at a
+# time; when the task's sockets close before its process can be reaped, it sleeps that long on
+# an empty selector before it notices the exit, and the worker's slot stays taken: 5.03 s after
+# up to a third of the tasks (score, monitor, decide, record, ...). At 1 s it is at most 1 s, for
+# one heartbeat a second per running task (docs/benchmarks.md, "a worker slot held ~5 s").
+HEARTBEAT = {"AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1"}
+
+
 def _core(root: Path) -> dict[str, str]:
     return {
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        **HEARTBEAT,
     }
 
 

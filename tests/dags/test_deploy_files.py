@@ -453,6 +453,7 @@ def test_airflow_services_share_one_environment(compose: dict[str, Any]) -> None
     assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert shared["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert shared["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "default"
+    assert shared["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"  # as nightshift_dev.env.HEARTBEAT
     assert shared["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
     assert shared["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
     assert shared["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:${REDIS_PASSWORD")

@@ -113,3 +113,25 @@ def test_group_members_sees_a_whole_process_group_until_it_is_killed() -> None:
     while group_members(leader.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert group_members(leader.pid) == []
+
+
+def test_every_local_stack_notices_a_finished_task_within_a_second(tmp_path: Path) -> None:
+    """``[workers] min_heartbeat_interval`` 1 on the demo, system and Celery stacks: a task's
+    supervisor that lost the race between its sockets' EOF and its process's exit sleeps that
+    long before it frees the worker's slot (5 s by default). Read back as the supervisor reads it."""
+    import sys
+
+    from nightshift_dev.env import HEARTBEAT, celery_env
+
+    celery = celery_env(
+        airflow_home=tmp_path, state_home=tmp_path, api_port=free_port(), sql_conn="postgresql://x",
+        broker_url="redis://x", result_backend="db+postgresql://x", fernet_key="k", jwt_secret="j",
+        aws_conn="{}", mlflow_url="http://127.0.0.1:1", store_url=tmp_path.as_uri(), celery_config="{}",
+    )  # fmt: skip
+    stacks = {"demo": demo_env(BASE), "system": system_env(tmp_path, free_port()), "celery": celery}
+    for name, env in stacks.items():
+        assert {k: env.get(k) for k in HEARTBEAT} == HEARTBEAT, name
+    read = "from airflow.sdk.execution_time import supervisor; print(supervisor.MIN_HEARTBEAT_INTERVAL)"
+    env = {**os.environ, **stacks["system"]}
+    out = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "1"
