@@ -34,7 +34,7 @@ USER = "admin"
 # time; when the task's sockets close before its process can be reaped, it sleeps that long on
 # an empty selector before it notices the exit, and the worker's slot stays taken: 5.03 s after
 # up to a third of the tasks (score, monitor, decide, record, ...). At 1 s it is at most 1 s, for
-# one heartbeat a second per running task (docs/benchmarks.md, "a worker slot held ~5 s").
+# one heartbeat a second per running task (docs/benchmarks.md, "A worker slot held 5 s after a task").
 HEARTBEAT = {"AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1"}
 
 
