@@ -107,11 +107,17 @@ def test_a_task_s_result_is_one_xcom(dagbag: Any) -> None:
     assert not split, split
 
 
-def test_landing_waits_are_deferrable(dagbag: Any) -> None:
+def test_each_batch_is_one_task_that_waits_deferred(dagbag: Any) -> None:
+    from nightshift.airflow.sensors import LandingIngestOperator
+
     dag = dagbag.dags["nightshift_ingest.payments"]
+    # no sensor before the ingest: the ingest task itself defers until its files land
+    assert sorted(t.task_id for t in dag.tasks) == ["ingest_events", "ingest_labels"]
     for kind in ("events", "labels"):
-        sensor = dag.get_task(f"wait_{kind}")
-        assert sensor.deferrable, f"wait_{kind} would hold a worker slot"
+        task = dag.get_task(f"ingest_{kind}")
+        assert isinstance(task, LandingIngestOperator) and task.kind == kind
+        assert task.wait_timeout.total_seconds() == 12 * 3600
+    assert dag.get_task("ingest_labels").skip_unless_due and not dag.get_task("ingest_events").skip_unless_due
     # the curated event always; training and monitoring are told only when due (through aliases)
     assert [o.name for o in dag.get_task("ingest_events").outlets] == [
         "nightshift.payments.curated",
@@ -183,9 +189,9 @@ def test_the_ingest_schedule_cuts_the_datasets_local_days(
         context = {"params": {}, "data_interval_start": info.data_interval.start}
         assert partition_day(context, zone_of(zone)) == day  # type: ignore[arg-type]
     # labels due the events' own day wait for the events' ingest, whatever its verdict
-    chicago = dags["nightshift_ingest.chicago"].get_task("wait_labels")
+    chicago = dags["nightshift_ingest.chicago"].get_task("ingest_labels")
     assert chicago.upstream_task_ids == {"ingest_events"} and chicago.trigger_rule == "all_done"
-    paris = dags["nightshift_ingest.paris"].get_task("wait_labels")
+    paris = dags["nightshift_ingest.paris"].get_task("ingest_labels")
     assert paris.upstream_task_ids == set() and paris.trigger_rule == "all_success"
     # a spec with an unknown zone still parses (scheduled in UTC); its task fails on the spec
     assert str(dags["nightshift_ingest.mars"].timetable.timezone) == "UTC"

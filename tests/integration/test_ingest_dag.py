@@ -51,12 +51,7 @@ def test_clean_day_publishes_and_rerun_replaces(
     store = _fresh_store(tmp_path, monkeypatch)
     write_day(store, spec, DAY, 0, ROWS, SEED, Scenario())
     states = run_day(DAY)
-    assert states == {
-        "wait_events": "success",
-        "ingest_events": "success",
-        "wait_labels": "skipped",
-        "ingest_labels": "skipped",
-    }
+    assert states == {"ingest_events": "success", "ingest_labels": "skipped"}
     curated = store.published_file("payments", "events", DAY)
     table = pq.read_table(curated)
     assert table.num_rows == ROWS
@@ -373,9 +368,7 @@ def test_a_local_day_through_the_dag(
     dr = dag.test(logical_date=datetime(2026, 11, 2, 6, tzinfo=UTC))
     assert (dr.data_interval_start, dr.data_interval_end) == (start, end)
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert states == dict.fromkeys(
-        ("wait_events", "ingest_events", "wait_labels", "ingest_labels"), "success"
-    )
+    assert states == dict.fromkeys(("ingest_events", "ingest_labels"), "success")
 
     times = pq.read_table(store.published_file("chicago", "events", fall)).column("event_time").to_pylist()
     assert len(times) == ROWS and all(start <= t < end for t in times)

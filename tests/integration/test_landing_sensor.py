@@ -1,4 +1,4 @@
-"""The landing wait: the sensor defers instead of holding a slot, the trigger fires on arrival."""
+"""The landing wait: the ingest task defers instead of holding a slot, the trigger fires on arrival."""
 
 from __future__ import annotations
 
@@ -45,45 +45,72 @@ def test_trigger_fires_when_files_land(tmp_path: Path) -> None:
     assert event.payload["files"] == [store.uri(store.landing_dir("payments", "events", DAY) + "/events.csv")]
 
 
-def test_sensor_defers_when_nothing_landed(tmp_path: Path) -> None:
+def _operator(kind: str = "events", **kwargs: Any) -> Any:
+    """The ingest task of ``kind`` for ``DAY``, its ingest replaced by a record of the call (what
+    is tested here is when it waits and when it ingests; the ingest runs in the DAG tests)."""
+    from nightshift.airflow.sensors import LandingIngestOperator
+
+    class Recording(LandingIngestOperator):
+        ingested: list[date] = []
+
+        def _ingest(self, context: Any, day: date) -> dict[str, Any]:
+            self.ingested.append(day)
+            return {"dt": day.isoformat()}
+
+    return Recording(task_id=f"ingest_{kind}", dataset="payments", kind=kind, dt=DAY.isoformat(), **kwargs)
+
+
+def test_ingest_defers_when_nothing_landed_and_ingests_once_it_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow.sdk.exceptions import TaskDeferred
 
-    from nightshift.airflow.sensors import LandingSensor, LandingTrigger
+    from nightshift.airflow.sensors import LandingTrigger
 
     store = Store((tmp_path / "store").as_uri())
-    sensor = LandingSensor(
-        task_id="wait_events",
-        dataset="payments",
-        kind="events",
-        dt=DAY.isoformat(),
-        store_url=store.url,
-        timeout=60,
-    )
+    monkeypatch.setenv("NIGHTSHIFT_STORE_URL", store.url)
+    task = _operator()
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({})
-    assert isinstance(deferred.value.trigger, LandingTrigger)
+        task.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, LandingTrigger) and (trigger.dataset, trigger.kind) == ("payments", "events")
     assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.timeout is not None and deferred.value.timeout.total_seconds() == 12 * 3600
+    assert task.ingested == []
 
     store.write_bytes_atomic(store.landing_dir("payments", "events", DAY) + "/events.csv", b"x\n")
-    assert sensor.execute({}) == [store.uri(store.landing_dir("payments", "events", DAY) + "/events.csv")]
+    assert task.execute({}) == {"dt": DAY.isoformat()}  # landed: ingested at once, no deferral
+    found = {"status": "found", "files": [store.uri(store.landing_dir("payments", "events", DAY))]}
+    assert task.execute_complete({}, found) == {"dt": DAY.isoformat()}  # resumed by the trigger
+    assert task.ingested == [DAY, DAY]
 
 
-def test_labels_wait_skips_when_none_are_due(tmp_path: Path) -> None:
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    from nightshift.airflow.sensors import LandingSensor
+def test_a_wait_that_times_out_fails_naming_the_folder_without_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.bases.operator import TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowFailException
 
     store = Store((tmp_path / "store").as_uri())
-    sensor = LandingSensor(
-        task_id="wait_labels",
-        dataset="payments",
-        kind="labels",
-        dt=DAY.isoformat(),
-        store_url=store.url,
-        skip_unless_due=True,
-    )
+    monkeypatch.setenv("NIGHTSHIFT_STORE_URL", store.url)
+    task = _operator()
+    where = store.uri(store.landing_dir("payments", "events", DAY))
+    with pytest.raises(
+        AirflowFailException, match=f"no events files for payments dt={DAY} landed in {where}"
+    ):
+        task.resume_execution("__fail__", {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, {})
+    assert task.ingested == []
+
+
+def test_labels_skip_when_none_are_due(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    store = Store((tmp_path / "store").as_uri())
+    monkeypatch.setenv("NIGHTSHIFT_STORE_URL", store.url)
+    task = _operator("labels", skip_unless_due=True)
     with pytest.raises(AirflowSkipException, match="no labels due"):
-        sensor.execute({})
+        task.execute({})
+    assert task.ingested == []
 
 
 def test_dag_run_waits_for_late_files(
@@ -98,13 +125,13 @@ def test_dag_run_waits_for_late_files(
 
     store = Store((tmp_path / "store").as_uri())
     monkeypatch.setenv("NIGHTSHIFT_STORE_URL", store.url)
-    sensor = ingest_dag.get_task("wait_events")
-    monkeypatch.setattr(sensor, "poke_interval", 0.5)
+    task = ingest_dag.get_task("ingest_events")
+    monkeypatch.setattr(task, "poke_interval", 0.5)
     landed = threading.Event()
 
     def deliver_once_deferred() -> None:
         # deliver once the trigger has polled and found nothing (or after 60 s, so that a
-        # sensor that never defers fails the assertion below instead of hanging the test)
+        # task that never defers fails the assertion below instead of hanging the test)
         deadline = time.monotonic() + 60
         while "no events files for payments" not in log_so_far and time.monotonic() < deadline:
             if landed.wait(0.2):
@@ -132,8 +159,9 @@ def test_dag_run_waits_for_late_files(
         worker.join()
         poller.join()
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert "no events files for payments" in log_so_far, "the sensor never deferred"
-    assert states["wait_events"] == "success" and states["ingest_events"] == "success", states
+    assert "no events files for payments" in log_so_far, "the ingest never deferred"
+    assert states["ingest_events"] == "success", states
+    assert set(states) == {"ingest_events", "ingest_labels"}, "one task per batch, no sensor before it"
 
 
 # ---- landing.complete_marker: a day delivered in several files -----------------------------------
@@ -197,30 +225,25 @@ def test_trigger_waits_for_the_marker_not_the_first_file(
     assert "1 file(s) landed" in log and "2 file(s) landed" in log
 
 
-def test_sensor_defers_until_the_marker_lands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ingest_defers_until_the_marker_lands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk.exceptions import TaskDeferred
 
-    from nightshift.airflow.sensors import LandingSensor, LandingTrigger
+    from nightshift.airflow.sensors import LandingTrigger
 
     _marker_spec(tmp_path, monkeypatch)
     store = Store((tmp_path / "store").as_uri())
-    sensor = LandingSensor(
-        task_id="wait_events",
-        dataset="payments",
-        kind="events",
-        dt=DAY.isoformat(),
-        store_url=store.url,
-        timeout=60,
-    )
-    parts = [_part(store, "part-1.csv"), _part(store, "part-2.csv")]
+    monkeypatch.setenv("NIGHTSHIFT_STORE_URL", store.url)
+    task = _operator()
+    _part(store, "part-1.csv")
+    _part(store, "part-2.csv")
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({})
+        task.execute({})
     trigger = deferred.value.trigger
     assert isinstance(trigger, LandingTrigger) and trigger.marker == MARKER
-    assert not sensor.poke({})
+    assert task.ingested == []
     _part(store, MARKER, b"")
-    assert sensor.poke({})
-    assert sensor.execute({}) == parts
+    assert task.execute({}) == {"dt": DAY.isoformat()}
+    assert task.ingested == [DAY]
 
 
 def test_ingest_refuses_a_day_without_its_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Waiting for landing files without holding a worker slot."""
+"""Ingesting a landing batch, waiting for its files without holding a worker slot."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferralTimeout
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from nightshift.airflow.store import store_of
@@ -99,17 +99,23 @@ class LandingTrigger(BaseTrigger):
             await asyncio.sleep(self.poke_interval)
 
 
-class LandingSensor(BaseSensorOperator):
-    """Waits, deferred, for ``landing/<dataset>/<kind>/dt=<day>/`` to have files matching the
-    spec's ``landing.pattern`` and, when the spec sets ``landing.complete_marker``, that marker
-    (without it the sensor fires on the first matching file).
+class LandingIngestOperator(BaseOperator):
+    """Ingests ``landing/<dataset>/<kind>/dt=<day>/`` (:func:`nightshift.airflow.tasks.ingest.run_ingest`)
+    once it can be: at once when files matching the spec's ``landing.pattern`` are there (and,
+    when the spec sets ``landing.complete_marker``, that marker), else after waiting for them
+    deferred in the triggerer (:class:`LandingTrigger`: no worker slot, no task process while
+    it waits). One task per batch, where a sensor before the ingest was one more task process
+    and scheduler hop a day for the same check.
 
-    With ``skip_unless_due`` (for labels) the task is skipped at once on days when no
-    labels are due: no events landed ``label delay`` days earlier. An empty ``dt`` is the
-    local date, in the spec's ``partitioning.timezone``, that the run's data interval starts on.
+    With ``skip_unless_due`` (for labels) the task is skipped at once on days when no labels
+    are due: no events landed ``label delay`` days earlier. An empty ``dt`` is the local date,
+    in the spec's ``partitioning.timezone``, that the run's data interval starts on. A wait
+    that outlasts ``wait_timeout`` fails the task, naming what never landed, without retries
+    (as a sensor's timeout does): retrying would only wait as long again.
     """
 
     template_fields: Sequence[str] = ("dt",)
+    ui_color = "#e8f1fb"
 
     def __init__(
         self,
@@ -118,17 +124,14 @@ class LandingSensor(BaseSensorOperator):
         kind: BatchKind,
         dt: str,
         skip_unless_due: bool = False,
-        store_url: str | None = None,
-        conn_id: str | None = None,
         poke_interval: float = 30.0,
-        deferrable: bool = True,
+        wait_timeout: timedelta = timedelta(hours=12),
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, **kwargs)
-        self.deferrable = deferrable
+        super().__init__(**kwargs)
         self.dataset, self.kind, self.dt = dataset, kind, dt
         self.skip_unless_due = skip_unless_due
-        self.store_url, self.conn_id = store_url, conn_id
+        self.poke_interval, self.wait_timeout = poke_interval, wait_timeout
 
     def _spec(self) -> DatasetSpec:
         from nightshift.spec import find_spec
@@ -140,8 +143,8 @@ class LandingSensor(BaseSensorOperator):
     ) -> tuple[list[str], str]:
         landing = spec.landing
         return landing_state(
-            self.store_url,
-            self.conn_id,
+            None,
+            None,
             self.dataset,
             kind,
             day,
@@ -155,14 +158,12 @@ class LandingSensor(BaseSensorOperator):
 
         return parse_dt(self.dt) if self.dt else partition_day(context, spec.partitioning.tz)
 
-    def poke(self, context: Context) -> bool:
-        spec = self._spec()
-        files, why = self._state(spec, self.kind, self._day(context, spec))
-        if why:
-            self.log.info("%s", why)
-        return bool(files)
+    def _ingest(self, context: Context, day: date) -> dict[str, Any]:
+        from nightshift.airflow.tasks.ingest import run_ingest
 
-    def execute(self, context: Context) -> list[str]:
+        return run_ingest(self.dataset, self.kind, context, day)
+
+    def execute(self, context: Context) -> dict[str, Any]:
         spec = self._spec()
         day = self._day(context, spec)
         if self.skip_unless_due:
@@ -172,28 +173,40 @@ class LandingSensor(BaseSensorOperator):
                 raise AirflowSkipException(
                     f"no labels due for {self.dataset} dt={day}: no events landed on {source_day}"
                 )
-        files, _ = self._state(spec, self.kind, day)
+        files, why = self._state(spec, self.kind, day)
         if files:
-            return files
-        if not self.deferrable:
-            return super().execute(context)
+            return self._ingest(context, day)
+        self.log.info("%s: waiting for them, deferred (at most %s)", why, self.wait_timeout)
         self.defer(
             trigger=LandingTrigger(
                 self.dataset,
                 self.kind,
                 day.isoformat(),
-                self.store_url,
-                self.conn_id,
+                None,
+                None,
                 self.poke_interval,
                 spec.landing.pattern,
                 spec.landing.complete_marker,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            timeout=self.wait_timeout,
         )
-        return []  # not reached: defer() raises
+        raise AssertionError("not reached: defer() raises")
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[str]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         files: list[str] = event["files"]
         self.log.info("found %d %s file(s) for %s", len(files), self.kind, self.dataset)
-        return files
+        spec = self._spec()
+        return self._ingest(context, self._day(context, spec))
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout as exc:
+            day = self._day(context, self._spec())
+            store = store_of()
+            where = store.uri(store.landing_dir(self.dataset, self.kind, day))
+            raise AirflowFailException(
+                f"no {self.kind} files for {self.dataset} dt={day} landed in {where} within "
+                f"{self.wait_timeout}; clear the task once they are there"
+            ) from exc

@@ -42,9 +42,10 @@ def partition_day(context: Context, tz: tzinfo = UTC) -> date:
 
 
 @map_errors
-def run_ingest(dataset: str, kind: BatchKind, context: Context) -> dict[str, Any]:
-    """Ingest one day. A rejected batch (a data error: parse, cast or validation) fails the task
-    without retries, since the data will not change by retrying. A full or failing disk
+def run_ingest(dataset: str, kind: BatchKind, context: Context, day: date | None = None) -> dict[str, Any]:
+    """Ingest one day (``day``, else the run's: :func:`partition_day`). A rejected batch (a
+    data error: parse, cast or validation) fails the task without retries, since the data will
+    not change by retrying. A full or failing disk
     (:class:`~nightshift.ingest.StagingError`) or a store that cannot be read or written
     (:class:`~nightshift.storage.StorageError`) is an infrastructure error: raised as is, so
     Airflow retries it with the task's retries and back-off (both mapped by
@@ -59,7 +60,7 @@ def run_ingest(dataset: str, kind: BatchKind, context: Context) -> dict[str, Any
 
     spec, b = find_spec(dataset), task_backends()
     store = b.store
-    day = partition_day(context, spec.partitioning.tz)
+    day = day or partition_day(context, spec.partitioning.tz)
     try:
         outcome = ingest_partition(b, spec, kind, day)
     except BatchRejected as exc:
@@ -114,7 +115,7 @@ def training_due(spec: DatasetSpec, backends: Backends) -> str | None:
     return None if version else "no champion yet"
 
 
-# how long a labels task waits for its run's events branch to decide (queued or running)
+# how long a labels task waits for its run's events ingest to decide (scheduled, queued or running)
 EVENTS_WAIT_S = 60.0
 
 
@@ -126,19 +127,17 @@ def labels_monitored_later(
     (the score run they set off follows, and waits for these labels while they are being
     validated: :func:`nightshift.airflow.tasks.score.await_labels`) and their predictions are not written
     yet. Without a scoring to come (no events published, or the day scored already) the labels
-    start a monitor run of their own. While the run's events branch is queued or running, this
-    waits for its verdict (at most ``timeout_s``; an events wait that is deferred is not waited
+    start a monitor run of their own. While the run's events ingest is scheduled, queued or running, this
+    waits for its verdict (at most ``timeout_s``; an events ingest that is deferred is not waited
     for: its files have not landed)."""
     import time
 
     ti, run = context["ti"], context["dag_run"]
     deadline = time.monotonic() + timeout_s
     while True:
-        found = ti.get_task_states(
-            dag_id=run.dag_id, run_ids=[run.run_id], task_ids=["wait_events", "ingest_events"]
-        )
+        found = ti.get_task_states(dag_id=run.dag_id, run_ids=[run.run_id], task_ids=["ingest_events"])
         states = {t: str(s) for t, s in (found.get(run.run_id) or {}).items()}
-        if not any(states.get(t) in ("queued", "running") for t in ("wait_events", "ingest_events")):
+        if states.get("ingest_events") not in ("scheduled", "queued", "running"):
             break
         if time.monotonic() > deadline:
             return None
