@@ -155,6 +155,8 @@ def read_labels(store: Store, spec: DatasetSpec, paths: list[str]) -> pa.Table:
     effect)."""
     tables = [pq.read_table(store.open_input(p), columns=[spec.id_column, spec.label.column]) for p in paths]
     all_labels = pa.concat_tables(tables).combine_chunks()
+    if pc.count_distinct(all_labels.column(spec.id_column), mode="all").as_py() == all_labels.num_rows:
+        return all_labels  # every id once (the usual feed): nothing to replace
     # single-threaded grouping keeps row order, so "last" is the latest arrival
     agg = all_labels.group_by(spec.id_column, use_threads=False).aggregate([(spec.label.column, "last")])
     return pa.table(
@@ -217,13 +219,22 @@ def load_window(
 
     parts: list[pa.Table] = []
     lineage: list[Partition] = []
-    for dt in days:
-        path = store.published_file(spec.name, "events", dt)
-        events = pq.read_table(store.open_input(path))
-        # Acero's hash join does not keep row order; training (subsample) depends on it
-        events = events.append_column("__row", pa.array(np.arange(events.num_rows, dtype=np.int64)))
-        joined = events.join(all_labels, keys=spec.id_column, join_type="inner")
-        joined = joined.sort_by("__row").drop_columns(["__row"])
+    paths = {dt: store.published_file(spec.name, "events", dt) for dt in days}
+    tables = {dt: pq.read_table(store.open_input(path)) for dt, path in paths.items()}
+    # each event's label by id, in file order (training's subsample depends on it; an Acero
+    # join would not keep it): one lookup over the whole window, one hash table of the labels
+    ids = pa.chunked_array([c for t in tables.values() for c in t.column(spec.id_column).chunks])
+    found = pc.index_in(ids, value_set=all_labels.column(spec.id_column))
+    label_values = all_labels.column(spec.label.column)
+    offset = 0
+    for dt, events in tables.items():
+        path = paths[dt]
+        at = found.slice(offset, events.num_rows)
+        offset += events.num_rows
+        keep = pc.is_valid(at)
+        joined = events.filter(keep).append_column(
+            all_labels.field(spec.label.column), label_values.take(at.filter(keep))
+        )
         if joined.num_rows == 0:
             log.warning("%s dt=%s: no labels joined yet; day left out", spec.name, dt)
             continue
@@ -252,6 +263,14 @@ def load_window(
         days=split_days([p.dt for p in lineage], t.validation_days, t.holdout_days),
         labels_digest=labels_digest,
     )
+    # each day's rows are one run of the table: a split is its days' slices, not a filter
+    at, start = {}, 0
+    for p, part in zip(lineage, parts, strict=True):
+        at[p.dt] = (start, part.num_rows)
+        start += part.num_rows
+    for name, split in window.days.items():
+        rows = pa.concat_tables([table.slice(*at[d]) for d in split]) if split else table.slice(0, 0)
+        window._splits[name] = (table, rows.drop_columns(["__dt"]))
     check_window(window, spec)
     return window
 
