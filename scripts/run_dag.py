@@ -37,7 +37,7 @@ def wait(
                 last = line
             if run["state"] in FINISHED:
                 return run
-        time.sleep(3)
+        time.sleep(1)
     raise TimeoutError(f"timed out waiting for {dag_id}")
 
 

@@ -160,12 +160,15 @@ class AirflowAPI:
         quiet_polls: int = 2,
         poll_s: float = 2.0,
         on_poll: Callable[[list[str]], None] | None = None,
+        confirm_s: float = 0.25,
     ) -> None:
         """Return once ``dataset``'s DAGs have been idle ``quiet_polls`` polls in a row;
         :class:`TimeoutError` naming what is still busy. An Asset event is queued for its DAG in
         the transaction that ends the task emitting it and becomes a run in the one that deletes
         it, so :meth:`busy` sees every step of a chain; the second poll covers the chain's step
-        back (a promotion scoring again) falling between one poll's DAGs."""
+        back (a promotion scoring again) falling between one poll's DAGs. Polls ``poll_s`` apart
+        while busy; a quiet poll is confirmed ``confirm_s`` later (what the second poll covers
+        is a step between two requests of one poll, not a wait)."""
         quiet = 0
         while time.monotonic() < deadline:
             busy = self.busy(dataset)
@@ -174,5 +177,5 @@ class AirflowAPI:
             quiet = 0 if busy else quiet + 1
             if quiet >= quiet_polls:
                 return
-            time.sleep(poll_s)
+            time.sleep(confirm_s if quiet else poll_s)
         raise TimeoutError(f"still busy: {', '.join(self.busy(dataset)) or 'nothing (just now)'}")

@@ -291,7 +291,7 @@ def replay(
     together: bool = False,
     timeout_s: float = 1200.0,
     unpause: Sequence[str] = (),
-    poll_s: float = 2.0,
+    poll_s: float = 1.0,
 ) -> list[DayResult]:
     """Let landed days pass through the running scheduler: trigger ``nightshift_ingest`` with
     ``dt`` = the day, then wait until every nightshift DAG of the dataset is idle (the scoring,

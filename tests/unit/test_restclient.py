@@ -34,3 +34,16 @@ def test_still_busy_at_the_deadline_names_what() -> None:
     api = Scripted([["monitor(1 run(s))"]] * 50)
     with pytest.raises(TimeoutError, match=r"still busy: monitor\(1 run\(s\)\)"):
         api.wait_idle("payments", time.monotonic() + 0.05, poll_s=0.01)
+
+
+def test_a_quiet_poll_is_confirmed_soon_not_a_whole_poll_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nightshift.restclient as rc
+
+    slept: list[float] = []
+    monkeypatch.setattr(rc.time, "sleep", slept.append)
+    api = Scripted(
+        [["ingest(1 run(s))"], ["score(1 run(s))"], [], ["monitor(0 run(s), events queued)"], [], []]
+    )
+    api.wait_idle("payments", time.monotonic() + 10, poll_s=1.0, confirm_s=0.25)
+    assert api.polls == 6
+    assert slept == [1.0, 1.0, 0.25, 1.0, 0.25]
