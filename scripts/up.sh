@@ -44,15 +44,6 @@ for pair in "$AIRFLOW__API__PORT:NIGHTSHIFT_API_PORT" "$NIGHTSHIFT_MLFLOW_PORT:N
   fi
 done
 
-echo "== preparing Airflow metadata (SQLite) in $AIRFLOW_HOME"
-airflow db migrate >"$LOGS/db-migrate.log" 2>&1 || { echo "airflow db migrate failed; see $LOGS/db-migrate.log" >&2; exit 1; }
-airflow pools set nightshift_registry 1 "nightshift registry writes (alias moves), one at a time" >"$LOGS/pools.log" 2>&1
-if [ ! -f "$PASSWORDS" ]; then
-  # a random password for the UI's user, in a file only its owner reads (never printed or logged;
-  # left to itself the Simple auth manager would print the one it generates into the api-server log)
-  (umask 077; python -c 'import json, secrets; print(json.dumps({"admin": secrets.token_urlsafe(18)}))' >"$PASSWORDS")
-fi
-
 start() {  # name, command...: own process group, pid file, log file
   local name=$1; shift
   setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
@@ -66,9 +57,21 @@ start mlflow mlflow server --host 127.0.0.1 --port "$NIGHTSHIFT_MLFLOW_PORT" --w
   --backend-store-uri "sqlite:///$NIGHTSHIFT_HOME/mlflow/mlflow.db" \
   --default-artifact-root "file://$NIGHTSHIFT_HOME/mlflow/artifacts" \
   --artifacts-destination "$NIGHTSHIFT_HOME/mlflow/artifacts"
+
+# while the MLflow server starts
+echo "== preparing Airflow metadata (SQLite) in $AIRFLOW_HOME"
+airflow db migrate >"$LOGS/db-migrate.log" 2>&1 || { echo "airflow db migrate failed; see $LOGS/db-migrate.log" >&2; scripts/down.sh >/dev/null 2>&1; exit 1; }
+airflow pools set nightshift_registry 1 "nightshift registry writes (alias moves), one at a time" >"$LOGS/pools.log" 2>&1 \
+  || { echo "airflow pools set failed; see $LOGS/pools.log" >&2; scripts/down.sh >/dev/null 2>&1; exit 1; }
+if [ ! -f "$PASSWORDS" ]; then
+  # a random password for the UI's user, in a file only its owner reads (never printed or logged;
+  # left to itself the Simple auth manager would print the one it generates into the api-server log)
+  (umask 077; python -c 'import json, secrets; print(json.dumps({"admin": secrets.token_urlsafe(18)}))' >"$PASSWORDS")
+fi
+
 mlflow_up() { python -c "import urllib.request as u; u.urlopen('$MLFLOW_TRACKING_URI/health', timeout=2)" 2>/dev/null; }
-for _ in $(seq 1 90); do mlflow_up && break; sleep 1; done
-mlflow_up || { echo "MLflow server did not start; see $LOGS/mlflow.log" >&2; exit 1; }
+for _ in $(seq 1 180); do mlflow_up && break; sleep 0.5; done
+mlflow_up || { echo "MLflow server did not start; see $LOGS/mlflow.log" >&2; scripts/down.sh >/dev/null 2>&1; exit 1; }
 
 echo "== starting dag-processor, scheduler, triggerer, api-server (127.0.0.1 only)"
 start dag-processor airflow dag-processor
@@ -99,20 +102,8 @@ else
   for f in "${NIGHTSHIFT_DATASETS_DIR:-datasets}"/*.yaml; do [ -f "$f" ] && names+=("$(basename "$f" .yaml)"); done
 fi
 echo "== waiting for the DAGs of ${names[*]:-no dataset} to be parsed"
-missing=()
-for _ in $(seq 1 120); do
-  listed=$(airflow dags list -o plain 2>/dev/null || true)
-  missing=()
-  for n in "${names[@]}"; do
-    for kind in ingest train score monitor retrain; do
-      grep -q "^nightshift_$kind.$n " <<<"$listed" || missing+=("nightshift_$kind.$n")
-    done
-  done
-  [ ${#missing[@]} -eq 0 ] && break
-  sleep 2
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "DAGs never appeared: ${missing[*]}; see Import errors in the UI and $LOGS/dag-processor.log" >&2
+if ! python scripts/wait_dags.py "${names[@]}" --timeout 240; then
+  echo "see Import errors in the UI and $LOGS/dag-processor.log" >&2
   addresses
   exit 1
 fi

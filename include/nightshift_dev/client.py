@@ -30,7 +30,7 @@ class AirflowClient(AirflowAPI):
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-            time.sleep(2)
+            time.sleep(1)
         raise TimeoutError(f"{dag_id} was not parsed within {timeout:.0f} s")
 
     def wait_run(
@@ -42,7 +42,7 @@ class AirflowClient(AirflowAPI):
             for r in self.runs(dag_id):
                 if pick(r) and r["state"] in FINISHED:
                     return r
-            time.sleep(3)
+            time.sleep(1)
         raise TimeoutError(f"no finished run of {dag_id} within {timeout:.0f} s: {self.runs(dag_id)}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
