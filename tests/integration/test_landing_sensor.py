@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -45,7 +45,7 @@ def test_trigger_fires_when_files_land(tmp_path: Path) -> None:
     assert event.payload["files"] == [store.uri(store.landing_dir("payments", "events", DAY) + "/events.csv")]
 
 
-def _operator(kind: str = "events", **kwargs: Any) -> Any:
+def _operator(kind: Literal["events", "labels"] = "events", **kwargs: Any) -> Any:
     """The ingest task of ``kind`` for ``DAY``, its ingest replaced by a record of the call (what
     is tested here is when it waits and when it ingests; the ingest runs in the DAG tests)."""
     from nightshift.airflow.sensors import LandingIngestOperator
