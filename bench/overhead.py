@@ -414,10 +414,12 @@ def time_to_idle(stack: AirflowClient, t0: float, timeout: float, poll_s: float)
             first_idle = None
         elif first_idle is None:
             first_idle = started
-        started = time.perf_counter() + poll_s  # the client sleeps poll_s, then polls again
+        # the client sleeps poll_s after a busy poll, confirm_s after a quiet one, then polls
+        started = time.perf_counter() + (poll_s if busy else confirm_s)
 
     deadline = time.monotonic() + timeout - (time.perf_counter() - t0)
-    stack.wait_idle(DATASET, deadline, quiet_polls=2, poll_s=poll_s, on_poll=seen)
+    confirm_s = min(poll_s, 0.25)
+    stack.wait_idle(DATASET, deadline, quiet_polls=2, poll_s=poll_s, on_poll=seen, confirm_s=confirm_s)
     assert first_idle is not None
     return first_idle - t0, polls
 
@@ -506,7 +508,7 @@ def airflow_arm(paths: Paths, day: date, timeout: float, poll_s: float) -> Resul
         startup_s = time.perf_counter() - t_start
         # Warm-up (untimed): the first task each LocalExecutor worker runs pays a one-off start-up
         # that a long-running deployment pays once, not every night. Re-ingesting day 0 (same
-        # bytes; no labels due that day) runs both sensors at once, so both workers warm up, while
+        # bytes; no labels due that day) runs both ingest tasks at once, so both workers warm up, while
         # the consumers are paused (Airflow queues no Asset events for paused DAGs).
         stack.unpause(ingest)
         t_warm = time.time()
