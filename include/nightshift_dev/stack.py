@@ -84,7 +84,8 @@ class AirflowStack(AirflowClient):
         )
 
     def start(self, components: tuple[str, ...] = ("dag-processor", "scheduler", "api-server")) -> None:
-        """Migrate the DB and start ``components`` (a test of the UI alone needs only the api-server)."""
+        """Migrate the DB and start ``components`` (a test of the UI alone needs only the api-server;
+        a deferred task needs the ``triggerer``)."""
         from nightshift.airflow.dagconfig import REGISTRY_POOL
 
         self.cli("db", "migrate")
@@ -94,6 +95,8 @@ class AirflowStack(AirflowClient):
             self._spawn("dag-processor", "dag-processor")
         if "scheduler" in components:
             self._spawn("scheduler", "scheduler", "--skip-serve-logs")
+        if "triggerer" in components:
+            self._spawn("triggerer", "triggerer", "--skip-serve-logs")
         self._spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.port))
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -1,5 +1,5 @@
 """``nightshift replay`` through the real scheduler: landed days pass one by one through a running
-dag-processor, scheduler and api-server (127.0.0.1, own metadata DB), logged in with the stack's
+dag-processor, scheduler, triggerer and api-server (127.0.0.1, own metadata DB), logged in with the stack's
 own credentials (a random password in its password file, found through the ``stack.json`` that
 ``make up`` writes). A day whose events never landed is named and not triggered; the others run.
 
@@ -64,7 +64,7 @@ def stack(spec: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     info = {"api": airflow.base, "user": "admin", "passwords_file": str(passwords), "store": store.url}
     (home / "run" / "stack.json").write_text(json.dumps(info))
     try:
-        airflow.start(("dag-processor", "scheduler", "api-server"))
+        airflow.start(("dag-processor", "scheduler", "triggerer", "api-server"))
         airflow.wait_dag(INGEST)
         airflow.wait_dag(MPLS_INGEST)
         yield {"airflow": airflow, "store": store, "home": home, "datasets": datasets}
@@ -153,3 +153,35 @@ def test_replay_of_real_mplsstops_days_ingests_local_days_and_the_late_string_la
         assert store.exists(store.published_file(realdata.DATASET, "events", d)), d
     published = pq.read_table(store.published_file(realdata.DATASET, "labels", last))
     assert set(published.column(realdata.LABEL).to_pylist()) <= {"YES", "NO"} and published.num_rows > 50
+
+
+def test_a_day_triggered_before_its_files_waits_deferred_in_the_triggerer_and_ingests_once_they_land(
+    stack: dict[str, Any], spec: Any
+) -> None:
+    """The ingest task itself waits (no sensor): deferred, off the workers, until the trigger in
+    the real triggerer sees the files, then resumed in a worker to ingest them."""
+    import time
+
+    from nightshift.demo.datagen import Scenario, write_day
+
+    airflow, store = stack["airflow"], stack["store"]
+    run_id = airflow.trigger_id(INGEST, {"dt": str(MISSING)})
+    deadline = time.monotonic() + 120
+    while airflow.task_states(INGEST, run_id).get("ingest_events") != "deferred":
+        assert time.monotonic() < deadline, airflow.task_states(INGEST, run_id)
+        time.sleep(0.5)
+    assert not store.exists(store.published_file("payments", "events", MISSING))
+    write_day(store, spec, MISSING, 1, 300, 11, Scenario())
+    run = airflow.wait_run(INGEST, lambda r: r["dag_run_id"] == run_id, timeout=180)
+    states = airflow.task_states(INGEST, run_id)
+    assert run["state"] == "success", states
+    assert states == {"ingest_events": "success", "ingest_labels": "skipped"}, states
+    assert store.exists(store.published_file("payments", "events", MISSING))
+    # one attempt: deferred, then resumed by the trigger's event (not retried, not re-run)
+    logs = airflow.home / "logs" / f"dag_id={INGEST}" / f"run_id={run_id}" / "task_id=ingest_events"
+    names = sorted(f.name for f in logs.iterdir())
+    assert [n for n in names if ".trigger." not in n] == ["attempt=1.log"], names
+    assert any(n.startswith("attempt=1.log.trigger.") for n in names), f"no trigger ran it: {names}"
+    log = (logs / "attempt=1.log").read_text(errors="replace")
+    assert f"no events files for payments dt={MISSING} yet: waiting for them, deferred" in log
+    assert "found 1 events file(s) for payments" in log
