@@ -1,7 +1,7 @@
 """Wait until the running stack's api-server answers and lists every nightshift DAG of some datasets.
 
 Usage: python scripts/wait_dags.py DATASET ... [--timeout S]
-Exits 0 once ``nightshift_{ingest,train,score,monitor,retrain}.<dataset>`` are all parsed, 1
+Exits 0 once the ``nightshift_<kind>.<dataset>`` DAGs that ``nightshift replay`` watches are parsed, 1
 naming the missing ones after ``--timeout`` seconds. Logs in with the running stack's credentials
 (``make up`` records where they are). A REST call per dataset a second, where ``airflow dags list`` cost
 a fresh Airflow interpreter a poll.
@@ -14,10 +14,8 @@ import sys
 import time
 import urllib.parse
 
-from nightshift.restclient import ApiError, ApiUnavailable
+from nightshift.restclient import KINDS, ApiError, ApiUnavailable, dag_id
 from nightshift_dev.client import stack_client
-
-KINDS = ("ingest", "train", "score", "monitor", "retrain")
 
 
 def main() -> int:
@@ -25,7 +23,7 @@ def main() -> int:
     p.add_argument("datasets", nargs="*")
     p.add_argument("--timeout", type=float, default=240)
     a = p.parse_args()
-    want = {f"nightshift_{kind}.{name}" for name in a.datasets for kind in KINDS}
+    want = {dag_id(kind, name) for name in a.datasets for kind in KINDS}
     deadline = time.monotonic() + a.timeout
     client = stack_client()
     missing = sorted(want)
